@@ -1,0 +1,35 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "swift-dsg",
+    products: [
+        .library(name: "DSG", targets: ["DSG"]),
+        .executable(name: "dsg-bench", targets: ["dsg-bench"]),
+    ],
+    targets: [
+        // MARK: - System library
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+
+        // MARK: - Libraries (each depends only on the ones above it)
+        .target(name: "DSGKernels", dependencies: ["COpenBLAS"]),
+        .target(name: "DSGCore", dependencies: ["DSGKernels"]),
+        .target(name: "DSG", dependencies: ["DSGCore"]),
+
+        // MARK: - Executables
+        .executableTarget(name: "dsg-bench", dependencies: ["DSG", "DSGKernels"], path: "Benchmarks/dsg-bench"),
+
+        // MARK: - Test support and tests
+        .target(name: "DSGTestSupport", dependencies: ["DSGCore"], path: "Tests/DSGTestSupport"),
+        .testTarget(name: "DSGKernelsTests", dependencies: ["DSGKernels", "DSGTestSupport"]),
+        .testTarget(
+            name: "DSGCoreTests",
+            dependencies: ["DSGCore", "DSGTestSupport"],
+            resources: [.copy("Fixtures")]
+        ),
+    ]
+)

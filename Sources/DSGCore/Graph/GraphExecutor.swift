@@ -1,0 +1,197 @@
+/// Runs a ``Model`` on batches of a fixed size, forward and backward, without allocating after set-up.
+///
+/// Every value of the graph gets one buffer, and so does its gradient; these, each node's saved state and one
+/// shared workspace are allocated in `init` and reused by every pass. A pass reads the model's parameters in
+/// place, so an optimizer's update is seen by the next forward.
+///
+/// Backward seeds: after ``forward(_:training:)``, call ``zeroGradients()``, add the loss gradient into
+/// ``gradient(of:)`` of the output and of any intermediate value (DSG's BatchNorm losses inject gradients at
+/// each BatchNorm input), then call ``backward(parameterGradients:)``.
+public final class GraphExecutor {
+    public let model: Model
+    public let batchSize: Int
+    /// Whether ``backward(parameterGradients:)`` computes the gradient of each graph input.
+    public var inputsRequireGradient: [Bool]
+
+    private let values: [UnsafeMutablePointer<Float>]
+    private let gradients: [UnsafeMutablePointer<Float>]
+    /// Gradient buffer of each model tensor that is a parameter; nil for buffers.
+    private let tensorGradients: [UnsafeMutablePointer<Float>?]
+    private let contexts: [NodeContext]
+    private var needsGradient: [Bool]
+    private var allocations: [UnsafeMutableRawPointer] = []
+    private var lastForwardWasTraining = false
+
+    public init(model: Model, batchSize: Int) {
+        precondition(batchSize > 0, "GraphExecutor: the batch size must be positive.")
+        self.model = model
+        self.batchSize = batchSize
+        inputsRequireGradient = Array(repeating: false, count: model.inputs.count)
+
+        var allocations: [UnsafeMutableRawPointer] = []
+        func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+            p.initialize(repeating: 0, count: max(count, 1))
+            allocations.append(UnsafeMutableRawPointer(p))
+            return p
+        }
+        let counts = model.valueShapes.map { batchSize * $0.elementCount }
+        let values = counts.map(floats)
+        self.values = values
+        let gradients = counts.map(floats)
+        self.gradients = gradients
+        tensorGradients = model.tensors.map { $0.role == .parameter ? floats($0.tensor.elementCount) : nil }
+        let workspace = floats(model.nodes.map { $0.op.workspaceCount(batch: batchSize) }.max() ?? 0)
+        contexts = model.nodes.map { node in
+            let indexCount = max(node.op.savedIndexCount(batch: batchSize), 1)
+            let indices = UnsafeMutablePointer<Int32>.allocate(capacity: indexCount)
+            indices.initialize(repeating: 0, count: indexCount)
+            allocations.append(UnsafeMutableRawPointer(indices))
+            return NodeContext(
+                name: node.name, batch: batchSize,
+                inputShapes: node.inputs.map { model.valueShapes[$0.index] },
+                outputShape: model.valueShapes[node.output.index],
+                inputs: node.inputs.map { values[$0.index] }, output: values[node.output.index],
+                tensorCount: node.tensorIndices.count, outputGrad: gradients[node.output.index],
+                saved: floats(node.op.savedCount(batch: batchSize)), savedIndices: indices,
+                workspace: workspace)
+        }
+        needsGradient = Array(repeating: false, count: counts.count)
+        self.allocations = allocations
+    }
+
+    deinit { for p in allocations { p.deallocate() } }
+
+    // MARK: - Forward
+
+    /// Runs the graph on one batch. `inputs` are `[batch, shape...]` tensors, one per graph input.
+    /// Training mode uses batch statistics in BatchNorm (and updates its running statistics).
+    public func forward(_ inputs: [Tensor], training: Bool) throws(GraphError) {
+        guard inputs.count == model.inputs.count else {
+            throw .inputCount(expected: model.inputs.count, got: inputs.count)
+        }
+        for (i, tensor) in inputs.enumerated() {
+            let expected = model.inputs[i].shape.batched(batchSize)
+            guard tensor.shape == expected else {
+                throw .tensorShape(name: model.inputs[i].name, expected: expected, got: tensor.shape)
+            }
+            values[i].update(from: tensor.pointer, count: tensor.elementCount)
+        }
+        try run(training: training)
+    }
+
+    /// Runs the graph on the inputs already in the input buffers (see ``withInput(_:_:)``).
+    public func run(training: Bool) throws(GraphError) {
+        for (i, input) in model.inputs.enumerated() where !isFinite(values[i], batchSize * input.shape.elementCount) {
+            throw .nonFinite(node: input.name, op: "Input", shape: input.shape.batched(batchSize))
+        }
+        bindTensors(training: training)
+        for (node, context) in zip(model.nodes, contexts) {
+            try node.op.forward(context)
+        }
+        lastForwardWasTraining = training
+        for output in model.outputs where !isFinite(values[output.index], count(output)) {
+            throw firstNonFiniteNode()
+        }
+    }
+
+    /// Writes directly into graph input `i`'s buffer (`[batch, shape...]`), avoiding a tensor copy.
+    public func withInput<R>(_ i: Int, _ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeMutableBufferPointer(start: values[i], count: count(ValueID(index: i))))
+    }
+
+    // MARK: - Reading values
+
+    /// A copy of `value` for the whole batch, `[batch, shape...]`.
+    public func value(_ value: ValueID) -> Tensor {
+        Tensor(shape: model.shape(of: value).batched(batchSize), scalars: Array(UnsafeBufferPointer(start: values[value.index], count: count(value))))
+    }
+
+    /// A copy of model output `i`.
+    public func output(_ i: Int = 0) -> Tensor { value(model.outputs[i]) }
+
+    /// Zero-copy read access to a value's buffer.
+    public func withValue<R>(_ value: ValueID, _ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: values[value.index], count: count(value)))
+    }
+
+    // MARK: - Backward
+
+    /// Sets every value and parameter gradient to zero.
+    public func zeroGradients() {
+        for (i, g) in gradients.enumerated() { g.update(repeating: 0, count: count(ValueID(index: i))) }
+        for (i, g) in tensorGradients.enumerated() {
+            g?.update(repeating: 0, count: model.tensors[i].tensor.elementCount)
+        }
+    }
+
+    /// The gradient buffer of `value` (`[batch, shape...]`): add loss gradients here before ``backward(parameterGradients:)``.
+    public func gradient(of value: ValueID) -> UnsafeMutableBufferPointer<Float> {
+        UnsafeMutableBufferPointer(start: gradients[value.index], count: count(value))
+    }
+
+    /// Propagates the seeded gradients back through the graph, accumulating into input gradients (where
+    /// ``inputsRequireGradient`` asks) and, when `parameterGradients` is true, into every parameter's gradient.
+    /// With `parameterGradients: false` only the work needed for input gradients is done (as in DSG, which
+    /// optimises images, not weights).
+    public func backward(parameterGradients: Bool = true) {
+        planGradients(parameterGradients: parameterGradients)
+        for (node, context) in zip(model.nodes, contexts).reversed() where needsGradient[node.output.index] {
+            context.training = lastForwardWasTraining
+            for (k, input) in node.inputs.enumerated() {
+                context.inputGrads[k] = needsGradient[input.index] ? gradients[input.index] : nil
+            }
+            for (k, t) in node.tensorIndices.enumerated() {
+                context.tensorGrads[k] = parameterGradients ? tensorGradients[t] : nil
+            }
+            node.op.backward(context)
+        }
+    }
+
+    /// A copy of the accumulated gradient of the parameter called `name`.
+    public func parameterGradient(named name: String) throws(GraphError) -> Tensor {
+        guard let i = model.tensors.firstIndex(where: { $0.name == name }) else { throw .unknownTensor(name) }
+        guard let g = tensorGradients[i] else { throw .unknownTensor(name + " (a buffer has no gradient)") }
+        let shape = model.tensors[i].tensor.shape
+        return Tensor(shape: shape, scalars: Array(UnsafeBufferPointer(start: g, count: shape.elementCount)))
+    }
+
+    /// The gradient buffer of model tensor `i`, nil for buffers. For optimizers.
+    package func tensorGradient(_ i: Int) -> UnsafeMutablePointer<Float>? { tensorGradients[i] }
+
+    // MARK: - Helpers
+
+    private func count(_ value: ValueID) -> Int { batchSize * model.valueShapes[value.index].elementCount }
+
+    /// Points every node at its tensors' current storage (copy-on-write may have moved it since the last pass).
+    private func bindTensors(training: Bool) {
+        for (node, context) in zip(model.nodes, contexts) {
+            context.training = training
+            for (k, t) in node.tensorIndices.enumerated() {
+                context.tensors[k] = model.mutablePointer(tensor: t)
+            }
+        }
+    }
+
+    /// Marks the values whose gradient backward must compute.
+    private func planGradients(parameterGradients: Bool) {
+        for i in model.inputs.indices { needsGradient[i] = inputsRequireGradient[i] }
+        for node in model.nodes {
+            let ownsParameters = parameterGradients && node.tensorIndices.contains { tensorGradients[$0] != nil }
+            needsGradient[node.output.index] = ownsParameters || node.inputs.contains { needsGradient[$0.index] }
+        }
+    }
+
+    private func isFinite(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Bool {
+        var bad = false
+        for i in 0..<n where !p[i].isFinite { bad = true; break }
+        return !bad
+    }
+
+    private func firstNonFiniteNode() -> GraphError {
+        for node in model.nodes where !isFinite(values[node.output.index], count(node.output)) {
+            return .nonFinite(node: node.name, op: node.op.kind, shape: model.shape(of: node.output).batched(batchSize))
+        }
+        return .nonFinite(node: "output", op: "Output", shape: [])
+    }
+}

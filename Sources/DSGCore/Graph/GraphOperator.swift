@@ -1,0 +1,111 @@
+/// One operation of a model graph: its shape rule, the tensors it owns, and its forward and backward passes.
+///
+/// Shapes given to and returned by an operator are *per sample* (no batch dimension). Forward reads
+/// `context.inputs` and writes `context.output`; backward reads the forward values and `context.outputGrad`
+/// and **accumulates** (`+=`) into `context.inputGrads` and `context.parameterGrads` (either may be absent when
+/// nobody needs them). Operators are immutable values; everything that changes lives in the executor.
+public protocol GraphOperator: Sendable {
+    /// A short operator name for errors and listings, e.g. `"Conv2d"`.
+    var kind: String { get }
+
+    /// The per-sample output shape for the given per-sample input shapes.
+    func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape
+
+    /// Parameters and buffers the node owns, in a fixed order; the executor passes them in that order.
+    var tensorSpecs: [TensorSpec] { get }
+
+    /// Floats the node keeps between forward and backward (per executor), for a batch of `batch`.
+    func savedCount(batch: Int) -> Int
+    /// Int32 slots the node keeps between forward and backward (e.g. max-pool winners).
+    func savedIndexCount(batch: Int) -> Int
+    /// Floats of scratch the node needs during one call; shared by all nodes.
+    func workspaceCount(batch: Int) -> Int
+
+    func forward(_ context: NodeContext) throws(GraphError)
+    func backward(_ context: NodeContext)
+}
+
+extension GraphOperator {
+    public var tensorSpecs: [TensorSpec] { [] }
+    public func savedCount(batch: Int) -> Int { 0 }
+    public func savedIndexCount(batch: Int) -> Int { 0 }
+    public func workspaceCount(batch: Int) -> Int { 0 }
+}
+
+/// Trained parameters go to optimizers; buffers (running statistics) are saved and loaded but never trained.
+public enum TensorRole: Sendable, Equatable {
+    case parameter
+    case buffer
+}
+
+/// How a new tensor is filled when a node is added to a model.
+public enum Initializer: Sendable, Equatable {
+    case constant(Float)
+    case uniform(bound: Float)
+    case normal(standardDeviation: Float)
+}
+
+/// A tensor a node owns, named `<node>.<suffix>` in the model (PyTorch's names: `weight`, `running_mean`, ...).
+public struct TensorSpec: Sendable {
+    public let suffix: String
+    public let shape: Shape
+    public let role: TensorRole
+    public let initializer: Initializer
+
+    public init(_ suffix: String, _ shape: Shape, _ role: TensorRole, _ initializer: Initializer) {
+        (self.suffix, self.shape, self.role, self.initializer) = (suffix, shape, role, initializer)
+    }
+}
+
+/// The buffers one node works on during a pass. Built once per executor; only the tensor pointers are
+/// refreshed before each pass (a tensor's storage may have been replaced by copy-on-write).
+public final class NodeContext {
+    public let name: String
+    public let batch: Int
+    /// Whether the last forward ran in training mode (batch statistics) or evaluation mode.
+    public internal(set) var training = false
+    /// Per-sample input shapes and output shape.
+    public let inputShapes: [Shape]
+    public let outputShape: Shape
+    /// `[batch, inputShapes[i]...]` buffers.
+    public let inputs: [UnsafeMutablePointer<Float>]
+    public let output: UnsafeMutablePointer<Float>
+    /// The node's tensors, in ``GraphOperator/tensorSpecs`` order.
+    public internal(set) var tensors: [UnsafeMutablePointer<Float>]
+    /// Gradient of the loss with respect to `output`.
+    public let outputGrad: UnsafeMutablePointer<Float>
+    /// Gradients to accumulate into, nil where not needed in this backward pass.
+    public internal(set) var inputGrads: [UnsafeMutablePointer<Float>?]
+    /// Gradients of the node's tensors (nil for buffers, or all nil when parameter gradients are off).
+    public internal(set) var tensorGrads: [UnsafeMutablePointer<Float>?]
+    public let saved: UnsafeMutablePointer<Float>
+    public let savedIndices: UnsafeMutablePointer<Int32>
+    public let workspace: UnsafeMutablePointer<Float>
+
+    init(
+        name: String, batch: Int, inputShapes: [Shape], outputShape: Shape,
+        inputs: [UnsafeMutablePointer<Float>], output: UnsafeMutablePointer<Float>,
+        tensorCount: Int, outputGrad: UnsafeMutablePointer<Float>,
+        saved: UnsafeMutablePointer<Float>, savedIndices: UnsafeMutablePointer<Int32>,
+        workspace: UnsafeMutablePointer<Float>
+    ) {
+        self.name = name
+        self.batch = batch
+        self.inputShapes = inputShapes
+        self.outputShape = outputShape
+        self.inputs = inputs
+        self.output = output
+        self.tensors = Array(repeating: output, count: tensorCount)
+        self.outputGrad = outputGrad
+        self.inputGrads = Array(repeating: nil, count: inputs.count)
+        self.tensorGrads = Array(repeating: nil, count: tensorCount)
+        self.saved = saved
+        self.savedIndices = savedIndices
+        self.workspace = workspace
+    }
+
+    /// Elements of input `i` for the whole batch.
+    public func inputCount(_ i: Int) -> Int { batch * inputShapes[i].elementCount }
+    /// Elements of the output for the whole batch.
+    public var outputCount: Int { batch * outputShape.elementCount }
+}

@@ -1,0 +1,74 @@
+import DSGKernels
+
+/// Batch normalization over channels (PyTorch `BatchNorm2d`, and `BatchNorm1d` on `[C]` features).
+///
+/// Tensors: `weight [C]`, `bias [C]` (absent when `affine` is false), buffers `running_mean [C]`,
+/// `running_var [C]`. `momentum` is PyTorch's: `running = (1 - momentum) * running + momentum * batch`.
+public struct BatchNormOp: GraphOperator {
+    public let channels: Int
+    public let epsilon: Float
+    public let momentum: Float
+    public let affine: Bool
+    public var kind: String { "BatchNorm" }
+
+    public init(channels: Int, epsilon: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true) {
+        (self.channels, self.epsilon, self.momentum, self.affine) = (channels, epsilon, momentum, affine)
+    }
+
+    public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
+        guard inputs.count == 1, inputs[0].rank >= 1, inputs[0][0] == channels else {
+            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input [\(channels), ...]")
+        }
+        return inputs[0]
+    }
+
+    public var tensorSpecs: [TensorSpec] {
+        let stats = [
+            TensorSpec("running_mean", [channels], .buffer, .constant(0)),
+            TensorSpec("running_var", [channels], .buffer, .constant(1)),
+        ]
+        guard affine else { return stats }
+        return [
+            TensorSpec("weight", [channels], .parameter, .constant(1)),
+            TensorSpec("bias", [channels], .parameter, .constant(0)),
+        ] + stats
+    }
+
+    /// Indices of the running statistics in ``tensorSpecs``.
+    public var runningMeanIndex: Int { affine ? 2 : 0 }
+    public var runningVarIndex: Int { affine ? 3 : 1 }
+
+    /// Saved per channel: the mean and inverse standard deviation used by the last forward.
+    public func savedCount(batch: Int) -> Int { 2 * channels }
+
+    private func sizes(_ c: NodeContext) -> BatchNorm.Sizes {
+        BatchNorm.Sizes(batch: c.batch, channels: channels, plane: c.outputShape.elementCount / channels)
+    }
+
+    public func forward(_ c: NodeContext) throws(GraphError) {
+        let gamma = affine ? UnsafePointer(c.tensors[0]) : nil, beta = affine ? UnsafePointer(c.tensors[1]) : nil
+        let mean = c.saved, invStd = c.saved + channels
+        if c.training {
+            BatchNorm.forwardTraining(
+                sizes(c), input: c.inputs[0], gamma: gamma, beta: beta, epsilon: epsilon, momentum: momentum,
+                runningMean: c.tensors[runningMeanIndex], runningVar: c.tensors[runningVarIndex],
+                savedMean: mean, savedInvStd: invStd, output: c.output)
+        } else {
+            for ch in 0..<channels {
+                mean[ch] = c.tensors[runningMeanIndex][ch]
+                invStd[ch] = 1 / (c.tensors[runningVarIndex][ch] + epsilon).squareRoot()
+            }
+            BatchNorm.forwardEvaluation(
+                sizes(c), input: c.inputs[0], gamma: gamma, beta: beta, epsilon: epsilon,
+                runningMean: c.tensors[runningMeanIndex], runningVar: c.tensors[runningVarIndex], output: c.output)
+        }
+    }
+
+    public func backward(_ c: NodeContext) {
+        BatchNorm.backward(
+            sizes(c), training: c.training, input: c.inputs[0], outputGrad: c.outputGrad,
+            gamma: affine ? UnsafePointer(c.tensors[0]) : nil, mean: c.saved, invStd: c.saved + channels,
+            inputGrad: c.inputGrads[0], gammaGrad: affine ? c.tensorGrads[0] : nil,
+            betaGrad: affine ? c.tensorGrads[1] : nil)
+    }
+}

@@ -1,0 +1,139 @@
+/// Concatenation along the channel axis (the first per-sample axis).
+public struct ConcatOp: GraphOperator {
+    public var kind: String { "Concat" }
+    public init() {}
+
+    public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
+        guard let first = inputs.first, first.rank >= 1,
+            inputs.allSatisfy({ $0.rank == first.rank && Array($0.dimensions.dropFirst()) == Array(first.dimensions.dropFirst()) })
+        else {
+            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "inputs that differ only in channels")
+        }
+        return Shape([inputs.reduce(0) { $0 + $1[0] }] + first.dimensions.dropFirst())
+    }
+
+    public func forward(_ c: NodeContext) throws(GraphError) {
+        forEachSlice(c) { out, input, count in out.update(from: input, count: count) }
+    }
+
+    public func backward(_ c: NodeContext) {
+        let sample = c.outputShape.elementCount
+        var offset = 0
+        for (k, shape) in c.inputShapes.enumerated() {
+            let count = shape.elementCount
+            if let dx = c.inputGrads[k] {
+                for n in 0..<c.batch {
+                    let src = c.outputGrad + n * sample + offset, dst = dx + n * count
+                    for i in 0..<count { dst[i] += src[i] }
+                }
+            }
+            offset += count
+        }
+    }
+
+    private func forEachSlice(_ c: NodeContext, _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) {
+        let sample = c.outputShape.elementCount
+        var offset = 0
+        for (k, shape) in c.inputShapes.enumerated() {
+            let count = shape.elementCount
+            for n in 0..<c.batch { body(c.output + n * sample + offset, c.inputs[k] + n * count, count) }
+            offset += count
+        }
+    }
+}
+
+/// Nearest-neighbour 2x upsampling: `[C, H, W] -> [C, 2H, 2W]` (PyTorch `Upsample(scale_factor=2)`).
+public struct UpsampleNearest2xOp: GraphOperator {
+    public var kind: String { "UpsampleNearest2x" }
+    public init() {}
+
+    public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
+        guard inputs.count == 1, inputs[0].rank == 3 else {
+            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input [C, H, W]")
+        }
+        return [inputs[0][0], 2 * inputs[0][1], 2 * inputs[0][2]]
+    }
+
+    public func forward(_ c: NodeContext) throws(GraphError) {
+        let (h, w) = (c.inputShapes[0][1], c.inputShapes[0][2])
+        for p in 0..<(c.batch * c.inputShapes[0][0]) {
+            let src = c.inputs[0] + p * h * w, dst = c.output + p * 4 * h * w
+            for y in 0..<(2 * h) {
+                let s = src + (y / 2) * w, d = dst + y * 2 * w
+                for x in 0..<(2 * w) { d[x] = s[x / 2] }
+            }
+        }
+    }
+
+    public func backward(_ c: NodeContext) {
+        guard let dx = c.inputGrads[0] else { return }
+        let (h, w) = (c.inputShapes[0][1], c.inputShapes[0][2])
+        for p in 0..<(c.batch * c.inputShapes[0][0]) {
+            let src = c.outputGrad + p * 4 * h * w, dst = dx + p * h * w
+            for y in 0..<(2 * h) {
+                let s = src + y * 2 * w, d = dst + (y / 2) * w
+                for x in 0..<(2 * w) { d[x / 2] += s[x] }
+            }
+        }
+    }
+}
+
+/// Reinterprets each sample with a new shape of the same size (flatten is `Reshape([C * H * W])`).
+public struct ReshapeOp: GraphOperator {
+    public let shape: Shape
+    public var kind: String { "Reshape" }
+    public init(_ shape: Shape) { self.shape = shape }
+
+    public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
+        guard inputs.count == 1, inputs[0].elementCount == shape.elementCount else {
+            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input of \(shape.elementCount) elements for \(shape)")
+        }
+        return shape
+    }
+
+    public func forward(_ c: NodeContext) throws(GraphError) { c.output.update(from: c.inputs[0], count: c.outputCount) }
+
+    public func backward(_ c: NodeContext) {
+        guard let dx = c.inputGrads[0] else { return }
+        for i in 0..<c.outputCount { dx[i] += c.outputGrad[i] }
+    }
+}
+
+/// Label embedding (PyTorch `Embedding`): each sample's label (an integer stored as a float, input shape `[]`)
+/// selects a row of `weight [classes, dimension]`. Labels receive no gradient.
+public struct EmbeddingOp: GraphOperator {
+    public let classes: Int
+    public let dimension: Int
+    public var kind: String { "Embedding" }
+
+    public init(classes: Int, dimension: Int) { (self.classes, self.dimension) = (classes, dimension) }
+
+    public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
+        guard inputs.count == 1, inputs[0].elementCount == 1 else {
+            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one label per sample (shape [])")
+        }
+        return [dimension]
+    }
+
+    public var tensorSpecs: [TensorSpec] {
+        [TensorSpec("weight", [classes, dimension], .parameter, .normal(standardDeviation: 1))]
+    }
+
+    public func forward(_ c: NodeContext) throws(GraphError) {
+        for n in 0..<c.batch {
+            let label = c.inputs[0][n]
+            guard label >= 0, label < Float(classes), label.rounded() == label else {
+                throw .labelOutOfRange(node: c.name, label: label, classes: classes)
+            }
+            (c.output + n * dimension).update(from: c.tensors[0] + Int(label) * dimension, count: dimension)
+        }
+    }
+
+    public func backward(_ c: NodeContext) {
+        guard let dw = c.tensorGrads[0] else { return }
+        for n in 0..<c.batch {
+            let row = dw + Int(c.inputs[0][n]) * dimension, dy = c.outputGrad + n * dimension
+            for i in 0..<dimension { row[i] += dy[i] }
+        }
+    }
+}

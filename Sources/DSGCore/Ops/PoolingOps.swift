@@ -1,0 +1,87 @@
+import DSGKernels
+
+/// Max pooling over `[C, H, W]` (PyTorch `MaxPool2d`); padding never wins.
+public struct MaxPool2dOp: GraphOperator {
+    /// The window, as a depthwise "convolution" over the input (channels in = out, groups = channels).
+    public let window: ConvGeometry
+    public var kind: String { "MaxPool2d" }
+
+    public init(window: ConvGeometry) { self.window = window }
+
+    public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
+        try poolOutputShape(window, inputs, node, kind)
+    }
+
+    public func savedIndexCount(batch: Int) -> Int { batch * window.outChannels * window.outputPlane }
+
+    public func forward(_ c: NodeContext) throws(GraphError) {
+        Pooling.maxForward(window, batch: c.batch, input: c.inputs[0], output: c.output, argmax: c.savedIndices)
+    }
+
+    public func backward(_ c: NodeContext) {
+        guard let dx = c.inputGrads[0] else { return }
+        Pooling.maxBackward(window, batch: c.batch, outputGrad: c.outputGrad, argmax: c.savedIndices, inputGrad: dx)
+    }
+}
+
+/// Average pooling over `[C, H, W]` (PyTorch `AvgPool2d` with `count_include_pad=True`).
+public struct AvgPool2dOp: GraphOperator {
+    public let window: ConvGeometry
+    public var kind: String { "AvgPool2d" }
+
+    public init(window: ConvGeometry) { self.window = window }
+
+    public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
+        try poolOutputShape(window, inputs, node, kind)
+    }
+
+    public func forward(_ c: NodeContext) throws(GraphError) {
+        Pooling.averageForward(window, batch: c.batch, input: c.inputs[0], output: c.output)
+    }
+
+    public func backward(_ c: NodeContext) {
+        guard let dx = c.inputGrads[0] else { return }
+        Pooling.averageBackward(window, batch: c.batch, outputGrad: c.outputGrad, inputGrad: dx)
+    }
+}
+
+private func poolOutputShape(_ w: ConvGeometry, _ inputs: [Shape], _ node: String, _ kind: String) throws(GraphError) -> Shape {
+    guard inputs.count == 1, inputs[0] == [w.inChannels, w.inputH, w.inputW] else {
+        throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input [\(w.inChannels), \(w.inputH), \(w.inputW)]")
+    }
+    return [w.outChannels, w.outputH, w.outputW]
+}
+
+/// Mean over the spatial plane: `[C, H, W] -> [C, 1, 1]` (PyTorch `AdaptiveAvgPool2d(1)`, ONNX `GlobalAveragePool`).
+public struct GlobalAvgPoolOp: GraphOperator {
+    public var kind: String { "GlobalAveragePool" }
+    public init() {}
+
+    public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
+        guard inputs.count == 1, inputs[0].rank == 3 else {
+            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input [C, H, W]")
+        }
+        return [inputs[0][0], 1, 1]
+    }
+
+    public func forward(_ c: NodeContext) throws(GraphError) {
+        let plane = c.inputShapes[0][1] * c.inputShapes[0][2]
+        let scale = 1 / Float(plane)
+        for i in 0..<c.outputCount {
+            let row = c.inputs[0] + i * plane
+            var s: Float = 0
+            for j in 0..<plane { s += row[j] }
+            c.output[i] = s * scale
+        }
+    }
+
+    public func backward(_ c: NodeContext) {
+        guard let dx = c.inputGrads[0] else { return }
+        let plane = c.inputShapes[0][1] * c.inputShapes[0][2]
+        let scale = 1 / Float(plane)
+        for i in 0..<c.outputCount {
+            let d = c.outputGrad[i] * scale, row = dx + i * plane
+            for j in 0..<plane { row[j] += d }
+        }
+    }
+}

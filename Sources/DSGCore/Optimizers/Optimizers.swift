@@ -1,0 +1,103 @@
+/// Stochastic gradient descent with PyTorch's semantics: weight decay is added to the gradient, momentum keeps
+/// `v = μ v + g` (the first step sets `v = g`), Nesterov steps along `g + μ v`, plain momentum along `v`.
+public final class SGD {
+    public var learningRate: Float
+    public let momentum: Float
+    public let nesterov: Bool
+    public let weightDecay: Float
+    private var velocity: [Int: UnsafeMutablePointer<Float>] = [:]
+
+    public init(learningRate: Float, momentum: Float = 0, nesterov: Bool = false, weightDecay: Float = 0) {
+        precondition(!nesterov || momentum > 0, "SGD: Nesterov momentum needs a positive momentum.")
+        (self.learningRate, self.momentum, self.nesterov, self.weightDecay) = (learningRate, momentum, nesterov, weightDecay)
+    }
+
+    deinit { for p in velocity.values { p.deallocate() } }
+
+    /// Updates `count` values in place from their gradient. `slot` names the state (one per tensor).
+    public func step(_ p: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>, count: Int, slot: Int) {
+        let first = velocity[slot] == nil
+        let v = velocity[slot] ?? {
+            let v = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            v.initialize(repeating: 0, count: count)
+            velocity[slot] = v
+            return v
+        }()
+        let (lr, mu, wd) = (learningRate, momentum, weightDecay)
+        for i in 0..<count {
+            var d = g[i] + wd * p[i]
+            if mu != 0 {
+                v[i] = first ? d : mu * v[i] + d
+                d = nesterov ? d + mu * v[i] : v[i]
+            }
+            p[i] -= lr * d
+        }
+    }
+
+    /// One step on every parameter of the executor's model, from the executor's accumulated gradients.
+    public func step(_ executor: GraphExecutor) {
+        forEachParameter(executor) { p, g, n, slot in step(p, gradient: g, count: n, slot: slot) }
+    }
+}
+
+/// Adam (Kingma & Ba 2015) with PyTorch's semantics, including L2 weight decay added to the gradient.
+public final class Adam {
+    public var learningRate: Float
+    public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
+    private var state: [Int: (m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, step: Int)] = [:]
+
+    public init(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0) {
+        (self.learningRate, self.beta1, self.beta2, self.epsilon, self.weightDecay) = (learningRate, beta1, beta2, epsilon, weightDecay)
+    }
+
+    deinit {
+        for s in state.values {
+            s.m.deallocate()
+            s.v.deallocate()
+        }
+    }
+
+    /// Updates `count` values in place from their gradient. `slot` names the state (one per tensor).
+    public func step(_ p: UnsafeMutablePointer<Float>, gradient g: UnsafePointer<Float>, count: Int, slot: Int) {
+        var s = state[slot] ?? {
+            let m = UnsafeMutablePointer<Float>.allocate(capacity: count), v = UnsafeMutablePointer<Float>.allocate(capacity: count)
+            m.initialize(repeating: 0, count: count)
+            v.initialize(repeating: 0, count: count)
+            return (m, v, 0)
+        }()
+        s.step += 1
+        state[slot] = s
+        let c1 = 1 - Float(Double(beta1).power(s.step)), c2 = 1 - Float(Double(beta2).power(s.step))
+        let stepSize = learningRate / c1, root2 = c2.squareRoot()
+        for i in 0..<count {
+            let d = g[i] + weightDecay * p[i]
+            s.m[i] = beta1 * s.m[i] + (1 - beta1) * d
+            s.v[i] = beta2 * s.v[i] + (1 - beta2) * d * d
+            p[i] -= stepSize * s.m[i] / (s.v[i].squareRoot() / root2 + epsilon)
+        }
+    }
+
+    /// One step on every parameter of the executor's model, from the executor's accumulated gradients.
+    public func step(_ executor: GraphExecutor) {
+        forEachParameter(executor) { p, g, n, slot in step(p, gradient: g, count: n, slot: slot) }
+    }
+}
+
+extension Double {
+    fileprivate func power(_ n: Int) -> Double {
+        var r = 1.0
+        for _ in 0..<n { r *= self }
+        return r
+    }
+}
+
+/// Calls `body(parameter, gradient, count, tensorIndex)` for every trained tensor of the executor's model.
+private func forEachParameter(
+    _ executor: GraphExecutor, _ body: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int, Int) -> Void
+) {
+    let model = executor.model
+    for i in model.tensors.indices {
+        guard let g = executor.tensorGradient(i) else { continue }
+        body(model.mutablePointer(tensor: i), g, model.tensors[i].tensor.elementCount, i)
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+
+/// A seeded pseudo-random generator (xoshiro256**, seeded through SplitMix64) so every run is reproducible
+/// across machines. Normals use the Box-Muller transform in Double.
+public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codable {
+    public private(set) var state: [UInt64]
+
+    public init(seed: UInt64) {
+        var s = seed
+        state = (0..<4).map { _ in
+            s &+= 0x9E37_79B9_7F4A_7C15
+            var z = s
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    public mutating func next() -> UInt64 {
+        let result = rotate(state[1] &* 5, 7) &* 9
+        let t = state[1] << 17
+        state[2] ^= state[0]
+        state[3] ^= state[1]
+        state[1] ^= state[2]
+        state[0] ^= state[3]
+        state[2] ^= t
+        state[3] = rotate(state[3], 45)
+        return result
+    }
+
+    private func rotate(_ x: UInt64, _ k: UInt64) -> UInt64 { (x << k) | (x >> (64 - k)) }
+
+    /// Uniform in `[low, high)`.
+    public mutating func uniform(_ low: Float = 0, _ high: Float = 1) -> Float {
+        // 24 random bits give every representable step of a Float in [0, 1).
+        let unit = Float(next() >> 40) * 0x1p-24
+        return low + (high - low) * unit
+    }
+
+    /// Normal with the given mean and standard deviation.
+    public mutating func normal(mean: Float = 0, standardDeviation: Float = 1) -> Float {
+        let u1 = (Double(next() >> 11) + 1) * 0x1p-53  // (0, 1]: the logarithm stays finite
+        let u2 = Double(next() >> 11) * 0x1p-53
+        let z = (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
+        return mean + standardDeviation * Float(z)
+    }
+
+    /// Uniform integer in `range`.
+    public mutating func integer(in range: Range<Int>) -> Int { Int.random(in: range, using: &self) }
+
+    /// A tensor of independent uniform values in `[low, high)`.
+    public mutating func uniformTensor(_ shape: Shape, _ low: Float = 0, _ high: Float = 1) -> Tensor {
+        Tensor(shape: shape, scalars: (0..<shape.elementCount).map { _ in uniform(low, high) })
+    }
+
+    /// A tensor of independent normal values.
+    public mutating func normalTensor(_ shape: Shape, mean: Float = 0, standardDeviation: Float = 1) -> Tensor {
+        Tensor(shape: shape, scalars: (0..<shape.elementCount).map { _ in normal(mean: mean, standardDeviation: standardDeviation) })
+    }
+}

@@ -1,0 +1,17 @@
+/// The dimensions of a tensor, outermost first (NCHW for images).
+public struct Shape: Hashable, Sendable, ExpressibleByArrayLiteral, CustomStringConvertible {
+    public var dimensions: [Int]
+
+    public init(_ dimensions: [Int]) { self.dimensions = dimensions }
+    public init(arrayLiteral dimensions: Int...) { self.dimensions = dimensions }
+
+    public var rank: Int { dimensions.count }
+    /// The number of elements: the product of the dimensions (1 for a scalar).
+    public var elementCount: Int { dimensions.reduce(1, *) }
+    public subscript(axis: Int) -> Int { dimensions[axis] }
+
+    /// This per-sample shape with a leading batch dimension.
+    public func batched(_ batch: Int) -> Shape { Shape([batch] + dimensions) }
+
+    public var description: String { "[" + dimensions.map(String.init).joined(separator: ", ") + "]" }
+}

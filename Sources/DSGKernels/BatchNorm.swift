@@ -1,0 +1,120 @@
+/// Batch normalization over NCHW buffers, per channel.
+///
+/// Training mode normalises with the batch statistics (biased variance), saves `mean[C]` and `invStd[C]` for the
+/// backward pass and moves the running statistics by `momentum` (PyTorch's convention: `running = (1 - m) *
+/// running + m * batch`, the running variance unbiased). Evaluation mode uses the running statistics.
+/// `gamma` and `beta` are nil for an affine-free layer (scale 1, shift 0).
+public enum BatchNorm {
+    public struct Sizes: Sendable {
+        public let batch: Int, channels: Int, plane: Int
+        public init(batch: Int, channels: Int, plane: Int) {
+            (self.batch, self.channels, self.plane) = (batch, channels, plane)
+        }
+        var reduced: Int { batch * plane }
+    }
+
+    /// Training-mode forward. Writes `output`, `savedMean`, `savedInvStd` and updates the running statistics.
+    public static func forwardTraining(
+        _ s: Sizes, input: UnsafePointer<Float>, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+        epsilon: Float, momentum: Float,
+        runningMean: UnsafeMutablePointer<Float>, runningVar: UnsafeMutablePointer<Float>,
+        savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>,
+        output: UnsafeMutablePointer<Float>
+    ) {
+        let m = Double(s.reduced)
+        for c in 0..<s.channels {
+            // Two passes in Double: the mean first, then the centred sum of squares (no cancellation).
+            var sum = 0.0
+            forEachRow(s, c) { row in for i in 0..<s.plane { sum += Double(input[row + i]) } }
+            let mean = sum / m
+            var squares = 0.0
+            forEachRow(s, c) { row in
+                for i in 0..<s.plane {
+                    let d = Double(input[row + i]) - mean
+                    squares += d * d
+                }
+            }
+            let variance = squares / m
+            let invStd = 1 / (variance + Double(epsilon)).squareRoot()
+            savedMean[c] = Float(mean)
+            savedInvStd[c] = Float(invStd)
+            let unbiased = s.reduced > 1 ? squares / (m - 1) : variance
+            runningMean[c] = (1 - momentum) * runningMean[c] + momentum * Float(mean)
+            runningVar[c] = (1 - momentum) * runningVar[c] + momentum * Float(unbiased)
+            normalise(s, c, input, Float(mean), Float(invStd), gamma, beta, output)
+        }
+    }
+
+    /// Evaluation-mode forward with the running statistics.
+    public static func forwardEvaluation(
+        _ s: Sizes, input: UnsafePointer<Float>, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+        epsilon: Float, runningMean: UnsafePointer<Float>, runningVar: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>
+    ) {
+        for c in 0..<s.channels {
+            let invStd = 1 / (runningVar[c] + epsilon).squareRoot()
+            normalise(s, c, input, runningMean[c], invStd, gamma, beta, output)
+        }
+    }
+
+    /// Backward through either mode. `mean`/`invStd` are the saved batch statistics (training) or the running
+    /// statistics turned into `1 / sqrt(var + eps)` (evaluation). Gradients are accumulated (`+=`).
+    ///
+    /// With `x̂ = (x - mean) * invStd` and `g = dy * gamma`, training mode gives
+    /// `dx = invStd * (g - mean(g) - x̂ * mean(g * x̂))`; evaluation mode, where the statistics are constants,
+    /// gives `dx = invStd * g`. In both, `dgamma = Σ dy * x̂` and `dbeta = Σ dy`.
+    public static func backward(
+        _ s: Sizes, training: Bool, input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>,
+        gamma: UnsafePointer<Float>?, mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
+        inputGrad: UnsafeMutablePointer<Float>?,
+        gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?
+    ) {
+        let m = Double(s.reduced)
+        for c in 0..<s.channels {
+            let mu = mean[c], inv = invStd[c]
+            var sumDy = 0.0, sumDyXhat = 0.0
+            forEachRow(s, c) { row in
+                for i in 0..<s.plane {
+                    let dy = Double(outputGrad[row + i])
+                    sumDy += dy
+                    sumDyXhat += dy * Double((input[row + i] - mu) * inv)
+                }
+            }
+            gammaGrad?[c] += Float(sumDyXhat)
+            betaGrad?[c] += Float(sumDy)
+            guard let inputGrad else { continue }
+            let scale = (gamma?[c] ?? 1) * inv
+            if training {
+                let meanDy = Float(sumDy / m), meanDyXhat = Float(sumDyXhat / m)
+                forEachRow(s, c) { row in
+                    for i in 0..<s.plane {
+                        let xhat = (input[row + i] - mu) * inv
+                        inputGrad[row + i] += scale * (outputGrad[row + i] - meanDy - xhat * meanDyXhat)
+                    }
+                }
+            } else {
+                forEachRow(s, c) { row in
+                    for i in 0..<s.plane { inputGrad[row + i] += scale * outputGrad[row + i] }
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func normalise(
+        _ s: Sizes, _ c: Int, _ input: UnsafePointer<Float>, _ mean: Float, _ invStd: Float,
+        _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>?, _ output: UnsafeMutablePointer<Float>
+    ) {
+        let scale = (gamma?[c] ?? 1) * invStd
+        let shift = (beta?[c] ?? 0) - mean * scale
+        forEachRow(s, c) { row in
+            for i in 0..<s.plane { output[row + i] = input[row + i] * scale + shift }
+        }
+    }
+
+    /// Calls `body` with the element offset of channel `c`'s plane in every sample.
+    @inline(__always)
+    private static func forEachRow(_ s: Sizes, _ c: Int, _ body: (Int) -> Void) {
+        for n in 0..<s.batch { body((n * s.channels + c) * s.plane) }
+    }
+}

@@ -1,0 +1,88 @@
+/// Max and average pooling over NCHW buffers. `Pooling.Window` reuses ``ConvGeometry`` for the sliding window
+/// (channels in = out, groups = channels), so output sizes follow the same rule as convolution.
+public enum Pooling {
+    /// Max pooling; writes `argmax` (index into the input plane) for the backward pass. Padding never wins.
+    public static func maxForward(
+        _ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>
+    ) {
+        forEachWindow(g, batch: batch) { plane, outIndex, ys, xs in
+            var best = -Float.infinity, bestIndex = Int32(-1)
+            for y in ys {
+                for x in xs {
+                    let i = y * g.inputW + x
+                    let v = input[plane + i]
+                    if v > best || bestIndex < 0 || v.isNaN {
+                        best = v
+                        bestIndex = Int32(i)
+                    }
+                }
+            }
+            output[outIndex] = best
+            argmax[outIndex] = bestIndex
+        }
+    }
+
+    /// `inputGrad += scatter(outputGrad)` to the saved argmax positions.
+    public static func maxBackward(
+        _ g: ConvGeometry, batch: Int, outputGrad: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
+        inputGrad: UnsafeMutablePointer<Float>
+    ) {
+        for nc in 0..<(batch * g.inChannels) {
+            let inPlane = inputGrad + nc * g.inputPlane, o = nc * g.outputPlane
+            for i in 0..<g.outputPlane { inPlane[Int(argmax[o + i])] += outputGrad[o + i] }
+        }
+    }
+
+    /// Average pooling, dividing by the full window including padding (PyTorch's `count_include_pad=True`).
+    public static func averageForward(
+        _ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+    ) {
+        let scale = 1 / Float(g.kernelH * g.kernelW)
+        forEachWindow(g, batch: batch) { plane, outIndex, ys, xs in
+            var sum: Float = 0
+            for y in ys { for x in xs { sum += input[plane + y * g.inputW + x] } }
+            output[outIndex] = sum * scale
+        }
+    }
+
+    /// `inputGrad += dL/dx` for average pooling.
+    public static func averageBackward(
+        _ g: ConvGeometry, batch: Int, outputGrad: UnsafePointer<Float>, inputGrad: UnsafeMutablePointer<Float>
+    ) {
+        let scale = 1 / Float(g.kernelH * g.kernelW)
+        forEachWindow(g, batch: batch) { plane, outIndex, ys, xs in
+            let d = outputGrad[outIndex] * scale
+            for y in ys { for x in xs { inputGrad[plane + y * g.inputW + x] += d } }
+        }
+    }
+
+    /// Calls `body(inputPlaneOffset, outputIndex, rows, columns)` with the in-bounds part of every window.
+    @inline(__always)
+    private static func forEachWindow(
+        _ g: ConvGeometry, batch: Int, _ body: (Int, Int, StrideTo<Int>, StrideTo<Int>) -> Void
+    ) {
+        for nc in 0..<(batch * g.inChannels) {
+            let plane = nc * g.inputPlane
+            for oy in 0..<g.outputH {
+                let y0 = oy * g.strideH - g.padH
+                let ys = stride(
+                    from: y0 + firstInside(y0, g.dilationH), to: min(y0 + g.kernelH * g.dilationH, g.inputH + 0),
+                    by: g.dilationH)
+                for ox in 0..<g.outputW {
+                    let x0 = ox * g.strideW - g.padW
+                    let xs = stride(
+                        from: x0 + firstInside(x0, g.dilationW), to: min(x0 + g.kernelW * g.dilationW, g.inputW),
+                        by: g.dilationW)
+                    body(plane, nc * g.outputPlane + oy * g.outputW + ox, ys, xs)
+                }
+            }
+        }
+    }
+
+    /// The smallest multiple of `dilation` that moves `start` to a non-negative position.
+    @inline(__always)
+    private static func firstInside(_ start: Int, _ dilation: Int) -> Int {
+        start >= 0 ? 0 : ((-start + dilation - 1) / dilation) * dilation
+    }
+}

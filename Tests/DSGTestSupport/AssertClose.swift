@@ -1,0 +1,36 @@
+import Testing
+
+/// The worst element of a comparison, for failure messages.
+public struct Mismatch: CustomStringConvertible {
+    public let index: Int
+    public let actual: Double
+    public let expected: Double
+    public var description: String { "element \(index): got \(actual), expected \(expected)" }
+}
+
+/// Finds the first element where `|a - e| > atol + rtol * |e|`, or nil when all agree.
+public func firstMismatch<A: BinaryFloatingPoint, E: BinaryFloatingPoint>(
+    _ actual: [A], _ expected: [E], rtol: Double, atol: Double
+) -> Mismatch? {
+    guard actual.count == expected.count else { return Mismatch(index: -1, actual: Double(actual.count), expected: Double(expected.count)) }
+    for i in actual.indices {
+        let a = Double(actual[i]), e = Double(expected[i])
+        if !(abs(a - e) <= atol + rtol * abs(e)) { return Mismatch(index: i, actual: a, expected: e) }
+    }
+    return nil
+}
+
+/// Expects `actual` and `expected` to agree element-wise within `atol + rtol * |expected|`, reporting the first
+/// element that does not (a count mismatch is reported as element -1).
+public func expectClose<A: BinaryFloatingPoint, E: BinaryFloatingPoint>(
+    _ actual: [A], _ expected: [E], rtol: Double = 1e-5, atol: Double = 1e-6, _ what: String = "",
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
+    let m = firstMismatch(actual, expected, rtol: rtol, atol: atol)
+    #expect(m == nil, "\(what) differs: \(m.map(\.description) ?? "")", sourceLocation: sourceLocation)
+}
+
+/// The largest `|a - e| / max(|e|, floor)` over all elements.
+public func maxRelativeError(_ actual: [Float], _ expected: [Float], floor: Double = 1e-3) -> Double {
+    zip(actual, expected).map { abs(Double($0) - Double($1)) / max(abs(Double($1)), floor) }.max() ?? 0
+}
