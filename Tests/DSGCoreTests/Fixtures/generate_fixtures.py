@@ -186,12 +186,21 @@ def optimizer_fixtures():
     return cases
 
 
-# ResNet-20 parity: weights and inputs come from closed-form formulas that the Swift test evaluates too, so no
+# ResNet-20 parity: weights and inputs come from an integer hash that the Swift test evaluates too, so no
 # weight file is needed. See formula_value() and its Swift twin in ResNet20ParityTests.swift.
+def hash_uniform(index, i):
+    """A value in [-1, 1) from an integer hash of (index, i): identical in Python and Swift."""
+    h = (i * 2654435761 + index * 40503 + 12345) % 2**32
+    h ^= h >> 16
+    h = (h * 73244475) % 2**32
+    h ^= h >> 16
+    return 2.0 * h / 2**32 - 1.0
+
+
 def formula_value(kind, index, i, fan_in):
-    s = math.sin(0.37 * i + 1.3 * index + 0.1)
+    s = hash_uniform(index, i)
     if kind == "weight_conv" or kind == "weight_linear":
-        return s * math.sqrt(3.0 / fan_in)
+        return s * math.sqrt(6.0 / fan_in)
     if kind == "bn_weight":
         return 1.0 + 0.2 * s
     if kind in ("bias", "bn_bias", "running_mean"):
@@ -266,8 +275,8 @@ def resnet20_fixture():
             values = [formula_value(kind_of(name, t), index, i, fan_in) for i in range(t.numel())]
             t.copy_(torch.tensor(values, dtype=torch.float32).reshape(t.shape))
     n = 4
-    x = torch.tensor([1.5 * math.sin(0.91 * i + 0.3) for i in range(n * 28 * 28)], dtype=torch.float32).reshape(n, 1, 28, 28)
-    r = torch.tensor([math.cos(0.53 * i) for i in range(n * 10)], dtype=torch.float32).reshape(n, 10)
+    x = torch.tensor([1.5 * hash_uniform(999, i) for i in range(n * 28 * 28)], dtype=torch.float32).reshape(n, 1, 28, 28)
+    r = torch.tensor([hash_uniform(1000, i) for i in range(n * 10)], dtype=torch.float32).reshape(n, 10)
     result = {"tensor_order": names, "batch": n}
     for mode in ("eval", "train"):
         m = ResNet20()
