@@ -1,0 +1,140 @@
+import DSGCore
+import DSGKernels
+import Testing
+
+@Suite("Graph building, execution and bad input")
+struct GraphTests {
+    @Test func shapeMismatchNamesTheNodeAndShapes() throws {
+        var b = ModelBuilder(seed: 0)
+        let x = b.input("image", [3, 8, 8])
+        let y = try b.conv2d(x, "conv", outChannels: 4, kernel: 3)  // [4, 6, 6]
+        #expect(throws: GraphError.shapeMismatch(node: "add", op: "Add", inputs: [[3, 8, 8], [4, 6, 6]], expected: "at least 2 inputs of one shape")) {
+            try b.addValues([x, y], "add")
+        }
+        #expect(throws: GraphError.shapeMismatch(node: "fc", op: "Linear", inputs: [[4, 6, 6]], expected: "one input [10]")) {
+            try b.add(LinearOp(inFeatures: 10, outFeatures: 2), "fc", [y])
+        }
+        do {
+            _ = try b.addValues([x, y], "add")
+        } catch {
+            #expect(error.description.contains("'add'") && error.description.contains("[4, 6, 6]"))
+        }
+    }
+
+    @Test func impossibleConvolutionIsATypedError() {
+        var b = ModelBuilder(seed: 0)
+        let x = b.input("image", [1, 4, 4])
+        #expect(throws: GraphError.invalidGeometry(node: "big", op: "Conv2d", input: [1, 4, 4], reason: "the dilated kernel 5x5 is larger than the padded input 4x4")) {
+            try b.conv2d(x, "big", outChannels: 2, kernel: 5)
+        }
+        #expect(throws: GraphError.invalidGeometry(node: "still", op: "Conv2d", input: [1, 4, 4], reason: "stride must be positive")) {
+            try b.conv2d(x, "still", outChannels: 2, kernel: 3, stride: 0)
+        }
+    }
+
+    @Test func unknownValuesAndDuplicateNames() throws {
+        var b = ModelBuilder(seed: 0)
+        let x = b.input("image", [2])
+        #expect(throws: GraphError.unknownValue(node: "r", value: 5)) {
+            try b.add(ActivationOp(.relu), "r", [ValueID(index: 5)])
+        }
+        _ = try b.relu(x, "r")
+        #expect(throws: GraphError.duplicateName("r")) { try b.relu(x, "r") }
+        #expect(throws: GraphError.unknownTensor("r.weight")) { try b.model.tensor(named: "r.weight") }
+    }
+
+    @Test func badInputsAndNonFiniteValuesThrow() throws {
+        var b = ModelBuilder(seed: 0)
+        let x = b.input("image", [1, 4, 4])
+        let h = try b.batchNorm(try b.conv2d(x, "conv", outChannels: 2, kernel: 3, padding: 1), "bn")
+        let model = b.finish(outputs: [try b.relu(h, "relu")])
+        let executor = GraphExecutor(model: model, batchSize: 2)
+        #expect(throws: GraphError.inputCount(expected: 1, got: 0)) { try executor.forward([], training: false) }
+        #expect(throws: GraphError.tensorShape(name: "image", expected: [2, 1, 4, 4], got: [1, 1, 4, 4])) {
+            try executor.forward([Tensor(shape: [1, 1, 4, 4])], training: false)
+        }
+        var nanInput = Tensor(shape: [2, 1, 4, 4])
+        nanInput[3] = .nan
+        #expect(throws: GraphError.nonFinite(node: "image", op: "Input", shape: [2, 1, 4, 4])) {
+            try executor.forward([nanInput], training: false)
+        }
+        // A weight that overflows: the first node whose output is not finite is named.
+        var w = try model.tensor(named: "conv.weight")
+        w[0] = .greatestFiniteMagnitude
+        try model.setTensor(named: "conv.weight", to: w)
+        #expect(throws: GraphError.nonFinite(node: "conv", op: "Conv2d", shape: [2, 2, 4, 4])) {
+            try executor.forward([Tensor(shape: [2, 1, 4, 4], repeating: 3)], training: false)
+        }
+    }
+
+    @Test func labelsOutOfRangeThrow() throws {
+        var b = ModelBuilder(seed: 0)
+        let y = b.input("label", [])
+        let model = b.finish(outputs: [try b.add(EmbeddingOp(classes: 3, dimension: 2), "embed", [y])])
+        let executor = GraphExecutor(model: model, batchSize: 2)
+        #expect(throws: GraphError.labelOutOfRange(node: "embed", label: 3, classes: 3)) {
+            try executor.forward([Tensor(shape: [2], scalars: [0, 3])], training: false)
+        }
+        try executor.forward([Tensor(shape: [2], scalars: [2, 0])], training: false)
+        let table = try model.tensor(named: "embed.weight")
+        #expect(executor.output().scalars == [table[4], table[5], table[0], table[1]])
+    }
+
+    @Test func parametersAndBuffersAreSeparate() throws {
+        let model = try ResNet.resnet20()
+        let buffers = model.tensors.filter { $0.role == .buffer }.map(\.name)
+        #expect(buffers.count == 42)
+        #expect(buffers.allSatisfy { $0.hasSuffix("running_mean") || $0.hasSuffix("running_var") })
+        #expect(buffers.contains("stage2.block0.shortcut.bn.running_mean"))
+        // Evaluation mode leaves the running statistics alone; training mode moves them.
+        let executor = GraphExecutor(model: model, batchSize: 2)
+        var rng = SeededGenerator(seed: 5)
+        let x = rng.normalTensor([2, 1, 28, 28])
+        let before = try model.tensor(named: "bn1.running_mean").scalars
+        try executor.forward([x], training: false)
+        #expect(try model.tensor(named: "bn1.running_mean").scalars == before)
+        try executor.forward([x], training: true)
+        #expect(try model.tensor(named: "bn1.running_mean").scalars != before)
+    }
+
+    @Test func copiesDoNotShareWeights() throws {
+        let model = try ResNet.resnet20()
+        let copy = model.copy()
+        let executor = GraphExecutor(model: copy, batchSize: 1)
+        try executor.forward([Tensor(shape: [1, 1, 28, 28], repeating: 1)], training: true)
+        executor.zeroGradients()
+        executor.gradient(of: copy.outputs[0])[0] = 1
+        executor.backward()
+        SGD(learningRate: 0.1).step(executor)
+        #expect(try model.tensor(named: "fc.weight").scalars != copy.tensor(named: "fc.weight").scalars)
+        #expect(try model.tensor(named: "bn1.running_var").scalars == [Float](repeating: 1, count: 16))
+    }
+
+    @Test func imageNetBuildersHaveTheRightShapes() throws {
+        let r18 = try ResNet.resnet18()
+        #expect(r18.shape(of: r18.outputs[0]) == [1000])
+        #expect(r18.parameterCount == 11_689_512)  // torchvision's resnet18
+        let mobile = try MobileNetV2.build()
+        #expect(mobile.shape(of: mobile.outputs[0]) == [1000])
+        #expect(mobile.parameterCount == 3_504_872)  // torchvision's mobilenet_v2
+        #expect(mobile.nodes.filter { $0.op is BatchNormOp }.count == 52)
+    }
+}
+
+@Suite("Seeded random numbers")
+struct RandomTests {
+    @Test func reproducibleAndWellDistributed() {
+        var a = SeededGenerator(seed: 42), b = SeededGenerator(seed: 42), c = SeededGenerator(seed: 43)
+        let xs = (0..<20_000).map { _ in a.normal() }
+        #expect(xs == (0..<20_000).map { _ in b.normal() })
+        #expect(xs.prefix(10) != (0..<10).map { _ in c.normal() }[...])
+        let mean = xs.reduce(0, +) / Float(xs.count)
+        let variance = xs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(xs.count)
+        #expect(abs(mean) < 0.03 && abs(variance - 1) < 0.03)
+        let us = (0..<20_000).map { _ in a.uniform(-1, 3) }
+        #expect(us.allSatisfy { $0 >= -1 && $0 < 3 })
+        #expect(abs(us.reduce(0, +) / Float(us.count) - 1) < 0.03)
+        let ints = (0..<1000).map { _ in a.integer(in: 0..<10) }
+        #expect(Set(ints) == Set(0..<10))
+    }
+}
