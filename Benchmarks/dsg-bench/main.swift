@@ -1,1 +1,60 @@
-print("bench")
+import DSGCore
+import DSGKernels
+import Foundation
+
+/// dsg-bench: convolution kernels against same-shape OpenBLAS SGEMM, and one ResNet-20 training step.
+///
+///     swift run -c release dsg-bench [--json] [--quick]
+///
+/// `--json` prints one JSON document (schema in Docs/PERFORMANCE.md) instead of tables; `--quick` measures
+/// each case for less time (for smoke tests; numbers are noisier).
+let arguments = Set(CommandLine.arguments.dropFirst())
+let unknown = arguments.subtracting(["--json", "--quick", "--help", "-h"])
+if !unknown.isEmpty || arguments.contains("--help") || arguments.contains("-h") {
+    print("usage: dsg-bench [--json] [--quick]")
+    exit(unknown.isEmpty ? 0 : 2)
+}
+let json = arguments.contains("--json"), quick = arguments.contains("--quick")
+let minimumTime = quick ? 0.05 : 0.5
+
+struct Report: Codable {
+    let machine: [String: String]
+    let convolutions: [ConvResult]
+    let resnet20Step: StepResult
+}
+
+func log(_ line: String) { if !json { print(line) } }
+
+let machine = Harness.machine()
+log("dsg-bench  \(machine["date"]!)")
+log("cpu: \(machine["cpu"]!), \(machine["cores"]!) cores; OpenBLAS threads: \(machine["blasThreads"]!)")
+log("openblas: \(machine["openblas"]!)")
+log("GFLOP/s of our convolution vs. the same GEMM calls in OpenBLAS alone (median of repeated runs)\n")
+
+var results: [ConvResult] = []
+for (name, model, batch) in [
+    ("ResNet-20 1x28x28", try ResNet.resnet20(), 64), ("ResNet-18 3x224x224", try ResNet.resnet18(), 8),
+] {
+    log("\(name), batch \(batch)")
+    log("  layer".padding(toLength: 52, withPad: " ", startingAt: 0) + "   forward (sgemm, ratio)    bwd-data (sgemm, ratio)   bwd-weight (sgemm, ratio)")
+    for (layer, g) in ConvBenchmark.distinctConvolutions(model) {
+        let r = ConvBenchmark.measure(model: name, layer: layer, g, batch: batch, minimumTime: minimumTime)
+        results.append(r)
+        func cell(_ a: Double, _ b: Double) -> String {
+            String(format: "%6.1f (%5.1f, %3.0f%%)", a, b, 100 * a / b)
+        }
+        log("  " + r.layer.padding(toLength: 50, withPad: " ", startingAt: 0)
+            + "  \(cell(r.forwardGFLOPS, r.forwardSGEMMGFLOPS))  \(cell(r.backwardDataGFLOPS, r.backwardDataSGEMMGFLOPS))  \(cell(r.backwardWeightGFLOPS, r.backwardWeightSGEMMGFLOPS))")
+    }
+    log("")
+}
+
+let step = try StepBenchmark.resnet20(batch: 64, minimumTime: quick ? 0.5 : 3)
+log(String(format: "ResNet-20 training step (batch 64, forward + backward + SGD): %.1f ms, %.0f images/s", step.milliseconds, step.imagesPerSecond))
+log(String(format: "  forward %.1f ms, backward %.1f ms, optimizer %.1f ms", step.forwardMilliseconds, step.backwardMilliseconds, step.optimizerMilliseconds))
+
+if json {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try encoder.encode(Report(machine: machine, convolutions: results, resnet20Step: step)), as: UTF8.self))
+}

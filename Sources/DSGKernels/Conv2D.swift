@@ -1,10 +1,21 @@
-/// 2-D convolution over NCHW buffers by im2col + SGEMM, one sample at a time so the patch matrix stays in cache.
+/// 2-D convolution over NCHW buffers by im2col + SGEMM.
 ///
+/// The batch is split into one contiguous range of samples per core (``Parallel``); each range lowers one
+/// sample at a time into its own slice of the workspace, so the patch matrix stays in cache for the GEMM.
 /// Layouts: input `[N, C, H, W]`, weight `[O, C / groups, KH, KW]`, bias `[O]`, output `[N, O, OH, OW]`.
-/// `workspace` holds at least ``workspaceCount(_:)`` floats; it is scratch and may be shared between layers.
+/// `workspace` holds at least ``workspaceCount(_:batch:)`` floats; it is scratch and may be shared.
 public enum Conv2D {
-    /// Floats of scratch needed by every entry point for geometry `g`.
-    public static func workspaceCount(_ g: ConvGeometry) -> Int { g.isPointwise ? 0 : g.columnCount }
+    /// Floats of scratch needed by every entry point for geometry `g` and this batch size: a patch matrix per
+    /// chunk, and per extra chunk a private weight and bias gradient for backward-weight.
+    public static func workspaceCount(_ g: ConvGeometry, batch: Int) -> Int {
+        let chunks = Parallel.chunkCount(batch)
+        return chunks * columnsPerChunk(g) + (chunks - 1) * (g.weightCount + g.outChannels)
+    }
+
+    /// Scratch per chunk: the patch matrix and what im2col needs besides it.
+    private static func columnsPerChunk(_ g: ConvGeometry) -> Int {
+        g.isPointwise ? 0 : g.columnCount + Im2Col.scratchCount(g)
+    }
 
     /// `output = conv(input, weight) + bias`.
     public static func forward(
@@ -13,21 +24,24 @@ public enum Conv2D {
         output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
         let plane = g.outputPlane, patch = g.groupPatchSize, og = g.groupOutChannels
-        for n in 0..<batch {
-            let columns = lowered(input + n * g.inChannels * g.inputPlane, g, workspace)
-            let out = output + n * g.outChannels * plane
-            for group in 0..<g.groups {
-                // out_g[og, OHW] = W_g[og, patch] * columns_g[patch, OHW]
-                BLAS.sgemm(
-                    .none, .none, m: og, n: plane, k: patch,
-                    a: weight + group * og * patch, lda: patch,
-                    b: columns + group * patch * plane, ldb: plane,
-                    c: out + group * og * plane, ldc: plane)
-            }
-            if let bias {
-                for o in 0..<g.outChannels {
-                    let b = bias[o], row = out + o * plane
-                    for i in 0..<plane { row[i] += b }
+        Parallel.forEachChunk(of: batch) { samples, chunk in
+            let scratch = workspace + chunk * columnsPerChunk(g)
+            for n in samples {
+                let columns = lowered(input + n * g.inChannels * g.inputPlane, g, scratch)
+                let out = output + n * g.outChannels * plane
+                for group in 0..<g.groups {
+                    // out_g[og, OHW] = W_g[og, patch] * columns_g[patch, OHW]
+                    BLAS.sgemm(
+                        .none, .none, m: og, n: plane, k: patch,
+                        a: weight + group * og * patch, lda: patch,
+                        b: columns + group * patch * plane, ldb: plane,
+                        c: out + group * og * plane, ldc: plane)
+                }
+                if let bias {
+                    for o in 0..<g.outChannels {
+                        let b = bias[o], row = out + o * plane
+                        for i in 0..<plane { row[i] += b }
+                    }
                 }
             }
         }
@@ -40,21 +54,24 @@ public enum Conv2D {
         inputGrad: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
         let plane = g.outputPlane, patch = g.groupPatchSize, og = g.groupOutChannels
-        for n in 0..<batch {
-            let dy = outputGrad + n * g.outChannels * plane
-            let dx = inputGrad + n * g.inChannels * g.inputPlane
-            // A pointwise convolution's patch matrix is the input itself: accumulate straight into it.
-            let dColumns = g.isPointwise ? dx : workspace
-            for group in 0..<g.groups {
-                // dcolumns_g[patch, OHW] = W_g^T[patch, og] * dy_g[og, OHW]
-                BLAS.sgemm(
-                    .transposed, .none, m: patch, n: plane, k: og,
-                    a: weight + group * og * patch, lda: patch,
-                    b: dy + group * og * plane, ldb: plane,
-                    beta: g.isPointwise ? 1 : 0,
-                    c: dColumns + group * patch * plane, ldc: plane)
+        Parallel.forEachChunk(of: batch) { samples, chunk in
+            let scratch = workspace + chunk * columnsPerChunk(g)
+            for n in samples {
+                let dy = outputGrad + n * g.outChannels * plane
+                let dx = inputGrad + n * g.inChannels * g.inputPlane
+                // A pointwise convolution's patch matrix is the input itself: accumulate straight into it.
+                let dColumns = g.isPointwise ? dx : scratch
+                for group in 0..<g.groups {
+                    // dcolumns_g[patch, OHW] = W_g^T[patch, og] * dy_g[og, OHW]
+                    BLAS.sgemm(
+                        .transposed, .none, m: patch, n: plane, k: og,
+                        a: weight + group * og * patch, lda: patch,
+                        b: dy + group * og * plane, ldb: plane,
+                        beta: g.isPointwise ? 1 : 0,
+                        c: dColumns + group * patch * plane, ldc: plane)
+                }
+                if !g.isPointwise { Im2Col.accumulate(scratch, g, into: dx, scratch: scratch + g.columnCount) }
             }
-            if !g.isPointwise { Im2Col.accumulate(workspace, g, into: dx) }
         }
     }
 
@@ -66,36 +83,51 @@ public enum Conv2D {
         workspace: UnsafeMutablePointer<Float>
     ) {
         let plane = g.outputPlane, patch = g.groupPatchSize, og = g.groupOutChannels
-        for n in 0..<batch {
-            let columns = lowered(input + n * g.inChannels * g.inputPlane, g, workspace)
-            let dy = outputGrad + n * g.outChannels * plane
-            for group in 0..<g.groups {
-                // dW_g[og, patch] += dy_g[og, OHW] * columns_g[patch, OHW]^T
-                BLAS.sgemm(
-                    .none, .transposed, m: og, n: patch, k: plane,
-                    a: dy + group * og * plane, lda: plane,
-                    b: columns + group * patch * plane, ldb: plane,
-                    beta: 1,
-                    c: weightGrad + group * og * patch, ldc: patch)
-            }
-            if let biasGrad {
-                for o in 0..<g.outChannels {
-                    let row = dy + o * plane
-                    var s: Float = 0
-                    for i in 0..<plane { s += row[i] }
-                    biasGrad[o] += s
+        let chunks = Parallel.chunkCount(batch)
+        // Chunk 0 accumulates into the caller's buffers; the others into private ones, summed at the end.
+        let privateGrads = workspace + chunks * columnsPerChunk(g)
+        let privateStride = g.weightCount + g.outChannels
+        Parallel.forEachChunk(of: batch) { samples, chunk in
+            let scratch = workspace + chunk * columnsPerChunk(g)
+            let dw = chunk == 0 ? weightGrad : privateGrads + (chunk - 1) * privateStride
+            let db = chunk == 0 ? biasGrad : (biasGrad == nil ? nil : dw + g.weightCount)
+            if chunk > 0 { dw.update(repeating: 0, count: privateStride) }
+            for n in samples {
+                let columns = lowered(input + n * g.inChannels * g.inputPlane, g, scratch)
+                let dy = outputGrad + n * g.outChannels * plane
+                for group in 0..<g.groups {
+                    // dW_g[og, patch] += dy_g[og, OHW] * columns_g[patch, OHW]^T
+                    BLAS.sgemm(
+                        .none, .transposed, m: og, n: patch, k: plane,
+                        a: dy + group * og * plane, lda: plane,
+                        b: columns + group * patch * plane, ldb: plane,
+                        beta: 1,
+                        c: dw + group * og * patch, ldc: patch)
+                }
+                if let db {
+                    for o in 0..<g.outChannels {
+                        let row = dy + o * plane
+                        var s: Float = 0
+                        for i in 0..<plane { s += row[i] }
+                        db[o] += s
+                    }
                 }
             }
         }
+        for chunk in 1..<chunks {
+            let partial = privateGrads + (chunk - 1) * privateStride
+            for i in 0..<g.weightCount { weightGrad[i] += partial[i] }
+            if let biasGrad { for o in 0..<g.outChannels { biasGrad[o] += partial[g.weightCount + o] } }
+        }
     }
 
-    /// The patch matrix of one sample: the sample itself for pointwise convolutions, else im2col into `workspace`.
+    /// The patch matrix of one sample: the sample itself for pointwise convolutions, else im2col into `scratch`.
     @inline(__always)
     private static func lowered(
-        _ sample: UnsafePointer<Float>, _ g: ConvGeometry, _ workspace: UnsafeMutablePointer<Float>
+        _ sample: UnsafePointer<Float>, _ g: ConvGeometry, _ scratch: UnsafeMutablePointer<Float>
     ) -> UnsafePointer<Float> {
         if g.isPointwise { return sample }
-        Im2Col.lower(sample, g, into: workspace)
-        return UnsafePointer(workspace)
+        Im2Col.lower(sample, g, into: scratch, scratch: scratch + g.columnCount)
+        return UnsafePointer(scratch)
     }
 }

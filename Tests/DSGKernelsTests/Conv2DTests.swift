@@ -17,6 +17,13 @@ struct Conv2DTests {
         Case(c: 6, o: 6, h: 5, w: 5, kernel: (3, 3), stride: (2, 2), padding: (1, 1), dilation: (1, 1), groups: 6),
         Case(c: 2, o: 3, h: 4, w: 4, kernel: (1, 1), stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1),
         Case(c: 2, o: 2, h: 3, w: 3, kernel: (3, 3), stride: (1, 1), padding: (0, 0), dilation: (1, 1), groups: 1),
+        // Output width equal to the input width: the block-copy path of im2col, with and without row stride.
+        Case(c: 3, o: 2, h: 7, w: 5, kernel: (3, 3), stride: (2, 1), padding: (1, 1), dilation: (1, 1), groups: 1),
+        Case(c: 2, o: 3, h: 6, w: 6, kernel: (5, 3), stride: (1, 1), padding: (2, 1), dilation: (1, 1), groups: 1),
+        // Stride 2 on even sizes with half-size output: the phase-split path.
+        Case(c: 3, o: 4, h: 8, w: 6, kernel: (3, 3), stride: (2, 2), padding: (1, 1), dilation: (1, 1), groups: 1),
+        Case(c: 2, o: 3, h: 6, w: 4, kernel: (1, 1), stride: (2, 2), padding: (0, 0), dilation: (1, 1), groups: 1),
+        Case(c: 2, o: 2, h: 8, w: 8, kernel: (7, 7), stride: (2, 2), padding: (3, 3), dilation: (1, 1), groups: 2),
     ]
 
     @Test(arguments: cases)
@@ -24,13 +31,13 @@ struct Conv2DTests {
         let g = try ConvGeometry(
             inChannels: t.c, outChannels: t.o, kernel: t.kernel, stride: t.stride, padding: t.padding,
             dilation: t.dilation, groups: t.groups, input: (t.h, t.w))
-        let n = 2
+        let n = 3  // odd, so the per-core chunks differ in size
         let x = (0..<(n * t.c * t.h * t.w)).map { Float(($0 * 7919) % 23) / 11 - 1 }
         let wt = (0..<g.weightCount).map { Float(($0 * 104_729) % 17) / 8 - 1 }
         let bias = (0..<t.o).map { Float($0) * 0.25 - 0.5 }
         let outCount = n * t.o * g.outputPlane
         let dy = (0..<outCount).map { Float(($0 * 31) % 19) / 9 - 1 }
-        var workspace = [Float](repeating: 0, count: max(Conv2D.workspaceCount(g), 1))
+        var workspace = [Float](repeating: 0, count: max(Conv2D.workspaceCount(g, batch: n), 1))
 
         var y = [Float](repeating: 0, count: outCount)
         Conv2D.forward(g, batch: n, input: x, weight: wt, bias: bias, output: &y, workspace: &workspace)

@@ -27,7 +27,7 @@ public struct Conv2dOp: GraphOperator {
         return hasBias ? [weight, TensorSpec("bias", [g.outChannels], .parameter, .uniform(bound: bound))] : [weight]
     }
 
-    public func workspaceCount(batch: Int) -> Int { Conv2D.workspaceCount(geometry) }
+    public func workspaceCount(batch: Int) -> Int { Conv2D.workspaceCount(geometry, batch: batch) }
 
     public func forward(_ c: NodeContext) throws(GraphError) {
         Conv2D.forward(

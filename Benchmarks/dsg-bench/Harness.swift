@@ -1,0 +1,59 @@
+import DSGKernels
+import Foundation
+
+/// Timing helpers: warm-up, repetitions, medians with `ContinuousClock`.
+enum Harness {
+    /// Median seconds of `body` over `repetitions` runs after `warmup` runs; with `minimumTime`, the runs
+    /// continue until that much time has passed.
+    static func median(warmup: Int = 2, repetitions: Int, minimumTime: Double = 0, _ body: () throws -> Void) rethrows -> Double {
+        for _ in 0..<warmup { try body() }
+        let clock = ContinuousClock()
+        var times: [Double] = []
+        let start = clock.now
+        while times.count < repetitions || seconds(clock.now - start) < minimumTime {
+            let t0 = clock.now
+            try body()
+            times.append(seconds(clock.now - t0))
+            if times.count >= 10 * repetitions { break }
+        }
+        times.sort()
+        return times[times.count / 2]
+    }
+
+    static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+
+    /// The machine, for the header: CPU model, cores, OpenBLAS build and threads.
+    static func machine() -> [String: String] {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        let formatter = ISO8601DateFormatter()
+        return [
+            "date": formatter.string(from: Date()),
+            "cpu": model,
+            "cores": String(ProcessInfo.processInfo.activeProcessorCount),
+            "openblas": BLAS.configuration,
+            "blasThreads": String(BLAS.threadCount),
+        ]
+    }
+}
+
+/// A buffer of random floats that lives for the whole benchmark.
+final class Buffer {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(_ count: Int, seed: UInt64 = 1) {
+        self.count = max(count, 1)
+        pointer = .allocate(capacity: self.count)
+        var s = seed
+        for i in 0..<self.count {
+            s = s &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            pointer[i] = Float(Int64(bitPattern: s >> 11) % 2001) / 1000 - 1
+        }
+    }
+
+    deinit { pointer.deallocate() }
+}
