@@ -20,11 +20,31 @@ enum Harness {
         return times[times.count / 2]
     }
 
+    /// Median seconds of `a` and of `b`, timed alternately (a, b, a, b, ...) so that drifts in the machine's
+    /// speed touch both alike; at least `repetitions` pairs and `minimumTime` seconds after one warm-up pair.
+    static func pairedMedians(repetitions: Int, minimumTime: Double, _ a: () -> Void, _ b: () -> Void) -> (Double, Double) {
+        a()
+        b()
+        let clock = ContinuousClock()
+        var ta: [Double] = [], tb: [Double] = []
+        let start = clock.now
+        while ta.count < repetitions || (seconds(clock.now - start) < minimumTime && ta.count < 1000) {
+            let t0 = clock.now
+            a()
+            let t1 = clock.now
+            b()
+            let t2 = clock.now
+            ta.append(seconds(t1 - t0))
+            tb.append(seconds(t2 - t1))
+        }
+        return (ta.sorted()[ta.count / 2], tb.sorted()[tb.count / 2])
+    }
+
     static func seconds(_ d: Duration) -> Double {
         Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
 
-    /// The machine, for the header: CPU model, cores, OpenBLAS build and threads.
+    /// The machine, for the header: CPU model, cores, OpenBLAS build, and the kernels' thread count.
     static func machine() -> [String: String] {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
@@ -35,7 +55,7 @@ enum Harness {
             "cpu": model,
             "cores": String(ProcessInfo.processInfo.activeProcessorCount),
             "openblas": BLAS.configuration,
-            "blasThreads": String(BLAS.threadCount),
+            "kernelThreads": String(Parallel.threadCount),
         ]
     }
 }

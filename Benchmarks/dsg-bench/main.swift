@@ -17,9 +17,17 @@ if !unknown.isEmpty || arguments.contains("--help") || arguments.contains("-h") 
 let json = arguments.contains("--json"), quick = arguments.contains("--quick")
 let minimumTime = quick ? 0.05 : 0.5
 
+struct WholeModelResult: Codable {
+    let model: String
+    let convolutions: Int
+    let forwardGFLOPS: Double
+    let forwardSGEMMGFLOPS: Double
+}
+
 struct Report: Codable {
     let machine: [String: String]
     let convolutions: [ConvResult]
+    let wholeModelForward: [WholeModelResult]
     let resnet20Step: StepResult
 }
 
@@ -27,25 +35,32 @@ func log(_ line: String) { if !json { print(line) } }
 
 let machine = Harness.machine()
 log("dsg-bench  \(machine["date"]!)")
-log("cpu: \(machine["cpu"]!), \(machine["cores"]!) cores; OpenBLAS threads: \(machine["blasThreads"]!)")
+log("cpu: \(machine["cpu"]!), \(machine["cores"]!) cores; kernels split the batch over \(machine["kernelThreads"]!) threads, OpenBLAS runs 1 thread per call")
 log("openblas: \(machine["openblas"]!)")
 log("GFLOP/s of our convolution vs. the same GEMM calls in OpenBLAS alone (median of repeated runs)\n")
 
 var results: [ConvResult] = []
+var wholeModel: [WholeModelResult] = []
 for (name, model, batch) in [
     ("ResNet-20 1x28x28", try ResNet.resnet20(), 64), ("ResNet-18 3x224x224", try ResNet.resnet18(), 8),
 ] {
     log("\(name), batch \(batch)")
     log("  layer".padding(toLength: 52, withPad: " ", startingAt: 0) + "   forward (sgemm, ratio)    bwd-data (sgemm, ratio)   bwd-weight (sgemm, ratio)")
-    for (layer, g) in ConvBenchmark.distinctConvolutions(model) {
-        let r = ConvBenchmark.measure(model: name, layer: layer, g, batch: batch, minimumTime: minimumTime)
-        results.append(r)
+    var modelResults: [ConvResult] = [], flops: [Double] = []
+    for (layer, g, count) in ConvBenchmark.distinctConvolutions(model) {
+        let r = ConvBenchmark.measure(model: name, layer: layer, g, occurrences: count, batch: batch, minimumTime: minimumTime)
+        modelResults.append(r)
+        flops.append(g.flopsPerSample * Double(batch))
         func cell(_ a: Double, _ b: Double) -> String {
             String(format: "%6.1f (%5.1f, %3.0f%%)", a, b, 100 * a / b)
         }
         log("  " + r.layer.padding(toLength: 50, withPad: " ", startingAt: 0)
             + "  \(cell(r.forwardGFLOPS, r.forwardSGEMMGFLOPS))  \(cell(r.backwardDataGFLOPS, r.backwardDataSGEMMGFLOPS))  \(cell(r.backwardWeightGFLOPS, r.backwardWeightSGEMMGFLOPS))")
     }
+    let whole = ConvBenchmark.wholeModelForward(modelResults, flops: flops)
+    log(String(format: "  all %d convolutions, forward: %.1f GFLOP/s vs. SGEMM %.1f GFLOP/s = %.0f%%", modelResults.reduce(0) { $0 + $1.occurrences }, whole.ours, whole.sgemm, 100 * whole.ours / whole.sgemm))
+    wholeModel.append(WholeModelResult(model: name, convolutions: modelResults.reduce(0) { $0 + $1.occurrences }, forwardGFLOPS: whole.ours, forwardSGEMMGFLOPS: whole.sgemm))
+    results += modelResults
     log("")
 }
 
@@ -56,5 +71,5 @@ log(String(format: "  forward %.1f ms, backward %.1f ms, optimizer %.1f ms", ste
 if json {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    print(String(decoding: try encoder.encode(Report(machine: machine, convolutions: results, resnet20Step: step)), as: UTF8.self))
+    print(String(decoding: try encoder.encode(Report(machine: machine, convolutions: results, wholeModelForward: wholeModel, resnet20Step: step)), as: UTF8.self))
 }

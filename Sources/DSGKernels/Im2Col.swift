@@ -75,7 +75,13 @@ public enum Im2Col {
             }
         case .phases:
             let (ph, pw) = (g.inputH / 2, g.inputW / 2)
-            scratch.update(repeating: 0, count: g.inChannels * g.inputPlane)
+            for c in 0..<g.inChannels {
+                for a in 0..<2 {
+                    for b in 0..<2 where readsPhase(a, b, g) {
+                        (scratch + (c * 4 + a * 2 + b) * ph * pw).update(repeating: 0, count: ph * pw)
+                    }
+                }
+            }
             forEachTap(g, columns) { c, i, j, row in
                 let (a, dy) = phase(i - g.padH), (b, dx) = phase(j - g.padW)
                 addShifted(
@@ -160,13 +166,19 @@ public enum Im2Col {
         return (first, end)
     }
 
-    /// `phases[c][a][b][y][x] = image[c][2y + a][2x + b]`.
+    /// Whether some kernel tap reads row phase `a` and column phase `b` (a 1x1 kernel reads only phase 0, 0).
+    @inline(__always)
+    private static func readsPhase(_ a: Int, _ b: Int, _ g: ConvGeometry) -> Bool {
+        (0..<g.kernelH).contains { phase($0 - g.padH).0 == a } && (0..<g.kernelW).contains { phase($0 - g.padW).0 == b }
+    }
+
+    /// `phases[c][a][b][y][x] = image[c][2y + a][2x + b]`, for the phases some tap reads.
     private static func splitPhases(_ image: UnsafePointer<Float>, _ g: ConvGeometry, into phases: UnsafeMutablePointer<Float>) {
         let (ph, pw, w) = (g.inputH / 2, g.inputW / 2, g.inputW)
         for c in 0..<g.inChannels {
             let src = image + c * g.inputPlane, dst = phases + c * g.inputPlane
             for a in 0..<2 {
-                for b in 0..<2 {
+                for b in 0..<2 where readsPhase(a, b, g) {
                     let p = dst + (a * 2 + b) * ph * pw
                     for y in 0..<ph {
                         let s = src + (2 * y + a) * w + b, d = p + y * pw
@@ -183,7 +195,7 @@ public enum Im2Col {
         for c in 0..<g.inChannels {
             let src = phases + c * g.inputPlane, dst = image + c * g.inputPlane
             for a in 0..<2 {
-                for b in 0..<2 {
+                for b in 0..<2 where readsPhase(a, b, g) {
                     let p = src + (a * 2 + b) * ph * pw
                     for y in 0..<ph {
                         let d = dst + (2 * y + a) * w + b, s = p + y * pw

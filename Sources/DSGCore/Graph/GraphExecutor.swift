@@ -136,7 +136,8 @@ public final class GraphExecutor {
     /// optimises images, not weights).
     public func backward(parameterGradients: Bool = true) {
         planGradients(parameterGradients: parameterGradients)
-        for (node, context) in zip(model.nodes, contexts).reversed() where needsGradient[node.output.index] {
+        for index in model.nodes.indices.reversed() where needsGradient[model.nodes[index].output.index] {
+            let node = model.nodes[index], context = contexts[index]
             context.training = lastForwardWasTraining
             for (k, input) in node.inputs.enumerated() {
                 context.inputGrads[k] = needsGradient[input.index] ? gradients[input.index] : nil
