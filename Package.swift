@@ -21,7 +21,10 @@ let package = Package(
         .target(name: "DSG", dependencies: ["DSGCore"]),
 
         // MARK: - Executables
-        .executableTarget(name: "dsg-bench", dependencies: ["DSG", "DSGKernels"], path: "Benchmarks/dsg-bench"),
+        .executableTarget(
+            name: "dsg-bench", dependencies: ["DSG", "DSGKernels", "CMallocCounter"], path: "Benchmarks/dsg-bench"),
+        // Counts heap allocations inside dsg-bench only (it replaces malloc in that executable).
+        .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
 
         // MARK: - Test support and tests
         .target(name: "DSGTestSupport", dependencies: ["DSGCore"], path: "Tests/DSGTestSupport"),

@@ -66,7 +66,7 @@ for (name, model, batch) in [
 
 let step = try StepBenchmark.resnet20(batch: 64, minimumTime: quick ? 0.5 : 3)
 log(String(format: "ResNet-20 training step (batch 64, forward + backward + SGD): %.1f ms, %.0f images/s", step.milliseconds, step.imagesPerSecond))
-log(String(format: "  forward %.1f ms, backward %.1f ms, optimizer %.1f ms", step.forwardMilliseconds, step.backwardMilliseconds, step.optimizerMilliseconds))
+log(String(format: "  forward %.1f ms, backward %.1f ms, optimizer %.1f ms; heap allocations per step: %d (inside OpenBLAS sgemm: %d)", step.forwardMilliseconds, step.backwardMilliseconds, step.optimizerMilliseconds, step.allocationsPerStep, step.allocationsInsideSGEMM))
 
 if json {
     let encoder = JSONEncoder()

@@ -9,11 +9,11 @@ public enum Conv2D {
     /// chunk, and per extra chunk a private weight and bias gradient for backward-weight.
     public static func workspaceCount(_ g: ConvGeometry, batch: Int) -> Int {
         let chunks = Parallel.chunkCount(batch)
-        return chunks * columnsPerChunk(g) + (chunks - 1) * (g.weightCount + g.outChannels)
+        return chunks * scratchPerChunk(g) + (chunks - 1) * (g.weightCount + g.outChannels)
     }
 
     /// Scratch per chunk: the patch matrix and what im2col needs besides it.
-    private static func columnsPerChunk(_ g: ConvGeometry) -> Int {
+    static func scratchPerChunk(_ g: ConvGeometry) -> Int {
         g.isPointwise ? 0 : g.columnCount + Im2Col.scratchCount(g)
     }
 
@@ -23,28 +23,8 @@ public enum Conv2D {
         input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
-        let plane = g.outputPlane, patch = g.groupPatchSize, og = g.groupOutChannels
-        Parallel.forEachChunk(of: batch) { samples, chunk in
-            let scratch = workspace + chunk * columnsPerChunk(g)
-            for n in samples {
-                let columns = lowered(input + n * g.inChannels * g.inputPlane, g, scratch)
-                let out = output + n * g.outChannels * plane
-                for group in 0..<g.groups {
-                    // out_g[og, OHW] = W_g[og, patch] * columns_g[patch, OHW]
-                    BLAS.sgemm(
-                        .none, .none, m: og, n: plane, k: patch,
-                        a: weight + group * og * patch, lda: patch,
-                        b: columns + group * patch * plane, ldb: plane,
-                        c: out + group * og * plane, ldc: plane)
-                }
-                if let bias {
-                    for o in 0..<g.outChannels {
-                        let b = bias[o], row = out + o * plane
-                        for i in 0..<plane { row[i] += b }
-                    }
-                }
-            }
-        }
+        Parallel.forEachChunk(
+            of: batch, ForwardJob(g: g, input: input, weight: weight, bias: bias, output: output, workspace: workspace))
     }
 
     /// `inputGrad += conv_transpose(outputGrad, weight)`.
@@ -53,26 +33,8 @@ public enum Conv2D {
         outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         inputGrad: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
-        let plane = g.outputPlane, patch = g.groupPatchSize, og = g.groupOutChannels
-        Parallel.forEachChunk(of: batch) { samples, chunk in
-            let scratch = workspace + chunk * columnsPerChunk(g)
-            for n in samples {
-                let dy = outputGrad + n * g.outChannels * plane
-                let dx = inputGrad + n * g.inChannels * g.inputPlane
-                // A pointwise convolution's patch matrix is the input itself: accumulate straight into it.
-                let dColumns = g.isPointwise ? dx : scratch
-                for group in 0..<g.groups {
-                    // dcolumns_g[patch, OHW] = W_g^T[patch, og] * dy_g[og, OHW]
-                    BLAS.sgemm(
-                        .transposed, .none, m: patch, n: plane, k: og,
-                        a: weight + group * og * patch, lda: patch,
-                        b: dy + group * og * plane, ldb: plane,
-                        beta: g.isPointwise ? 1 : 0,
-                        c: dColumns + group * patch * plane, ldc: plane)
-                }
-                if !g.isPointwise { Im2Col.accumulate(scratch, g, into: dx, scratch: scratch + g.columnCount) }
-            }
-        }
+        Parallel.forEachChunk(
+            of: batch, BackwardDataJob(g: g, outputGrad: outputGrad, weight: weight, inputGrad: inputGrad, workspace: workspace))
     }
 
     /// `weightGrad += dL/dW` and, when given, `biasGrad += dL/db`.
@@ -82,52 +44,123 @@ public enum Conv2D {
         weightGrad: UnsafeMutablePointer<Float>, biasGrad: UnsafeMutablePointer<Float>?,
         workspace: UnsafeMutablePointer<Float>
     ) {
-        let plane = g.outputPlane, patch = g.groupPatchSize, og = g.groupOutChannels
-        let chunks = Parallel.chunkCount(batch)
         // Chunk 0 accumulates into the caller's buffers; the others into private ones, summed at the end.
-        let privateGrads = workspace + chunks * columnsPerChunk(g)
-        let privateStride = g.weightCount + g.outChannels
-        Parallel.forEachChunk(of: batch) { samples, chunk in
-            let scratch = workspace + chunk * columnsPerChunk(g)
-            let dw = chunk == 0 ? weightGrad : privateGrads + (chunk - 1) * privateStride
-            let db = chunk == 0 ? biasGrad : (biasGrad == nil ? nil : dw + g.weightCount)
-            if chunk > 0 { dw.update(repeating: 0, count: privateStride) }
-            for n in samples {
-                let columns = lowered(input + n * g.inChannels * g.inputPlane, g, scratch)
-                let dy = outputGrad + n * g.outChannels * plane
-                for group in 0..<g.groups {
-                    // dW_g[og, patch] += dy_g[og, OHW] * columns_g[patch, OHW]^T
-                    BLAS.sgemm(
-                        .none, .transposed, m: og, n: patch, k: plane,
-                        a: dy + group * og * plane, lda: plane,
-                        b: columns + group * patch * plane, ldb: plane,
-                        beta: 1,
-                        c: dw + group * og * patch, ldc: patch)
-                }
-                if let db {
-                    for o in 0..<g.outChannels {
-                        let row = dy + o * plane
-                        var s: Float = 0
-                        for i in 0..<plane { s += row[i] }
-                        db[o] += s
-                    }
-                }
-            }
-        }
+        let chunks = Parallel.chunkCount(batch)
+        let job = BackwardWeightJob(
+            g: g, input: input, outputGrad: outputGrad, weightGrad: weightGrad, biasGrad: biasGrad, workspace: workspace,
+            privateGrads: workspace + chunks * scratchPerChunk(g))
+        Parallel.forEachChunk(of: batch, job)
         for chunk in 1..<chunks {
-            let partial = privateGrads + (chunk - 1) * privateStride
+            let partial = job.privateGrads + (chunk - 1) * job.privateStride
             for i in 0..<g.weightCount { weightGrad[i] += partial[i] }
             if let biasGrad { for o in 0..<g.outChannels { biasGrad[o] += partial[g.weightCount + o] } }
         }
     }
+}
 
-    /// The patch matrix of one sample: the sample itself for pointwise convolutions, else im2col into `scratch`.
-    @inline(__always)
-    private static func lowered(
-        _ sample: UnsafePointer<Float>, _ g: ConvGeometry, _ scratch: UnsafeMutablePointer<Float>
-    ) -> UnsafePointer<Float> {
-        if g.isPointwise { return sample }
-        Im2Col.lower(sample, g, into: scratch, scratch: scratch + g.columnCount)
-        return UnsafePointer(scratch)
+// MARK: - Per-chunk work
+
+/// The patch matrix of one sample: the sample itself for pointwise convolutions, else im2col into `scratch`.
+@inline(__always)
+private func lowered(
+    _ sample: UnsafePointer<Float>, _ g: ConvGeometry, _ scratch: UnsafeMutablePointer<Float>
+) -> UnsafePointer<Float> {
+    if g.isPointwise { return sample }
+    Im2Col.lower(sample, g, into: scratch, scratch: scratch + g.columnCount)
+    return UnsafePointer(scratch)
+}
+
+private struct ForwardJob: ChunkJob {
+    let g: ConvGeometry
+    let input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?
+    let output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
+
+    func run(samples: Range<Int>, chunk: Int) {
+        let plane = g.outputPlane, patch = g.groupPatchSize, og = g.groupOutChannels
+        let scratch = workspace + chunk * Conv2D.scratchPerChunk(g)
+        for n in samples {
+            let columns = lowered(input + n * g.inChannels * g.inputPlane, g, scratch)
+            let out = output + n * g.outChannels * plane
+            for group in 0..<g.groups {
+                // out_g[og, OHW] = W_g[og, patch] * columns_g[patch, OHW]
+                BLAS.sgemm(
+                    .none, .none, m: og, n: plane, k: patch,
+                    a: weight + group * og * patch, lda: patch,
+                    b: columns + group * patch * plane, ldb: plane,
+                    c: out + group * og * plane, ldc: plane)
+            }
+            if let bias {
+                for o in 0..<g.outChannels {
+                    let b = bias[o], row = out + o * plane
+                    for i in 0..<plane { row[i] += b }
+                }
+            }
+        }
+    }
+}
+
+private struct BackwardDataJob: ChunkJob {
+    let g: ConvGeometry
+    let outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>
+    let inputGrad: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
+
+    func run(samples: Range<Int>, chunk: Int) {
+        let plane = g.outputPlane, patch = g.groupPatchSize, og = g.groupOutChannels
+        let scratch = workspace + chunk * Conv2D.scratchPerChunk(g)
+        for n in samples {
+            let dy = outputGrad + n * g.outChannels * plane
+            let dx = inputGrad + n * g.inChannels * g.inputPlane
+            // A pointwise convolution's patch matrix is the input itself: accumulate straight into it.
+            let dColumns = g.isPointwise ? dx : scratch
+            for group in 0..<g.groups {
+                // dcolumns_g[patch, OHW] = W_g^T[patch, og] * dy_g[og, OHW]
+                BLAS.sgemm(
+                    .transposed, .none, m: patch, n: plane, k: og,
+                    a: weight + group * og * patch, lda: patch,
+                    b: dy + group * og * plane, ldb: plane,
+                    beta: g.isPointwise ? 1 : 0,
+                    c: dColumns + group * patch * plane, ldc: plane)
+            }
+            if !g.isPointwise { Im2Col.accumulate(scratch, g, into: dx, scratch: scratch + g.columnCount) }
+        }
+    }
+}
+
+private struct BackwardWeightJob: ChunkJob {
+    let g: ConvGeometry
+    let input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>
+    let weightGrad: UnsafeMutablePointer<Float>, biasGrad: UnsafeMutablePointer<Float>?
+    let workspace: UnsafeMutablePointer<Float>
+    /// Private `[weight | bias]` gradients of chunks 1, 2, ...
+    let privateGrads: UnsafeMutablePointer<Float>
+    var privateStride: Int { g.weightCount + g.outChannels }
+
+    func run(samples: Range<Int>, chunk: Int) {
+        let plane = g.outputPlane, patch = g.groupPatchSize, og = g.groupOutChannels
+        let scratch = workspace + chunk * Conv2D.scratchPerChunk(g)
+        let dw = chunk == 0 ? weightGrad : privateGrads + (chunk - 1) * privateStride
+        let db = chunk == 0 ? biasGrad : (biasGrad == nil ? nil : dw + g.weightCount)
+        if chunk > 0 { dw.update(repeating: 0, count: privateStride) }
+        for n in samples {
+            let columns = lowered(input + n * g.inChannels * g.inputPlane, g, scratch)
+            let dy = outputGrad + n * g.outChannels * plane
+            for group in 0..<g.groups {
+                // dW_g[og, patch] += dy_g[og, OHW] * columns_g[patch, OHW]^T
+                BLAS.sgemm(
+                    .none, .transposed, m: og, n: patch, k: plane,
+                    a: dy + group * og * plane, lda: plane,
+                    b: columns + group * patch * plane, ldb: plane,
+                    beta: 1,
+                    c: dw + group * og * patch, ldc: patch)
+            }
+            if let db {
+                for o in 0..<g.outChannels {
+                    let row = dy + o * plane
+                    var s: Float = 0
+                    for i in 0..<plane { s += row[i] }
+                    db[o] += s
+                }
+            }
+        }
     }
 }

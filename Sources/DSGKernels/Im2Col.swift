@@ -169,7 +169,10 @@ public enum Im2Col {
     /// Whether some kernel tap reads row phase `a` and column phase `b` (a 1x1 kernel reads only phase 0, 0).
     @inline(__always)
     private static func readsPhase(_ a: Int, _ b: Int, _ g: ConvGeometry) -> Bool {
-        (0..<g.kernelH).contains { phase($0 - g.padH).0 == a } && (0..<g.kernelW).contains { phase($0 - g.padW).0 == b }
+        var rows = false, columns = false
+        for i in 0..<g.kernelH where phase(i - g.padH).0 == a { rows = true }
+        for j in 0..<g.kernelW where phase(j - g.padW).0 == b { columns = true }
+        return rows && columns
     }
 
     /// `phases[c][a][b][y][x] = image[c][2y + a][2x + b]`, for the phases some tap reads.

@@ -71,9 +71,8 @@ public final class GraphExecutor {
             throw .inputCount(expected: model.inputs.count, got: inputs.count)
         }
         for (i, tensor) in inputs.enumerated() {
-            let expected = model.inputs[i].shape.batched(batchSize)
-            guard tensor.shape == expected else {
-                throw .tensorShape(name: model.inputs[i].name, expected: expected, got: tensor.shape)
+            guard tensor.shape.isBatch(of: model.inputs[i].shape, size: batchSize) else {
+                throw .tensorShape(name: model.inputs[i].name, expected: model.inputs[i].shape.batched(batchSize), got: tensor.shape)
             }
             values[i].update(from: tensor.pointer, count: tensor.elementCount)
         }

@@ -10,6 +10,13 @@ public struct Shape: Hashable, Sendable, ExpressibleByArrayLiteral, CustomString
     public var elementCount: Int { dimensions.reduce(1, *) }
     public subscript(axis: Int) -> Int { dimensions[axis] }
 
+    /// Whether this is `[batch] + sample.dimensions` (checked without building that shape).
+    public func isBatch(of sample: Shape, size batch: Int) -> Bool {
+        guard rank == sample.rank + 1, dimensions[0] == batch else { return false }
+        for i in 0..<sample.rank where dimensions[i + 1] != sample.dimensions[i] { return false }
+        return true
+    }
+
     /// This per-sample shape with a leading batch dimension.
     public func batched(_ batch: Int) -> Shape { Shape([batch] + dimensions) }
 
