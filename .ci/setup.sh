@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs the Debian packages swift-dsg builds and tests against. Safe to run again: apt-get install
+# leaves installed packages alone. Uses sudo when not run as root.
+set -euo pipefail
+
+packages=(pkg-config libopenblas-dev liblapacke-dev)
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "setup: ${packages[*]} installed"
