@@ -29,6 +29,7 @@ struct Report: Codable {
     let convolutions: [ConvResult]
     let wholeModelForward: [WholeModelResult]
     let resnet20Step: StepResult
+    let threading: ThreadingResult
 }
 
 func log(_ line: String) { if !json { print(line) } }
@@ -68,8 +69,12 @@ let step = try StepBenchmark.resnet20(batch: 64, minimumTime: quick ? 0.5 : 3)
 log(String(format: "ResNet-20 training step (batch 64, forward + backward + SGD): %.1f ms, %.0f images/s", step.milliseconds, step.imagesPerSecond))
 log(String(format: "  forward %.1f ms, backward %.1f ms, optimizer %.1f ms; heap allocations per step: %d (inside OpenBLAS sgemm: %d)", step.forwardMilliseconds, step.backwardMilliseconds, step.optimizerMilliseconds, step.allocationsPerStep, step.allocationsInsideSGEMM))
 
+let threading = ThreadingBenchmark.measure(minimumTime: minimumTime)
+log(String(format: "\nThreading, %@ GEMM: OpenBLAS 1 thread %.1f GFLOP/s, OpenBLAS %d threads %.1f, our batch split over %d threads %.1f",
+    threading.gemm, threading.openBLAS1ThreadGFLOPS, Parallel.threadCount, threading.openBLASAllThreadsGFLOPS, Parallel.threadCount, threading.batchSplitGFLOPS))
+
 if json {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    print(String(decoding: try encoder.encode(Report(machine: machine, convolutions: results, wholeModelForward: wholeModel, resnet20Step: step)), as: UTF8.self))
+    print(String(decoding: try encoder.encode(Report(machine: machine, convolutions: results, wholeModelForward: wholeModel, resnet20Step: step, threading: threading)), as: UTF8.self))
 }

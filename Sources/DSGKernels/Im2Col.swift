@@ -4,8 +4,9 @@
 /// tap `(i, j)` of channel `c` (zero where the tap falls in the padding). Channels stay contiguous blocks of
 /// rows, so a group's rows are one slice and grouped convolution needs no reshuffling.
 ///
-/// Small planes make per-line copies expensive, so two common cases are lowered a whole row at a time:
+/// Small planes make per-line copies expensive, so common cases are lowered a whole row at a time:
 /// - stride 1 with the output as wide as the input: each row is the channel plane shifted by the tap offset;
+/// - a strided 1x1 kernel without padding: each row is one channel, subsampled;
 /// - stride 2 on even sizes with the output half as large: the image is first split into its four phases
 ///   (even/odd rows x even/odd columns), after which each row is one phase plane shifted, as above.
 /// Everything else goes line by line.
@@ -13,12 +14,14 @@ public enum Im2Col {
     /// How a geometry is lowered.
     enum Path {
         case shifted  // stride 1, output width = input width
+        case subsample  // 1x1 kernel, no padding, stride > 1: every row is a strided view of one channel
         case phases  // stride 2, even input, output = input / 2
         case lines
     }
 
     static func path(_ g: ConvGeometry) -> Path {
         if g.strideH == 1 && g.strideW == 1 && g.outputW == g.inputW { return .shifted }
+        if g.kernelH == 1 && g.kernelW == 1 && g.padH == 0 && g.padW == 0 { return .subsample }
         if g.strideH == 2 && g.strideW == 2 && g.dilationH == 1 && g.dilationW == 1
             && g.inputH % 2 == 0 && g.inputW % 2 == 0 && g.outputH == g.inputH / 2 && g.outputW == g.inputW / 2
         {
@@ -53,6 +56,14 @@ public enum Im2Col {
                 copyShifted(
                     scratch + (c * 4 + a * 2 + b) * ph * pw, height: ph, width: pw, outputHeight: ph,
                     dy: dy, dx: dx, into: row)
+            }
+        case .subsample:
+            for c in 0..<g.inChannels {
+                let src = image + c * g.inputPlane, row = columns + c * g.outputPlane
+                for y in 0..<g.outputH {
+                    let s = src + y * g.strideH * g.inputW, d = row + y * g.outputW
+                    for x in 0..<g.outputW { d[x] = s[x * g.strideW] }
+                }
             }
         case .lines:
             lowerByLines(image, g, into: columns)
@@ -89,6 +100,14 @@ public enum Im2Col {
                     dy: dy, dx: dx)
             }
             mergePhases(scratch, g, into: image)
+        case .subsample:
+            for c in 0..<g.inChannels {
+                let dst = image + c * g.inputPlane, row = columns + c * g.outputPlane
+                for y in 0..<g.outputH {
+                    let d = dst + y * g.strideH * g.inputW, s = row + y * g.outputW
+                    for x in 0..<g.outputW { d[x * g.strideW] += s[x] }
+                }
+            }
         case .lines:
             accumulateByLines(columns, g, into: image)
         }
