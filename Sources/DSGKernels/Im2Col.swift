@@ -149,11 +149,7 @@ public enum Im2Col {
         let start = (y0 + dy) * w + dx, count = (y1 - y0) * w
         let lo = max(0, -start), hi = min(count, height * w - start)
         if lo < hi { (row + y0 * w + lo).update(from: plane + start + lo, count: hi - lo) }
-        for y in y0..<y1 {
-            let r = row + y * w
-            for x in 0..<x0 { r[x] = 0 }
-            for x in x1..<w { r[x] = 0 }
-        }
+        zeroEdgeColumns(row, rows: y0..<y1, width: w, inside: x0..<x1)
     }
 
     /// The adjoint of ``copyShifted``: `plane[(y + dy) * W + x + dx] += row[y * W + x]` where inside.
@@ -166,15 +162,19 @@ public enum Im2Col {
         let (y0, y1) = inside(dy, count: oh, size: height)
         let (x0, x1) = inside(dx, count: w, size: w)
         guard y1 > y0 else { return }
-        for y in y0..<y1 {
-            let r = row + y * w
-            for x in 0..<x0 { r[x] = 0 }
-            for x in x1..<w { r[x] = 0 }
-        }
+        zeroEdgeColumns(row, rows: y0..<y1, width: w, inside: x0..<x1)
         let start = (y0 + dy) * w + dx, count = (y1 - y0) * w
         let lo = max(0, -start), hi = min(count, height * w - start)
         let src = row + y0 * w, dst = plane + start
         if lo < hi { for k in lo..<hi { dst[k] += src[k] } }
+    }
+
+    /// Zeroes columns outside `inside` in the given rows of a `width`-wide matrix row.
+    @inline(__always)
+    private static func zeroEdgeColumns(_ row: UnsafeMutablePointer<Float>, rows: Range<Int>, width w: Int, inside: Range<Int>) {
+        // Usually one column or none: a loop over rows with a fixed column beats an inner loop per row.
+        for x in 0..<inside.lowerBound { for y in rows { row[y * w + x] = 0 } }
+        for x in inside.upperBound..<w { for y in rows { row[y * w + x] = 0 } }
     }
 
     /// Output indices `first..<end` (of `count`) with `0 <= index + shift < size`.
