@@ -40,7 +40,7 @@ enum StepBenchmark {
 
     static func resnet20(batch: Int, minimumTime: Double) throws -> StepResult {
         let model = try ResNet.resnet20()
-        let executor = GraphExecutor(model: model, batchSize: batch)
+        let executor = try GraphExecutor(model: model, batchSize: batch)
         var rng = SeededGenerator(seed: 1)
         let x = rng.normalTensor([batch, 1, 28, 28])
         let labels = (0..<batch).map { _ in Int32(rng.integer(in: 0..<10)) }
@@ -55,8 +55,8 @@ enum StepBenchmark {
             let t1 = clock.now
             executor.zeroGradients()
             let grad = executor.gradient(of: output)
-            _ = executor.withValue(output) { logits in
-                Losses.softmaxCrossEntropy(
+            _ = try executor.withValue(output) { logits in
+                try Losses.softmaxCrossEntropy(
                     logits: logits.baseAddress!, labels: labels, batch: batch, classes: 10, gradient: grad.baseAddress!)
             }
             executor.backward()

@@ -21,7 +21,7 @@ public struct ConvGeometry: Hashable, Sendable, CustomStringConvertible {
         guard kernel.0 > 0, kernel.1 > 0 else { throw .nonPositive("kernel size") }
         guard stride.0 > 0, stride.1 > 0 else { throw .nonPositive("stride") }
         guard dilation.0 > 0, dilation.1 > 0 else { throw .nonPositive("dilation") }
-        guard padding.0 >= 0, padding.1 >= 0 else { throw .nonPositive("padding (it must be >= 0)") }
+        guard padding.0 >= 0, padding.1 >= 0 else { throw .negativePadding }
         guard groups > 0, inChannels % groups == 0, outChannels % groups == 0 else {
             throw .groupsDoNotDivide(groups: groups, inChannels: inChannels, outChannels: outChannels)
         }
@@ -71,6 +71,7 @@ public struct ConvGeometry: Hashable, Sendable, CustomStringConvertible {
 /// Why a convolution's geometry is impossible.
 public enum ConvGeometryError: Error, Equatable, CustomStringConvertible {
     case nonPositive(String)
+    case negativePadding
     case groupsDoNotDivide(groups: Int, inChannels: Int, outChannels: Int)
     case kernelLargerThanInput(kernelH: Int, kernelW: Int, paddedH: Int, paddedW: Int)
 
@@ -78,6 +79,8 @@ public enum ConvGeometryError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .nonPositive(let what):
             return "\(what) must be positive"
+        case .negativePadding:
+            return "padding must not be negative"
         case .groupsDoNotDivide(let g, let c, let o):
             return "groups \(g) must divide both the input channels \(c) and the output channels \(o)"
         case .kernelLargerThanInput(let kh, let kw, let ph, let pw):

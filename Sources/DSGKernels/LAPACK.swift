@@ -29,36 +29,44 @@ public struct SymmetricEigen<Scalar: Sendable>: Sendable {
     public var vectors: [Scalar]
 }
 
+/// The real types LAPACK's symmetric eigensolver comes in: `ssyevd` for Float, `dsyevd` for Double.
+public protocol LAPACKScalar: BinaryFloatingPoint, Sendable {
+    /// The LAPACK routine's name, for errors.
+    static var symmetricEigenRoutine: String { get }
+    /// Calls the routine on the row-major `n x n` matrix `a` (overwritten by eigenvectors), eigenvalues into `w`.
+    static func symmetricEigenInPlace(n: Int32, a: UnsafeMutablePointer<Self>, w: UnsafeMutablePointer<Self>) -> Int32
+}
+
+extension Float: LAPACKScalar {
+    public static var symmetricEigenRoutine: String { "ssyevd" }
+    public static func symmetricEigenInPlace(n: Int32, a: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>) -> Int32 {
+        LAPACKE_ssyevd(LAPACK_ROW_MAJOR, LAPACK.vectors, LAPACK.upper, n, a, max(n, 1), w)
+    }
+}
+
+extension Double: LAPACKScalar {
+    public static var symmetricEigenRoutine: String { "dsyevd" }
+    public static func symmetricEigenInPlace(n: Int32, a: UnsafeMutablePointer<Double>, w: UnsafeMutablePointer<Double>) -> Int32 {
+        LAPACKE_dsyevd(LAPACK_ROW_MAJOR, LAPACK.vectors, LAPACK.upper, n, a, max(n, 1), w)
+    }
+}
+
 public enum LAPACK {
-    /// Eigenvalues and eigenvectors of the symmetric `n x n` row-major `matrix` (`dsyevd`, upper triangle read).
-    public static func symmetricEigen(_ matrix: [Double], n: Int) throws(LAPACKError) -> SymmetricEigen<Double> {
-        precondition(matrix.count == n * n, "symmetricEigen: matrix must hold n * n elements.")
-        guard matrix.allSatisfy(\.isFinite) else { throw .nonFiniteInput(routine: "dsyevd") }
-        var a = matrix
-        var w = [Double](repeating: 0, count: n)
-        let info = LAPACKE_dsyevd(
-            LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")), Int32(n), &a,
-            Int32(max(n, 1)), &w)
-        try check(info, routine: "dsyevd")
-        return SymmetricEigen(values: w, vectors: a)
-    }
+    /// LAPACK's character flags: compute eigenvectors, read the upper triangle.
+    fileprivate static let vectors = CChar(UInt8(ascii: "V")), upper = CChar(UInt8(ascii: "U"))
 
-    /// Single-precision variant (`ssyevd`).
-    public static func symmetricEigen(_ matrix: [Float], n: Int) throws(LAPACKError) -> SymmetricEigen<Float> {
+    /// Eigenvalues (ascending) and eigenvectors of the symmetric `n x n` row-major `matrix`; only its upper
+    /// triangle is read. Uses `dsyevd` for Double (what DSG's correlation term uses) and `ssyevd` for Float.
+    public static func symmetricEigen<Scalar: LAPACKScalar>(_ matrix: [Scalar], n: Int) throws(LAPACKError) -> SymmetricEigen<Scalar> {
         precondition(matrix.count == n * n, "symmetricEigen: matrix must hold n * n elements.")
-        guard matrix.allSatisfy(\.isFinite) else { throw .nonFiniteInput(routine: "ssyevd") }
+        let routine = Scalar.symmetricEigenRoutine
+        guard matrix.allSatisfy(\.isFinite) else { throw .nonFiniteInput(routine: routine) }
         var a = matrix
-        var w = [Float](repeating: 0, count: n)
-        let info = LAPACKE_ssyevd(
-            LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")), Int32(n), &a,
-            Int32(max(n, 1)), &w)
-        try check(info, routine: "ssyevd")
-        return SymmetricEigen(values: w, vectors: a)
-    }
-
-    /// The one place where LAPACK's `info` becomes a Swift error.
-    private static func check(_ info: Int32, routine: String) throws(LAPACKError) {
+        var w = [Scalar](repeating: 0, count: n)
+        let info = Scalar.symmetricEigenInPlace(n: Int32(n), a: &a, w: &w)
+        // The one place where LAPACK's `info` becomes a Swift error.
         if info < 0 { throw .illegalArgument(routine: routine, argument: Int(-info)) }
         if info > 0 { throw .noConvergence(routine: routine, info: Int(info)) }
+        return SymmetricEigen(values: w, vectors: a)
     }
 }

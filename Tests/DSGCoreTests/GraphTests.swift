@@ -48,7 +48,7 @@ struct GraphTests {
         let x = b.input("image", [1, 4, 4])
         let h = try b.batchNorm(try b.conv2d(x, "conv", outChannels: 2, kernel: 3, padding: 1), "bn")
         let model = b.finish(outputs: [try b.relu(h, "relu")])
-        let executor = GraphExecutor(model: model, batchSize: 2)
+        let executor = try GraphExecutor(model: model, batchSize: 2)
         #expect(throws: GraphError.inputCount(expected: 1, got: 0)) { try executor.forward([], training: false) }
         #expect(throws: GraphError.tensorShape(name: "image", expected: [2, 1, 4, 4], got: [1, 1, 4, 4])) {
             try executor.forward([Tensor(shape: [1, 1, 4, 4])], training: false)
@@ -67,11 +67,21 @@ struct GraphTests {
         }
     }
 
+    @Test func impossibleBatchSizesAndPoolingWindowsThrow() throws {
+        let model = try ResNet.resnet20()
+        #expect(throws: GraphError.invalidBatchSize(0)) { try GraphExecutor(model: model, batchSize: 0) }
+        var b = ModelBuilder(seed: 0)
+        let x = b.input("image", [2, 6, 6])
+        #expect(throws: GraphError.invalidGeometry(node: "pool", op: "MaxPool2d", input: [2, 6, 6], reason: "padding must be at most half the window (2x2)")) {
+            try b.maxPool(x, "pool", kernel: 2, stride: 2, padding: 2)
+        }
+    }
+
     @Test func labelsOutOfRangeThrow() throws {
         var b = ModelBuilder(seed: 0)
         let y = b.input("label", [])
         let model = b.finish(outputs: [try b.add(EmbeddingOp(classes: 3, dimension: 2), "embed", [y])])
-        let executor = GraphExecutor(model: model, batchSize: 2)
+        let executor = try GraphExecutor(model: model, batchSize: 2)
         #expect(throws: GraphError.labelOutOfRange(node: "embed", label: 3, classes: 3)) {
             try executor.forward([Tensor(shape: [2], scalars: [0, 3])], training: false)
         }
@@ -87,7 +97,7 @@ struct GraphTests {
         #expect(buffers.allSatisfy { $0.hasSuffix("running_mean") || $0.hasSuffix("running_var") })
         #expect(buffers.contains("stage2.block0.shortcut.bn.running_mean"))
         // Evaluation mode leaves the running statistics alone; training mode moves them.
-        let executor = GraphExecutor(model: model, batchSize: 2)
+        let executor = try GraphExecutor(model: model, batchSize: 2)
         var rng = SeededGenerator(seed: 5)
         let x = rng.normalTensor([2, 1, 28, 28])
         let before = try model.tensor(named: "bn1.running_mean").scalars
@@ -100,7 +110,7 @@ struct GraphTests {
     @Test func copiesDoNotShareWeights() throws {
         let model = try ResNet.resnet20()
         let copy = model.copy()
-        let executor = GraphExecutor(model: copy, batchSize: 1)
+        let executor = try GraphExecutor(model: copy, batchSize: 1)
         try executor.forward([Tensor(shape: [1, 1, 28, 28], repeating: 1)], training: true)
         executor.zeroGradients()
         executor.gradient(of: copy.outputs[0])[0] = 1
@@ -164,7 +174,7 @@ struct InjectionTests {
         let layer = model.batchNormLayers[0]
         #expect(layer.input == conv)
 
-        let executor = GraphExecutor(model: model, batchSize: 2)
+        let executor = try GraphExecutor(model: model, batchSize: 2)
         executor.inputsRequireGradient = [true]
         var rng = SeededGenerator(seed: 9)
         let input = rng.normalTensor([2, 2, 6, 6])

@@ -6,13 +6,13 @@ import Testing
 struct LossAndOptimizerTests {
     static let file = try! Fixture(named: "ops.json", in: .module)
 
-    @Test func crossEntropy() {
+    @Test func crossEntropy() throws {
         let c = Self.file["losses"]["cross_entropy"]
         let logits = c.tensor("logits")
         let labels = c.ints("labels").map(Int32.init)
         var grad = [Float](repeating: 0, count: logits.elementCount)
-        let loss = logits.withUnsafeBufferPointer { l in
-            Losses.softmaxCrossEntropy(logits: l.baseAddress!, labels: labels, batch: logits.shape[0], classes: logits.shape[1], gradient: &grad)
+        let loss = try logits.withUnsafeBufferPointer { l in
+            try Losses.softmaxCrossEntropy(logits: l.baseAddress!, labels: labels, batch: logits.shape[0], classes: logits.shape[1], gradient: &grad)
         }
         #expect(abs(Double(loss) - c.double("loss")) < 1e-5)
         expectClose(grad, c.tensor("grad").scalars, rtol: 1e-4, atol: 1e-6)
@@ -51,7 +51,7 @@ struct LossAndOptimizerTests {
         let b = (0..<(n * k)).map { _ in rng.normal(standardDeviation: 2) }
         let labels: [Int32] = [4, 0, 2]
         let losses: [(String, ([Float], UnsafeMutablePointer<Float>?) -> Float)] = [
-            ("cross-entropy", { x, g in Losses.softmaxCrossEntropy(logits: x, labels: labels, batch: n, classes: k, gradient: g) }),
+            ("cross-entropy", { x, g in try! Losses.softmaxCrossEntropy(logits: x, labels: labels, batch: n, classes: k, gradient: g) }),
             ("KL", { x, g in Losses.klDivergence(student: x, teacher: b, batch: n, classes: k, temperature: 3, reduction: .batchMean, gradient: g) }),
             ("MSE", { x, g in Losses.meanSquaredError(prediction: x, target: b, count: n * k, gradient: g) }),
         ]
@@ -65,6 +65,16 @@ struct LossAndOptimizerTests {
                 let numeric = (Double(f(plus, nil)) - Double(f(minus, nil))) / 2e-2
                 #expect(abs(numeric - Double(grad[i])) < 2e-4 + 1e-3 * abs(numeric), "\(name)[\(i)]")
             }
+        }
+    }
+
+    @Test func crossEntropyRejectsLabelsOutsideTheClasses() {
+        let logits = [Float](repeating: 0, count: 6)
+        #expect(throws: LossError.labelOutOfRange(sample: 1, label: 3, classes: 3)) {
+            try Losses.softmaxCrossEntropy(logits: logits, labels: [0, 3], batch: 2, classes: 3)
+        }
+        #expect(throws: LossError.labelOutOfRange(sample: 0, label: -1, classes: 3)) {
+            try Losses.softmaxCrossEntropy(logits: logits, labels: [-1, 0], batch: 2, classes: 3)
         }
     }
 

@@ -21,7 +21,7 @@ enum OpFixtures {
         let op: any GraphOperator
         switch name {
         case let n where n.hasPrefix("conv"):
-            let k = config.ints("kernel").first ?? Int(config.double("kernel"))
+            let k = Int(config.double("kernel"))
             let geometry = try ConvGeometry(
                 inChannels: perSample[0], outChannels: Int(config.double("out_channels")), kernel: (k, k),
                 stride: (Int(config.double("stride")), Int(config.double("stride"))),

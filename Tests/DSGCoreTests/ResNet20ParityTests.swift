@@ -58,7 +58,7 @@ struct ResNet20ParityTests {
         let model = try Self.model()
         let n = Int(Self.fixture.double("batch"))
         let x = Tensor(shape: [n, 1, 28, 28], scalars: (0..<(n * 784)).map { Float(1.5 * Self.hashUniform(999, $0)) })
-        let executor = GraphExecutor(model: model, batchSize: n)
+        let executor = try GraphExecutor(model: model, batchSize: n)
         executor.inputsRequireGradient = [true]
         try executor.forward([x], training: mode == "train")
         let expected = Self.fixture[mode]

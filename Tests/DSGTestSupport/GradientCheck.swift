@@ -19,7 +19,7 @@ public struct GradientCheck {
     /// Returns a description of every coordinate that disagrees (empty when the check passes).
     public func failures(model: Model, inputs: [Tensor], inputsRequireGradient: [Bool], seed: UInt64 = 7) throws -> [String] {
         let batch = inputs[0].shape[0]
-        let executor = GraphExecutor(model: model, batchSize: batch)
+        let executor = try GraphExecutor(model: model, batchSize: batch)
         executor.inputsRequireGradient = inputsRequireGradient
         var rng = SeededGenerator(seed: seed)
         let outputID = model.outputs[0]

@@ -18,6 +18,8 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
     case nonFinite(node: String, op: String, shape: Shape)
     /// A class label outside `0..<classes`.
     case labelOutOfRange(node: String, label: Float, classes: Int)
+    /// An executor needs a batch of at least one sample.
+    case invalidBatchSize(Int)
     /// An operator the package does not implement.
     case unsupportedOperator(String)
 
@@ -41,6 +43,8 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
             return "\(op) node '\(node)' produced NaN or infinity (output shape \(shape))"
         case .labelOutOfRange(let node, let label, let classes):
             return "node '\(node)': label \(label) is not an integer in 0..<\(classes)"
+        case .invalidBatchSize(let size):
+            return "the batch size must be at least 1, got \(size)"
         case .unsupportedOperator(let name):
             return "unsupported operator '\(name)'"
         }

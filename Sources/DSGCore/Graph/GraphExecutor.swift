@@ -22,8 +22,8 @@ public final class GraphExecutor {
     private var allocations: [UnsafeMutableRawPointer] = []
     private var lastForwardWasTraining = false
 
-    public init(model: Model, batchSize: Int) {
-        precondition(batchSize > 0, "GraphExecutor: the batch size must be positive.")
+    public init(model: Model, batchSize: Int) throws(GraphError) {
+        guard batchSize > 0 else { throw .invalidBatchSize(batchSize) }
         self.model = model
         self.batchSize = batchSize
         inputsRequireGradient = Array(repeating: false, count: model.inputs.count)

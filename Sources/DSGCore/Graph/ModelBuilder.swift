@@ -57,17 +57,13 @@ public struct ModelBuilder {
     public mutating func maxPool(
         _ x: ValueID, _ name: String, kernel: Int, stride: Int, padding: Int = 0
     ) throws(GraphError) -> ValueID {
-        let s = model.shape(of: x)
-        let w = try window(name, "MaxPool2d", s, outChannels: s.dimensions.first ?? 0, kernel: kernel, stride: stride, padding: padding, depthwise: true)
-        return try add(MaxPool2dOp(window: w), name, [x])
+        try add(MaxPool2dOp(window: poolWindow(x, name, "MaxPool2d", kernel, stride, padding)), name, [x])
     }
 
     public mutating func avgPool(
         _ x: ValueID, _ name: String, kernel: Int, stride: Int, padding: Int = 0
     ) throws(GraphError) -> ValueID {
-        let s = model.shape(of: x)
-        let w = try window(name, "AvgPool2d", s, outChannels: s.dimensions.first ?? 0, kernel: kernel, stride: stride, padding: padding, depthwise: true)
-        return try add(AvgPool2dOp(window: w), name, [x])
+        try add(AvgPool2dOp(window: poolWindow(x, name, "AvgPool2d", kernel, stride, padding)), name, [x])
     }
 
     public mutating func globalAvgPool(_ x: ValueID, _ name: String) throws(GraphError) -> ValueID {
@@ -90,6 +86,16 @@ public struct ModelBuilder {
     public func finish(outputs: [ValueID]) -> Model {
         model.outputs = outputs
         return model
+    }
+
+    /// A pooling window over `x`: a depthwise "convolution" geometry (channels in = out = groups).
+    private func poolWindow(
+        _ x: ValueID, _ name: String, _ op: String, _ kernel: Int, _ stride: Int, _ padding: Int
+    ) throws(GraphError) -> ConvGeometry {
+        let s = model.shape(of: x)
+        return try window(
+            name, op, s, outChannels: s.dimensions.first ?? 0, kernel: kernel, stride: stride, padding: padding,
+            depthwise: true)
     }
 
     private func window(

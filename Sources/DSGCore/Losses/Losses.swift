@@ -1,5 +1,18 @@
 import Foundation
 
+/// Errors a loss can raise on bad input.
+public enum LossError: Error, Equatable, CustomStringConvertible {
+    /// A class label outside `0..<classes`.
+    case labelOutOfRange(sample: Int, label: Int, classes: Int)
+
+    public var description: String {
+        switch self {
+        case .labelOutOfRange(let sample, let label, let classes):
+            return "sample \(sample) has label \(label), outside the model's \(classes) classes (0..<\(classes))"
+        }
+    }
+}
+
 /// Loss functions over raw `[N, K]` buffers. Each returns the loss value and, when a gradient buffer is given,
 /// **adds** the loss's gradient with respect to its first argument into it (so it can seed a graph's backward).
 public enum Losses {
@@ -9,12 +22,14 @@ public enum Losses {
     public static func softmaxCrossEntropy(
         logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, batch: Int, classes: Int,
         gradient: UnsafeMutablePointer<Float>? = nil, scale: Float = 1
-    ) -> Float {
+    ) throws(LossError) -> Float {
+        for n in 0..<batch where labels[n] < 0 || Int(labels[n]) >= classes {
+            throw .labelOutOfRange(sample: n, label: Int(labels[n]), classes: classes)
+        }
         var total = 0.0
         for n in 0..<batch {
             let row = logits + n * classes
             let label = Int(labels[n])
-            precondition(label >= 0 && label < classes, "softmaxCrossEntropy: label \(label) is outside 0..<\(classes).")
             let logSumExp = Self.logSumExp(row, classes, temperature: 1)
             total += logSumExp - Double(row[label])
             if let gradient {

@@ -2,14 +2,14 @@ import DSG
 
 // Build a ResNet-20 with `import DSG` alone, run a training step and print what came out.
 let model = try ResNet.resnet20(input: [1, 28, 28], classes: 10, seed: 1)
-let executor = GraphExecutor(model: model, batchSize: 4)
+let executor = try GraphExecutor(model: model, batchSize: 4)
 var generator = SeededGenerator(seed: 2)
 let images = generator.normalTensor([4, 1, 28, 28])
 try executor.forward([images], training: true)
 executor.zeroGradients()
 let labels: [Int32] = [0, 1, 2, 3]
-let loss = executor.withValue(model.outputs[0]) { logits in
-    Losses.softmaxCrossEntropy(
+let loss = try executor.withValue(model.outputs[0]) { logits in
+    try Losses.softmaxCrossEntropy(
         logits: logits.baseAddress!, labels: labels, batch: 4, classes: 10,
         gradient: executor.gradient(of: model.outputs[0]).baseAddress!)
 }
