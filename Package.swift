@@ -5,7 +5,11 @@ let package = Package(
     name: "swift-dsg",
     products: [
         .library(name: "DSG", targets: ["DSG"]),
+        .executable(name: "dsg", targets: ["dsg"]),
         .executable(name: "dsg-bench", targets: ["dsg-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
     ],
     targets: [
         // MARK: - System library
@@ -14,13 +18,17 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // MARK: - Libraries (each depends only on the ones above it)
         .target(name: "DSGKernels", dependencies: ["COpenBLAS"]),
-        .target(name: "DSGCore", dependencies: ["DSGKernels"]),
+        .target(name: "DSGCore", dependencies: ["DSGKernels", "CZlib"]),
         .target(name: "DSG", dependencies: ["DSGCore"]),
 
         // MARK: - Executables
+        .executableTarget(
+            name: "dsg",
+            dependencies: ["DSG", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
             name: "dsg-bench", dependencies: ["DSG", "DSGKernels", "CMallocCounter"], path: "Benchmarks/dsg-bench"),
         // Counts heap allocations inside dsg-bench only (it replaces malloc in that executable).
@@ -29,6 +37,7 @@ let package = Package(
         // MARK: - Test support and tests
         .target(name: "DSGTestSupport", dependencies: ["DSGCore"], path: "Tests/DSGTestSupport"),
         .testTarget(name: "DSGKernelsTests", dependencies: ["DSGKernels", "DSGTestSupport"]),
+        .testTarget(name: "dsgTests", dependencies: ["DSGTestSupport"]),
         .testTarget(
             name: "DSGCoreTests",
             dependencies: ["DSGCore", "DSGTestSupport"],

@@ -45,8 +45,12 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codab
         return mean + standardDeviation * Float(z)
     }
 
-    /// Uniform integer in `range`.
-    public mutating func integer(in range: Range<Int>) -> Int { Int.random(in: range, using: &self) }
+    /// Uniform integer in `range` (which must not be empty), by Lemire's multiply-shift on 32 random bits:
+    /// written out rather than `Int.random(in:using:)` so the sequence cannot change with the standard library.
+    public mutating func integer(in range: Range<Int>) -> Int {
+        precondition(!range.isEmpty && range.count <= 1 << 32, "integer(in:): the range must hold 1 to 2^32 values.")
+        return range.lowerBound + Int(((next() >> 32) * UInt64(range.count)) >> 32)
+    }
 
     /// A tensor of independent uniform values in `[low, high)`.
     public mutating func uniformTensor(_ shape: Shape, _ low: Float = 0, _ high: Float = 1) -> Tensor {

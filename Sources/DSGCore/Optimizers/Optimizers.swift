@@ -38,6 +38,28 @@ public final class SGD {
     public func step(_ executor: GraphExecutor) {
         forEachParameter(executor) { p, g, n, slot in step(p, gradient: g, count: n, slot: slot) }
     }
+
+    /// The momentum buffers of `model`'s parameters, named `<prefix><parameter name>`, for checkpoints.
+    public func state(of model: Model, prefix: String = "optimizer.velocity.") -> [(name: String, tensor: Tensor)] {
+        model.tensors.indices.compactMap { i in
+            guard let v = velocity[i] else { return nil }
+            let shape = model.tensors[i].tensor.shape
+            return (prefix + model.tensors[i].name, Tensor(shape: shape, scalars: Array(UnsafeBufferPointer(start: v, count: shape.elementCount))))
+        }
+    }
+
+    /// Restores momentum buffers saved by ``state(of:prefix:)``.
+    public func restoreState(_ contents: Safetensors.Contents, of model: Model, prefix: String = "optimizer.velocity.", file: String) throws(SafetensorsError) {
+        for i in model.tensors.indices {
+            let name = prefix + model.tensors[i].name
+            guard let saved = contents.tensor(named: name) else { continue }
+            let shape = model.tensors[i].tensor.shape
+            guard saved.shape == shape else { throw .shape(file: file, tensor: name, expected: shape, found: saved.shape) }
+            let v = velocity[i] ?? UnsafeMutablePointer<Float>.allocate(capacity: shape.elementCount)
+            saved.withUnsafeBufferPointer { v.update(from: $0.baseAddress!, count: shape.elementCount) }
+            velocity[i] = v
+        }
+    }
 }
 
 /// Adam (Kingma & Ba 2015) with PyTorch's semantics, including L2 weight decay added to the gradient.

@@ -1,0 +1,22 @@
+/// A set of images with one class label each, held in memory: `images` is `[N, C, H, W]`, already normalised.
+public struct LabeledImages: Sendable {
+    public let images: Tensor
+    public let labels: [Int32]
+    public let classes: Int
+
+    public init(images: Tensor, labels: [Int32], classes: Int) {
+        precondition(images.shape.rank == 4 && images.shape[0] == labels.count, "LabeledImages: one label per image.")
+        (self.images, self.labels, self.classes) = (images, labels, classes)
+    }
+
+    public var count: Int { labels.count }
+    /// Per-sample shape, `[C, H, W]`.
+    public var sampleShape: Shape { Shape(Array(images.shape.dimensions.dropFirst())) }
+
+    /// The first `count` samples (all of them if there are fewer).
+    public func prefix(_ count: Int) -> LabeledImages {
+        let n = min(count, self.count), size = sampleShape.elementCount
+        let scalars = images.withUnsafeBufferPointer { Array($0.prefix(n * size)) }
+        return LabeledImages(images: Tensor(shape: sampleShape.batched(n), scalars: scalars), labels: Array(labels.prefix(n)), classes: classes)
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+internal import CZlib
+
+/// Why a gzip stream could not be decompressed.
+public enum GzipError: Error, Equatable, CustomStringConvertible {
+    case notGzip
+    case corrupt(String)
+    case truncated
+
+    public var description: String {
+        switch self {
+        case .notGzip: return "not a gzip file (it does not start with the gzip signature 1f 8b)"
+        case .corrupt(let reason): return "corrupt gzip data (\(reason))"
+        case .truncated: return "the gzip data ends early"
+        }
+    }
+}
+
+/// gzip decompression through zlib.
+public enum Gzip {
+    /// The decompressed bytes of a whole gzip file.
+    public static func decompress(_ data: Data) throws(GzipError) -> Data {
+        guard data.count >= 18, data[data.startIndex] == 0x1f, data[data.startIndex + 1] == 0x8b else { throw .notGzip }
+        // The trailer's last four bytes hold the uncompressed size modulo 2^32: a good first capacity.
+        let sizeHint = data.suffix(4).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        var output = Data(count: max(sizeHint, 1024))
+        var stream = z_stream()
+        // 16 + MAX_WBITS: expect a gzip header and trailer rather than a raw zlib stream.
+        guard inflateInit2_(&stream, 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw .corrupt("zlib could not start")
+        }
+        defer { inflateEnd(&stream) }
+        var status: Int32 = Z_OK
+        var produced = 0
+        let inputCount = data.count
+        let result: GzipError? = data.withUnsafeBytes { (input: UnsafeRawBufferPointer) -> GzipError? in
+            stream.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress!)
+            stream.avail_in = uInt(inputCount)
+            while status == Z_OK {
+                if produced == output.count { output.count *= 2 }
+                status = output.withUnsafeMutableBytes { (out: UnsafeMutableRawBufferPointer) -> Int32 in
+                    stream.next_out = out.bindMemory(to: Bytef.self).baseAddress! + produced
+                    stream.avail_out = uInt(out.count - produced)
+                    let s = inflate(&stream, Z_NO_FLUSH)
+                    produced = out.count - Int(stream.avail_out)
+                    return s
+                }
+                if status == Z_BUF_ERROR && stream.avail_in == 0 { return .truncated }
+                if status == Z_BUF_ERROR { status = Z_OK }  // output full: grow and go on
+            }
+            if status == Z_STREAM_END { return nil }
+            if status == Z_DATA_ERROR { return .corrupt(stream.msg.map { String(cString: $0) } ?? "data error") }
+            return .corrupt("zlib status \(status)")
+        }
+        if let result { throw result }
+        output.count = produced
+        return output
+    }
+}

@@ -1,0 +1,234 @@
+import Foundation
+
+/// Settings of a classifier training run; saved in every checkpoint so a resumed run uses the same ones.
+public struct TrainingConfiguration: Codable, Sendable, Equatable {
+    public var epochs = 30
+    public var batchSize = 128
+    /// Peak learning rate, annealed to zero over all steps by a cosine schedule.
+    public var learningRate: Float = 0.1
+    public var momentum: Float = 0.9
+    public var nesterov = true
+    public var weightDecay: Float = 5e-4
+    /// Random crops of the image padded by this many pixels on each side (0: no cropping).
+    public var cropPadding = 2
+    /// Mirror images left-right with probability 1/2.
+    public var horizontalFlip = true
+    public var seed: UInt64 = 0
+
+    public init() {}
+}
+
+/// What one finished epoch measured.
+public struct EpochReport: Codable, Sendable, Equatable {
+    public let epoch: Int
+    public let trainLoss: Double
+    public let trainAccuracy: Double
+    public let testAccuracy: Double
+    public let seconds: Double
+}
+
+/// Progress within an epoch, for progress lines.
+public struct TrainingProgress: Sendable {
+    public let epoch: Int, epochs: Int
+    public let step: Int, stepsPerEpoch: Int
+    public let loss: Double
+    public let imagesPerSecond: Double
+    /// Seconds until the whole run ends, extrapolated from this run's pace.
+    public let secondsRemaining: Double
+}
+
+/// Errors of training runs that a user's settings or files can cause.
+public enum TrainingError: Error, Equatable, CustomStringConvertible {
+    case invalidConfiguration(String)
+    case checkpointMismatch(file: String, reason: String)
+    case checkpoint(SafetensorsError)
+    case nonFiniteLoss(epoch: Int, step: Int)
+
+    public var description: String {
+        switch self {
+        case .invalidConfiguration(let reason): return "invalid training settings: \(reason)"
+        case .checkpointMismatch(let file, let reason): return "\(file) cannot be resumed: \(reason)"
+        case .checkpoint(let error): return error.description
+        case .nonFiniteLoss(let epoch, let step):
+            return "the training loss became NaN or infinite at epoch \(epoch), step \(step); lower the learning rate"
+        }
+    }
+}
+
+/// Trains an image classifier with SGD (Nesterov momentum, weight decay, cosine learning rate), random crops and
+/// flips, shuffled batches from a seeded generator, test accuracy after every epoch, and an atomic checkpoint
+/// after every epoch from which a killed run resumes with nothing lost.
+///
+/// The run is deterministic given the seed: the generator's state at the start of each epoch is saved, so a
+/// resumed run draws the same shuffles and augmentations as an uninterrupted one.
+public final class ClassifierTrainer {
+    public let model: Model
+    public let configuration: TrainingConfiguration
+    public private(set) var history: [EpochReport] = []
+    private let train: LabeledImages, test: LabeledImages
+    private let executor: GraphExecutor
+    private let optimizer: SGD
+    private var generator: SeededGenerator
+
+    /// Checkpoint metadata keys.
+    private enum Key {
+        static let format = "format", configuration = "configuration", history = "history", generator = "generator"
+    }
+    private static let format = "swift-dsg classifier checkpoint 1"
+
+    public init(model: Model, configuration: TrainingConfiguration, train: LabeledImages, test: LabeledImages) throws {
+        guard configuration.epochs > 0 else { throw TrainingError.invalidConfiguration("epochs must be at least 1") }
+        guard configuration.batchSize > 0, configuration.batchSize <= train.count else {
+            throw TrainingError.invalidConfiguration("the batch size must be between 1 and the \(train.count) training images")
+        }
+        guard configuration.cropPadding >= 0 else { throw TrainingError.invalidConfiguration("crop padding must not be negative") }
+        guard configuration.learningRate > 0, configuration.learningRate.isFinite else {
+            throw TrainingError.invalidConfiguration("the learning rate must be positive")
+        }
+        self.model = model
+        self.configuration = configuration
+        self.train = train
+        self.test = test
+        executor = try GraphExecutor(model: model, batchSize: configuration.batchSize)
+        optimizer = SGD(
+            learningRate: configuration.learningRate, momentum: configuration.momentum,
+            nesterov: configuration.nesterov && configuration.momentum > 0, weightDecay: configuration.weightDecay)
+        generator = SeededGenerator(seed: configuration.seed)
+    }
+
+    public var stepsPerEpoch: Int { train.count / configuration.batchSize }
+
+    /// Continues from `checkpoint` if it exists, then trains the remaining epochs, writing the checkpoint
+    /// after each one. Returns every epoch's report, those of earlier runs included.
+    public func run(checkpoint: URL?, progress: (TrainingProgress) -> Void = { _ in }) throws -> [EpochReport] {
+        if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) { try resume(from: checkpoint) }
+        let start = Date()
+        let firstEpoch = history.count
+        for epoch in firstEpoch..<configuration.epochs {
+            let epochStart = Date()
+            let (loss, accuracy) = try trainEpoch(epoch) { step, loss in
+                let done = Double((epoch - firstEpoch) * stepsPerEpoch + step)
+                let elapsed = Date().timeIntervalSince(start)
+                let total = Double((configuration.epochs - firstEpoch) * stepsPerEpoch)
+                progress(TrainingProgress(
+                    epoch: epoch, epochs: configuration.epochs, step: step, stepsPerEpoch: stepsPerEpoch, loss: loss,
+                    imagesPerSecond: done * Double(configuration.batchSize) / max(elapsed, 1e-9),
+                    secondsRemaining: elapsed / max(done, 1) * (total - done)))
+            }
+            let testAccuracy = try Evaluation.accuracy(of: model, on: test)
+            history.append(EpochReport(
+                epoch: epoch, trainLoss: loss, trainAccuracy: accuracy, testAccuracy: testAccuracy,
+                seconds: Date().timeIntervalSince(epochStart)))
+            if let checkpoint { try save(to: checkpoint) }
+        }
+        return history
+    }
+
+    /// One pass over the shuffled training set; returns the mean loss and the accuracy on the training batches.
+    private func trainEpoch(_ epoch: Int, _ report: (Int, Double) -> Void) throws -> (Double, Double) {
+        let n = configuration.batchSize
+        var order = Array(0..<train.count)
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, generator.integer(in: 0..<(i + 1))) }
+        var labels = [Int32](repeating: 0, count: n)
+        let output = model.outputs[0]
+        let classes = model.shape(of: output).elementCount
+        let totalSteps = configuration.epochs * stepsPerEpoch
+        let schedule = LearningRateSchedule.cosine(total: totalSteps)
+        var lossSum = 0.0, correct = 0
+        for step in 0..<stepsPerEpoch {
+            let batch = order[(step * n)..<((step + 1) * n)]
+            fillBatch(batch, labels: &labels)
+            optimizer.learningRate = schedule.rate(base: configuration.learningRate, at: epoch * stepsPerEpoch + step)
+            try executor.run(training: true)
+            executor.zeroGradients()
+            let gradient = executor.gradient(of: output)
+            let loss = try executor.withValue(output) { logits in
+                for i in 0..<n {
+                    var best = 0
+                    for k in 1..<classes where logits[i * classes + k] > logits[i * classes + best] { best = k }
+                    if best == Int(labels[i]) { correct += 1 }
+                }
+                return try Losses.softmaxCrossEntropy(
+                    logits: logits.baseAddress!, labels: labels, batch: n, classes: classes, gradient: gradient.baseAddress!)
+            }
+            guard loss.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch, step: step) }
+            executor.backward()
+            optimizer.step(executor)
+            lossSum += Double(loss)
+            if step % 10 == 9 || step == stepsPerEpoch - 1 { report(step + 1, lossSum / Double(step + 1)) }
+        }
+        return (lossSum / Double(stepsPerEpoch), Double(correct) / Double(stepsPerEpoch * n))
+    }
+
+    /// Writes the augmented images of `batch` into the executor's input and their labels into `labels`.
+    private func fillBatch(_ batch: ArraySlice<Int>, labels: inout [Int32]) {
+        let shape = train.sampleShape
+        let (c, h, w) = (shape[0], shape[1], shape[2])
+        let pad = configuration.cropPadding
+        // Padding is black: a pixel of 0 before normalisation is the most negative normalised value.
+        let black = train.images.withUnsafeBufferPointer { $0.min() ?? 0 }
+        executor.withInput(0) { input in
+            train.images.withUnsafeBufferPointer { images in
+                for (slot, index) in batch.enumerated() {
+                    labels[slot] = train.labels[index]
+                    let dy = pad > 0 ? generator.integer(in: 0..<(2 * pad + 1)) - pad : 0
+                    let dx = pad > 0 ? generator.integer(in: 0..<(2 * pad + 1)) - pad : 0
+                    let flip = configuration.horizontalFlip && generator.integer(in: 0..<2) == 1
+                    for ch in 0..<c {
+                        let src = images.baseAddress! + (index * c + ch) * h * w
+                        let dst = input.baseAddress! + (slot * c + ch) * h * w
+                        for y in 0..<h {
+                            let sy = y + dy
+                            for x in 0..<w {
+                                let sx = (flip ? w - 1 - x : x) + dx
+                                dst[y * w + x] = (sy >= 0 && sy < h && sx >= 0 && sx < w) ? src[sy * w + sx] : black
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: - Checkpoints
+
+    private func save(to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let metadata = [
+            Key.format: Self.format,
+            Key.configuration: String(decoding: try encoder.encode(configuration), as: UTF8.self),
+            Key.history: String(decoding: try encoder.encode(history), as: UTF8.self),
+            Key.generator: String(decoding: try encoder.encode(generator), as: UTF8.self),
+        ]
+        let contents = Safetensors.Contents(tensors: model.stateDict + optimizer.state(of: model), metadata: metadata)
+        do { try Safetensors.write(contents, to: url) } catch { throw TrainingError.checkpoint(error) }
+    }
+
+    private func resume(from url: URL) throws {
+        let file = url.lastPathComponent
+        let contents: Safetensors.Contents
+        do { contents = try Safetensors.read(url) } catch { throw TrainingError.checkpoint(error) }
+        guard contents.metadata[Key.format] == Self.format else {
+            throw TrainingError.checkpointMismatch(file: file, reason: "it is not a classifier training checkpoint of this package")
+        }
+        let decoder = JSONDecoder()
+        guard let saved = contents.metadata[Key.configuration].flatMap({ try? decoder.decode(TrainingConfiguration.self, from: Data($0.utf8)) }),
+            let history = contents.metadata[Key.history].flatMap({ try? decoder.decode([EpochReport].self, from: Data($0.utf8)) }),
+            let generator = contents.metadata[Key.generator].flatMap({ try? decoder.decode(SeededGenerator.self, from: Data($0.utf8)) })
+        else { throw TrainingError.checkpointMismatch(file: file, reason: "its metadata is incomplete") }
+        guard saved == configuration else {
+            throw TrainingError.checkpointMismatch(file: file, reason: "it was made with different settings (\(describe(saved)))")
+        }
+        do {
+            try model.load(contents, file: file, ignoringPrefixes: ["optimizer."])
+            try optimizer.restoreState(contents, of: model, file: file)
+        } catch { throw TrainingError.checkpoint(error) }
+        self.history = history
+        self.generator = generator
+    }
+
+    private func describe(_ c: TrainingConfiguration) -> String {
+        "epochs \(c.epochs), batch \(c.batchSize), learning rate \(c.learningRate), seed \(c.seed)"
+    }
+}

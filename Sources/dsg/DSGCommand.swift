@@ -1,0 +1,28 @@
+import ArgumentParser
+import DSG
+import Foundation
+
+@main
+struct DSGCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dsg",
+        abstract: "Data-free quantization by Diverse Sample Generation.",
+        version: DSG.version,
+        subcommands: [TrainCommand.self, EvaluateCommand.self])
+}
+
+/// Runs `body`, turning the package's errors into a one-line message on standard error and exit code 1.
+func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as ExitCode { throw error } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+/// Options shared by the commands that read Fashion-MNIST.
+struct DataOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Folder with the four Fashion-MNIST gzip IDX files.", valueName: "folder"))
+    var data: String = FashionMNIST.defaultDirectory.path
+
+    var directory: URL { URL(fileURLWithPath: data) }
+}

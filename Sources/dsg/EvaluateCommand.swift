@@ -1,0 +1,37 @@
+import ArgumentParser
+import DSG
+import Foundation
+
+struct EvaluateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "evaluate",
+        abstract: "Measure a ResNet-20's top-1 accuracy on the Fashion-MNIST test set.")
+
+    @OptionGroup var dataOptions: DataOptions
+
+    @Option(help: ArgumentHelp("Weights to evaluate (safetensors).", valueName: "path"))
+    var model: String
+
+    @Option(help: "Evaluate only the first N test images.")
+    var limit: Int?
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1.") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            var test = try FashionMNIST.load(.test, from: dataOptions.directory)
+            if let limit { test = test.prefix(limit) }
+            let network = try ResNet.resnet20(input: [1, 28, 28], classes: FashionMNIST.classes)
+            let url = URL(fileURLWithPath: model)
+            try network.load(try Safetensors.read(url), file: url.lastPathComponent)
+            let line = ProgressLine()
+            let accuracy = try Evaluation.accuracy(of: network, on: test) { done in
+                line.update("evaluating \(done)/\(test.count)")
+            }
+            line.finish()
+            print(String(format: "top-1 accuracy %.2f%% on %d Fashion-MNIST test images (%@)", 100 * accuracy, test.count, model))
+        }
+    }
+}

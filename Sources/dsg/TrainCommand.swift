@@ -1,0 +1,87 @@
+import ArgumentParser
+import DSG
+import Foundation
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train the ResNet-20 classifier on Fashion-MNIST.",
+        discussion: """
+            SGD with Nesterov momentum and weight decay, a cosine learning rate over all steps, random crops and \
+            horizontal flips, shuffled batches from the seed. The test accuracy is measured after every epoch. \
+            A checkpoint is written (atomically) after every epoch; run the same command again to resume a run \
+            that was stopped, with nothing lost.
+            """)
+
+    @OptionGroup var dataOptions: DataOptions
+
+    @Option(help: "Passes over the 60,000 training images.")
+    var epochs = 30
+
+    @Option(help: "Images per training step.")
+    var batchSize = 128
+
+    @Option(help: "Peak learning rate (the cosine schedule starts here and ends at 0).")
+    var learningRate: Float = 0.1
+
+    @Option(help: "Weight decay (L2 penalty added to the gradient).")
+    var weightDecay: Float = 5e-4
+
+    @Option(help: "Seed for initialisation, shuffling and augmentation.")
+    var seed: UInt64 = 0
+
+    @Option(help: ArgumentHelp("Checkpoint file, written after every epoch and resumed from if it exists.", valueName: "path"))
+    var checkpoint = "dsg-train-checkpoint.safetensors"
+
+    @Option(help: ArgumentHelp("Where to write the trained weights (safetensors).", valueName: "path"))
+    var output = "resnet20-fashion-mnist.safetensors"
+
+    func validate() throws {
+        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1.") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1.") }
+        guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--learning-rate must be positive.") }
+        guard weightDecay >= 0 else { throw ValidationError("--weight-decay must not be negative.") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let train = try FashionMNIST.load(.train, from: dataOptions.directory)
+            let test = try FashionMNIST.load(.test, from: dataOptions.directory)
+            var settings = TrainingConfiguration()
+            settings.epochs = epochs
+            settings.batchSize = batchSize
+            settings.learningRate = learningRate
+            settings.weightDecay = weightDecay
+            settings.seed = seed
+            let model = try ResNet.resnet20(input: [1, 28, 28], classes: FashionMNIST.classes, seed: seed)
+            let trainer = try ClassifierTrainer(model: model, configuration: settings, train: train, test: test)
+            let checkpointURL = URL(fileURLWithPath: checkpoint)
+            if FileManager.default.fileExists(atPath: checkpointURL.path) {
+                print("resuming from \(checkpoint)")
+            }
+            print("training ResNet-20 on \(train.count) images: \(epochs) epochs of \(trainer.stepsPerEpoch) steps, batch \(batchSize), seed \(seed)")
+            let line = ProgressLine()
+            var reported = 0
+            let history = try trainer.run(checkpoint: checkpointURL) { p in
+                // Epochs finished since the last call are printed once, on their own lines.
+                while reported < trainer.history.count { printEpoch(trainer.history[reported], of: epochs, line: line); reported += 1 }
+                line.update(String(
+                    format: "epoch %d/%d  step %d/%d  loss %.4f  %.0f images/s  ETA %@", p.epoch + 1, p.epochs, p.step,
+                    p.stepsPerEpoch, p.loss, p.imagesPerSecond, formatDuration(p.secondsRemaining)))
+            }
+            for report in history[reported...] { printEpoch(report, of: epochs, line: line) }
+            try Safetensors.write(
+                Safetensors.Contents(tensors: model.stateDict, metadata: ["model": "resnet20", "dataset": "fashion-mnist", "seed": String(seed)]),
+                to: URL(fileURLWithPath: output))
+            let seconds = history.reduce(0) { $0 + $1.seconds }
+            print(String(format: "test accuracy %.2f%% after %d epochs (%@ of training); weights written to %@",
+                100 * (history.last?.testAccuracy ?? 0), history.count, formatDuration(seconds), output))
+        }
+    }
+
+    private func printEpoch(_ r: EpochReport, of epochs: Int, line: ProgressLine) {
+        line.finish()
+        print(String(format: "epoch %d/%d  train loss %.4f  train accuracy %.2f%%  test accuracy %.2f%%  (%@)",
+            r.epoch + 1, epochs, r.trainLoss, 100 * r.trainAccuracy, 100 * r.testAccuracy, formatDuration(r.seconds)))
+    }
+}
