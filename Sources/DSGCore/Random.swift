@@ -16,6 +16,21 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codab
         }
     }
 
+    /// Encoded as hexadecimal strings: JSON numbers lose 64-bit integers on their way through Double.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(state.map { String($0, radix: 16) })
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let words = try decoder.singleValueContainer().decode([String].self)
+        let state = words.compactMap { UInt64($0, radix: 16) }
+        guard state.count == 4, state.contains(where: { $0 != 0 }) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a generator state is four non-zero hexadecimal words"))
+        }
+        self.state = state
+    }
+
     public mutating func next() -> UInt64 {
         let result = rotate(state[1] &* 5, 7) &* 9
         let t = state[1] << 17

@@ -35,7 +35,7 @@ public enum Parallel {
 
     /// Runs `job` on `chunkCount(count)` contiguous ranges covering `0..<count`, concurrently; returns when all
     /// are done. Chunks must touch disjoint memory. If another thread is already running a parallel job, the
-    /// chunks run one after another on the calling thread.
+    /// same chunks run one after another on the calling thread, so results never depend on which happened.
     public static func forEachChunk<Job: ChunkJob>(of count: Int, _ job: Job) {
         withUnsafePointer(to: job) { pointer in
             pool.run(count: count, chunks: chunkCount(count), job: UnsafeRawPointer(pointer), type: Job.self)
@@ -84,7 +84,11 @@ private final class WorkerPool: @unchecked Sendable {
 
     func run(count: Int, chunks: Int, job: UnsafeRawPointer, type: any ChunkJob.Type) {
         guard chunks > 1, start.count >= chunks - 1, busy.try() else {
-            type.run(at: job, samples: 0..<count, chunk: 0)
+            // Same chunks, one after another: callers rely on every chunk's private scratch being filled, and
+            // the results stay bit-identical to a parallel run.
+            for chunk in 0..<chunks {
+                type.run(at: job, samples: (chunk * count / chunks)..<((chunk + 1) * count / chunks), chunk: chunk)
+            }
             return
         }
         defer { busy.unlock() }

@@ -1,5 +1,6 @@
 import DSGCore
 import DSGKernels
+import Foundation
 import Testing
 
 @Suite("Graph building, execution and bad input")
@@ -133,7 +134,7 @@ struct GraphTests {
 
 @Suite("Seeded random numbers")
 struct RandomTests {
-    @Test func reproducibleAndWellDistributed() {
+    @Test func reproducibleAndWellDistributed() throws {
         var a = SeededGenerator(seed: 42), b = SeededGenerator(seed: 42), c = SeededGenerator(seed: 43)
         let xs = (0..<20_000).map { _ in a.normal() }
         #expect(xs == (0..<20_000).map { _ in b.normal() })
@@ -146,6 +147,9 @@ struct RandomTests {
         #expect(abs(us.reduce(0, +) / Float(us.count) - 1) < 0.03)
         let ints = (0..<1000).map { _ in a.integer(in: 0..<10) }
         #expect(Set(ints) == Set(0..<10))
+        // The state survives JSON exactly (checkpoints store it there).
+        let restored = try JSONDecoder().decode(SeededGenerator.self, from: JSONEncoder().encode(a))
+        #expect(restored == a)
     }
 }
 

@@ -16,8 +16,35 @@ public enum GzipError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// gzip decompression through zlib.
+/// gzip compression and decompression through zlib.
 public enum Gzip {
+    /// The bytes of a gzip file holding `data` (zlib's default compression level).
+    public static func compress(_ data: Data) -> Data {
+        var stream = z_stream()
+        // 16 + MAX_WBITS: write a gzip header and trailer; 8 is zlib's default memory level.
+        guard deflateInit2_(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY,
+            ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            preconditionFailure("zlib could not start a deflate stream")
+        }
+        defer { deflateEnd(&stream) }
+        var output = Data(count: Int(deflateBound(&stream, uLong(data.count))) + 32)
+        var input = data
+        let produced = input.withUnsafeMutableBytes { (inp: UnsafeMutableRawBufferPointer) -> Int in
+            output.withUnsafeMutableBytes { (out: UnsafeMutableRawBufferPointer) -> Int in
+                stream.next_in = inp.bindMemory(to: Bytef.self).baseAddress
+                stream.avail_in = uInt(inp.count)
+                stream.next_out = out.bindMemory(to: Bytef.self).baseAddress
+                stream.avail_out = uInt(out.count)
+                // The output holds deflateBound bytes, so one call finishes the stream.
+                let status = deflate(&stream, Z_FINISH)
+                precondition(status == Z_STREAM_END, "zlib deflate did not finish (status \(status))")
+                return out.count - Int(stream.avail_out)
+            }
+        }
+        output.count = produced
+        return output
+    }
+
     /// The decompressed bytes of a whole gzip file.
     public static func decompress(_ data: Data) throws(GzipError) -> Data {
         guard data.count >= 18, data[data.startIndex] == 0x1f, data[data.startIndex + 1] == 0x8b else { throw .notGzip }

@@ -98,18 +98,22 @@ public final class ClassifierTrainer {
 
     public var stepsPerEpoch: Int { train.count / configuration.batchSize }
 
-    /// Continues from `checkpoint` if it exists, then trains the remaining epochs, writing the checkpoint
-    /// after each one. Returns every epoch's report, those of earlier runs included.
-    public func run(checkpoint: URL?, progress: (TrainingProgress) -> Void = { _ in }) throws -> [EpochReport] {
+    /// Continues from `checkpoint` if it exists, then trains the remaining epochs (at most `epochLimit` of
+    /// them in this call, to train in slices), writing the checkpoint after each one. Returns every epoch's
+    /// report, those of earlier runs included.
+    public func run(
+        checkpoint: URL?, epochLimit: Int? = nil, progress: (TrainingProgress) -> Void = { _ in }
+    ) throws -> [EpochReport] {
         if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) { try resume(from: checkpoint) }
         let start = Date()
         let firstEpoch = history.count
-        for epoch in firstEpoch..<configuration.epochs {
+        let lastEpoch = min(configuration.epochs, firstEpoch + (epochLimit ?? configuration.epochs))
+        for epoch in firstEpoch..<lastEpoch {
             let epochStart = Date()
             let (loss, accuracy) = try trainEpoch(epoch) { step, loss in
                 let done = Double((epoch - firstEpoch) * stepsPerEpoch + step)
                 let elapsed = Date().timeIntervalSince(start)
-                let total = Double((configuration.epochs - firstEpoch) * stepsPerEpoch)
+                let total = Double((lastEpoch - firstEpoch) * stepsPerEpoch)
                 progress(TrainingProgress(
                     epoch: epoch, epochs: configuration.epochs, step: step, stepsPerEpoch: stepsPerEpoch, loss: loss,
                     imagesPerSecond: done * Double(configuration.batchSize) / max(elapsed, 1e-9),
