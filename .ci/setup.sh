@@ -3,7 +3,8 @@
 # leaves installed packages alone. Uses sudo when not run as root.
 set -euo pipefail
 
-packages=(pkg-config libopenblas-dev liblapacke-dev)
+# OpenBLAS and LAPACKE for the kernels, zlib for the gzip IDX files, and Fashion-MNIST itself.
+packages=(pkg-config libopenblas-dev liblapacke-dev zlib1g-dev dataset-fashion-mnist)
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

@@ -14,10 +14,13 @@ struct DSGCommand: ParsableCommand {
 /// Runs `body`, turning the package's errors into a one-line message on standard error and exit code 1.
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let error as ExitCode { throw error } catch {
-        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        FileHandle.standardError.write(Data((errorMessage(error) + "\n").utf8))
         throw ExitCode.failure
     }
 }
+
+/// The line printed for an error: every error of the package describes itself, naming the file or node.
+func errorMessage(_ error: any Error) -> String { "error: \(error)" }
 
 /// Options shared by the commands that read Fashion-MNIST.
 struct DataOptions: ParsableArguments {

@@ -1,0 +1,59 @@
+import ArgumentParser
+import DSGCore
+import Foundation
+import Testing
+
+@testable import dsg
+
+@Suite("The dsg command line")
+struct CommandLineTests {
+    /// The exit code and message ArgumentParser gives for `arguments`, or nil if they parse.
+    func failure(_ arguments: [String]) -> (code: Int32, message: String)? {
+        do {
+            _ = try DSGCommand.parseAsRoot(arguments)
+            return nil
+        } catch {
+            return (DSGCommand.exitCode(for: error).rawValue, DSGCommand.message(for: error))
+        }
+    }
+
+    @Test func helpExplainsEveryOption() {
+        let help = DSGCommand.helpMessage(for: TrainCommand.self)
+        for option in ["--data", "--epochs", "--batch-size", "--learning-rate", "--weight-decay", "--seed", "--checkpoint", "--output"] {
+            let line = help.split(separator: "\n").first { $0.contains(option) } ?? ""
+            #expect(line.count > option.count + 12, "\(option) needs a help text: '\(line)'")
+        }
+        #expect(help.contains("resume"))
+        let root = DSGCommand.helpMessage()
+        #expect(root.contains("train") && root.contains("evaluate"))
+        let evaluate = DSGCommand.helpMessage(for: EvaluateCommand.self)
+        #expect(evaluate.contains("--model") && evaluate.contains("--limit"))
+    }
+
+    @Test(arguments: [
+        (["train", "--epochs", "0"], "--epochs must be at least 1."),
+        (["train", "--batch-size", "0"], "--batch-size must be at least 1."),
+        (["train", "--learning-rate", "0"], "--learning-rate must be positive."),
+        (["train", "--seed", "minus-one"], "The value 'minus-one' is invalid for '--seed <seed>'"),
+        (["evaluate"], "Missing expected argument '--model <path>'"),
+        (["evaluate", "--model", "m.safetensors", "--limit", "0"], "--limit must be at least 1."),
+        (["quantize"], "Unexpected argument 'quantize'"),
+    ])
+    func badArgumentsExitWithUsageErrors(arguments: [String], message: String) {
+        let result = failure(arguments)
+        #expect(result?.code == ExitCode.validationFailure.rawValue, "\(arguments)")
+        #expect(result?.message.contains(message) == true, "\(arguments): \(result?.message ?? "parsed")")
+    }
+
+    @Test func runtimeErrorsExitWithOneAndAMessage() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dsg-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let broken = folder.appendingPathComponent("broken.safetensors")
+        try Data([1, 2, 3]).write(to: broken)
+        // No data folder: the IDX reader names the missing file.
+        var command = try DSGCommand.parseAsRoot(["evaluate", "--model", broken.path, "--data", folder.path])
+        #expect(throws: ExitCode.failure) { try command.run() }
+        #expect(errorMessage(IDXError.notGzip(file: "x.gz")) == "error: x.gz: not a gzip file (it does not start with the gzip signature 1f 8b)")
+        #expect(errorMessage(SafetensorsError.tooShort(file: "broken.safetensors", bytes: 3)).contains("broken.safetensors: 3 bytes is too short"))
+    }
+}
