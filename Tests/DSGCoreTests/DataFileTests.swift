@@ -91,7 +91,7 @@ struct IDXTests {
 struct SafetensorsTests {
     static func sample() -> Safetensors.Contents {
         Safetensors.Contents(
-            tensors: [("a.weight", Tensor(shape: [2, 3], scalars: [1, -2, 3.5, 0, .pi, -1e-8])), ("b", Tensor(shape: [], scalars: [7]))],
+            tensors: [("a.weight", Tensor(shape: [2, 3], scalars: [1, -2, 3.5, 0, 3.25, -1e-8])), ("b", Tensor(shape: [], scalars: [7]))],
             metadata: ["note": "test"])
     }
 
@@ -103,6 +103,20 @@ struct SafetensorsTests {
         #expect(back.tensors.map(\.name) == ["a.weight", "b"])
         #expect(back.tensor(named: "a.weight")?.scalars == Self.sample().tensors[0].tensor.scalars)
         #expect(back.metadata == ["note": "test"])
+    }
+
+    /// Files exchanged with Python's `safetensors` package (Fixtures/safetensors_interop.py checked the
+    /// Swift-written one in Python and wrote the Python one).
+    @Test func interoperatesWithPythonSafetensors() throws {
+        let fromPython = try Safetensors.read(try #require(Bundle.module.url(forResource: "python_written", withExtension: "safetensors", subdirectory: "Fixtures")))
+        #expect(fromPython.tensors.map(\.name).sorted() == ["a.weight", "b"])
+        for (name, tensor) in Self.sample().tensors {
+            #expect(fromPython.tensor(named: name)?.shape == tensor.shape && fromPython.tensor(named: name)?.scalars == tensor.scalars, "\(name)")
+        }
+        #expect(fromPython.metadata == ["note": "test"])
+        // What we write today is byte for byte what Python read.
+        let swiftWritten = try Data(contentsOf: try #require(Bundle.module.url(forResource: "swift_written", withExtension: "safetensors", subdirectory: "Fixtures")))
+        #expect(Safetensors.encode(Self.sample()) == swiftWritten)
     }
 
     /// The bytes of a file whose JSON header is `header` followed by `dataBytes` bytes of data.
