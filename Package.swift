@@ -37,6 +37,7 @@ let package = Package(
         // MARK: - Test support and tests
         .target(name: "DSGTestSupport", dependencies: ["DSGCore"], path: "Tests/DSGTestSupport"),
         .testTarget(name: "DSGKernelsTests", dependencies: ["DSGKernels", "DSGTestSupport"]),
+        .testTarget(name: "DSGTests", dependencies: ["DSG", "DSGTestSupport"]),
         .testTarget(name: "dsgTests", dependencies: ["dsg", "DSGTestSupport"]),
         .testTarget(
             name: "DSGCoreTests",

@@ -1,0 +1,111 @@
+import DSGCore
+
+/// Everything that decides how synthetic samples are made. Start from a preset (`GenerationOptions(preset:)`)
+/// and change what you need; the options travel with the samples they made.
+public struct GenerationOptions: Sendable, Codable, Equatable {
+    /// The methods DSG-SPEC compares, each one option away from the others.
+    public enum Preset: String, Sendable, Codable, CaseIterable {
+        /// N(0, 1) noise, not optimised: the floor every method must beat.
+        case gaussian
+        /// ZeroQ (DSG-SPEC §5.2): exact BatchNorm-statistics alignment from a tiny uniform start.
+        case zeroQ
+        /// The CVPR version of DSG (§5.3): ZeroQ with slack alignment and layerwise enhancement.
+        case dsgCVPR
+        /// DSG in the paper's form (our default): slack margins from Gaussian inputs, enhancement ×2 over every
+        /// sample, differentiable correlation inhibition, plus the official code's cross-entropy and priors.
+        case dsg
+        /// DSG as the official code runs it (§5.1): uniform start, enhancement ×4 on the first 20 samples,
+        /// correlation value logged but without gradient.
+        case dsgCode
+    }
+
+    public enum Initialization: String, Sendable, Codable {
+        /// N(0, 1) per pixel in the normalised input space.
+        case gaussian
+        /// U[0, 1) per pixel (the official code's `torch.rand`).
+        case uniform
+        /// ZeroQ's `(randint(0, 255) − 127.5) / 5418.75`: uniform steps within ±0.0236.
+        case zeroQ
+    }
+
+    /// How sample correlation inhibition takes part.
+    public enum Correlation: String, Sendable, Codable {
+        case off
+        /// Computed and reported, no gradient (what the official code effectively does).
+        case valueOnly
+        /// Magnitude term with its gradient through the eigenvalues.
+        case differentiable
+    }
+
+    /// Weights of the loss terms.
+    public struct Weights: Sendable, Codable, Equatable {
+        /// BatchNorm-statistics alignment (summed over layers).
+        public var batchNorm: Float = 1
+        /// Per-sample mean 0 and deviation 1 of the input image channels.
+        public var inputStatistics: Float = 1
+        /// Cross-entropy to random target labels.
+        public var crossEntropy: Float = 2
+        /// Correlation inhibition; the official code divides by the number of BatchNorm layers, which
+        /// `GenerationOptions` does on top of this weight.
+        public var correlation: Float = 1
+        public var totalVariation: Float = 0.01
+        public var l2: Float = 0.01
+    }
+
+    public var preset: Preset
+    /// Synthetic samples to make in all.
+    public var count = 64
+    /// Samples optimised together; 0 means one per BatchNorm layer (the paper's choice, N = L).
+    public var batchSize = 0
+    public var iterations = 500
+    public var learningRate: Float = 0.25
+    /// ReduceLROnPlateau on the total loss: patience in iterations, factor 0.1, floor 1e-4.
+    public var plateauPatience = 250
+    public var initialization: Initialization = .gaussian
+    public var weights = Weights()
+    /// Margins from this quantile of Gaussian-input deviations; nil for no margins (exact alignment).
+    public var marginQuantile: Double? = 0.9
+    public var marginGranularity: SlackMargins.Granularity = .perLayer
+    public var enhancement: LayerEnhancement = .paper(factor: 2)
+    public var correlation: Correlation = .differentiable
+    /// Roll jitter of the image priors: ±`jitter` pixels.
+    public var jitter = 4
+    public var seed: UInt64 = 0
+
+    public init(preset: Preset = .dsg) {
+        self.preset = preset
+        switch preset {
+        case .dsg:
+            break
+        case .gaussian:
+            iterations = 0
+            marginQuantile = nil
+            enhancement = .none
+            correlation = .off
+        case .zeroQ:
+            initialization = .zeroQ
+            learningRate = 0.5
+            plateauPatience = 100
+            marginQuantile = nil
+            enhancement = .none
+            correlation = .off
+            weights.crossEntropy = 0
+            weights.totalVariation = 0
+            weights.l2 = 0
+        case .dsgCVPR:
+            initialization = .zeroQ
+            learningRate = 0.5
+            plateauPatience = 100
+            correlation = .off
+            weights.crossEntropy = 0
+            weights.totalVariation = 0
+            weights.l2 = 0
+        case .dsgCode:
+            initialization = .uniform
+            learningRate = 0.9
+            plateauPatience = 260
+            enhancement = .code(layerCount: 20)
+            correlation = .valueOnly
+        }
+    }
+}

@@ -1,0 +1,205 @@
+import DSGCore
+import Foundation
+
+/// Why sample generation stopped.
+public enum GenerationError: Error, Equatable, CustomStringConvertible {
+    case noBatchNorm
+    case invalidOptions(String)
+    case nonFinite(batch: Int, iteration: Int, term: String)
+
+    public var description: String {
+        switch self {
+        case .noBatchNorm:
+            return "the model has no BatchNorm layer: DSG synthesises samples from BatchNorm statistics, so it needs them"
+        case .invalidOptions(let reason):
+            return "invalid generation options: \(reason)"
+        case .nonFinite(let batch, let iteration, let term):
+            return "batch \(batch), iteration \(iteration): the \(term) term became NaN or infinite; lower the learning rate"
+        }
+    }
+}
+
+/// The final value of every loss term of one batch, for reports.
+public struct LossTerms: Sendable, Codable, Equatable {
+    public var batchNorm = 0.0, inputStatistics = 0.0, crossEntropy = 0.0, correlation = 0.0
+    public var totalVariation = 0.0, l2 = 0.0, total = 0.0
+}
+
+/// Optimises batches of images against a frozen model (evaluation mode) with the DSG loss: BatchNorm losses
+/// are injected at each BatchNorm input, cross-entropy at the logits, and the input-statistics, prior and
+/// correlation terms at the images; Adam steps the images.
+final class SampleGenerator {
+    let model: Model
+    let options: GenerationOptions
+    let batchSize: Int
+    let targets: [BatchNormTarget]
+    let executor: GraphExecutor
+    let inputShape: Shape
+    let classes: Int
+
+    init(model: Model, options: GenerationOptions) throws {
+        let layers = model.batchNormLayers
+        guard !layers.isEmpty else { throw GenerationError.noBatchNorm }
+        guard options.count > 0 else { throw GenerationError.invalidOptions("the sample count must be at least 1") }
+        guard options.batchSize >= 0 else { throw GenerationError.invalidOptions("the batch size must not be negative") }
+        guard options.iterations >= 0 else { throw GenerationError.invalidOptions("the iteration count must not be negative") }
+        guard options.learningRate > 0, options.learningRate.isFinite else { throw GenerationError.invalidOptions("the learning rate must be positive") }
+        if let q = options.marginQuantile, !(0...1).contains(q) {
+            throw GenerationError.invalidOptions("the margin quantile must be between 0 and 1, got \(q)")
+        }
+        guard model.inputs.count == 1, model.inputs[0].shape.rank == 3 else {
+            throw GenerationError.invalidOptions("the model must take one image input [C, H, W]")
+        }
+        self.model = model
+        self.options = options
+        batchSize = min(options.batchSize > 0 ? options.batchSize : layers.count, options.count)
+        targets = layers.map { BatchNormTarget(model: model, layer: $0) }
+        executor = try GraphExecutor(model: model, batchSize: batchSize)
+        executor.inputsRequireGradient = [true]
+        inputShape = model.inputs[0].shape
+        classes = model.shape(of: model.outputs[0]).elementCount
+    }
+
+    /// Makes batch number `index` (its own seed derives from the options' seed and the index).
+    func makeBatch(_ index: Int, progress: (Int) -> Void) throws -> (images: Tensor, terms: LossTerms) {
+        var generator = SeededGenerator(seed: options.seed &+ 0x9E37_79B9 &* UInt64(index + 1))
+        let shape = inputShape.batched(batchSize)
+        var x = initialImages(shape, &generator)
+        guard options.iterations > 0 else { return (x, LossTerms()) }
+
+        let margins = try options.marginQuantile.map { q in
+            try SlackMargins.measure(model: model, images: generator.normalTensor(shape), quantile: q, granularity: options.marginGranularity)
+        } ?? SlackMargins.zero(layers: targets.count)
+        let alignments = targets.indices.map { l in
+            SlackAlignment(targetMean: targets[l].mean, targetDeviation: targets[l].deviation, meanMargin: margins.mean[l], deviationMargin: margins.deviation[l])
+        }
+        let layerWeights = targets.indices.map { options.enhancement.weights(layer: $0, layers: targets.count, batch: batchSize) }
+        let inputTarget = SlackAlignment(
+            targetMean: Array(repeating: 0, count: inputShape[0]), targetDeviation: Array(repeating: 1, count: inputShape[0]),
+            meanMargin: [0], deviationMargin: [0])
+        let labels = (0..<batchSize).map { _ in Int32(generator.integer(in: 0..<classes)) }
+
+        var statistics = targets.map { $0.emptyStatistics(batch: batchSize) }
+        var inputStatistics = SampleStatistics(batch: batchSize, channels: inputShape[0], plane: inputShape[1] * inputShape[2])
+        var meanGradients = targets.map { [Float](repeating: 0, count: batchSize * $0.layer.channels) }
+        var deviationGradients = meanGradients
+        var inputMeanGradient = [Float](repeating: 0, count: batchSize * inputShape[0])
+        var inputDeviationGradient = inputMeanGradient
+        var gradient = [Float](repeating: 0, count: shape.elementCount)
+        let adam = Adam(learningRate: options.learningRate)
+        var plateau = Plateau(patience: options.plateauPatience)
+        let weights = options.weights
+        let correlationWeight = Double(weights.correlation) / Double(targets.count)
+        let imagePlane = inputShape.elementCount
+        var terms = LossTerms()
+
+        for iteration in 0..<options.iterations {
+            terms = LossTerms()
+            try executor.forward([x], training: false)
+            executor.zeroGradients()
+            for l in targets.indices {
+                executor.withValue(targets[l].layer.input) { statistics[l].measure($0) }
+                let value = alignments[l].evaluate(
+                    statistics[l], weights: layerWeights[l], meanGradient: &meanGradients[l], deviationGradient: &deviationGradients[l])
+                terms.batchNorm += Double(weights.batchNorm) * value
+                if weights.batchNorm != 1 {
+                    for i in meanGradients[l].indices { meanGradients[l][i] *= weights.batchNorm; deviationGradients[l][i] *= weights.batchNorm }
+                }
+                let target = executor.gradient(of: targets[l].layer.input)
+                executor.withValue(targets[l].layer.input) { activation in
+                    statistics[l].backward(activation: activation, meanGradient: meanGradients[l], deviationGradient: deviationGradients[l], into: target)
+                }
+            }
+            if weights.crossEntropy != 0 {
+                let logits = executor.gradient(of: model.outputs[0])
+                terms.crossEntropy = Double(try executor.withValue(model.outputs[0]) { out in
+                    try Losses.softmaxCrossEntropy(
+                        logits: out.baseAddress!, labels: labels, batch: batchSize, classes: classes,
+                        gradient: logits.baseAddress!, scale: weights.crossEntropy)
+                })
+            }
+            executor.backward(parameterGradients: false)
+            let networkGradient = executor.gradient(of: ValueID(index: 0))
+            for i in gradient.indices { gradient[i] = networkGradient[i] }
+
+            try gradient.withUnsafeMutableBufferPointer { g in
+                try x.withUnsafeBufferPointer { images in
+                    if weights.inputStatistics != 0 {
+                        inputStatistics.measure(images)
+                        terms.inputStatistics = Double(weights.inputStatistics) * inputTarget.evaluate(
+                            inputStatistics, weights: Array(repeating: 1, count: batchSize),
+                            meanGradient: &inputMeanGradient, deviationGradient: &inputDeviationGradient)
+                        for i in inputMeanGradient.indices {
+                            inputMeanGradient[i] *= weights.inputStatistics
+                            inputDeviationGradient[i] *= weights.inputStatistics
+                        }
+                        inputStatistics.backward(activation: images, meanGradient: inputMeanGradient, deviationGradient: inputDeviationGradient, into: g)
+                    }
+                    let r = options.jitter > 0 ? generator.integer(in: -options.jitter..<options.jitter) : 0
+                    if weights.totalVariation != 0 {
+                        terms.totalVariation = Double(weights.totalVariation) * ImagePriors.totalVariation(images, shape: shape, jitter: r, gradient: g, scale: weights.totalVariation)
+                    }
+                    if weights.l2 != 0 {
+                        terms.l2 = Double(weights.l2) * ImagePriors.l2(images, batch: batchSize, gradient: g, scale: weights.l2)
+                    }
+                    if options.correlation != .off {
+                        let reference = try CorrelationInhibition.gaussianReference(batch: batchSize, dimension: imagePlane, using: &generator)
+                        let result = try CorrelationInhibition.evaluate(
+                            images: images, batch: batchSize, dimension: imagePlane, reference: reference,
+                            gradient: options.correlation == .differentiable ? g : nil, scale: correlationWeight)
+                        terms.correlation = correlationWeight * result.value
+                    }
+                }
+            }
+            terms.total = terms.batchNorm + terms.inputStatistics + terms.crossEntropy + terms.correlation + terms.totalVariation + terms.l2
+            if let bad = terms.firstNonFinite { throw GenerationError.nonFinite(batch: index, iteration: iteration, term: bad) }
+            adam.learningRate = plateau.rate(base: options.learningRate, loss: terms.total)
+            x.withUnsafeMutableBufferPointer { adam.step($0.baseAddress!, gradient: gradient, count: $0.count, slot: 0) }
+            progress(iteration + 1)
+        }
+        return (x, terms)
+    }
+
+    private func initialImages(_ shape: Shape, _ generator: inout SeededGenerator) -> Tensor {
+        switch options.initialization {
+        case .gaussian: return generator.normalTensor(shape)
+        case .uniform: return generator.uniformTensor(shape, 0, 1)
+        case .zeroQ:
+            return Tensor(shape: shape, scalars: (0..<shape.elementCount).map { _ in (Float(generator.integer(in: 0..<255)) - 127.5) / 5418.75 })
+        }
+    }
+}
+
+extension LossTerms {
+    /// The name of the first term that is NaN or infinite.
+    var firstNonFinite: String? {
+        let named: [(String, Double)] = [
+            ("BatchNorm alignment", batchNorm), ("input statistics", inputStatistics), ("cross-entropy", crossEntropy),
+            ("correlation", correlation), ("total variation", totalVariation), ("L2", l2),
+        ]
+        return named.first { !$0.1.isFinite }?.0
+    }
+}
+
+/// PyTorch's ReduceLROnPlateau (mode "min", relative threshold 1e-4, factor 0.1, floor 1e-4, no cool-down).
+struct Plateau {
+    let patience: Int
+    private var best = Double.infinity, bad = 0, scale: Float = 1
+
+    init(patience: Int) { self.patience = patience }
+
+    /// The learning rate to use for the step that follows a loss of `loss`.
+    mutating func rate(base: Float, loss: Double) -> Float {
+        if loss < best * (1 - 1e-4) {
+            best = loss
+            bad = 0
+        } else {
+            bad += 1
+            if bad > patience {
+                scale *= 0.1
+                bad = 0
+            }
+        }
+        return max(base * scale, min(base, 1e-4))
+    }
+}
