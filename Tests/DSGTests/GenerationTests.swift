@@ -1,0 +1,84 @@
+import DSG
+import Foundation
+import Testing
+
+@Suite("Sample generation")
+struct GenerationTests {
+    /// A small BatchNorm network with non-trivial running statistics (a few training-mode passes on shifted data).
+    static func model() throws -> Model {
+        var b = ModelBuilder(seed: 11)
+        let x = b.input("image", [1, 8, 8])
+        var h = try b.relu(try b.batchNorm(try b.conv2d(x, "conv1", outChannels: 4, kernel: 3, padding: 1), "bn1"), "relu1")
+        h = try b.relu(try b.batchNorm(try b.conv2d(h, "conv2", outChannels: 6, kernel: 3, stride: 2, padding: 1), "bn2"), "relu2")
+        h = try b.flatten(try b.globalAvgPool(h, "pool"), "flatten")
+        let model = b.finish(outputs: [try b.linear(h, "fc", outFeatures: 3)])
+        let executor = try GraphExecutor(model: model, batchSize: 16)
+        var g = SeededGenerator(seed: 12)
+        for _ in 0..<20 { try executor.forward([g.normalTensor([16, 1, 8, 8], mean: 0.5, standardDeviation: 2)], training: true) }
+        return model
+    }
+
+    static func options(_ preset: GenerationOptions.Preset) -> GenerationOptions {
+        var o = GenerationOptions(preset: preset)
+        o.count = 6
+        o.batchSize = 4
+        o.iterations = 60
+        o.learningRate = 0.1
+        return o
+    }
+
+    @Test(arguments: GenerationOptions.Preset.allCases)
+    func everyPresetRunsAndMakesTheRequestedCount(_ preset: GenerationOptions.Preset) throws {
+        let samples = try DSG.generateSamples(from: Self.model(), options: Self.options(preset))
+        #expect(samples.images.shape == [6, 1, 8, 8])
+        #expect(samples.losses.count == 2 && samples.batchSize == 4)
+        #expect(samples.images.scalars.allSatisfy { $0.isFinite })
+    }
+
+    @Test func optimisationLowersTheBatchNormLoss() throws {
+        var few = Self.options(.zeroQ)
+        few.iterations = 1
+        var many = Self.options(.zeroQ)
+        many.iterations = 150
+        let model = try Self.model()
+        let start = try DSG.generateSamples(from: model, options: few).losses[0]
+        let end = try DSG.generateSamples(from: model, options: many).losses[0]
+        #expect(end.batchNorm < 0.2 * start.batchNorm, "BatchNorm loss \(start.batchNorm) -> \(end.batchNorm)")
+    }
+
+    @Test func sameSeedSameSamples() throws {
+        let model = try Self.model()
+        let a = try DSG.generateSamples(from: model, options: Self.options(.dsg))
+        let b = try DSG.generateSamples(from: model, options: Self.options(.dsg))
+        #expect(a.images.scalars == b.images.scalars)
+        var other = Self.options(.dsg)
+        other.seed = 1
+        let c = try DSG.generateSamples(from: model, options: other)
+        #expect(c.images.scalars != a.images.scalars)
+    }
+
+    @Test func badInputIsRefused() throws {
+        var b = ModelBuilder(seed: 0)
+        let x = b.input("image", [1, 4, 4])
+        let plain = b.finish(outputs: [try b.linear(try b.flatten(x, "flatten"), "fc", outFeatures: 2)])
+        #expect(throws: GenerationError.noBatchNorm) { try DSG.generateSamples(from: plain) }
+        var zero = Self.options(.dsg)
+        zero.count = 0
+        #expect(throws: GenerationError.invalidOptions("the sample count must be at least 1")) { try DSG.generateSamples(from: Self.model(), options: zero) }
+        var quantile = Self.options(.dsg)
+        quantile.marginQuantile = 1.5
+        #expect(throws: GenerationError.invalidOptions("the margin quantile must be between 0 and 1, got 1.5")) { try DSG.generateSamples(from: Self.model(), options: quantile) }
+        // A learning rate so large that the loss overflows: stopped with the batch, iteration and term named.
+        var wild = Self.options(.zeroQ)
+        wild.learningRate = 1e30
+        do {
+            _ = try DSG.generateSamples(from: Self.model(), options: wild)
+            Issue.record("expected a non-finite loss")
+        } catch let error as GenerationError {
+            guard case .nonFinite(let batch, _, _) = error else { Issue.record("\(error)"); return }
+            #expect(batch == 0)
+        } catch {
+            #expect(error is GraphError, "\(error)")
+        }
+    }
+}
