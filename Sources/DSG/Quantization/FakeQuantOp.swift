@@ -1,0 +1,28 @@
+import DSGCore
+
+/// Quantize-dequantize of an activation, per tensor, with the range `[range[0], range[1]]` stored as a buffer
+/// (so it is saved and loaded with the model). Backward is the straight-through estimator: the gradient
+/// passes unchanged (DSG-SPEC §7.6).
+public struct FakeQuantOp: GraphOperator {
+    public let bits: Int
+    public var kind: String { "FakeQuant" }
+
+    public init(bits: Int) { self.bits = bits }
+
+    public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
+        guard inputs.count == 1 else { throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input") }
+        return inputs[0]
+    }
+
+    public var tensorSpecs: [TensorSpec] { [TensorSpec("range", [2], .buffer, .constant(0))] }
+
+    public func forward(_ c: NodeContext) throws(GraphError) {
+        let q = UniformQuantizer(bits: bits, low: c.tensors[0][0], high: c.tensors[0][1])
+        for i in 0..<c.outputCount { c.output[i] = q(c.inputs[0][i]) }
+    }
+
+    public func backward(_ c: NodeContext) {
+        guard let dx = c.inputGrads[0] else { return }
+        for i in 0..<c.outputCount { dx[i] += c.outputGrad[i] }
+    }
+}

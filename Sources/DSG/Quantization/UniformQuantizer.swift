@@ -1,0 +1,54 @@
+import DSGCore
+import Foundation
+
+/// Why a quantization setting is impossible.
+public enum QuantizationError: Error, Equatable, CustomStringConvertible {
+    case bitWidth(Int, what: String)
+    case noCalibrationSamples
+    case calibrationShape(expected: Shape, got: Shape)
+
+    public var description: String {
+        switch self {
+        case .bitWidth(let bits, let what): return "\(what) bit-width \(bits) is outside 2...8"
+        case .noCalibrationSamples: return "calibration needs at least one sample"
+        case .calibrationShape(let expected, let got): return "calibration samples must have shape [N] + \(expected), got \(got)"
+        }
+    }
+}
+
+/// The uniform asymmetric quantizer of ZeroQ and DSG (DSG-SPEC §6.1) for the range `[low, high]`:
+///
+/// ```
+/// scale = (2^k − 1) / max(high − low, 1e-8)       zero = round(scale · low) + 2^(k−1)
+/// q = clamp(round(scale · x − zero), −2^(k−1), 2^(k−1) − 1)       x̂ = (q + zero) / scale
+/// ```
+///
+/// with rounding half to even, as PyTorch's `round`. `low` and `high` map (up to rounding of the zero point) to
+/// the ends of 2^k levels.
+public struct UniformQuantizer: Sendable, Equatable {
+    public let bits: Int
+    public let scale: Float
+    public let zeroPoint: Float
+
+    public static let bitRange = 2...8
+
+    public init(bits: Int, low: Float, high: Float) {
+        precondition(Self.bitRange.contains(bits), "UniformQuantizer: bits must be in 2...8 (validate first).")
+        self.bits = bits
+        scale = Float(Double((1 << bits) - 1) / max(Double(high) - Double(low), 1e-8))
+        zeroPoint = (scale * low).rounded(.toNearestOrEven) + Float(1 << (bits - 1))
+    }
+
+    /// The quantize-dequantize value of `x`.
+    @inline(__always)
+    public func callAsFunction(_ x: Float) -> Float {
+        let half = Float(1 << (bits - 1))
+        let q = min(max((scale * x - zeroPoint).rounded(.toNearestOrEven), -half), half - 1)
+        return (q + zeroPoint) / scale
+    }
+
+    /// Checks a bit-width from user input.
+    public static func validate(_ bits: Int, _ what: String) throws(QuantizationError) {
+        guard bitRange.contains(bits) else { throw .bitWidth(bits, what: what) }
+    }
+}
