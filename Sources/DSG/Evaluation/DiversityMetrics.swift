@@ -1,0 +1,80 @@
+import Foundation
+import DSGCore
+import DSGKernels
+
+/// How diverse a set of images is, seen by a model's BatchNorm layers and by the images themselves
+/// (DSG-SPEC §8.2). Works the same for synthetic and real images.
+public struct DiversityMetrics: Sendable, Codable, Equatable {
+    /// Per BatchNorm layer: the mean over channels of the standard deviation over samples of the per-sample
+    /// channel means (`meanSpread`) and channel deviations (`deviationSpread`). Higher is more diverse.
+    public var meanSpread: [Double]
+    public var deviationSpread: [Double]
+    /// Per BatchNorm layer: `mean_c |batch mean − running mean| / running deviation`, how far the whole set's
+    /// statistics sit from the layer's.
+    public var alignmentResidual: [Double]
+    /// Mean |cosine similarity| between distinct flattened images.
+    public var meanAbsoluteCosine: Double
+    /// `exp(−Σ p_k log p_k)` of the Gram spectrum, `p_k = λ_k / Σλ`: the number of directions the images span.
+    public var effectiveRank: Double
+
+    /// Measures `images` (`[N, C, H, W]`, N ≥ 2) through `model` in evaluation mode.
+    public static func measure(_ images: Tensor, model: Model, batchSize: Int = 64) throws -> DiversityMetrics {
+        let n = images.shape[0], size = images.elementCount / n
+        precondition(n >= 2, "DiversityMetrics: at least two images are needed.")
+        let targets = model.batchNormLayers.map { BatchNormTarget(model: model, layer: $0) }
+        // Per-sample statistics of every layer, gathered batch by batch.
+        var means = targets.map { _ in [Float]() }, deviations = means
+        var start = 0
+        while start < n {
+            let count = min(batchSize, n - start)
+            let executor = try GraphExecutor(model: model, batchSize: count)
+            executor.withInput(0) { input in images.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress! + start * size, count: count * size) } }
+            try executor.run(training: false)
+            for (l, target) in targets.enumerated() {
+                var s = target.emptyStatistics(batch: count)
+                executor.withValue(target.layer.input) { s.measure($0) }
+                means[l] += s.means
+                deviations[l] += s.deviations
+            }
+            start += count
+        }
+        var metrics = DiversityMetrics(meanSpread: [], deviationSpread: [], alignmentResidual: [], meanAbsoluteCosine: 0, effectiveRank: 0)
+        for (l, target) in targets.enumerated() {
+            let c = target.layer.channels
+            var spreadM = 0.0, spreadS = 0.0, residual = 0.0
+            for ch in 0..<c {
+                let m = (0..<n).map { Double(means[l][$0 * c + ch]) }, s = (0..<n).map { Double(deviations[l][$0 * c + ch]) }
+                spreadM += standardDeviation(m)
+                spreadS += standardDeviation(s)
+                // The set's mean of a channel is the mean of the per-sample means (equal plane sizes).
+                residual += abs(m.reduce(0, +) / Double(n) - Double(target.mean[ch])) / Double(target.deviation[ch])
+            }
+            metrics.meanSpread.append(spreadM / Double(c))
+            metrics.deviationSpread.append(spreadS / Double(c))
+            metrics.alignmentResidual.append(residual / Double(c))
+        }
+        // Cosine similarities and the Gram spectrum of the flattened images.
+        var rows = [Double](repeating: 0, count: n * size)
+        images.withUnsafeBufferPointer { x in
+            for i in 0..<n {
+                var norm = 0.0
+                for k in 0..<size { norm += Double(x[i * size + k]) * Double(x[i * size + k]) }
+                norm = max(norm.squareRoot(), 1e-12)
+                for k in 0..<size { rows[i * size + k] = Double(x[i * size + k]) / norm }
+            }
+        }
+        let gram = CorrelationInhibition.gramMatrix(rows, n, size)
+        var cosine = 0.0
+        for i in 0..<n { for j in 0..<n where i != j { cosine += abs(gram[i * n + j]) } }
+        metrics.meanAbsoluteCosine = cosine / Double(n * (n - 1))
+        let spectrum = try LAPACK.symmetricEigen(gram, n: n).values.map { max($0, 0) }
+        let total = spectrum.reduce(0, +)
+        metrics.effectiveRank = total > 0 ? exp(-spectrum.reduce(0.0) { p, λ in λ > 0 ? p + (λ / total) * log(λ / total) : p }) : 0
+        return metrics
+    }
+
+    private static func standardDeviation(_ xs: [Double]) -> Double {
+        let mean = xs.reduce(0, +) / Double(xs.count)
+        return (xs.reduce(0.0) { $0 + ($1 - mean) * ($1 - mean) } / Double(xs.count)).squareRoot()
+    }
+}
