@@ -19,6 +19,12 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     }
 }
 
+/// Prints a line and flushes it, so that it reaches a log file when it happens, not when the run ends.
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
+}
+
 /// The line printed for an error: every error of the package describes itself, naming the file or node.
 func errorMessage(_ error: any Error) -> String { "error: \(error)" }
 

@@ -31,7 +31,7 @@ struct EvaluateCommand: ParsableCommand {
                 line.update("evaluating \(done)/\(test.count)")
             }
             line.finish()
-            print(String(format: "top-1 accuracy %.2f%% on %d Fashion-MNIST test images (%@)", 100 * accuracy, test.count, model))
+            say(String(format: "top-1 accuracy %.2f%% on %d Fashion-MNIST test images (%@)", 100 * accuracy, test.count, model))
         }
     }
 }

@@ -57,9 +57,9 @@ struct TrainCommand: ParsableCommand {
             let trainer = try ClassifierTrainer(model: model, configuration: settings, train: train, test: test)
             let checkpointURL = URL(fileURLWithPath: checkpoint)
             if FileManager.default.fileExists(atPath: checkpointURL.path) {
-                print("resuming from \(checkpoint)")
+                say("resuming from \(checkpoint)")
             }
-            print("training ResNet-20 on \(train.count) images: \(epochs) epochs of \(trainer.stepsPerEpoch) steps, batch \(batchSize), seed \(seed)")
+            say("training ResNet-20 on \(train.count) images: \(epochs) epochs of \(trainer.stepsPerEpoch) steps, batch \(batchSize), seed \(seed)")
             let line = ProgressLine()
             var reported = 0
             let history = try trainer.run(checkpoint: checkpointURL) { p in
@@ -74,14 +74,14 @@ struct TrainCommand: ParsableCommand {
                 Safetensors.Contents(tensors: model.stateDict, metadata: ["model": "resnet20", "dataset": "fashion-mnist", "seed": String(seed)]),
                 to: URL(fileURLWithPath: output))
             let seconds = history.reduce(0) { $0 + $1.seconds }
-            print(String(format: "test accuracy %.2f%% after %d epochs (%@ of training); weights written to %@",
+            say(String(format: "test accuracy %.2f%% after %d epochs (%@ of training); weights written to %@",
                 100 * (history.last?.testAccuracy ?? 0), history.count, formatDuration(seconds), output))
         }
     }
 
     private func printEpoch(_ r: EpochReport, of epochs: Int, line: ProgressLine) {
         line.finish()
-        print(String(format: "epoch %d/%d  train loss %.4f  train accuracy %.2f%%  test accuracy %.2f%%  (%@)",
+        say(String(format: "epoch %d/%d  train loss %.4f  train accuracy %.2f%%  test accuracy %.2f%%  (%@)",
             r.epoch + 1, epochs, r.trainLoss, 100 * r.trainAccuracy, 100 * r.testAccuracy, formatDuration(r.seconds)))
     }
 }

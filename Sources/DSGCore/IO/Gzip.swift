@@ -50,10 +50,19 @@ public enum Gzip {
         guard data.count >= 18, data[data.startIndex] == 0x1f, data[data.startIndex + 1] == 0x8b else { throw .notGzip }
         // The trailer's last four bytes hold the uncompressed size modulo 2^32: a good first capacity.
         let sizeHint = data.suffix(4).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        // 16 + MAX_WBITS: expect a gzip header and trailer rather than a raw zlib stream.
+        return try inflateStream(data, windowBits: 16 + MAX_WBITS, sizeHint: sizeHint)
+    }
+
+    /// The decompressed bytes of a zlib stream (the format inside PNG files).
+    public static func decompressZlib(_ data: Data) throws(GzipError) -> Data {
+        try inflateStream(data, windowBits: MAX_WBITS, sizeHint: 4 * data.count)
+    }
+
+    private static func inflateStream(_ data: Data, windowBits: Int32, sizeHint: Int) throws(GzipError) -> Data {
         var output = Data(count: max(sizeHint, 1024))
         var stream = z_stream()
-        // 16 + MAX_WBITS: expect a gzip header and trailer rather than a raw zlib stream.
-        guard inflateInit2_(&stream, 16 + MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        guard inflateInit2_(&stream, windowBits, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw .corrupt("zlib could not start")
         }
         defer { inflateEnd(&stream) }
