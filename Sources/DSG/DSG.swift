@@ -13,24 +13,44 @@ public enum DSG {
     ///
     /// With default options this is DSG in the paper's form (DSG-SPEC, "Our defaults"); pass options for the
     /// count, batch size, iterations, learning rate, seed, preset, loss weights, margins and enhancement.
-    /// `progress` is called with (finished iterations, total iterations) over all batches.
+    /// With a `checkpoint` file, the samples finished so far are saved after every batch, and a run started
+    /// again with the same options continues after the last finished batch. `progress` is called with
+    /// (finished iterations, total iterations) over all batches; throwing from it stops the run.
     public static func generateSamples(
-        from model: Model, options: GenerationOptions = GenerationOptions(), progress: (Int, Int) -> Void = { _, _ in }
+        from model: Model, options: GenerationOptions = GenerationOptions(), checkpoint: URL? = nil,
+        progress: (Int, Int) throws -> Void = { _, _ in }
     ) throws -> SampleSet {
         let start = Date()
         let generator = try SampleGenerator(model: model, options: options)
         let batches = (options.count + generator.batchSize - 1) / generator.batchSize
+        let sample = generator.inputShape
+        var images: [Float] = [], terms: [LossTerms] = [], earlierSeconds = 0.0
+        if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
+            let saved = try SampleSet.load(from: checkpoint)
+            guard saved.options == options, saved.batchSize == generator.batchSize else {
+                throw SampleSetError.differentOptions(file: checkpoint.lastPathComponent)
+            }
+            guard Array(saved.images.shape.dimensions.dropFirst()) == sample.dimensions else {
+                throw SampleSetError.differentModel(file: checkpoint.lastPathComponent, expected: sample, found: saved.images.shape)
+            }
+            images = saved.images.scalars
+            terms = saved.losses
+            earlierSeconds = saved.seconds
+        }
         let total = batches * options.iterations
-        var images: [Float] = [], terms: [LossTerms] = []
-        for b in 0..<batches {
-            let (batch, losses) = try generator.makeBatch(b) { progress(b * options.iterations + $0, total) }
+        func set() -> SampleSet {
+            let n = min(images.count / sample.elementCount, options.count)
+            return SampleSet(
+                images: Tensor(shape: sample.batched(n), scalars: Array(images.prefix(n * sample.elementCount))),
+                options: options, batchSize: generator.batchSize, losses: terms,
+                seconds: earlierSeconds + Date().timeIntervalSince(start))
+        }
+        for b in terms.count..<batches {
+            let (batch, losses) = try generator.makeBatch(b) { try progress(b * options.iterations + $0, total) }
             images += batch.scalars
             terms.append(losses)
+            if let checkpoint { try set().save(to: checkpoint) }
         }
-        let sample = generator.inputShape
-        images.removeLast(images.count - options.count * sample.elementCount)
-        return SampleSet(
-            images: Tensor(shape: sample.batched(options.count), scalars: images), options: options,
-            batchSize: generator.batchSize, losses: terms, seconds: Date().timeIntervalSince(start))
+        return set()
     }
 }

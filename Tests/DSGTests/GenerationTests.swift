@@ -82,3 +82,55 @@ struct GenerationTests {
         }
     }
 }
+
+@Suite("Sample sets on disk")
+struct SampleSetFileTests {
+    struct Stop: Error {}
+
+    static func folder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("dsg-samples-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test func savesLoadsAndResumesWithoutRedoingBatches() throws {
+        let model = try GenerationTests.model()
+        var options = GenerationOptions(preset: .dsg)
+        (options.count, options.batchSize, options.iterations) = (10, 4, 20)
+        let whole = try DSG.generateSamples(from: model, options: options)
+
+        // Stopped during the second batch: the file holds the first batch only.
+        let file = try Self.folder().appendingPathComponent("run.safetensors")
+        #expect(throws: Stop.self) {
+            try DSG.generateSamples(from: model, options: options, checkpoint: file) { done, _ in if done > 25 { throw Stop() } }
+        }
+        #expect(try SampleSet.load(from: file).count == 4)
+        // Resumed: only the remaining iterations run, and the samples equal an uninterrupted run's.
+        var first = Int.max
+        let resumed = try DSG.generateSamples(from: model, options: options, checkpoint: file) { done, _ in first = min(first, done) }
+        #expect(first == 21)
+        #expect(resumed.images.scalars == whole.images.scalars && resumed.losses == whole.losses)
+        let loaded = try SampleSet.load(from: file)
+        #expect(loaded.images.scalars == whole.images.scalars && loaded.options == options && loaded.batchSize == 4)
+
+        // Other options: refused rather than mixed.
+        var other = options
+        other.iterations = 21
+        #expect(throws: SampleSetError.differentOptions(file: "run.safetensors")) {
+            try DSG.generateSamples(from: model, options: other, checkpoint: file)
+        }
+    }
+
+    @Test func corruptOrForeignFilesAreRefused() throws {
+        let folder = try Self.folder()
+        let plain = folder.appendingPathComponent("weights.safetensors")
+        try Safetensors.write(Safetensors.Contents(tensors: [("w", Tensor(shape: [2]))]), to: plain)
+        #expect(throws: SampleSetError.notASampleSet(file: "weights.safetensors")) { try SampleSet.load(from: plain) }
+        let truncated = folder.appendingPathComponent("cut.safetensors")
+        try Data([8, 0, 0, 0, 0, 0, 0, 0, 123]).write(to: truncated)
+        #expect(throws: SafetensorsError.self) { try SampleSet.load(from: truncated) }
+        let broken = folder.appendingPathComponent("broken.safetensors")
+        try Safetensors.write(Safetensors.Contents(tensors: [("images", Tensor(shape: [2, 1, 8, 8]))], metadata: ["format": "swift-dsg sample set 1"]), to: broken)
+        #expect(throws: SampleSetError.corrupt(file: "broken.safetensors", reason: "its metadata is incomplete or unreadable")) { try SampleSet.load(from: broken) }
+    }
+}

@@ -61,7 +61,7 @@ final class SampleGenerator {
     }
 
     /// Makes batch number `index` (its own seed derives from the options' seed and the index).
-    func makeBatch(_ index: Int, progress: (Int) -> Void) throws -> (images: Tensor, terms: LossTerms) {
+    func makeBatch(_ index: Int, progress: (Int) throws -> Void) throws -> (images: Tensor, terms: LossTerms) {
         var generator = SeededGenerator(seed: options.seed &+ 0x9E37_79B9 &* UInt64(index + 1))
         let shape = inputShape.batched(batchSize)
         var x = initialImages(shape, &generator)
@@ -155,7 +155,7 @@ final class SampleGenerator {
             if let bad = terms.firstNonFinite { throw GenerationError.nonFinite(batch: index, iteration: iteration, term: bad) }
             adam.learningRate = plateau.rate(base: options.learningRate, loss: terms.total)
             x.withUnsafeMutableBufferPointer { adam.step($0.baseAddress!, gradient: gradient, count: $0.count, slot: 0) }
-            progress(iteration + 1)
+            try progress(iteration + 1)
         }
         return (x, terms)
     }

@@ -1,4 +1,22 @@
 import DSGCore
+import Foundation
+
+/// Why a sample-set file cannot be used.
+public enum SampleSetError: Error, Equatable, CustomStringConvertible {
+    case notASampleSet(file: String)
+    case corrupt(file: String, reason: String)
+    case differentOptions(file: String)
+    case differentModel(file: String, expected: Shape, found: Shape)
+
+    public var description: String {
+        switch self {
+        case .notASampleSet(let f): return "\(f): not a swift-dsg sample set (no sample-set metadata)"
+        case .corrupt(let f, let reason): return "\(f): \(reason)"
+        case .differentOptions(let f): return "\(f) was made with other generation options; use another file or the same options"
+        case .differentModel(let f, let expected, let found): return "\(f) holds samples of shape \(found), the model takes \(expected)"
+        }
+    }
+}
 
 /// Synthetic samples with the options, batch size, final loss terms and wall time that made them.
 public struct SampleSet: Sendable {
@@ -8,7 +26,45 @@ public struct SampleSet: Sendable {
     public let batchSize: Int
     /// The last iteration's loss terms of every batch.
     public let losses: [LossTerms]
+    /// Wall time of generation, over all runs if it was resumed.
     public let seconds: Double
 
     public var count: Int { images.shape[0] }
+
+    private static let format = "swift-dsg sample set 1"
+    private enum Key { static let format = "format", options = "options", batchSize = "batch_size", losses = "losses", seconds = "seconds" }
+
+    /// Writes the images (safetensors tensor `images`) with everything else as JSON metadata, atomically.
+    public func save(to url: URL) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let metadata = [
+            Key.format: Self.format,
+            Key.options: String(decoding: try encoder.encode(options), as: UTF8.self),
+            Key.batchSize: String(batchSize),
+            Key.losses: String(decoding: try encoder.encode(losses), as: UTF8.self),
+            Key.seconds: String(seconds),
+        ]
+        try Safetensors.write(Safetensors.Contents(tensors: [("images", images)], metadata: metadata), to: url)
+    }
+
+    /// Reads a sample set written by ``save(to:)``, checking that every part is present and consistent.
+    public static func load(from url: URL) throws -> SampleSet {
+        let file = url.lastPathComponent
+        let contents = try Safetensors.read(url)
+        guard contents.metadata[Key.format] == format else { throw SampleSetError.notASampleSet(file: file) }
+        let decoder = JSONDecoder()
+        guard let images = contents.tensor(named: "images"), images.shape.rank == 4 else {
+            throw SampleSetError.corrupt(file: file, reason: "no [N, C, H, W] tensor named 'images'")
+        }
+        guard let options = contents.metadata[Key.options].flatMap({ try? decoder.decode(GenerationOptions.self, from: Data($0.utf8)) }),
+            let batchSize = contents.metadata[Key.batchSize].flatMap(Int.init), batchSize > 0,
+            let losses = contents.metadata[Key.losses].flatMap({ try? decoder.decode([LossTerms].self, from: Data($0.utf8)) }),
+            let seconds = contents.metadata[Key.seconds].flatMap(Double.init)
+        else { throw SampleSetError.corrupt(file: file, reason: "its metadata is incomplete or unreadable") }
+        guard images.shape[0] <= options.count, losses.count == (images.shape[0] + batchSize - 1) / batchSize else {
+            throw SampleSetError.corrupt(file: file, reason: "\(images.shape[0]) images and \(losses.count) batch reports do not fit batches of \(batchSize)")
+        }
+        return SampleSet(images: images, options: options, batchSize: batchSize, losses: losses, seconds: seconds)
+    }
 }
