@@ -9,8 +9,7 @@ struct EvaluateCommand: ParsableCommand {
 
     @OptionGroup var dataOptions: DataOptions
 
-    @Option(help: ArgumentHelp("Weights to evaluate (safetensors).", valueName: "path"))
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "Evaluate only the first N test images.")
     var limit: Int?
@@ -23,15 +22,13 @@ struct EvaluateCommand: ParsableCommand {
         try reportingErrors {
             var test = try FashionMNIST.load(.test, from: dataOptions.directory)
             if let limit { test = test.prefix(limit) }
-            let network = try ResNet.resnet20(input: [1, 28, 28], classes: FashionMNIST.classes)
-            let url = URL(fileURLWithPath: model)
-            try network.load(try Safetensors.read(url), file: url.lastPathComponent)
+            let network = try modelOptions.load()
             let line = ProgressLine()
             let accuracy = try Evaluation.accuracy(of: network, on: test) { done in
                 line.update("evaluating \(done)/\(test.count)")
             }
             line.finish()
-            say(String(format: "top-1 accuracy %.2f%% on %d Fashion-MNIST test images (%@)", 100 * accuracy, test.count, model))
+            say(String(format: "top-1 accuracy %.2f%% on %d Fashion-MNIST test images (%@)", 100 * accuracy, test.count, modelOptions.model))
         }
     }
 }

@@ -37,7 +37,10 @@ struct CommandLineTests {
         (["train", "--seed", "minus-one"], "The value 'minus-one' is invalid for '--seed <seed>'"),
         (["evaluate"], "Missing expected argument '--model <path>'"),
         (["evaluate", "--model", "m.safetensors", "--limit", "0"], "--limit must be at least 1."),
-        (["quantize"], "Unexpected argument 'quantize'"),
+        (["experiment"], "Unexpected argument 'experiment'"),
+        (["quantize", "--model", "m", "--samples", "s", "--weight-bits", "9"], "--weight-bits must be between 2 and 8."),
+        (["generate", "--model", "m", "--count", "0"], "--count must be at least 1."),
+        (["generate", "--model", "m", "--preset", "best"], "The value 'best' is invalid for '--preset <preset>'"),
     ])
     func badArgumentsExitWithUsageErrors(arguments: [String], message: String) {
         let result = failure(arguments)

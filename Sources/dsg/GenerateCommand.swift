@@ -1,0 +1,109 @@
+import ArgumentParser
+import DSG
+import Foundation
+
+extension GenerationOptions.Preset: ExpressibleByArgument {}
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Synthesise calibration samples from the model's BatchNorm statistics, without data.",
+        discussion: """
+            Writes the samples (safetensors, with the options in its metadata), a PNG grid of them, and a JSON \
+            file with the loss terms and diversity metrics. The sample file doubles as a checkpoint: run the same \
+            command again after an interruption and finished batches are kept.
+            """)
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(help: "Method: gaussian, zeroQ, dsgCVPR, dsg (the paper's form) or dsgCode (the official code's behaviour).")
+    var preset: GenerationOptions.Preset = .dsg
+
+    @Option(help: "Samples to make.")
+    var count = 64
+
+    @Option(help: "Samples optimised together (0: one per BatchNorm layer, 21 for ResNet-20).")
+    var batchSize = 0
+
+    @Option(help: "Optimisation steps per batch (default: the preset's).")
+    var iterations: Int?
+
+    @Option(help: "Adam learning rate on the images (default: the preset's).")
+    var learningRate: Float?
+
+    @Option(help: "Quantile of Gaussian-input deviations used as the slack margins (presets with margins only).")
+    var marginQuantile: Double?
+
+    @Option(help: "Seed of initialisation, labels and jitter.")
+    var seed: UInt64 = 0
+
+    @Option(help: ArgumentHelp("Sample file (safetensors).", valueName: "path"))
+    var output = "samples.safetensors"
+
+    @Option(help: ArgumentHelp("PNG grid of the samples.", valueName: "path"))
+    var grid = "samples.png"
+
+    @Option(help: ArgumentHelp("JSON report: options, loss terms per batch, diversity metrics, time.", valueName: "path"))
+    var report = "samples.json"
+
+    func validate() throws {
+        guard count >= 1 else { throw ValidationError("--count must be at least 1.") }
+        guard batchSize >= 0 else { throw ValidationError("--batch-size must not be negative.") }
+        if let iterations, iterations < 0 { throw ValidationError("--iterations must not be negative.") }
+        if let learningRate, !(learningRate > 0) { throw ValidationError("--learning-rate must be positive.") }
+        if let marginQuantile, !(0...1).contains(marginQuantile) { throw ValidationError("--margin-quantile must be between 0 and 1.") }
+    }
+
+    func options() -> GenerationOptions {
+        var o = GenerationOptions(preset: preset)
+        o.count = count
+        o.batchSize = batchSize
+        o.seed = seed
+        if let iterations { o.iterations = iterations }
+        if let learningRate { o.learningRate = learningRate }
+        if let marginQuantile, o.marginQuantile != nil { o.marginQuantile = marginQuantile }
+        return o
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let model = try modelOptions.load()
+            let options = options()
+            let line = ProgressLine()
+            let start = Date()
+            let samples = try DSG.generateSamples(from: model, options: options, checkpoint: URL(fileURLWithPath: output)) { done, total in
+                let elapsed = Date().timeIntervalSince(start)
+                line.update(String(format: "generating %@: iteration %d/%d  ETA %@", preset.rawValue, done, total,
+                    formatDuration(elapsed / Double(max(done, 1)) * Double(total - done))))
+            }
+            line.finish()
+            try writeGrid(samples.images, to: grid)
+            let metrics = try DiversityMetrics.measure(samples.images, model: model)
+            try writeJSON(GenerationReport(options: options, batchSize: samples.batchSize, losses: samples.losses, seconds: samples.seconds, diversity: metrics), to: report)
+            say(String(format: "%d %@ samples in %@ (%@), grid %@, report %@; mean |cosine| %.3f, effective rank %.1f",
+                samples.count, preset.rawValue, formatDuration(samples.seconds), output, grid, report, metrics.meanAbsoluteCosine, metrics.effectiveRank))
+        }
+    }
+}
+
+struct GenerationReport: Codable {
+    let options: GenerationOptions
+    let batchSize: Int
+    let losses: [LossTerms]
+    let seconds: Double
+    let diversity: DiversityMetrics
+}
+
+/// A PNG grid of Fashion-MNIST-normalised images, mapped back to pixel brightness.
+func writeGrid(_ images: Tensor, to path: String) throws {
+    let g = PNG.grid(images, columns: Int(Double(images.shape[0]).squareRoot().rounded(.up))) {
+        $0 * FashionMNIST.standardDeviation + FashionMNIST.mean
+    }
+    try PNG.encode(pixels: g.pixels, width: g.width, height: g.height, channels: g.channels).write(to: URL(fileURLWithPath: path), options: .atomic)
+}
+
+func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try encoder.encode(value).write(to: URL(fileURLWithPath: path), options: .atomic)
+}
