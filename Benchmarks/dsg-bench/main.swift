@@ -29,6 +29,7 @@ struct Report: Codable {
     let convolutions: [ConvResult]
     let wholeModelForward: [WholeModelResult]
     let resnet20Step: StepResult
+    let dsgIteration: DSGIterationResult
     let threading: ThreadingResult
 }
 
@@ -69,6 +70,11 @@ let step = try StepBenchmark.resnet20(batch: 64, minimumTime: quick ? 0.5 : 3)
 log(String(format: "ResNet-20 training step (batch 64, forward + backward + SGD): %.1f ms, %.0f images/s", step.milliseconds, step.imagesPerSecond))
 log(String(format: "  forward %.1f ms, backward %.1f ms, optimizer %.1f ms; heap allocations per step: %d (inside OpenBLAS sgemm: %d)", step.forwardMilliseconds, step.backwardMilliseconds, step.optimizerMilliseconds, step.allocationsPerStep, step.allocationsInsideSGEMM))
 
+let dsg = try DSGBenchmark.measure(iterations: quick ? 5 : 30)
+log(String(format: "DSG iteration (ResNet-20, batch 64, preset dsg): %.1f ms = forward %.1f + BatchNorm losses %.1f + backward %.1f + image terms %.1f + Adam %.1f; %.0f images/min at 500 iterations; heap allocations per iteration: %d",
+    dsg.milliseconds, dsg.forwardMilliseconds, dsg.batchNormLossesMilliseconds, dsg.backwardMilliseconds, dsg.imageTermsMilliseconds,
+    dsg.optimizerMilliseconds, dsg.imagesPerMinute, dsg.allocationsPerIteration))
+
 let threading = ThreadingBenchmark.measure(minimumTime: minimumTime)
 log(String(format: "\nThreading, %@ GEMM: OpenBLAS 1 thread %.1f GFLOP/s, OpenBLAS %d threads %.1f, our batch split over %d threads %.1f",
     threading.gemm, threading.openBLAS1ThreadGFLOPS, Parallel.threadCount, threading.openBLASAllThreadsGFLOPS, Parallel.threadCount, threading.batchSplitGFLOPS))
@@ -76,5 +82,5 @@ log(String(format: "\nThreading, %@ GEMM: OpenBLAS 1 thread %.1f GFLOP/s, OpenBL
 if json {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    print(String(decoding: try encoder.encode(Report(machine: machine, convolutions: results, wholeModelForward: wholeModel, resnet20Step: step, threading: threading)), as: UTF8.self))
+    print(String(decoding: try encoder.encode(Report(machine: machine, convolutions: results, wholeModelForward: wholeModel, resnet20Step: step, dsgIteration: dsg, threading: threading)), as: UTF8.self))
 }

@@ -24,7 +24,7 @@ public enum DSG {
         let generator = try SampleGenerator(model: model, options: options)
         let batches = (options.count + generator.batchSize - 1) / generator.batchSize
         let sample = generator.inputShape
-        var images: [Float] = [], terms: [LossTerms] = [], earlierSeconds = 0.0
+        var images: [Float] = [], terms: [LossTerms] = [], earlierSeconds = 0.0, timing = GenerationTiming()
         if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
             let saved = try SampleSet.load(from: checkpoint)
             guard saved.options == options, saved.batchSize == generator.batchSize else {
@@ -43,12 +43,13 @@ public enum DSG {
             return SampleSet(
                 images: Tensor(shape: sample.batched(n), scalars: Array(images.prefix(n * sample.elementCount))),
                 options: options, batchSize: generator.batchSize, losses: terms,
-                seconds: earlierSeconds + Date().timeIntervalSince(start))
+                seconds: earlierSeconds + Date().timeIntervalSince(start), timing: timing)
         }
         for b in terms.count..<batches {
-            let (batch, losses) = try generator.makeBatch(b) { try progress(b * options.iterations + $0, total) }
+            let (batch, losses, batchTiming) = try generator.makeBatch(b) { try progress(b * options.iterations + $0, total) }
             images += batch.scalars
             terms.append(losses)
+            timing = timing + batchTiming
             if let checkpoint { try set().save(to: checkpoint) }
         }
         return set()

@@ -60,7 +60,8 @@ public enum LAPACK {
     public static func symmetricEigen<Scalar: LAPACKScalar>(_ matrix: [Scalar], n: Int) throws(LAPACKError) -> SymmetricEigen<Scalar> {
         precondition(matrix.count == n * n, "symmetricEigen: matrix must hold n * n elements.")
         let routine = Scalar.symmetricEigenRoutine
-        guard matrix.allSatisfy(\.isFinite) else { throw .nonFiniteInput(routine: routine) }
+        // A plain loop: a key path here, in generic code, allocated once per element.
+        for value in matrix where !value.isFinite { throw .nonFiniteInput(routine: routine) }
         var a = matrix
         var w = [Scalar](repeating: 0, count: n)
         let info = Scalar.symmetricEigenInPlace(n: Int32(n), a: &a, w: &w)

@@ -50,8 +50,9 @@ public enum CorrelationInhibition {
                 for i in 0..<n { for j in 0..<n { dS[i * n + j] += c * eigen.vectors[i * n + k] * eigen.vectors[j * n + k] } }
             }
             // S = Φ̂Φ̂ᵀ with dS symmetric: dΦ̂ = 2 dS Φ̂. Through Φ̂ = Φ / |Φ|: dΦ = (dΦ̂ − Φ̂ (Φ̂ · dΦ̂)) / |Φ|.
+            var row = [Double](repeating: 0, count: d)
             for i in 0..<n {
-                var row = [Double](repeating: 0, count: d)
+                for k in 0..<d { row[k] = 0 }
                 for j in 0..<n where dS[i * n + j] != 0 {
                     let f = 2 * dS[i * n + j]
                     for k in 0..<d { row[k] += f * normalized[j * d + k] }

@@ -19,6 +19,27 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// Where the time of generation went: seconds summed over all iterations of a batch.
+public struct GenerationTiming: Sendable, Codable, Equatable {
+    /// The network's forward pass.
+    public var forward = 0.0
+    /// BatchNorm statistics, their losses and gradients, and the cross-entropy.
+    public var batchNormLosses = 0.0
+    /// Backward through the network to the images.
+    public var backward = 0.0
+    /// Terms on the images themselves: input statistics, priors, correlation inhibition.
+    public var imageTerms = 0.0
+    /// The Adam step and the learning-rate schedule.
+    public var optimizer = 0.0
+
+    public var total: Double { forward + batchNormLosses + backward + imageTerms + optimizer }
+
+    static func + (a: Self, b: Self) -> Self {
+        Self(forward: a.forward + b.forward, batchNormLosses: a.batchNormLosses + b.batchNormLosses, backward: a.backward + b.backward,
+             imageTerms: a.imageTerms + b.imageTerms, optimizer: a.optimizer + b.optimizer)
+    }
+}
+
 /// The final value of every loss term of one batch, for reports.
 public struct LossTerms: Sendable, Codable, Equatable {
     public var batchNorm = 0.0, inputStatistics = 0.0, crossEntropy = 0.0, correlation = 0.0
@@ -61,11 +82,11 @@ final class SampleGenerator {
     }
 
     /// Makes batch number `index` (its own seed derives from the options' seed and the index).
-    func makeBatch(_ index: Int, progress: (Int) throws -> Void) throws -> (images: Tensor, terms: LossTerms) {
+    func makeBatch(_ index: Int, progress: (Int) throws -> Void) throws -> (images: Tensor, terms: LossTerms, timing: GenerationTiming) {
         var generator = SeededGenerator(seed: options.seed &+ 0x9E37_79B9 &* UInt64(index + 1))
         let shape = inputShape.batched(batchSize)
         var x = initialImages(shape, &generator)
-        guard options.iterations > 0 else { return (x, LossTerms()) }
+        guard options.iterations > 0 else { return (x, LossTerms(), GenerationTiming()) }
 
         let margins = try options.marginQuantile.map { q in
             try SlackMargins.measure(model: model, images: generator.normalTensor(shape), quantile: q, granularity: options.marginGranularity)
@@ -86,16 +107,30 @@ final class SampleGenerator {
         var inputMeanGradient = [Float](repeating: 0, count: batchSize * inputShape[0])
         var inputDeviationGradient = inputMeanGradient
         var gradient = [Float](repeating: 0, count: shape.elementCount)
+        let sampleWeights = [Float](repeating: 1, count: batchSize)
         let adam = Adam(learningRate: options.learningRate)
         var plateau = Plateau(patience: options.plateauPatience)
         let weights = options.weights
         let correlationWeight = Double(weights.correlation) / Double(targets.count)
         let imagePlane = inputShape.elementCount
         var terms = LossTerms()
+        var timing = GenerationTiming()
+        let clock = ContinuousClock()
+        var mark = clock.now
+        /// Adds the time since the last mark to `phase`.
+        func lap(_ phase: WritableKeyPath<GenerationTiming, Double>) {
+            let now = clock.now
+            let d = (now - mark).components
+            timing[keyPath: phase] += Double(d.seconds) + Double(d.attoseconds) * 1e-18
+            mark = now
+        }
 
         for iteration in 0..<options.iterations {
             terms = LossTerms()
-            try executor.forward([x], training: false)
+            mark = clock.now
+            executor.withInput(0) { input in x.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
+            try executor.run(training: false)
+            lap(\.forward)
             executor.zeroGradients()
             for l in targets.indices {
                 executor.withValue(targets[l].layer.input) { statistics[l].measure($0) }
@@ -118,7 +153,9 @@ final class SampleGenerator {
                         gradient: logits.baseAddress!, scale: weights.crossEntropy)
                 })
             }
+            lap(\.batchNormLosses)
             executor.backward(parameterGradients: false)
+            lap(\.backward)
             let networkGradient = executor.gradient(of: ValueID(index: 0))
             for i in gradient.indices { gradient[i] = networkGradient[i] }
 
@@ -127,7 +164,7 @@ final class SampleGenerator {
                     if weights.inputStatistics != 0 {
                         inputStatistics.measure(images)
                         terms.inputStatistics = Double(weights.inputStatistics) * inputTarget.evaluate(
-                            inputStatistics, weights: Array(repeating: 1, count: batchSize),
+                            inputStatistics, weights: sampleWeights,
                             meanGradient: &inputMeanGradient, deviationGradient: &inputDeviationGradient)
                         for i in inputMeanGradient.indices {
                             inputMeanGradient[i] *= weights.inputStatistics
@@ -151,13 +188,15 @@ final class SampleGenerator {
                     }
                 }
             }
+            lap(\.imageTerms)
             terms.total = terms.batchNorm + terms.inputStatistics + terms.crossEntropy + terms.correlation + terms.totalVariation + terms.l2
             if let bad = terms.firstNonFinite { throw GenerationError.nonFinite(batch: index, iteration: iteration, term: bad) }
             adam.learningRate = plateau.rate(base: options.learningRate, loss: terms.total)
             x.withUnsafeMutableBufferPointer { adam.step($0.baseAddress!, gradient: gradient, count: $0.count, slot: 0) }
+            lap(\.optimizer)
             try progress(iteration + 1)
         }
-        return (x, terms)
+        return (x, terms, timing)
     }
 
     private func initialImages(_ shape: Shape, _ generator: inout SeededGenerator) -> Tensor {

@@ -28,6 +28,8 @@ public struct SampleSet: Sendable {
     public let losses: [LossTerms]
     /// Wall time of generation, over all runs if it was resumed.
     public let seconds: Double
+    /// Where the optimisation's time went, summed over the batches made in the last run.
+    public let timing: GenerationTiming
 
     public var count: Int { images.shape[0] }
 
@@ -65,6 +67,6 @@ public struct SampleSet: Sendable {
         guard images.shape[0] <= options.count, losses.count == (images.shape[0] + batchSize - 1) / batchSize else {
             throw SampleSetError.corrupt(file: file, reason: "\(images.shape[0]) images and \(losses.count) batch reports do not fit batches of \(batchSize)")
         }
-        return SampleSet(images: images, options: options, batchSize: batchSize, losses: losses, seconds: seconds)
+        return SampleSet(images: images, options: options, batchSize: batchSize, losses: losses, seconds: seconds, timing: GenerationTiming())
     }
 }

@@ -1,0 +1,46 @@
+import CMallocCounter
+import DSG
+
+/// One DSG iteration on ResNet-20 (1x28x28, batch 64, preset `dsg`): forward, every loss term, backward to the
+/// images, Adam step; its split by phase, the generation throughput at the preset's 500 iterations per batch,
+/// and heap allocations per iteration.
+struct DSGIterationResult: Codable {
+    let batch: Int
+    let milliseconds: Double
+    let forwardMilliseconds: Double, batchNormLossesMilliseconds: Double, backwardMilliseconds: Double
+    let imageTermsMilliseconds: Double, optimizerMilliseconds: Double
+    /// Images per minute at 500 iterations per batch.
+    let imagesPerMinute: Double
+    let allocationsPerIteration: Int
+}
+
+enum DSGBenchmark {
+    static func measure(iterations: Int) throws -> DSGIterationResult {
+        let model = try ResNet.resnet20()
+        // Running statistics from a few training-mode passes, so the BatchNorm targets are not all 0 and 1.
+        let warm = try GraphExecutor(model: model, batchSize: 64)
+        var g = SeededGenerator(seed: 3)
+        for _ in 0..<3 { try warm.forward([g.normalTensor([64, 1, 28, 28])], training: true) }
+        var options = GenerationOptions(preset: .dsg)
+        (options.count, options.batchSize, options.iterations) = (64, 64, iterations)
+        let run = try DSG.generateSamples(from: model, options: options)
+        let t = run.timing, n = Double(iterations)
+        // Allocations per iteration: the difference between runs of different length, per extra iteration.
+        var short = options
+        short.iterations = 2
+        var before = dsg_allocation_count()
+        _ = try DSG.generateSamples(from: model, options: short)
+        let shortCount = dsg_allocation_count() - before
+        var long = options
+        long.iterations = 12
+        before = dsg_allocation_count()
+        _ = try DSG.generateSamples(from: model, options: long)
+        let perIteration = (dsg_allocation_count() - before - shortCount) / 10
+        return DSGIterationResult(
+            batch: 64, milliseconds: 1000 * t.total / n,
+            forwardMilliseconds: 1000 * t.forward / n, batchNormLossesMilliseconds: 1000 * t.batchNormLosses / n,
+            backwardMilliseconds: 1000 * t.backward / n, imageTermsMilliseconds: 1000 * t.imageTerms / n,
+            optimizerMilliseconds: 1000 * t.optimizer / n,
+            imagesPerMinute: 64 / (500 * t.total / n) * 60, allocationsPerIteration: perIteration)
+    }
+}
