@@ -1,6 +1,7 @@
 import DSG
 
-// Build a ResNet-20 with `import DSG` alone, run a training step and print what came out.
+// What a user's package does with `import DSG` alone: build a ResNet-20, take a training step, synthesise
+// calibration samples from its BatchNorm statistics and quantize it to W4A4.
 let model = try ResNet.resnet20(input: [1, 28, 28], classes: 10, seed: 1)
 let executor = try GraphExecutor(model: model, batchSize: 4)
 var generator = SeededGenerator(seed: 2)
@@ -15,5 +16,13 @@ let loss = try executor.withValue(model.outputs[0]) { logits in
 }
 executor.backward()
 SGD(learningRate: 0.1, momentum: 0.9).step(executor)
-print("swift-dsg \(DSG.version): ResNet-20 with \(model.parameterCount) parameters, \(model.batchNormLayers.count) BatchNorm layers; loss \(loss)")
-guard loss.isFinite, model.batchNormLayers.count == 21 else { fatalError("unexpected result") }
+
+var options = GenerationOptions(preset: .dsg)
+options.count = 8
+options.batchSize = 8
+options.iterations = 3  // a smoke test; the default is 500
+let samples = try DSG.generateSamples(from: model, options: options)
+let quantized = try PTQCalibrator(configuration: PTQConfiguration(weightBits: 4, activationBits: 4))
+    .quantize(model, calibration: samples.images)
+print("swift-dsg \(DSG.version): ResNet-20 with \(model.parameterCount) parameters and \(model.batchNormLayers.count) BatchNorm layers; training loss \(loss); \(samples.count) DSG samples; \(quantized.configuration.label) model with \(quantized.model.nodes.filter { $0.op is FakeQuantOp }.count) quantized activations")
+guard loss.isFinite, samples.count == 8, model.batchNormLayers.count == 21 else { fatalError("unexpected result") }
