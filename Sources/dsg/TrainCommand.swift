@@ -16,7 +16,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var dataOptions: DataOptions
 
     @Option(help: "Passes over the 60,000 training images.")
-    var epochs = 30
+    var epochs = 20
 
     @Option(help: "Images per training step.")
     var batchSize = 128

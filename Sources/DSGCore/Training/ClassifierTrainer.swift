@@ -2,7 +2,7 @@ import Foundation
 
 /// Settings of a classifier training run; saved in every checkpoint so a resumed run uses the same ones.
 public struct TrainingConfiguration: Codable, Sendable, Equatable {
-    public var epochs = 30
+    public var epochs = 20
     public var batchSize = 128
     /// Peak learning rate, annealed to zero over all steps by a cosine schedule.
     public var learningRate: Float = 0.1
