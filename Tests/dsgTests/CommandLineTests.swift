@@ -25,7 +25,7 @@ struct CommandLineTests {
         }
         #expect(help.contains("resume"))
         let root = DSGCommand.helpMessage()
-        #expect(root.contains("train") && root.contains("evaluate"))
+        for command in ["train", "evaluate", "generate", "quantize", "experiment"] { #expect(root.contains(command)) }
         let evaluate = DSGCommand.helpMessage(for: EvaluateCommand.self)
         #expect(evaluate.contains("--model") && evaluate.contains("--limit"))
     }
@@ -37,7 +37,8 @@ struct CommandLineTests {
         (["train", "--seed", "minus-one"], "The value 'minus-one' is invalid for '--seed <seed>'"),
         (["evaluate"], "Missing expected argument '--model <path>'"),
         (["evaluate", "--model", "m.safetensors", "--limit", "0"], "--limit must be at least 1."),
-        (["experiment"], "Unexpected argument 'experiment'"),
+        (["bogus"], "Unexpected argument 'bogus'"),
+        (["experiment", "ptq", "--model", "m", "--count", "1"], "--count must be at least 2."),
         (["quantize", "--model", "m", "--samples", "s", "--weight-bits", "9"], "--weight-bits must be between 2 and 8."),
         (["generate", "--model", "m", "--count", "0"], "--count must be at least 1."),
         (["generate", "--model", "m", "--preset", "best"], "The value 'best' is invalid for '--preset <preset>'"),

@@ -1,0 +1,146 @@
+import ArgumentParser
+import DSG
+import Foundation
+
+/// The measurements behind `dsg experiment ptq`, resumable through a state file of finished results.
+final class PTQExperiment {
+    static let bitWidths = [(8, 8), (6, 6), (4, 8), (4, 4)]
+    static let sources = ["gaussian", "zeroQ", "dsg", "dsgCode", "real"]
+
+    let model: Model
+    let folder: URL
+    let count: Int, iterations: Int, seeds: [UInt64]
+    let train: LabeledImages, test: LabeledImages
+    private var state: [String: Double]
+    private let stateURL: URL
+    private let line = ProgressLine()
+    private let started = Date()
+
+    init(model: Model, data: URL, folder: URL, count: Int, iterations: Int, seeds: [UInt64], testImages: Int) throws {
+        (self.model, self.folder, self.count, self.iterations, self.seeds) = (model, folder, count, iterations, seeds)
+        train = try FashionMNIST.load(.train, from: data)
+        test = try FashionMNIST.load(.test, from: data).prefix(testImages)
+        stateURL = folder.appendingPathComponent("state.json")
+        state = (try? JSONDecoder().decode([String: Double].self, from: Data(contentsOf: stateURL))) ?? [:]
+        // Results of other settings must not mix with these: the settings are part of the state.
+        let settings = Double((count * 100_000 + iterations) * 100_000 + test.count)
+        if let saved = state["settings"], saved != settings {
+            throw ValidationError("\(stateURL.path) holds results of other --count, --iterations or --test-images; use another --output")
+        }
+        state["settings"] = settings
+    }
+
+    /// A measurement, computed once and remembered in the state file.
+    private func measured(_ key: String, _ compute: () throws -> Double) throws -> Double {
+        if let value = state[key] { return value }
+        let value = try compute()
+        state[key] = value
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(state).write(to: stateURL, options: .atomic)
+        return value
+    }
+
+    private func status(_ text: String) {
+        line.update("[\(formatDuration(Date().timeIntervalSince(started)))] \(text)")
+    }
+
+    /// Generation options of a named source or ablation variant.
+    func options(_ name: String, seed: UInt64) -> GenerationOptions {
+        var o: GenerationOptions
+        switch name {
+        case "gaussian": o = GenerationOptions(preset: .gaussian)
+        case "zeroQ": o = GenerationOptions(preset: .zeroQ)
+        case "dsgCode": o = GenerationOptions(preset: .dsgCode)
+        case "zeroQ+SDA":
+            o = GenerationOptions(preset: .zeroQ)
+            o.marginQuantile = 0.9
+        case "zeroQ+LSE":
+            o = GenerationOptions(preset: .zeroQ)
+            o.enhancement = .paper(factor: 2)
+        case "zeroQ+SCI":
+            o = GenerationOptions(preset: .zeroQ)
+            o.correlation = .differentiable
+        case "zeroQ+SDA+LSE+SCI":
+            o = GenerationOptions(preset: .dsgCVPR)
+            o.correlation = .differentiable
+        default:
+            o = GenerationOptions(preset: .dsg)
+            if name.hasPrefix("dsg@") { o.marginQuantile = Double(name.dropFirst(4)) }
+        }
+        o.count = count
+        o.seed = seed
+        if o.iterations > 0 { o.iterations = iterations }
+        return o
+    }
+
+    /// The calibration images of a source for a seed: synthetic ones are generated (and kept on disk, so an
+    /// interrupted run keeps finished batches); real ones are `count` training images drawn with the seed.
+    func samples(_ name: String, seed: UInt64) throws -> (images: Tensor, seconds: Double) {
+        if name == "real" {
+            var g = SeededGenerator(seed: seed)
+            var order = Array(0..<train.count)
+            for i in 0..<count { order.swapAt(i, i + g.integer(in: 0..<(train.count - i))) }
+            let size = train.sampleShape.elementCount
+            let scalars = train.images.withUnsafeBufferPointer { x in order.prefix(count).flatMap { x[($0 * size)..<(($0 + 1) * size)] } }
+            return (Tensor(shape: train.sampleShape.batched(count), scalars: scalars), 0)
+        }
+        let file = folder.appendingPathComponent("samples-\(name)-seed\(seed).safetensors")
+        let set = try DSG.generateSamples(from: model, options: options(name, seed: seed), checkpoint: file) { done, total in
+            status("generating \(name), seed \(seed): iteration \(done)/\(total)")
+        }
+        return (set.images, set.seconds)
+    }
+
+    func accuracy(_ name: String, seed: UInt64, bits: (Int, Int)) throws -> Double {
+        try measured("accuracy/\(name)/seed\(seed)/W\(bits.0)A\(bits.1)") {
+            let (images, seconds) = try samples(name, seed: seed)
+            _ = try measured("seconds/\(name)/seed\(seed)") { seconds }
+            let q = try PTQCalibrator(configuration: PTQConfiguration(weightBits: bits.0, activationBits: bits.1)).quantize(model, calibration: images)
+            return try Evaluation.accuracy(of: q.model, on: test) { self.status("\(name), seed \(seed), W\(bits.0)A\(bits.1): \($0)/\(self.test.count)") }
+        }
+    }
+
+    func run(ablation: Bool) throws {
+        let fp32 = try measured("accuracy/fp32") { try Evaluation.accuracy(of: model, on: test) { self.status("FP32: \($0)/\(self.test.count)") } }
+        var table = "| Calibration | " + Self.bitWidths.map { "W\($0.0)A\($0.1)" }.joined(separator: " | ") + " | generation time |\n"
+        table += "|---|" + String(repeating: "---|", count: Self.bitWidths.count + 1) + "\n"
+        for name in Self.sources {
+            var cells: [String] = []
+            for bits in Self.bitWidths {
+                cells.append(summary(try seeds.map { try accuracy(name, seed: $0, bits: bits) }))
+            }
+            let seconds = seeds.compactMap { state["seconds/\(name)/seed\($0)"] }
+            cells.append(name == "real" ? "-" : String(format: "%.0f s", seconds.reduce(0, +) / Double(max(seconds.count, 1))))
+            table += "| \(name) | " + cells.joined(separator: " | ") + " |\n"
+        }
+        var markdown = String(format: "FP32: %.2f%% on %d test images; %d calibration images per source, %d iterations, seeds %@\n\n",
+            100 * fp32, test.count, count, iterations, seeds.map(String.init).joined(separator: ", ")) + table
+        if ablation {
+            var rows = "| Variant (W4A4) | top-1 |\n|---|---|\n"
+            for name in ["zeroQ", "zeroQ+SDA", "zeroQ+LSE", "zeroQ+SCI", "zeroQ+SDA+LSE+SCI", "dsg@0.5", "dsg@0.8", "dsg", "dsg@1.0"] {
+                rows += "| \(name) | " + summary(try seeds.map { try accuracy(name, seed: $0, bits: (4, 4)) }) + " |\n"
+            }
+            markdown += "\nAblation and margin quantile (dsg = 0.9):\n\n" + rows
+        }
+        var diversity = "| Source | mean abs. cosine | effective rank | mean spread (first / last BN) | alignment residual (mean over layers) |\n|---|---|---|---|---|\n"
+        for name in Self.sources {
+            let (images, _) = try samples(name, seed: seeds[0])
+            let m = try DiversityMetrics.measure(images, model: model)
+            diversity += String(format: "| %@ | %.3f | %.1f | %.3f / %.3f | %.3f |\n", name, m.meanAbsoluteCosine, m.effectiveRank,
+                m.meanSpread.first ?? 0, m.meanSpread.last ?? 0, m.alignmentResidual.reduce(0, +) / Double(max(m.alignmentResidual.count, 1)))
+        }
+        markdown += "\nDiversity (seed \(seeds[0])):\n\n" + diversity
+        line.finish()
+        try markdown.write(to: folder.appendingPathComponent("results.md"), atomically: true, encoding: .utf8)
+        say(markdown)
+    }
+
+    /// "91.23 ± 0.45" (mean and sample standard deviation, in %), or the single value.
+    func summary(_ values: [Double]) -> String {
+        let mean = values.reduce(0, +) / Double(values.count)
+        guard values.count > 1 else { return String(format: "%.2f", 100 * mean) }
+        let sd = (values.reduce(0.0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)).squareRoot()
+        return String(format: "%.2f ± %.2f", 100 * mean, 100 * sd)
+    }
+}
