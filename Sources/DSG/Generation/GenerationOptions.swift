@@ -93,13 +93,11 @@ public struct GenerationOptions: Sendable, Codable, Equatable {
             weights.totalVariation = 0
             weights.l2 = 0
         case .dsgCVPR:
-            initialization = .zeroQ
-            learningRate = 0.5
-            plateauPatience = 100
-            correlation = .off
-            weights.crossEntropy = 0
-            weights.totalVariation = 0
-            weights.l2 = 0
+            // ZeroQ with slack alignment and layerwise enhancement, as the CVPR paper builds it.
+            self = GenerationOptions(preset: .zeroQ)
+            self.preset = .dsgCVPR
+            marginQuantile = 0.9
+            enhancement = .paper(factor: 2)
         case .dsgCode:
             initialization = .uniform
             learningRate = 0.9

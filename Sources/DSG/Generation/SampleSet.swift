@@ -38,13 +38,11 @@ public struct SampleSet: Sendable {
 
     /// Writes the images (safetensors tensor `images`) with everything else as JSON metadata, atomically.
     public func save(to url: URL) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
         let metadata = [
             Key.format: Self.format,
-            Key.options: String(decoding: try encoder.encode(options), as: UTF8.self),
+            Key.options: try options.metadataJSON(),
             Key.batchSize: String(batchSize),
-            Key.losses: String(decoding: try encoder.encode(losses), as: UTF8.self),
+            Key.losses: try losses.metadataJSON(),
             Key.seconds: String(seconds),
         ]
         try Safetensors.write(Safetensors.Contents(tensors: [("images", images)], metadata: metadata), to: url)

@@ -60,8 +60,7 @@ public struct QuantizedModel: Sendable {
 
     /// Writes the weights and activation ranges (safetensors) with the configuration in the metadata.
     public func save(to url: URL) throws {
-        let settings = String(decoding: try JSONEncoder().encode(configuration), as: UTF8.self)
-        try Safetensors.write(Safetensors.Contents(tensors: model.stateDict, metadata: ["ptq": settings]), to: url)
+        try Safetensors.write(Safetensors.Contents(tensors: model.stateDict, metadata: ["ptq": try configuration.metadataJSON()]), to: url)
     }
 
     /// Loads a quantized model saved by ``save(to:)`` for the floating-point `architecture` it was made from.

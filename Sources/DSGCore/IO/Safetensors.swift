@@ -150,6 +150,15 @@ public enum Safetensors {
     }
 }
 
+extension Encodable {
+    /// Compact JSON with sorted keys, for safetensors metadata (which holds strings only).
+    package func metadataJSON() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+}
+
 extension Model {
     /// Every parameter and buffer by name, in model order: what a safetensors file of the model holds.
     public var stateDict: [(name: String, tensor: Tensor)] { tensors.map { ($0.name, $0.tensor) } }

@@ -197,13 +197,11 @@ public final class ClassifierTrainer {
     // MARK: - Checkpoints
 
     private func save(to url: URL) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
         let metadata = [
             Key.format: Self.format,
-            Key.configuration: String(decoding: try encoder.encode(configuration), as: UTF8.self),
-            Key.history: String(decoding: try encoder.encode(history), as: UTF8.self),
-            Key.generator: String(decoding: try encoder.encode(generator), as: UTF8.self),
+            Key.configuration: try configuration.metadataJSON(),
+            Key.history: try history.metadataJSON(),
+            Key.generator: try generator.metadataJSON(),
         ]
         let contents = Safetensors.Contents(tensors: model.stateDict + optimizer.state(of: model), metadata: metadata)
         do { try Safetensors.write(contents, to: url) } catch { throw TrainingError.checkpoint(error) }
