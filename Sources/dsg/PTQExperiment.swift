@@ -131,9 +131,35 @@ final class PTQExperiment {
                 m.meanSpread.first ?? 0, m.meanSpread.last ?? 0, m.alignmentResidual.reduce(0, +) / Double(max(m.alignmentResidual.count, 1)))
         }
         markdown += "\nDiversity (seed \(seeds[0])):\n\n" + diversity
+        try writeScatter(seed: seeds[0])
         line.finish()
         try markdown.write(to: folder.appendingPathComponent("results.md"), atomically: true, encoding: .utf8)
         say(markdown)
+    }
+
+    /// Per-sample (mean, deviation) of one channel of the second BatchNorm layer's input, for real, ZeroQ and DSG
+    /// images: ZeroQ's points gather at the BatchNorm statistics, real and DSG images spread (DSG-SPEC §8.2).
+    func writeScatter(seed: UInt64) throws {
+        let layer = model.batchNormLayers[min(1, model.batchNormLayers.count - 1)]
+        let target = BatchNormTarget(model: model, layer: layer)
+        let channel = 0
+        var series: [ScatterPlot.Series] = []
+        for (name, color) in [("real", "#2ca02c"), ("zeroQ", "#d62728"), ("dsg", "#1f77b4")] {
+            let (images, _) = try samples(name, seed: seed)
+            let executor = try GraphExecutor(model: model, batchSize: images.shape[0])
+            try executor.forward([images], training: false)
+            var stats = target.emptyStatistics(batch: images.shape[0])
+            executor.withValue(layer.input) { stats.measure($0) }
+            let points = (0..<stats.batch).map { n in
+                (x: Double(stats.means[n * stats.channels + channel]), y: Double(stats.deviations[n * stats.channels + channel]))
+            }
+            series.append(ScatterPlot.Series(name: name, color: color, points: points))
+        }
+        series.append(ScatterPlot.Series(name: "BatchNorm statistics", color: "#000000", points: [(Double(target.mean[channel]), Double(target.deviation[channel]))]))
+        let plot = ScatterPlot(
+            title: "Per-sample statistics of \(layer.name)'s input, channel \(channel)",
+            xLabel: "per-sample mean", yLabel: "per-sample standard deviation", series: series)
+        try plot.svg().write(to: folder.appendingPathComponent("scatter.svg"), atomically: true, encoding: .utf8)
     }
 
     /// "91.23 ± 0.45" (mean and sample standard deviation, in %), or the single value.

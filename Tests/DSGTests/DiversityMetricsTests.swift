@@ -23,3 +23,20 @@ struct DiversityMetricsTests {
         #expect(m.meanSpread.allSatisfy { $0 > 0 })
     }
 }
+
+@Suite("Scatter plots")
+struct ScatterPlotTests {
+    @Test func svgHasEveryPointALegendAndEscapedText() throws {
+        let plot = ScatterPlot(
+            title: "a < b & c", xLabel: "mean", yLabel: "deviation",
+            series: [
+                .init(name: "real", color: "#2ca02c", points: [(0, 1), (0.5, 2), (1, 3)]),
+                .init(name: "dsg", color: "#1f77b4", points: [(0.2, 1.5), (.nan, 1)]),
+            ])
+        let svg = plot.svg()
+        #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
+        // 4 finite points plus one legend marker per series; the NaN point is left out.
+        #expect(svg.components(separatedBy: "<circle").count - 1 == 4 + 2)
+        #expect(svg.contains("a &lt; b &amp; c") && svg.contains("real (3)") && svg.contains("dsg (2)"))
+    }
+}
