@@ -126,6 +126,7 @@ final class PTQExperiment {
         var diversity = "| Source | mean abs. cosine | effective rank | mean spread (first / last BN) | alignment residual (mean over layers) |\n|---|---|---|---|---|\n"
         for name in Self.sources {
             let (images, _) = try samples(name, seed: seeds[0])
+            try writeGrid(images, to: folder.appendingPathComponent("grid-\(name).png").path)
             let m = try DiversityMetrics.measure(images, model: model)
             diversity += String(format: "| %@ | %.3f | %.1f | %.3f / %.3f | %.3f |\n", name, m.meanAbsoluteCosine, m.effectiveRank,
                 m.meanSpread.first ?? 0, m.meanSpread.last ?? 0, m.alignmentResidual.reduce(0, +) / Double(max(m.alignmentResidual.count, 1)))

@@ -52,5 +52,8 @@ struct PNGTests {
         #expect(g.width == 2 * 2 + 3 && g.height == 2 * 2 + 3 && g.channels == 1)
         #expect(g.pixels[1 * g.width + 1] == 0 && g.pixels[1 * g.width + 4] == 128 && g.pixels[4 * g.width + 1] == 255)
         #expect(g.pixels[0] == 255 && g.pixels[4 * g.width + 4] == 255)  // border and the empty cell stay white
+        let zoomed = PNG.grid(images, columns: 3, border: 0, zoom: 2) { $0 }
+        #expect(zoomed.width == 12 && zoomed.height == 4)
+        #expect(zoomed.pixels[3 * 12 + 3] == 0 && zoomed.pixels[3 * 12 + 4] == 128 && zoomed.pixels[0 * 12 + 11] == 255)
     }
 }

@@ -30,20 +30,24 @@ public enum PNG {
         return png
     }
 
-    /// A grid of `[N, C, H, W]` images (C = 1 or 3), `columns` wide with a `border`-pixel gap, each value
-    /// mapped to a byte by `toUnit` (which should return 0...1) and clamped.
-    public static func grid(_ images: Tensor, columns: Int, border: Int = 2, toUnit: (Float) -> Float) -> (pixels: [UInt8], width: Int, height: Int, channels: Int) {
+    /// A grid of `[N, C, H, W]` images (C = 1 or 3), `columns` wide with a `border`-pixel gap, each image
+    /// enlarged `zoom` times (nearest neighbour) and each value mapped to a byte by `toUnit` (which should
+    /// return 0...1) and clamped.
+    public static func grid(
+        _ images: Tensor, columns: Int, border: Int = 2, zoom: Int = 1, toUnit: (Float) -> Float
+    ) -> (pixels: [UInt8], width: Int, height: Int, channels: Int) {
         let (n, c, h, w) = (images.shape[0], images.shape[1], images.shape[2], images.shape[3])
+        let (zh, zw) = (h * zoom, w * zoom)
         let cols = max(1, min(columns, n)), rows = (n + cols - 1) / cols
-        let width = cols * w + (cols + 1) * border, height = rows * h + (rows + 1) * border
+        let width = cols * zw + (cols + 1) * border, height = rows * zh + (rows + 1) * border
         var pixels = [UInt8](repeating: 255, count: width * height * c)
         images.withUnsafeBufferPointer { x in
             for i in 0..<n {
-                let top = border + (i / cols) * (h + border), left = border + (i % cols) * (w + border)
-                for y in 0..<h {
-                    for xx in 0..<w {
+                let top = border + (i / cols) * (zh + border), left = border + (i % cols) * (zw + border)
+                for y in 0..<zh {
+                    for xx in 0..<zw {
                         for ch in 0..<c {
-                            let v = toUnit(x[((i * c + ch) * h + y) * w + xx])
+                            let v = toUnit(x[((i * c + ch) * h + y / zoom) * w + xx / zoom])
                             pixels[((top + y) * width + left + xx) * c + ch] = UInt8((min(max(v, 0), 1) * 255).rounded())
                         }
                     }
