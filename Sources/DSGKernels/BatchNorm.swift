@@ -25,15 +25,10 @@ public enum BatchNorm {
         for c in 0..<s.channels {
             // Two passes in Double: the mean first, then the centred sum of squares (no cancellation).
             var sum = 0.0
-            forEachRow(s, c) { row in for i in 0..<s.plane { sum += Double(input[row + i]) } }
+            forEachRow(s, c) { row in sum += Reductions.sum(input + row, count: s.plane) }
             let mean = sum / m
             var squares = 0.0
-            forEachRow(s, c) { row in
-                for i in 0..<s.plane {
-                    let d = Double(input[row + i]) - mean
-                    squares += d * d
-                }
-            }
+            forEachRow(s, c) { row in squares += Reductions.squaredDeviations(input + row, count: s.plane, mean: mean) }
             let variance = squares / m
             let invStd = 1 / (variance + Double(epsilon)).squareRoot()
             savedMean[c] = Float(mean)

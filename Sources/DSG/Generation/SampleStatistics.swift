@@ -1,4 +1,5 @@
 import DSGCore
+import DSGKernels
 
 /// Per-sample, per-channel statistics of a `[N, C, H, W]` activation: the mean over the plane and the standard
 /// deviation `sqrt(unbiased variance + 1e-6)` (DSG-SPEC §1, as the official PTQ code computes them), and the
@@ -26,14 +27,8 @@ public struct SampleStatistics: Sendable {
         let p = Double(plane)
         for i in 0..<(batch * channels) {
             let row = activation.baseAddress! + i * plane
-            var sum = 0.0
-            for k in 0..<plane { sum += Double(row[k]) }
-            let mean = sum / p
-            var squares = 0.0
-            for k in 0..<plane {
-                let d = Double(row[k]) - mean
-                squares += d * d
-            }
+            let mean = Reductions.sum(row, count: plane) / p
+            let squares = Reductions.squaredDeviations(row, count: plane, mean: mean)
             means[i] = Float(mean)
             deviations[i] = Float((squares / (p - 1) + Self.epsilon).squareRoot())
         }
