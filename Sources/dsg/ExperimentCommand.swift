@@ -35,6 +35,9 @@ struct PTQExperimentCommand: ParsableCommand {
     @Flag(help: "Skip the ablation and the margin sweep (the main table only).")
     var tableOnly = false
 
+    @Option(help: "How many of the seeds (from the first) the ablation and margin sweep use.")
+    var ablationSeeds = 1
+
     @Option(help: "Evaluate on the first N test images only (for quick trials; the recorded tables use all 10,000).")
     var testImages = 10_000
 
@@ -43,6 +46,7 @@ struct PTQExperimentCommand: ParsableCommand {
         guard iterations >= 0 else { throw ValidationError("--iterations must not be negative.") }
         guard !seeds.isEmpty else { throw ValidationError("--seeds needs at least one seed.") }
         guard testImages >= 1 else { throw ValidationError("--test-images must be at least 1.") }
+        guard (1...seeds.count).contains(ablationSeeds) else { throw ValidationError("--ablation-seeds must be between 1 and the number of seeds.") }
     }
 
     func run() throws {
@@ -52,7 +56,7 @@ struct PTQExperimentCommand: ParsableCommand {
             let experiment = try PTQExperiment(
                 model: try modelOptions.load(), data: dataOptions.directory, folder: folder, count: count,
                 iterations: iterations, seeds: seeds, testImages: testImages)
-            try experiment.run(ablation: !tableOnly)
+            try experiment.run(ablationSeeds: tableOnly ? [] : Array(seeds.prefix(ablationSeeds)))
         }
     }
 }

@@ -101,7 +101,7 @@ final class PTQExperiment {
         }
     }
 
-    func run(ablation: Bool) throws {
+    func run(ablationSeeds: [UInt64]) throws {
         let fp32 = try measured("accuracy/fp32") { try Evaluation.accuracy(of: model, on: test) { self.status("FP32: \($0)/\(self.test.count)") } }
         var table = "| Calibration | " + Self.bitWidths.map { "W\($0.0)A\($0.1)" }.joined(separator: " | ") + " | generation time |\n"
         table += "|---|" + String(repeating: "---|", count: Self.bitWidths.count + 1) + "\n"
@@ -116,12 +116,12 @@ final class PTQExperiment {
         }
         var markdown = String(format: "FP32: %.2f%% on %d test images; %d calibration images per source, %d iterations, seeds %@\n\n",
             100 * fp32, test.count, count, iterations, seeds.map(String.init).joined(separator: ", ")) + table
-        if ablation {
+        if !ablationSeeds.isEmpty {
             var rows = "| Variant (W4A4) | top-1 |\n|---|---|\n"
             for name in ["zeroQ", "zeroQ+SDA", "zeroQ+LSE", "zeroQ+SCI", "zeroQ+SDA+LSE+SCI", "dsg@0.5", "dsg@0.8", "dsg", "dsg@1.0"] {
-                rows += "| \(name) | " + summary(try seeds.map { try accuracy(name, seed: $0, bits: (4, 4)) }) + " |\n"
+                rows += "| \(name) | " + summary(try ablationSeeds.map { try accuracy(name, seed: $0, bits: (4, 4)) }) + " |\n"
             }
-            markdown += "\nAblation and margin quantile (dsg = 0.9):\n\n" + rows
+            markdown += "\nAblation and margin quantile (dsg = 0.9), seeds \(ablationSeeds.map(String.init).joined(separator: ", ")):\n\n" + rows
         }
         var diversity = "| Source | mean abs. cosine | effective rank | mean spread (first / last BN) | alignment residual (mean over layers) |\n|---|---|---|---|---|\n"
         for name in Self.sources {
