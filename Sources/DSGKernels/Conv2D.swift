@@ -9,7 +9,24 @@ public enum Conv2D {
     /// chunk, and per extra chunk a private weight and bias gradient for backward-weight.
     public static func workspaceCount(_ g: ConvGeometry, batch: Int) -> Int {
         let chunks = Parallel.chunkCount(batch)
-        return chunks * scratchPerChunk(g) + (chunks - 1) * (g.weightCount + g.outChannels)
+        let direct = chunks * scratchPerChunk(g) + (chunks - 1) * (g.weightCount + g.outChannels)
+        guard let t = transposed(g) else { return direct }
+        return max(direct, g.weightCount + chunks * scratchPerChunk(t))
+    }
+
+    /// For a stride-1, ungrouped convolution whose output is as large as its input, backward-data is itself
+    /// such a convolution: of the output gradient, with the kernel flipped and its channel axes swapped. That
+    /// convolution's geometry, or nil. Its lowering copies whole shifted planes, cheaper than col2im's scattered
+    /// additions, but its GEMM has as many rows as the layer has input channels: with fewer than 8 (a first
+    /// layer on grey images: 1) the GEMM degenerates, and col2im is faster (measured in dsg-bench).
+    static func transposed(_ g: ConvGeometry) -> ConvGeometry? {
+        guard g.strideH == 1, g.strideW == 1, g.groups == 1, g.inChannels >= 8, !g.isPointwise,
+            g.outputH == g.inputH, g.outputW == g.inputW
+        else { return nil }
+        return try? ConvGeometry(
+            inChannels: g.outChannels, outChannels: g.inChannels, kernel: (g.kernelH, g.kernelW),
+            padding: (g.dilationH * (g.kernelH - 1) - g.padH, g.dilationW * (g.kernelW - 1) - g.padW),
+            dilation: (g.dilationH, g.dilationW), input: (g.outputH, g.outputW))
     }
 
     /// Scratch per chunk: the patch matrix and what im2col needs besides it.
@@ -24,7 +41,7 @@ public enum Conv2D {
         output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
         Parallel.forEachChunk(
-            of: batch, ForwardJob(g: g, input: input, weight: weight, bias: bias, output: output, workspace: workspace))
+            of: batch, ForwardJob(g: g, input: input, weight: weight, bias: bias, output: output, workspace: workspace, accumulate: false))
     }
 
     /// `inputGrad += conv_transpose(outputGrad, weight)`.
@@ -33,6 +50,21 @@ public enum Conv2D {
         outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         inputGrad: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
+        if let t = transposed(g) {
+            // flipped[c, o, i, j] = weight[o, c, KH − 1 − i, KW − 1 − j]
+            let (kh, kw) = (g.kernelH, g.kernelW)
+            for o in 0..<g.outChannels {
+                for c in 0..<g.inChannels {
+                    let src = weight + (o * g.inChannels + c) * kh * kw, dst = workspace + (c * g.outChannels + o) * kh * kw
+                    for k in 0..<(kh * kw) { dst[k] = src[kh * kw - 1 - k] }
+                }
+            }
+            Parallel.forEachChunk(
+                of: batch,
+                ForwardJob(g: t, input: outputGrad, weight: workspace, bias: nil, output: inputGrad,
+                           workspace: workspace + g.weightCount, accumulate: true))
+            return
+        }
         Parallel.forEachChunk(
             of: batch, BackwardDataJob(g: g, outputGrad: outputGrad, weight: weight, inputGrad: inputGrad, workspace: workspace))
     }
@@ -74,6 +106,8 @@ private struct ForwardJob: ChunkJob {
     let g: ConvGeometry
     let input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?
     let output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
+    /// Add to `output` (backward-data through the transposed convolution) instead of overwriting it.
+    let accumulate: Bool
 
     func run(samples: Range<Int>, chunk: Int) {
         let plane = g.outputPlane, patch = g.groupPatchSize, og = g.groupOutChannels
@@ -82,11 +116,12 @@ private struct ForwardJob: ChunkJob {
             let columns = lowered(input + n * g.inChannels * g.inputPlane, g, scratch)
             let out = output + n * g.outChannels * plane
             for group in 0..<g.groups {
-                // out_g[og, OHW] = W_g[og, patch] * columns_g[patch, OHW]
+                // out_g[og, OHW] (+)= W_g[og, patch] * columns_g[patch, OHW]
                 BLAS.sgemm(
                     .none, .none, m: og, n: plane, k: patch,
                     a: weight + group * og * patch, lda: patch,
                     b: columns + group * patch * plane, ldb: plane,
+                    beta: accumulate ? 1 : 0,
                     c: out + group * og * plane, ldc: plane)
             }
             if let bias {

@@ -20,6 +20,9 @@ struct Conv2DTests {
         // Output width equal to the input width: the block-copy path of im2col, with and without row stride.
         Case(c: 3, o: 2, h: 7, w: 5, kernel: (3, 3), stride: (2, 1), padding: (1, 1), dilation: (1, 1), groups: 1),
         Case(c: 2, o: 3, h: 6, w: 6, kernel: (5, 3), stride: (1, 1), padding: (2, 1), dilation: (1, 1), groups: 1),
+        // Stride 1, same size, 8 or more input channels: backward-data as the transposed convolution.
+        Case(c: 8, o: 5, h: 6, w: 5, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1),
+        Case(c: 9, o: 4, h: 7, w: 7, kernel: (3, 5), stride: (1, 1), padding: (2, 4), dilation: (2, 2), groups: 1),
         // Stride 2 on even sizes with half-size output: the phase-split path.
         Case(c: 3, o: 4, h: 8, w: 6, kernel: (3, 3), stride: (2, 2), padding: (1, 1), dilation: (1, 1), groups: 1),
         Case(c: 2, o: 3, h: 6, w: 4, kernel: (1, 1), stride: (2, 2), padding: (0, 0), dilation: (1, 1), groups: 1),
