@@ -88,8 +88,11 @@ final class SampleGenerator {
         var x = initialImages(shape, &generator)
         guard options.iterations > 0 else { return (x, LossTerms(), GenerationTiming()) }
 
+        // Margins from N(0, 1) inputs: the starting batch itself when it is Gaussian (one extra forward pass, as
+        // the paper says), otherwise a Gaussian batch drawn for the purpose (DSG-SPEC §2.3).
         let margins = try options.marginQuantile.map { q in
-            try SlackMargins.measure(model: model, images: generator.normalTensor(shape), quantile: q, granularity: options.marginGranularity)
+            let noise = options.initialization == .gaussian ? x : generator.normalTensor(shape)
+            return try SlackMargins.measure(model: model, images: noise, quantile: q, granularity: options.marginGranularity)
         } ?? SlackMargins.zero(layers: targets.count)
         let alignments = targets.indices.map { l in
             SlackAlignment(targetMean: targets[l].mean, targetDeviation: targets[l].deviation, meanMargin: margins.mean[l], deviationMargin: margins.deviation[l])
