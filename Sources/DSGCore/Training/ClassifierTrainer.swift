@@ -69,6 +69,8 @@ public final class ClassifierTrainer {
     private let executor: GraphExecutor
     private let optimizer: SGD
     private var generator: SeededGenerator
+    /// The value of padding pixels: black, i.e. the most negative normalised value of the training images.
+    private let black: Float
 
     /// Checkpoint metadata keys.
     private enum Key {
@@ -94,6 +96,7 @@ public final class ClassifierTrainer {
             learningRate: configuration.learningRate, momentum: configuration.momentum,
             nesterov: configuration.nesterov && configuration.momentum > 0, weightDecay: configuration.weightDecay)
         generator = SeededGenerator(seed: configuration.seed)
+        black = train.images.withUnsafeBufferPointer { $0.min() ?? 0 }
     }
 
     public var stepsPerEpoch: Int { train.count / configuration.batchSize }
@@ -169,8 +172,6 @@ public final class ClassifierTrainer {
         let shape = train.sampleShape
         let (c, h, w) = (shape[0], shape[1], shape[2])
         let pad = configuration.cropPadding
-        // Padding is black: a pixel of 0 before normalisation is the most negative normalised value.
-        let black = train.images.withUnsafeBufferPointer { $0.min() ?? 0 }
         executor.withInput(0) { input in
             train.images.withUnsafeBufferPointer { images in
                 for (slot, index) in batch.enumerated() {
