@@ -32,6 +32,9 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "First convolution and last linear layer: quantize, fullPrecision or eightBit.")
     var edgeLayers: PTQConfiguration.EdgeLayers = .quantize
 
+    @Flag(help: "Fold each BatchNorm into the convolution before it, then quantize (DSG keeps BatchNorm in Float32).")
+    var foldBatchNorm = false
+
     @Option(help: ArgumentHelp("Where to write the quantized model (safetensors).", valueName: "path"))
     var output = "quantized.safetensors"
 
@@ -49,6 +52,7 @@ struct QuantizeCommand: ParsableCommand {
             configuration.activationCalibration = calibration
             configuration.weightRange = weightRange
             configuration.edgeLayers = edgeLayers
+            configuration.foldBatchNorm = foldBatchNorm
             let quantized = try PTQCalibrator(configuration: configuration).quantize(model, calibration: calibrationSet.images)
             try quantized.save(to: URL(fileURLWithPath: output))
             let test = try FashionMNIST.load(.test, from: dataOptions.directory)

@@ -112,3 +112,38 @@ struct QuantizationTests {
         #expect(Array(e.gradient(of: x)) == [1, 2, 3, 4, 5])
     }
 }
+
+@Suite("BatchNorm folding")
+struct BatchNormFoldingTests {
+    @Test func foldedResNet20ComputesTheSameFunction() throws {
+        let model = try ResNet.resnet20()
+        // Non-trivial running statistics and affine parameters.
+        let warm = try GraphExecutor(model: model, batchSize: 8)
+        var g = SeededGenerator(seed: 1)
+        for _ in 0..<3 { try warm.forward([g.normalTensor([8, 1, 28, 28], mean: 0.3, standardDeviation: 1.5)], training: true) }
+        for t in model.tensors where t.name.hasSuffix("bn1.weight") || t.name.hasSuffix("bn2.bias") {
+            try model.setTensor(named: t.name, to: g.uniformTensor(t.tensor.shape, 0.5, 1.5))
+        }
+        let folded = try BatchNormFolding.fold(model)
+        #expect(folded.batchNormLayers.isEmpty)
+        #expect(folded.nodes.count == model.nodes.count - 21)
+        let x = g.normalTensor([4, 1, 28, 28])
+        let a = try QuantizationTests.outputs(model, x), b = try QuantizationTests.outputs(folded, x)
+        let scale = Double(a.map { abs($0) }.max()!)
+        #expect(zip(a, b).allSatisfy { Double(abs($0 - $1)) < 1e-5 * max(scale, 1) }, "max difference \(zip(a, b).map { abs($0 - $1) }.max()!)")
+    }
+
+    @Test func quantizationCanFoldFirstAndStillSavesAndLoads() throws {
+        let model = try GenerationTests.model()
+        var config = PTQConfiguration(weightBits: 8, activationBits: 8)
+        config.foldBatchNorm = true
+        let q = try PTQCalibrator(configuration: config).quantize(model, calibration: QuantizationTests.samples(16, seed: 6))
+        #expect(q.model.batchNormLayers.isEmpty)
+        let test = QuantizationTests.samples(8, seed: 7)
+        let reference = try QuantizationTests.outputs(model, test), out = try QuantizationTests.outputs(q.model, test)
+        #expect(zip(out, reference).map { abs($0 - $1) }.max()! < 0.1)
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("dsg-fold-\(UUID().uuidString).safetensors")
+        try q.save(to: url)
+        #expect(try QuantizationTests.outputs(QuantizedModel.load(from: url, architecture: model).model, test) == out)
+    }
+}

@@ -41,6 +41,9 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
     public var weightRange: WeightRange = .minMax
     public var activationCalibration: ActivationCalibration = .ema
     public var edgeLayers: EdgeLayers = .quantize
+    /// Fold each BatchNorm into the convolution before it, then quantize the folded weights (DSG keeps
+    /// BatchNorm in Float32, so this is off by default).
+    public var foldBatchNorm = false
     /// Calibration samples per forward pass.
     public var batchSize = 64
 
@@ -69,7 +72,8 @@ public struct QuantizedModel: Sendable {
         guard let settings = contents.metadata["ptq"].flatMap({ try? JSONDecoder().decode(PTQConfiguration.self, from: Data($0.utf8)) }) else {
             throw SafetensorsError.badEntry(file: url.lastPathComponent, tensor: "__metadata__", reason: "no quantization settings (\"ptq\"): not a quantized model")
         }
-        let model = try PTQCalibrator.withFakeQuantization(architecture, bits: settings.activationBits)
+        let base = settings.foldBatchNorm ? try BatchNormFolding.fold(architecture) : architecture
+        let model = try PTQCalibrator.withFakeQuantization(base, bits: settings.activationBits)
         try model.load(contents, file: url.lastPathComponent)
         return QuantizedModel(model: model, configuration: settings)
     }
@@ -94,6 +98,7 @@ public struct PTQCalibrator: Sendable {
             throw QuantizationError.calibrationShape(expected: sample, got: samples.shape)
         }
         guard samples.shape[0] > 0 else { throw QuantizationError.noCalibrationSamples }
+        let model = configuration.foldBatchNorm ? try BatchNormFolding.fold(model) : model
         let ranges = try calibrateActivations(model, samples)
         let quantized = try Self.withFakeQuantization(model, bits: configuration.activationBits)
         for (name, range) in ranges { try quantized.setTensor(named: name + ".quant.range", to: Tensor(shape: [2], scalars: range)) }
