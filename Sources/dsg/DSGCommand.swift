@@ -8,7 +8,10 @@ struct DSGCommand: ParsableCommand {
         commandName: "dsg",
         abstract: "Data-free quantization by Diverse Sample Generation.",
         version: DSG.version,
-        subcommands: [TrainCommand.self, EvaluateCommand.self, GenerateCommand.self, QuantizeCommand.self, ExperimentCommand.self])
+        subcommands: [
+            TrainCommand.self, EvaluateCommand.self, GenerateCommand.self, QuantizeCommand.self, ExperimentCommand.self,
+            DemoCommand.self,
+        ])
 }
 
 /// Runs `body`, turning the package's errors into a one-line message on standard error and exit code 1.

@@ -4,10 +4,13 @@ import Foundation
 
 /// The measurements behind `dsg experiment ptq`, resumable through a state file of finished results.
 final class PTQExperiment {
-    static let bitWidths = [(8, 8), (6, 6), (4, 8), (4, 4)]
-    static let sources = ["gaussian", "zeroQ", "dsg", "dsgCode", "real"]
+    /// The full table of Docs/RESULTS.md.
+    static let allBitWidths = [(8, 8), (6, 6), (4, 8), (4, 4)]
+    static let allSources = ["gaussian", "zeroQ", "dsg", "dsgCode", "real"]
 
     let model: Model
+    let sources: [String]
+    let bitWidths: [(Int, Int)]
     let folder: URL
     let count: Int, iterations: Int, seeds: [UInt64]
     let train: LabeledImages, test: LabeledImages
@@ -16,8 +19,12 @@ final class PTQExperiment {
     private let line = ProgressLine()
     private let started = Date()
 
-    init(model: Model, data: URL, folder: URL, count: Int, iterations: Int, seeds: [UInt64], testImages: Int) throws {
+    init(
+        model: Model, data: URL, folder: URL, count: Int, iterations: Int, seeds: [UInt64], testImages: Int,
+        sources: [String] = allSources, bitWidths: [(Int, Int)] = allBitWidths
+    ) throws {
         (self.model, self.folder, self.count, self.iterations, self.seeds) = (model, folder, count, iterations, seeds)
+        (self.sources, self.bitWidths) = (sources, bitWidths)
         train = try FashionMNIST.load(.train, from: data)
         test = try FashionMNIST.load(.test, from: data).prefix(testImages)
         stateURL = folder.appendingPathComponent("state.json")
@@ -103,11 +110,11 @@ final class PTQExperiment {
 
     func run(ablationSeeds: [UInt64]) throws {
         let fp32 = try measured("accuracy/fp32") { try Evaluation.accuracy(of: model, on: test) { self.status("FP32: \($0)/\(self.test.count)") } }
-        var table = "| Calibration | " + Self.bitWidths.map { "W\($0.0)A\($0.1)" }.joined(separator: " | ") + " | generation time |\n"
-        table += "|---|" + String(repeating: "---|", count: Self.bitWidths.count + 1) + "\n"
-        for name in Self.sources {
+        var table = "| Calibration | " + bitWidths.map { "W\($0.0)A\($0.1)" }.joined(separator: " | ") + " | generation time |\n"
+        table += "|---|" + String(repeating: "---|", count: bitWidths.count + 1) + "\n"
+        for name in sources {
             var cells: [String] = []
-            for bits in Self.bitWidths {
+            for bits in bitWidths {
                 cells.append(summary(try seeds.map { try accuracy(name, seed: $0, bits: bits) }))
             }
             let seconds = seeds.compactMap { state["seconds/\(name)/seed\($0)"] }
@@ -124,7 +131,7 @@ final class PTQExperiment {
             markdown += "\nAblation and margin quantile (dsg = 0.9), seeds \(ablationSeeds.map(String.init).joined(separator: ", ")):\n\n" + rows
         }
         var diversity = "| Source | mean abs. cosine | effective rank | mean spread (first / last BN) | alignment residual (mean over layers) |\n|---|---|---|---|---|\n"
-        for name in Self.sources {
+        for name in sources {
             let (images, _) = try samples(name, seed: seeds[0])
             try writeGrid(images, to: folder.appendingPathComponent("grid-\(name).png").path)
             let m = try DiversityMetrics.measure(images, model: model)
@@ -132,7 +139,7 @@ final class PTQExperiment {
                 m.meanSpread.first ?? 0, m.meanSpread.last ?? 0, m.alignmentResidual.reduce(0, +) / Double(max(m.alignmentResidual.count, 1)))
         }
         markdown += "\nDiversity (seed \(seeds[0])):\n\n" + diversity
-        try writeScatter(seed: seeds[0])
+        if sources.contains("dsg") && sources.contains("zeroQ") { try writeScatter(seed: seeds[0]) }
         line.finish()
         try markdown.write(to: folder.appendingPathComponent("results.md"), atomically: true, encoding: .utf8)
         say(markdown)
@@ -145,7 +152,7 @@ final class PTQExperiment {
         let target = BatchNormTarget(model: model, layer: layer)
         let channel = 0
         var series: [ScatterPlot.Series] = []
-        for (name, color) in [("real", "#2ca02c"), ("zeroQ", "#d62728"), ("dsg", "#1f77b4")] {
+        for (name, color) in [("real", "#2ca02c"), ("zeroQ", "#d62728"), ("dsg", "#1f77b4")] where sources.contains(name) {
             let (images, _) = try samples(name, seed: seed)
             let executor = try GraphExecutor(model: model, batchSize: images.shape[0])
             try executor.forward([images], training: false)
