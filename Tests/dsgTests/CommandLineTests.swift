@@ -25,7 +25,7 @@ struct CommandLineTests {
         }
         #expect(help.contains("resume"))
         let root = DSGCommand.helpMessage()
-        for command in ["train", "evaluate", "generate", "quantize", "experiment"] { #expect(root.contains(command)) }
+        for command in ["train", "evaluate", "generate", "quantize", "experiment", "demo"] { #expect(root.contains(command)) }
         let evaluate = DSGCommand.helpMessage(for: EvaluateCommand.self)
         #expect(evaluate.contains("--model") && evaluate.contains("--limit"))
     }
@@ -38,6 +38,7 @@ struct CommandLineTests {
         (["evaluate"], "Missing expected argument '--model <path>'"),
         (["evaluate", "--model", "m.safetensors", "--limit", "0"], "--limit must be at least 1."),
         (["bogus"], "Unexpected argument 'bogus'"),
+        (["demo", "--model", "m", "--iterations", "0"], "--iterations must be at least 1."),
         (["experiment", "ptq", "--model", "m", "--count", "1"], "--count must be at least 2."),
         (["quantize", "--model", "m", "--samples", "s", "--weight-bits", "9"], "--weight-bits must be between 2 and 8."),
         (["generate", "--model", "m", "--count", "0"], "--count must be at least 1."),
