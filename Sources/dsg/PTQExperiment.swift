@@ -154,7 +154,7 @@ final class PTQExperiment {
         var series: [ScatterPlot.Series] = []
         for (name, color) in [("real", "#2ca02c"), ("zeroQ", "#d62728"), ("dsg", "#1f77b4")] where sources.contains(name) {
             let (images, _) = try samples(name, seed: seed)
-            let executor = try GraphExecutor(model: model, batchSize: images.shape[0])
+            let executor = try GraphExecutor(model: model, batchSize: images.shape[0], backward: false)
             try executor.forward([images], training: false)
             var stats = target.emptyStatistics(batch: images.shape[0])
             executor.withValue(layer.input) { stats.measure($0) }

@@ -205,3 +205,17 @@ struct InjectionTests {
         #expect(try executor.parameterGradient(named: "fc.weight").scalars.allSatisfy { $0 == 0 })
     }
 }
+
+@Suite("Inference-only executors")
+struct InferenceExecutorTests {
+    @Test func sameOutputsWithoutGradientBuffers() throws {
+        let model = try ResNet.resnet20()
+        var g = SeededGenerator(seed: 2)
+        let x = g.normalTensor([3, 1, 28, 28])
+        let full = try GraphExecutor(model: model, batchSize: 3)
+        let light = try GraphExecutor(model: model, batchSize: 3, backward: false)
+        try full.forward([x], training: false)
+        try light.forward([x], training: false)
+        #expect(light.output().scalars == full.output().scalars && !light.supportsBackward)
+    }
+}

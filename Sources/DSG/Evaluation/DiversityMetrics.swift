@@ -27,7 +27,7 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
         var start = 0
         while start < n {
             let count = min(batchSize, n - start)
-            let executor = try GraphExecutor(model: model, batchSize: count)
+            let executor = try GraphExecutor(model: model, batchSize: count, backward: false)
             executor.withInput(0) { input in images.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress! + start * size, count: count * size) } }
             try executor.run(training: false)
             for (l, target) in targets.enumerated() {

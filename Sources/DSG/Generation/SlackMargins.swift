@@ -30,7 +30,7 @@ public struct SlackMargins: Sendable, Equatable, Codable {
         model: Model, images: Tensor, quantile: Double, granularity: Granularity
     ) throws -> SlackMargins {
         precondition(quantile >= 0 && quantile <= 1, "SlackMargins.measure: the quantile is a fraction in 0...1.")
-        let executor = try GraphExecutor(model: model, batchSize: images.shape[0])
+        let executor = try GraphExecutor(model: model, batchSize: images.shape[0], backward: false)
         try executor.forward([images], training: false)
         var margins = SlackMargins(mean: [], deviation: [])
         for layer in model.batchNormLayers {

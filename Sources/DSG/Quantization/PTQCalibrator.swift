@@ -169,7 +169,7 @@ public struct PTQCalibrator: Sendable {
         var start = 0
         while start < count {
             let n = min(batch, count - start)
-            let executor = try executors[n] ?? GraphExecutor(model: model, batchSize: n)
+            let executor = try executors[n] ?? GraphExecutor(model: model, batchSize: n, backward: false)
             executors[n] = executor
             executor.withInput(0) { input in
                 samples.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress! + start * size, count: n * size) }

@@ -22,10 +22,15 @@ public final class GraphExecutor {
     private var allocations: [UnsafeMutableRawPointer] = []
     private var lastForwardWasTraining = false
 
-    public init(model: Model, batchSize: Int) throws(GraphError) {
+    /// Whether this executor can run ``backward(parameterGradients:)``; inference-only executors skip the
+    /// gradient buffers (as much memory again as the values).
+    public let supportsBackward: Bool
+
+    public init(model: Model, batchSize: Int, backward: Bool = true) throws(GraphError) {
         guard batchSize > 0 else { throw .invalidBatchSize(batchSize) }
         self.model = model
         self.batchSize = batchSize
+        supportsBackward = backward
         inputsRequireGradient = Array(repeating: false, count: model.inputs.count)
 
         var allocations: [UnsafeMutableRawPointer] = []
@@ -38,9 +43,10 @@ public final class GraphExecutor {
         let counts = model.valueShapes.map { batchSize * $0.elementCount }
         let values = counts.map(floats)
         self.values = values
-        let gradients = counts.map(floats)
+        // Without backward every gradient shares one buffer of one float, which nothing reads.
+        let gradients = backward ? counts.map(floats) : Array(repeating: floats(1), count: counts.count)
         self.gradients = gradients
-        tensorGradients = model.tensors.map { $0.role == .parameter ? floats($0.tensor.elementCount) : nil }
+        tensorGradients = model.tensors.map { backward && $0.role == .parameter ? floats($0.tensor.elementCount) : nil }
         let workspace = floats(model.nodes.map { $0.op.workspaceCount(batch: batchSize) }.max() ?? 0)
         contexts = model.nodes.map { node in
             let indexCount = max(node.op.savedIndexCount(batch: batchSize), 1)
@@ -118,6 +124,7 @@ public final class GraphExecutor {
 
     /// Sets every value and parameter gradient to zero.
     public func zeroGradients() {
+        precondition(supportsBackward, "GraphExecutor: this executor was made with backward: false.")
         for (i, g) in gradients.enumerated() { g.update(repeating: 0, count: count(ValueID(index: i))) }
         for (i, g) in tensorGradients.enumerated() {
             g?.update(repeating: 0, count: model.tensors[i].tensor.elementCount)
@@ -126,7 +133,8 @@ public final class GraphExecutor {
 
     /// The gradient buffer of `value` (`[batch, shape...]`): add loss gradients here before ``backward(parameterGradients:)``.
     public func gradient(of value: ValueID) -> UnsafeMutableBufferPointer<Float> {
-        UnsafeMutableBufferPointer(start: gradients[value.index], count: count(value))
+        precondition(supportsBackward, "GraphExecutor: this executor was made with backward: false.")
+        return UnsafeMutableBufferPointer(start: gradients[value.index], count: count(value))
     }
 
     /// Propagates the seeded gradients back through the graph, accumulating into input gradients (where
@@ -134,6 +142,7 @@ public final class GraphExecutor {
     /// With `parameterGradients: false` only the work needed for input gradients is done (as in DSG, which
     /// optimises images, not weights).
     public func backward(parameterGradients: Bool = true) {
+        precondition(supportsBackward, "GraphExecutor: this executor was made with backward: false.")
         planGradients(parameterGradients: parameterGradients)
         for index in model.nodes.indices.reversed() where needsGradient[model.nodes[index].output.index] {
             let node = model.nodes[index], context = contexts[index]

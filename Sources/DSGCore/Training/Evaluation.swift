@@ -5,9 +5,9 @@ public enum Evaluation {
     public static func accuracy(
         of model: Model, on data: LabeledImages, batchSize: Int = 500, progress: ((Int) -> Void)? = nil
     ) throws -> Double {
-        let full = try GraphExecutor(model: model, batchSize: min(batchSize, max(data.count, 1)))
+        let full = try GraphExecutor(model: model, batchSize: min(batchSize, max(data.count, 1)), backward: false)
         let remainder = data.count % full.batchSize
-        let tail = remainder > 0 ? try GraphExecutor(model: model, batchSize: remainder) : nil
+        let tail = remainder > 0 ? try GraphExecutor(model: model, batchSize: remainder, backward: false) : nil
         let sample = data.sampleShape.elementCount
         let classes = model.shape(of: model.outputs[0]).elementCount
         var correct = 0, start = 0
