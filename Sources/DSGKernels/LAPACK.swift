@@ -65,9 +65,52 @@ public enum LAPACK {
         var a = matrix
         var w = [Scalar](repeating: 0, count: n)
         let info = Scalar.symmetricEigenInPlace(n: Int32(n), a: &a, w: &w)
-        // The one place where LAPACK's `info` becomes a Swift error.
+        // LAPACK's `info` becomes a Swift error here and in SymmetricEigenSolver.solve.
         if info < 0 { throw .illegalArgument(routine: routine, argument: Int(-info)) }
         if info > 0 { throw .noConvergence(routine: routine, info: Int(info)) }
         return SymmetricEigen(values: w, vectors: a)
+    }
+}
+
+/// The symmetric eigensolver for repeated use on matrices of one size: every buffer, LAPACK's workspace
+/// included, is allocated once (`dsyevd` through `LAPACKE_dsyevd_work`), so a loop that decomposes a matrix
+/// per iteration allocates nothing.
+public final class SymmetricEigenSolver {
+    public let n: Int
+    /// After ``solve(_:)``: eigenvalues ascending, and eigenvectors row-major with column `k` for value `k`.
+    public private(set) var values: UnsafeMutableBufferPointer<Double>
+    public private(set) var vectors: UnsafeMutableBufferPointer<Double>
+    private let work: UnsafeMutableBufferPointer<Double>
+    private let integerWork: UnsafeMutableBufferPointer<Int32>
+
+    public init(n: Int) {
+        self.n = n
+        values = .allocate(capacity: max(n, 1))
+        vectors = .allocate(capacity: max(n * n, 1))
+        // A workspace query (lwork = liwork = -1) returns the sizes dsyevd wants.
+        var workSize = 0.0, integerWorkSize: Int32 = 0
+        _ = LAPACKE_dsyevd_work(
+            LAPACK_ROW_MAJOR, LAPACK.vectors, LAPACK.upper, Int32(n), vectors.baseAddress, Int32(max(n, 1)),
+            values.baseAddress, &workSize, -1, &integerWorkSize, -1)
+        work = .allocate(capacity: max(Int(workSize), 1))
+        integerWork = .allocate(capacity: max(Int(integerWorkSize), 1))
+    }
+
+    deinit {
+        values.deallocate()
+        vectors.deallocate()
+        work.deallocate()
+        integerWork.deallocate()
+    }
+
+    /// Decomposes the symmetric row-major `n x n` `matrix` (upper triangle read) into ``values`` and ``vectors``.
+    public func solve(_ matrix: UnsafePointer<Double>) throws(LAPACKError) {
+        for i in 0..<(n * n) where !matrix[i].isFinite { throw .nonFiniteInput(routine: "dsyevd") }
+        vectors.baseAddress!.update(from: matrix, count: n * n)
+        let info = LAPACKE_dsyevd_work(
+            LAPACK_ROW_MAJOR, LAPACK.vectors, LAPACK.upper, Int32(n), vectors.baseAddress, Int32(max(n, 1)),
+            values.baseAddress, work.baseAddress, Int32(work.count), integerWork.baseAddress, Int32(integerWork.count))
+        if info < 0 { throw .illegalArgument(routine: "dsyevd", argument: Int(-info)) }
+        if info > 0 { throw .noConvergence(routine: "dsyevd", info: Int(info)) }
     }
 }

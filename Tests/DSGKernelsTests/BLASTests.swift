@@ -72,6 +72,21 @@ struct BLASTests {
         #expect(f.values == [4, 9])
     }
 
+    @Test func reusableSolverAgreesWithTheConvenienceCall() throws {
+        let n = 6
+        var m = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { for j in 0..<n { m[i * n + j] = 1 / Double(i + j + 1) } }  // Hilbert matrix
+        let reference = try LAPACK.symmetricEigen(m, n: n)
+        let solver = SymmetricEigenSolver(n: n)
+        for _ in 0..<2 {  // reuse: the second solve must not depend on the first
+            try m.withUnsafeBufferPointer { try solver.solve($0.baseAddress!) }
+            for k in 0..<n { #expect(abs(solver.values[k] - reference.values[k]) < 1e-14) }
+            for k in 0..<(n * n) { #expect(abs(abs(solver.vectors[k]) - abs(reference.vectors[k])) < 1e-10) }
+        }
+        m[3] = .infinity
+        #expect(throws: LAPACKError.nonFiniteInput(routine: "dsyevd")) { try m.withUnsafeBufferPointer { try solver.solve($0.baseAddress!) } }
+    }
+
     @Test func eigenRejectsNonFinite() {
         #expect(throws: LAPACKError.nonFiniteInput(routine: "dsyevd")) {
             try LAPACK.symmetricEigen([1, .nan, .nan, 1] as [Double], n: 2)

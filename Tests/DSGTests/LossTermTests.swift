@@ -100,7 +100,9 @@ struct LossTermTests {
     @Test func correlationAgainstIdentityIsTheFrobeniusDistance() throws {
         let (n, d) = (5, 12)
         let x = Self.randomBatch(n * d, seed: 4)
-        let result = try x.withUnsafeBufferPointer { try CorrelationInhibition.evaluate(images: $0, batch: n, dimension: d, reference: Array(repeating: 1, count: n)) }
+        let sci = CorrelationInhibition(batch: n, dimension: d)
+        var g = SeededGenerator(seed: 0)
+        let value = try x.withUnsafeBufferPointer { try sci.evaluate($0, reference: .identity, generator: &g) }
         // ||S − I||_F² with S the cosine-similarity matrix.
         var frobenius = 0.0
         for i in 0..<n {
@@ -112,8 +114,8 @@ struct LossTermTests {
                 frobenius += s * s
             }
         }
-        #expect(abs(result.value - 1e-4 * frobenius / Double(n)) < 1e-12)
-        #expect(abs(result.eigenvalues.reduce(0, +) - Double(n)) < 1e-9)  // trace of a cosine Gram = N
+        #expect(abs(value - 1e-4 * frobenius / Double(n)) < 1e-12)
+        #expect(abs(sci.eigenvalues.reduce(0, +) - Double(n)) < 1e-9)  // trace of a cosine Gram = N
     }
 
     @Test func correlationGradientMatchesFiniteDifferences() throws {
@@ -122,12 +124,14 @@ struct LossTermTests {
         let shared = Self.randomBatch(d, seed: 5)
         let x = Self.randomBatch(n * d, seed: 6).enumerated().map { $0.element * 0.5 + shared[$0.offset % d] }
         let reference: [Double] = [0.5, 0.8, 1.1, 1.6]
+        let sci = CorrelationInhibition(batch: n, dimension: d)
+        var rng = SeededGenerator(seed: 0)
         var g = [Float](repeating: 0, count: x.count)
         _ = try x.withUnsafeBufferPointer { xs in
-            try g.withUnsafeMutableBufferPointer { try CorrelationInhibition.evaluate(images: xs, batch: n, dimension: d, reference: reference, gradient: $0, scale: 1e4) }
+            try g.withUnsafeMutableBufferPointer { try sci.evaluate(xs, reference: .values(reference), generator: &rng, gradient: $0, scale: 1e4) }
         }
         let numeric = try numericGradient(x, at: Array(x.indices), step: 1e-3) { y in
-            try y.withUnsafeBufferPointer { try CorrelationInhibition.evaluate(images: $0, batch: n, dimension: d, reference: reference).value * 1e4 }
+            try y.withUnsafeBufferPointer { try sci.evaluate($0, reference: .values(reference), generator: &rng) * 1e4 }
         }
         for i in x.indices { #expect(abs(numeric[i] - Double(g[i])) < 1e-4 + 1e-3 * abs(numeric[i]), "element \(i): \(numeric[i]) vs \(g[i])") }
     }

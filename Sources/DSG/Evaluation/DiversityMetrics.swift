@@ -63,7 +63,8 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
                 for k in 0..<size { rows[i * size + k] = Double(x[i * size + k]) / norm }
             }
         }
-        let gram = CorrelationInhibition.gramMatrix(rows, n, size)
+        var gram = [Double](repeating: 0, count: n * n)
+        CorrelationInhibition.gram(rows, n, size, into: &gram)
         var cosine = 0.0
         for i in 0..<n { for j in 0..<n where i != j { cosine += abs(gram[i * n + j]) } }
         metrics.meanAbsoluteCosine = cosine / Double(n * (n - 1))

@@ -11,87 +11,107 @@ import DSGKernels
 ///
 /// The gradient flows through the eigenvalues only (`∂λ_k/∂S = v_k v_kᵀ`); eigenvector derivatives blow up for
 /// the nearly equal eigenvalues of nearly orthogonal samples, which is exactly this regime. All in Float64.
-public enum CorrelationInhibition {
+/// An instance holds every buffer for one batch and image size, so a generation loop allocates nothing.
+public final class CorrelationInhibition {
     /// The loss scale of the official code.
     public static let scale = 1e-4
 
-    public struct Result: Sendable {
-        public var value: Double
-        /// Eigenvalues of the samples' Gram matrix, ascending.
-        public var eigenvalues: [Double]
+    /// The spectrum the samples' spectrum is pulled toward.
+    public enum Reference: Sendable {
+        /// All ones: perfectly uncorrelated samples.
+        case identity
+        /// The spectrum of a fresh batch of N(0, 1) images, as the official code draws it every iteration.
+        case gaussian
+        /// Given eigenvalues, ascending.
+        case values([Double])
     }
 
-    /// The loss for `images` (`batch` rows of `dimension` values) against `reference` eigenvalues (ascending;
-    /// all ones is the spectrum of perfectly uncorrelated samples). When `gradient` is given, `scale * dL/dx`
-    /// is added to it.
-    public static func evaluate(
-        images: UnsafeBufferPointer<Float>, batch n: Int, dimension d: Int, reference: [Double],
+    public let batch: Int, dimension: Int
+    private var rows: [Double], norms: [Double], gram: [Double], gramGradient: [Double], row: [Double], reference: [Double]
+    private let solver: SymmetricEigenSolver
+
+    public init(batch: Int, dimension: Int) {
+        (self.batch, self.dimension) = (batch, dimension)
+        rows = Array(repeating: 0, count: batch * dimension)
+        norms = Array(repeating: 0, count: batch)
+        gram = Array(repeating: 0, count: batch * batch)
+        gramGradient = gram
+        row = Array(repeating: 0, count: dimension)
+        reference = Array(repeating: 1, count: batch)
+        solver = SymmetricEigenSolver(n: batch)
+    }
+
+    /// The eigenvalues of the last evaluated batch's Gram matrix, ascending.
+    public var eigenvalues: UnsafeMutableBufferPointer<Double> { solver.values }
+
+    /// The loss for `images` (`batch` rows of `dimension` values). When `gradient` is given, `scale * dL/dx` is
+    /// added to it.
+    public func evaluate(
+        _ images: UnsafeBufferPointer<Float>, reference kind: Reference, generator: inout SeededGenerator,
         gradient: UnsafeMutableBufferPointer<Float>? = nil, scale weight: Double = 1
-    ) throws(LAPACKError) -> Result {
-        precondition(images.count == n * d && reference.count == n, "CorrelationInhibition: shapes do not match.")
-        // Row-normalised samples, in Double.
-        var normalized = [Double](repeating: 0, count: n * d), norms = [Double](repeating: 0, count: n)
-        for i in 0..<n {
-            var s = 0.0
-            for k in 0..<d { s += Double(images[i * d + k]) * Double(images[i * d + k]) }
-            norms[i] = max(s.squareRoot(), 1e-12)
-            for k in 0..<d { normalized[i * d + k] = Double(images[i * d + k]) / norms[i] }
+    ) throws(LAPACKError) -> Double {
+        let (n, d) = (batch, dimension)
+        precondition(images.count == n * d, "CorrelationInhibition: images must hold batch * dimension values.")
+        switch kind {
+        case .identity:
+            for k in 0..<n { reference[k] = 1 }
+        case .values(let values):
+            precondition(values.count == n, "CorrelationInhibition: one reference eigenvalue per sample.")
+            for k in 0..<n { reference[k] = values[k] }
+        case .gaussian:
+            for i in 0..<(n * d) { rows[i] = Double(generator.normal()) }
+            try decompose()
+            for k in 0..<n { reference[k] = solver.values[k] }
         }
-        let gram = gramMatrix(normalized, n, d)
-        let eigen = try LAPACK.symmetricEigen(gram, n: n)
+        for i in 0..<(n * d) { rows[i] = Double(images[i]) }
+        try decompose()
+        let values = solver.values, vectors = solver.vectors
         var value = 0.0
-        for k in 0..<n { value += (eigen.values[k] - reference[k]) * (eigen.values[k] - reference[k]) }
-        value *= scale / Double(n)
-        if let gradient {
-            // dL/dS = Σ_k c_k v_k v_kᵀ with c_k = 2e-4 (λ_k − λr_k) / N.
-            var dS = [Double](repeating: 0, count: n * n)
-            for k in 0..<n {
-                let c = 2 * scale * (eigen.values[k] - reference[k]) / Double(n)
-                for i in 0..<n { for j in 0..<n { dS[i * n + j] += c * eigen.vectors[i * n + k] * eigen.vectors[j * n + k] } }
-            }
-            // S = Φ̂Φ̂ᵀ with dS symmetric: dΦ̂ = 2 dS Φ̂. Through Φ̂ = Φ / |Φ|: dΦ = (dΦ̂ − Φ̂ (Φ̂ · dΦ̂)) / |Φ|.
-            var row = [Double](repeating: 0, count: d)
-            for i in 0..<n {
-                for k in 0..<d { row[k] = 0 }
-                for j in 0..<n where dS[i * n + j] != 0 {
-                    let f = 2 * dS[i * n + j]
-                    for k in 0..<d { row[k] += f * normalized[j * d + k] }
-                }
-                var dot = 0.0
-                for k in 0..<d { dot += row[k] * normalized[i * d + k] }
-                for k in 0..<d { gradient[i * d + k] += Float(weight * (row[k] - normalized[i * d + k] * dot) / norms[i]) }
-            }
+        for k in 0..<n { value += (values[k] - reference[k]) * (values[k] - reference[k]) }
+        value *= Self.scale / Double(n)
+        guard let gradient else { return value }
+        // dL/dS = Σ_k c_k v_k v_kᵀ with c_k = 2e-4 (λ_k − λr_k) / N.
+        for i in 0..<(n * n) { gramGradient[i] = 0 }
+        for k in 0..<n {
+            let c = 2 * Self.scale * (values[k] - reference[k]) / Double(n)
+            for i in 0..<n { for j in 0..<n { gramGradient[i * n + j] += c * vectors[i * n + k] * vectors[j * n + k] } }
         }
-        return Result(value: value, eigenvalues: eigen.values)
+        // S = Φ̂Φ̂ᵀ with dS symmetric: dΦ̂ = 2 dS Φ̂. Through Φ̂ = Φ / |Φ|: dΦ = (dΦ̂ − Φ̂ (Φ̂ · dΦ̂)) / |Φ|.
+        for i in 0..<n {
+            for k in 0..<d { row[k] = 0 }
+            for j in 0..<n where gramGradient[i * n + j] != 0 {
+                let f = 2 * gramGradient[i * n + j]
+                for k in 0..<d { row[k] += f * rows[j * d + k] }
+            }
+            var dot = 0.0
+            for k in 0..<d { dot += row[k] * rows[i * d + k] }
+            for k in 0..<d { gradient[i * d + k] += Float(weight * (row[k] - rows[i * d + k] * dot) / norms[i]) }
+        }
+        return value
     }
 
-    /// The eigenvalues (ascending) of the Gram matrix of `n` fresh N(0, 1) samples of `d` values: the
-    /// reference spectrum of the official code.
-    public static func gaussianReference(batch n: Int, dimension d: Int, using generator: inout SeededGenerator) throws(LAPACKError) -> [Double] {
-        var normalized = [Double](repeating: 0, count: n * d)
+    /// Normalises `rows` in place (keeping the norms), forms their Gram matrix and decomposes it.
+    private func decompose() throws(LAPACKError) {
+        let (n, d) = (batch, dimension)
         for i in 0..<n {
             var s = 0.0
-            for k in 0..<d {
-                let v = Double(generator.normal())
-                normalized[i * d + k] = v
-                s += v * v
-            }
-            for k in 0..<d { normalized[i * d + k] /= s.squareRoot() }
+            for k in 0..<d { s += rows[i * d + k] * rows[i * d + k] }
+            norms[i] = max(s.squareRoot(), 1e-12)
+            for k in 0..<d { rows[i * d + k] /= norms[i] }
         }
-        return try LAPACK.symmetricEigen(gramMatrix(normalized, n, d), n: n).values
+        Self.gram(rows, n, d, into: &gram)
+        try gram.withUnsafeBufferPointer { g throws(LAPACKError) in try solver.solve(g.baseAddress!) }
     }
 
-    /// `Φ Φᵀ` of `n` rows of `d` values.
-    static func gramMatrix(_ rows: [Double], _ n: Int, _ d: Int) -> [Double] {
-        var gram = [Double](repeating: 0, count: n * n)
+    /// `Φ Φᵀ` of `n` rows of `d` values into `result` (`n * n`).
+    static func gram(_ rows: [Double], _ n: Int, _ d: Int, into result: inout [Double]) {
         for i in 0..<n {
             for j in i..<n {
                 var s = 0.0
                 for k in 0..<d { s += rows[i * d + k] * rows[j * d + k] }
-                gram[i * n + j] = s
-                gram[j * n + i] = s
+                result[i * n + j] = s
+                result[j * n + i] = s
             }
         }
-        return gram
     }
 }

@@ -4,14 +4,16 @@ import DSGCore
 /// jitter `(r, r)` in height and width (circularly). Each returns its value and adds `scale * dL/dx` for the
 /// *unrolled* images into `gradient`.
 public enum ImagePriors {
+    /// Neighbour pairs of total variation, (dy, dx, first row, first column): pixels (y, x) and (y + dy, x + dx)
+    /// with both inside the image.
+    private static let directions = [(0, 1, 0, 0), (1, 0, 0, 0), (-1, 1, 1, 0), (1, 1, 0, 0)]
+
     /// Total variation as the sum of four un-squared L2 norms over the whole batch: horizontal, vertical and
     /// both diagonal neighbour differences.
     public static func totalVariation(
         _ x: UnsafeBufferPointer<Float>, shape: Shape, jitter r: Int, gradient: UnsafeMutableBufferPointer<Float>?, scale: Float
     ) -> Double {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
-        // (dy, dx, first row, first column): pairs (y, x) and (y + dy, x + dx) inside the image.
-        let directions = [(0, 1, 0, 0), (1, 0, 0, 0), (-1, 1, 1, 0), (1, 1, 0, 0)]
         var total = 0.0
         for (dy, dx, y0, x0) in directions {
             let rows = (h - abs(dy)), cols = (w - dx)

@@ -115,7 +115,7 @@ final class SampleGenerator {
         var plateau = Plateau(patience: options.plateauPatience)
         let weights = options.weights
         let correlationWeight = Double(weights.correlation) / Double(targets.count)
-        let imagePlane = inputShape.elementCount
+        let correlation = options.correlation == .off ? nil : CorrelationInhibition(batch: batchSize, dimension: inputShape.elementCount)
         var terms = LossTerms()
         var timing = GenerationTiming()
         let clock = ContinuousClock()
@@ -182,12 +182,10 @@ final class SampleGenerator {
                     if weights.l2 != 0 {
                         terms.l2 = Double(weights.l2) * ImagePriors.l2(images, batch: batchSize, gradient: g, scale: weights.l2)
                     }
-                    if options.correlation != .off {
-                        let reference = try CorrelationInhibition.gaussianReference(batch: batchSize, dimension: imagePlane, using: &generator)
-                        let result = try CorrelationInhibition.evaluate(
-                            images: images, batch: batchSize, dimension: imagePlane, reference: reference,
-                            gradient: options.correlation == .differentiable ? g : nil, scale: correlationWeight)
-                        terms.correlation = correlationWeight * result.value
+                    if let correlation {
+                        terms.correlation = correlationWeight * (try correlation.evaluate(
+                            images, reference: .gaussian, generator: &generator,
+                            gradient: options.correlation == .differentiable ? g : nil, scale: correlationWeight))
                     }
                 }
             }
@@ -215,11 +213,13 @@ final class SampleGenerator {
 extension LossTerms {
     /// The name of the first term that is NaN or infinite.
     var firstNonFinite: String? {
-        let named: [(String, Double)] = [
-            ("BatchNorm alignment", batchNorm), ("input statistics", inputStatistics), ("cross-entropy", crossEntropy),
-            ("correlation", correlation), ("total variation", totalVariation), ("L2", l2),
-        ]
-        return named.first { !$0.1.isFinite }?.0
+        // Checked one by one: a list of the terms would allocate at every iteration.
+        if !batchNorm.isFinite { return "BatchNorm alignment" }
+        if !inputStatistics.isFinite { return "input statistics" }
+        if !crossEntropy.isFinite { return "cross-entropy" }
+        if !correlation.isFinite { return "correlation" }
+        if !totalVariation.isFinite { return "total variation" }
+        return l2.isFinite ? nil : "L2"
     }
 }
 
