@@ -50,6 +50,8 @@ public struct GenerationOptions: Sendable, Codable, Equatable {
         public var correlation: Float = 1
         public var totalVariation: Float = 0.01
         public var l2: Float = 0.01
+
+        public init() {}
     }
 
     public var preset: Preset

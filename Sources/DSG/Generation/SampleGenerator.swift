@@ -40,20 +40,12 @@ public struct GenerationTiming: Sendable, Codable, Equatable {
     }
 }
 
-/// The final value of every loss term of one batch, for reports.
-public struct LossTerms: Sendable, Codable, Equatable {
-    public var batchNorm = 0.0, inputStatistics = 0.0, crossEntropy = 0.0, correlation = 0.0
-    public var totalVariation = 0.0, l2 = 0.0, total = 0.0
-}
-
-/// Optimises batches of images against a frozen model (evaluation mode) with the DSG loss: BatchNorm losses
-/// are injected at each BatchNorm input, cross-entropy at the logits, and the input-statistics, prior and
-/// correlation terms at the images; Adam steps the images.
+/// Optimises batches of images against a frozen model (evaluation mode) with `DSGLoss`; Adam steps the images.
 final class SampleGenerator {
     let model: Model
     let options: GenerationOptions
     let batchSize: Int
-    let targets: [BatchNormTarget]
+    let layerCount: Int
     let executor: GraphExecutor
     let inputShape: Shape
     let classes: Int
@@ -74,7 +66,7 @@ final class SampleGenerator {
         self.model = model
         self.options = options
         batchSize = min(options.batchSize > 0 ? options.batchSize : layers.count, options.count)
-        targets = layers.map { BatchNormTarget(model: model, layer: $0) }
+        layerCount = layers.count
         executor = try GraphExecutor(model: model, batchSize: batchSize)
         executor.inputsRequireGradient = [true]
         inputShape = model.inputs[0].shape
@@ -93,29 +85,12 @@ final class SampleGenerator {
         let margins = try options.marginQuantile.map { q in
             let noise = options.initialization == .gaussian ? x : generator.normalTensor(shape)
             return try SlackMargins.measure(model: model, images: noise, quantile: q, granularity: options.marginGranularity)
-        } ?? SlackMargins.zero(layers: targets.count)
-        let alignments = targets.indices.map { l in
-            SlackAlignment(targetMean: targets[l].mean, targetDeviation: targets[l].deviation, meanMargin: margins.mean[l], deviationMargin: margins.deviation[l])
-        }
-        let layerWeights = targets.indices.map { options.enhancement.weights(layer: $0, layers: targets.count, batch: batchSize) }
-        let inputTarget = SlackAlignment(
-            targetMean: Array(repeating: 0, count: inputShape[0]), targetDeviation: Array(repeating: 1, count: inputShape[0]),
-            meanMargin: [0], deviationMargin: [0])
+        } ?? SlackMargins.zero(layers: layerCount)
+        var loss = try DSGLoss(model: model, batchSize: batchSize, options: options, margins: margins)
         let labels = (0..<batchSize).map { _ in Int32(generator.integer(in: 0..<classes)) }
-
-        var statistics = targets.map { $0.emptyStatistics(batch: batchSize) }
-        var inputStatistics = SampleStatistics(batch: batchSize, channels: inputShape[0], plane: inputShape[1] * inputShape[2])
-        var meanGradients = targets.map { [Float](repeating: 0, count: batchSize * $0.layer.channels) }
-        var deviationGradients = meanGradients
-        var inputMeanGradient = [Float](repeating: 0, count: batchSize * inputShape[0])
-        var inputDeviationGradient = inputMeanGradient
         var gradient = [Float](repeating: 0, count: shape.elementCount)
-        let sampleWeights = [Float](repeating: 1, count: batchSize)
         let adam = Adam(learningRate: options.learningRate)
         var plateau = Plateau(patience: options.plateauPatience)
-        let weights = options.weights
-        let correlationWeight = Double(weights.correlation) / Double(targets.count)
-        let correlation = options.correlation == .off ? nil : CorrelationInhibition(batch: batchSize, dimension: inputShape.elementCount)
         var terms = LossTerms()
         var timing = GenerationTiming()
         let clock = ContinuousClock()
@@ -135,27 +110,7 @@ final class SampleGenerator {
             try executor.run(training: false)
             lap(\.forward)
             executor.zeroGradients()
-            for l in targets.indices {
-                executor.withValue(targets[l].layer.input) { statistics[l].measure($0) }
-                let value = alignments[l].evaluate(
-                    statistics[l], weights: layerWeights[l], meanGradient: &meanGradients[l], deviationGradient: &deviationGradients[l])
-                terms.batchNorm += Double(weights.batchNorm) * value
-                if weights.batchNorm != 1 {
-                    for i in meanGradients[l].indices { meanGradients[l][i] *= weights.batchNorm; deviationGradients[l][i] *= weights.batchNorm }
-                }
-                let target = executor.gradient(of: targets[l].layer.input)
-                executor.withValue(targets[l].layer.input) { activation in
-                    statistics[l].backward(activation: activation, meanGradient: meanGradients[l], deviationGradient: deviationGradients[l], into: target)
-                }
-            }
-            if weights.crossEntropy != 0 {
-                let logits = executor.gradient(of: model.outputs[0])
-                terms.crossEntropy = Double(try executor.withValue(model.outputs[0]) { out in
-                    try Losses.softmaxCrossEntropy(
-                        logits: out.baseAddress!, labels: labels, batch: batchSize, classes: classes,
-                        gradient: logits.baseAddress!, scale: weights.crossEntropy)
-                })
-            }
+            try loss.networkTerms(executor, labels: labels, into: &terms)
             lap(\.batchNormLosses)
             executor.backward(parameterGradients: false)
             lap(\.backward)
@@ -163,34 +118,10 @@ final class SampleGenerator {
             for i in gradient.indices { gradient[i] = networkGradient[i] }
 
             try gradient.withUnsafeMutableBufferPointer { g in
-                try x.withUnsafeBufferPointer { images in
-                    if weights.inputStatistics != 0 {
-                        inputStatistics.measure(images)
-                        terms.inputStatistics = Double(weights.inputStatistics) * inputTarget.evaluate(
-                            inputStatistics, weights: sampleWeights,
-                            meanGradient: &inputMeanGradient, deviationGradient: &inputDeviationGradient)
-                        for i in inputMeanGradient.indices {
-                            inputMeanGradient[i] *= weights.inputStatistics
-                            inputDeviationGradient[i] *= weights.inputStatistics
-                        }
-                        inputStatistics.backward(activation: images, meanGradient: inputMeanGradient, deviationGradient: inputDeviationGradient, into: g)
-                    }
-                    let r = options.jitter > 0 ? generator.integer(in: -options.jitter..<options.jitter) : 0
-                    if weights.totalVariation != 0 {
-                        terms.totalVariation = Double(weights.totalVariation) * ImagePriors.totalVariation(images, shape: shape, jitter: r, gradient: g, scale: weights.totalVariation)
-                    }
-                    if weights.l2 != 0 {
-                        terms.l2 = Double(weights.l2) * ImagePriors.l2(images, batch: batchSize, gradient: g, scale: weights.l2)
-                    }
-                    if let correlation {
-                        terms.correlation = correlationWeight * (try correlation.evaluate(
-                            images, reference: .gaussian, generator: &generator,
-                            gradient: options.correlation == .differentiable ? g : nil, scale: correlationWeight))
-                    }
-                }
+                try x.withUnsafeBufferPointer { try loss.imageTerms($0, gradient: g, generator: &generator, into: &terms) }
             }
             lap(\.imageTerms)
-            terms.total = terms.batchNorm + terms.inputStatistics + terms.crossEntropy + terms.correlation + terms.totalVariation + terms.l2
+            terms.addUp()
             if let bad = terms.firstNonFinite { throw GenerationError.nonFinite(batch: index, iteration: iteration, term: bad) }
             adam.learningRate = plateau.rate(base: options.learningRate, loss: terms.total)
             x.withUnsafeMutableBufferPointer { adam.step($0.baseAddress!, gradient: gradient, count: $0.count, slot: 0) }
@@ -207,19 +138,6 @@ final class SampleGenerator {
         case .zeroQ:
             return Tensor(shape: shape, scalars: (0..<shape.elementCount).map { _ in (Float(generator.integer(in: 0..<255)) - 127.5) / 5418.75 })
         }
-    }
-}
-
-extension LossTerms {
-    /// The name of the first term that is NaN or infinite.
-    var firstNonFinite: String? {
-        // Checked one by one: a list of the terms would allocate at every iteration.
-        if !batchNorm.isFinite { return "BatchNorm alignment" }
-        if !inputStatistics.isFinite { return "input statistics" }
-        if !crossEntropy.isFinite { return "cross-entropy" }
-        if !correlation.isFinite { return "correlation" }
-        if !totalVariation.isFinite { return "total variation" }
-        return l2.isFinite ? nil : "L2"
     }
 }
 
