@@ -23,7 +23,8 @@ let package = Package(
         // MARK: - Libraries (each depends only on the ones above it)
         .target(name: "DSGKernels", dependencies: ["COpenBLAS"]),
         .target(name: "DSGCore", dependencies: ["DSGKernels", "CZlib"]),
-        .target(name: "DSG", dependencies: ["DSGCore"]),
+        // The embedded default model (Docs/RESULTS.md) ships as a resource of the library users import.
+        .target(name: "DSG", dependencies: ["DSGCore"], resources: [.copy("Resources/resnet20-fashion-mnist.safetensors")]),
 
         // MARK: - Executables
         .executableTarget(
@@ -37,7 +38,7 @@ let package = Package(
         // MARK: - Test support and tests
         .target(name: "DSGTestSupport", dependencies: ["DSGCore"], path: "Tests/DSGTestSupport"),
         .testTarget(name: "DSGKernelsTests", dependencies: ["DSGKernels", "DSGTestSupport"]),
-        .testTarget(name: "DSGTests", dependencies: ["DSG", "DSGTestSupport"]),
+        .testTarget(name: "DSGTests", dependencies: ["DSG", "DSGTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "dsgTests", dependencies: ["dsg", "DSGTestSupport"]),
         .testTarget(
             name: "DSGCoreTests",

@@ -30,6 +30,7 @@ struct Report: Codable {
     let wholeModelForward: [WholeModelResult]
     let resnet20Step: StepResult
     let dsgIteration: DSGIterationResult
+    let qatIteration: QATIterationResult
     let threading: ThreadingResult
 }
 
@@ -75,6 +76,11 @@ log(String(format: "DSG iteration (ResNet-20, batch 64, preset dsg): %.1f ms = f
     dsg.milliseconds, dsg.forwardMilliseconds, dsg.batchNormLossesMilliseconds, dsg.backwardMilliseconds, dsg.imageTermsMilliseconds,
     dsg.optimizerMilliseconds, dsg.imagesPerMinute, dsg.allocationsPerIteration))
 
+let qat = try QATBenchmark.measure(iterations: quick ? 3 : 20)
+log(String(format: "QAT iteration (ResNet-20 teacher, batch 64, DSG generator loss, W4A4): %.1f ms = generator forward %.1f + teacher and losses %.1f + generator backward and Adam %.1f + student %.1f; heap allocations per iteration: %d",
+    qat.milliseconds, qat.generatorForwardMilliseconds, qat.teacherMilliseconds, qat.generatorBackwardMilliseconds, qat.studentMilliseconds,
+    qat.allocationsPerIteration))
+
 let threading = ThreadingBenchmark.measure(minimumTime: minimumTime)
 log(String(format: "\nThreading, %@ GEMM: OpenBLAS 1 thread %.1f GFLOP/s, OpenBLAS %d threads %.1f, our batch split over %d threads %.1f",
     threading.gemm, threading.openBLAS1ThreadGFLOPS, Parallel.threadCount, threading.openBLASAllThreadsGFLOPS, Parallel.threadCount, threading.batchSplitGFLOPS))
@@ -82,5 +88,5 @@ log(String(format: "\nThreading, %@ GEMM: OpenBLAS 1 thread %.1f GFLOP/s, OpenBL
 if json {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    print(String(decoding: try encoder.encode(Report(machine: machine, convolutions: results, wholeModelForward: wholeModel, resnet20Step: step, dsgIteration: dsg, threading: threading)), as: UTF8.self))
+    print(String(decoding: try encoder.encode(Report(machine: machine, convolutions: results, wholeModelForward: wholeModel, resnet20Step: step, dsgIteration: dsg, qatIteration: qat, threading: threading)), as: UTF8.self))
 }

@@ -6,7 +6,7 @@ struct ExperimentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "experiment",
         abstract: "Reproducible experiments that produce the tables of Docs/RESULTS.md.",
-        subcommands: [PTQExperimentCommand.self])
+        subcommands: [PTQExperimentCommand.self, QATExperimentCommand.self])
 }
 
 /// The PTQ table: calibration sources x bit-widths x seeds, the ablation at W4A4, the margin sweep and the
@@ -56,7 +56,7 @@ struct PTQExperimentCommand: ParsableCommand {
             let experiment = try PTQExperiment(
                 model: try modelOptions.load(), data: dataOptions.directory, folder: folder, count: count,
                 iterations: iterations, seeds: seeds, testImages: testImages)
-            try experiment.run(ablationSeeds: tableOnly ? [] : Array(seeds.prefix(ablationSeeds)))
+            try experiment.run(ablationSeeds: tableOnly ? [] : Array(seeds.prefix(ablationSeeds)), modelName: modelOptions.name)
         }
     }
 }

@@ -93,8 +93,13 @@ final class PTQExperiment {
             return (Tensor(shape: train.sampleShape.batched(count), scalars: scalars), 0)
         }
         let file = folder.appendingPathComponent("samples-\(name)-seed\(seed).safetensors")
+        var first: (done: Int, date: Date)?
         let set = try DSG.generateSamples(from: model, options: options(name, seed: seed), checkpoint: file) { done, total in
-            status("generating \(name), seed \(seed): iteration \(done)/\(total)")
+            // The rate since the first report of this run (a resumed run starts past its finished batches).
+            let start = first ?? (done, Date())
+            first = start
+            let rate = Double(done - start.done) / Date().timeIntervalSince(start.date)
+            status("generating \(name), seed \(seed): iteration \(done)/\(total), ETA \(formatDuration(Double(total - done) / rate))")
         }
         return (set.images, set.seconds)
     }
@@ -108,16 +113,37 @@ final class PTQExperiment {
         }
     }
 
-    func run(ablationSeeds: [UInt64]) throws {
+    /// Everything `results.md` shows, for programs: accuracies per seed (fractions), seconds, diversity.
+    struct Report: Codable {
+        var model: String, date: String
+        var calibrationImages: Int, iterations: Int, seeds: [UInt64], ablationSeeds: [UInt64], testImages: Int
+        var fp32: Double
+        /// "source/WxAy" → top-1 per seed.
+        var accuracy: [String: [Double]] = [:]
+        /// Source → generation seconds per seed.
+        var generationSeconds: [String: [Double]] = [:]
+        /// Ablation variant → W4A4 top-1 per ablation seed.
+        var ablation: [String: [Double]] = [:]
+        /// Source → diversity metrics of its first seed's images.
+        var diversity: [String: DiversityMetrics] = [:]
+    }
+
+    func run(ablationSeeds: [UInt64], modelName: String) throws {
         let fp32 = try measured("accuracy/fp32") { try Evaluation.accuracy(of: model, on: test) { self.status("FP32: \($0)/\(self.test.count)") } }
+        var report = Report(
+            model: modelName, date: ISO8601DateFormatter().string(from: Date()), calibrationImages: count, iterations: iterations,
+            seeds: seeds, ablationSeeds: ablationSeeds, testImages: test.count, fp32: fp32)
         var table = "| Calibration | " + bitWidths.map { "W\($0.0)A\($0.1)" }.joined(separator: " | ") + " | generation time |\n"
         table += "|---|" + String(repeating: "---|", count: bitWidths.count + 1) + "\n"
         for name in sources {
             var cells: [String] = []
             for bits in bitWidths {
-                cells.append(summary(try seeds.map { try accuracy(name, seed: $0, bits: bits) }))
+                let values = try seeds.map { try accuracy(name, seed: $0, bits: bits) }
+                report.accuracy["\(name)/W\(bits.0)A\(bits.1)"] = values
+                cells.append(summary(values))
             }
             let seconds = seeds.compactMap { state["seconds/\(name)/seed\($0)"] }
+            if name != "real" { report.generationSeconds[name] = seconds }
             cells.append(name == "real" ? "-" : String(format: "%.0f s", seconds.reduce(0, +) / Double(max(seconds.count, 1))))
             table += "| \(name) | " + cells.joined(separator: " | ") + " |\n"
         }
@@ -126,7 +152,9 @@ final class PTQExperiment {
         if !ablationSeeds.isEmpty {
             var rows = "| Variant (W4A4) | top-1 |\n|---|---|\n"
             for name in ["zeroQ", "zeroQ+SDA", "zeroQ+LSE", "zeroQ+SCI", "zeroQ+SDA+LSE+SCI", "dsg@0.5", "dsg@0.8", "dsg", "dsg@1.0"] {
-                rows += "| \(name) | " + summary(try ablationSeeds.map { try accuracy(name, seed: $0, bits: (4, 4)) }) + " |\n"
+                let values = try ablationSeeds.map { try accuracy(name, seed: $0, bits: (4, 4)) }
+                report.ablation[name] = values
+                rows += "| \(name) | " + summary(values) + " |\n"
             }
             markdown += "\nAblation and margin quantile (dsg = 0.9), seeds \(ablationSeeds.map(String.init).joined(separator: ", ")):\n\n" + rows
         }
@@ -135,6 +163,7 @@ final class PTQExperiment {
             let (images, _) = try samples(name, seed: seeds[0])
             try writeGrid(images, to: folder.appendingPathComponent("grid-\(name).png").path)
             let m = try DiversityMetrics.measure(images, model: model)
+            report.diversity[name] = m
             diversity += String(format: "| %@ | %.3f | %.1f | %.3f / %.3f | %.3f |\n", name, m.meanAbsoluteCosine, m.effectiveRank,
                 m.meanSpread.first ?? 0, m.meanSpread.last ?? 0, m.alignmentResidual.reduce(0, +) / Double(max(m.alignmentResidual.count, 1)))
         }
@@ -142,6 +171,9 @@ final class PTQExperiment {
         if sources.contains("dsg") && sources.contains("zeroQ") { try writeScatter(seed: seeds[0]) }
         line.finish()
         try markdown.write(to: folder.appendingPathComponent("results.md"), atomically: true, encoding: .utf8)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(report).write(to: folder.appendingPathComponent("results.json"), options: .atomic)
         say(markdown)
     }
 

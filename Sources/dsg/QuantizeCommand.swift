@@ -6,16 +6,29 @@ extension PTQConfiguration.ActivationCalibration: ExpressibleByArgument {}
 extension PTQConfiguration.WeightRange: ExpressibleByArgument {}
 extension PTQConfiguration.EdgeLayers: ExpressibleByArgument {}
 
+/// How `dsg quantize` quantizes.
+enum QuantizationMethod: String, ExpressibleByArgument, CaseIterable {
+    case ptq, qat
+}
+
 struct QuantizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantize",
-        abstract: "Post-training quantization from a sample file, and accuracy before and after.")
+        abstract: "Quantize a model without its data (PTQ from a sample file, or QAT with a generator), accuracy before and after.",
+        discussion: """
+            --method ptq calibrates on the samples of `dsg generate`. --method qat trains a generator against the model \
+            and distils the model into a fake-quantized student on the generator's images (the QAT options); it \
+            writes a checkpoint after every epoch and continues from it when run again.
+            """)
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var dataOptions: DataOptions
 
-    @Option(help: ArgumentHelp("Calibration samples made by `dsg generate`.", valueName: "path"))
-    var samples: String
+    @Option(help: "ptq (post-training, needs --samples) or qat (quantization-aware training, no samples).")
+    var method: QuantizationMethod = .ptq
+
+    @Option(help: ArgumentHelp("Calibration samples made by `dsg generate` (ptq).", valueName: "path"))
+    var samples: String?
 
     @Option(help: "Weight bit-width, 2 to 8.")
     var weightBits = 4
@@ -38,7 +51,19 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Where to write the quantized model (safetensors).", valueName: "path"))
     var output = "quantized.safetensors"
 
+    @OptionGroup(title: "Quantization-aware training") var qat: QATOptions
+
+    @Option(help: "QAT: the generator's loss, dsg or gdfq (the baseline).")
+    var generatorLoss: QATConfiguration.GeneratorLoss = .dsg
+
+    @Option(help: ArgumentHelp("QAT: checkpoint file, written after every epoch.", valueName: "path"))
+    var checkpoint = "qat-checkpoint.safetensors"
+
+    @Option(help: ArgumentHelp("QAT: folder for a PNG grid of generator samples after every epoch.", valueName: "folder"))
+    var grids: String?
+
     func validate() throws {
+        if method == .ptq && samples == nil { throw ValidationError("--method ptq needs --samples (make them with `dsg generate`).") }
         for (bits, name) in [(weightBits, "--weight-bits"), (activationBits, "--activation-bits")] where !(2...8).contains(bits) {
             throw ValidationError("\(name) must be between 2 and 8.")
         }
@@ -47,21 +72,38 @@ struct QuantizeCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let model = try modelOptions.load()
-            let calibrationSet = try SampleSet.load(from: URL(fileURLWithPath: samples))
-            var configuration = PTQConfiguration(weightBits: weightBits, activationBits: activationBits)
-            configuration.activationCalibration = calibration
-            configuration.weightRange = weightRange
-            configuration.edgeLayers = edgeLayers
-            configuration.foldBatchNorm = foldBatchNorm
-            let quantized = try PTQCalibrator(configuration: configuration).quantize(model, calibration: calibrationSet.images)
-            try quantized.save(to: URL(fileURLWithPath: output))
             let test = try FashionMNIST.load(.test, from: dataOptions.directory)
+            let quantized: QuantizedModel, source: String
+            switch method {
+            case .ptq:
+                (quantized, source) = try postTraining(model)
+            case .qat:
+                let trainer = try QATTrainer(
+                    teacher: model, configuration: qat.configuration(weightBits: weightBits, activationBits: activationBits, loss: generatorLoss))
+                let gridFolder = grids.map { URL(fileURLWithPath: $0) }
+                if let gridFolder { try FileManager.default.createDirectory(at: gridFolder, withIntermediateDirectories: true) }
+                try runQAT(trainer, test: test, checkpoint: URL(fileURLWithPath: checkpoint), grids: gridFolder, name: "\(generatorLoss.rawValue) \(trainer.configuration.label)")
+                (quantized, source) = (try trainer.quantizedStudent(), "QAT with the \(generatorLoss.rawValue) generator")
+            }
+            try quantized.save(to: URL(fileURLWithPath: output))
             let line = ProgressLine()
+            let label = quantized.configuration.label
             let fp32 = try Evaluation.accuracy(of: model, on: test) { line.update("FP32: \($0)/\(test.count)") }
-            let q = try Evaluation.accuracy(of: quantized.model, on: test) { line.update("\(configuration.label): \($0)/\(test.count)") }
+            let q = try Evaluation.accuracy(of: quantized.model, on: test) { line.update("\(label): \($0)/\(test.count)") }
             line.finish()
-            say(String(format: "FP32 %.2f%%  %@ %.2f%%  (%d %@ calibration samples; quantized model written to %@)",
-                100 * fp32, configuration.label, 100 * q, calibrationSet.count, calibrationSet.options.preset.rawValue, output))
+            say(String(format: "FP32 %.2f%%  %@ %.2f%%  (%@; quantized model written to %@)", 100 * fp32, label, 100 * q, source, output))
         }
+    }
+
+    /// PTQ from the sample file: the quantized model and a description of its calibration samples.
+    private func postTraining(_ model: Model) throws -> (QuantizedModel, String) {
+        let calibrationSet = try SampleSet.load(from: URL(fileURLWithPath: samples ?? ""))
+        var configuration = PTQConfiguration(weightBits: weightBits, activationBits: activationBits)
+        configuration.activationCalibration = calibration
+        configuration.weightRange = weightRange
+        configuration.edgeLayers = edgeLayers
+        configuration.foldBatchNorm = foldBatchNorm
+        let quantized = try PTQCalibrator(configuration: configuration).quantize(model, calibration: calibrationSet.images)
+        return (quantized, "\(calibrationSet.count) \(calibrationSet.options.preset.rawValue) calibration samples")
     }
 }

@@ -9,47 +9,11 @@ import Testing
 struct ResNet20ParityTests {
     static let fixture = try! Fixture(named: "resnet20.json", in: .module)
 
-    /// Twin of `hash_uniform` in generate_fixtures.py: a value in [-1, 1).
-    static func hashUniform(_ index: Int, _ i: Int) -> Double {
-        var h = (UInt64(i) &* 2_654_435_761 &+ UInt64(index) &* 40503 &+ 12345) & 0xFFFF_FFFF
-        h ^= h >> 16
-        h = (h &* 73_244_475) & 0xFFFF_FFFF
-        h ^= h >> 16
-        return 2 * Double(h) / 4_294_967_296 - 1
-    }
-
-    /// Twin of `formula_value` in generate_fixtures.py.
-    static func formulaValue(kind: String, index: Int, i: Int, fanIn: Int) -> Float {
-        let s = hashUniform(index, i)
-        switch kind {
-        case "weight_conv", "weight_linear": return Float(s * (6.0 / Double(fanIn)).squareRoot())
-        case "bn_weight": return Float(1 + 0.2 * s)
-        case "bias", "bn_bias", "running_mean": return Float(0.1 * s)
-        default: return Float(0.6 + 0.4 * s * s)  // running_var
-        }
-    }
-
-    /// Twin of `kind_of` in generate_fixtures.py.
-    static func kind(_ name: String, rank: Int) -> String {
-        let leaf = name.split(separator: ".").last.map(String.init) ?? name
-        if leaf == "running_mean" || leaf == "running_var" { return leaf }
-        let isBN = ("." + name).contains(".bn")
-        if leaf == "weight" { return isBN ? "bn_weight" : (rank == 4 ? "weight_conv" : "weight_linear") }
-        return isBN ? "bn_bias" : "bias"
-    }
-
     static func model() throws -> Model {
         let model = try ResNet.resnet20()
         let order = fixture.array("tensor_order").compactMap { $0 as? String }
         #expect(order.count == model.tensors.count, "PyTorch and Swift disagree on the number of tensors")
-        for (index, name) in order.enumerated() {
-            let shape = try model.tensor(named: name).shape
-            let fanIn = shape.rank > 1 ? shape.elementCount / shape[0] : 1
-            let values = (0..<shape.elementCount).map {
-                formulaValue(kind: kind(name, rank: shape.rank), index: index, i: $0, fanIn: fanIn)
-            }
-            try model.setTensor(named: name, to: Tensor(shape: shape, scalars: values))
-        }
+        try HashedWeights.fill(model, order: order)
         return model
     }
 
@@ -57,7 +21,7 @@ struct ResNet20ParityTests {
     func parity(mode: String) throws {
         let model = try Self.model()
         let n = Int(Self.fixture.double("batch"))
-        let x = Tensor(shape: [n, 1, 28, 28], scalars: (0..<(n * 784)).map { Float(1.5 * Self.hashUniform(999, $0)) })
+        let x = Tensor(shape: [n, 1, 28, 28], scalars: (0..<(n * 784)).map { Float(1.5 * HashedWeights.hashUniform(999, $0)) })
         let executor = try GraphExecutor(model: model, batchSize: n)
         executor.inputsRequireGradient = [true]
         try executor.forward([x], training: mode == "train")
@@ -67,7 +31,7 @@ struct ResNet20ParityTests {
 
         executor.zeroGradients()
         let seed = executor.gradient(of: model.outputs[0])
-        for i in seed.indices { seed[i] = Float(Self.hashUniform(1000, i)) }
+        for i in seed.indices { seed[i] = Float(HashedWeights.hashUniform(1000, i)) }
         executor.backward()
         let inputGrad = Array(executor.gradient(of: ValueID(index: 0)))
         let scale = expected.floats("input_grad").map { abs($0) }.max() ?? 1

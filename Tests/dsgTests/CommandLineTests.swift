@@ -1,5 +1,5 @@
 import ArgumentParser
-import DSGCore
+import DSG
 import Foundation
 import Testing
 
@@ -35,12 +35,14 @@ struct CommandLineTests {
         (["train", "--batch-size", "0"], "--batch-size must be at least 1."),
         (["train", "--learning-rate", "0"], "--learning-rate must be positive."),
         (["train", "--seed", "minus-one"], "The value 'minus-one' is invalid for '--seed <seed>'"),
-        (["evaluate"], "Missing expected argument '--model <path>'"),
+        (["evaluate", "--model"], "Missing value for '--model <path>'"),
         (["evaluate", "--model", "m.safetensors", "--limit", "0"], "--limit must be at least 1."),
         (["bogus"], "Unexpected argument 'bogus'"),
         (["demo", "--model", "m", "--iterations", "0"], "--iterations must be at least 1."),
         (["experiment", "ptq", "--model", "m", "--count", "1"], "--count must be at least 2."),
         (["quantize", "--model", "m", "--samples", "s", "--weight-bits", "9"], "--weight-bits must be between 2 and 8."),
+        (["quantize", "--method", "ptq"], "--method ptq needs --samples"),
+        (["quantize", "--method", "qat", "--qat-batch-size", "1"], "--qat-batch-size must be at least 2."),
         (["generate", "--model", "m", "--count", "0"], "--count must be at least 1."),
         (["generate", "--model", "m", "--preset", "best"], "The value 'best' is invalid for '--preset <preset>'"),
     ])
@@ -60,5 +62,37 @@ struct CommandLineTests {
         #expect(throws: ExitCode.failure) { try command.run() }
         #expect(errorMessage(IDXError.notGzip(file: "x.gz")) == "error: x.gz: not a gzip file (it does not start with the gzip signature 1f 8b)")
         #expect(errorMessage(SafetensorsError.tooShort(file: "broken.safetensors", bytes: 3)).contains("broken.safetensors: 3 bytes is too short"))
+    }
+}
+
+@Suite("dsg experiment and demo output")
+struct ExperimentOutputTests {
+    @Test func writesTablesReportPicturesAndResumes() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dsg-experiment-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func experiment() throws -> PTQExperiment {
+            try PTQExperiment(
+                model: try DSG.defaultModel(), data: FashionMNIST.defaultDirectory, folder: folder, count: 4, iterations: 2,
+                seeds: [0], testImages: 50, sources: ["zeroQ", "dsg", "real"], bitWidths: [(8, 8)])
+        }
+        try experiment().run(ablationSeeds: [], modelName: "embedded model")
+        let report = try JSONDecoder().decode(
+            PTQExperiment.Report.self, from: Data(contentsOf: folder.appendingPathComponent("results.json")))
+        #expect(report.testImages == 50 && report.calibrationImages == 4 && report.seeds == [0])
+        #expect(report.fp32 > 0.8)
+        #expect(Set(report.accuracy.keys) == ["zeroQ/W8A8", "dsg/W8A8", "real/W8A8"])
+        #expect(report.accuracy["real/W8A8"]!.allSatisfy { $0 > 0.5 })
+        #expect(Set(report.diversity.keys) == ["zeroQ", "dsg", "real"])
+        let markdown = try String(contentsOf: folder.appendingPathComponent("results.md"), encoding: .utf8)
+        #expect(markdown.contains("| dsg | "))
+        for file in ["grid-dsg.png", "grid-zeroQ.png", "grid-real.png", "scatter.svg", "state.json", "samples-dsg-seed0.safetensors"] {
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(file).path), "\(file)")
+        }
+        // Run again: every number comes from the state file, so the report is the same.
+        try experiment().run(ablationSeeds: [], modelName: "embedded model")
+        let again = try JSONDecoder().decode(
+            PTQExperiment.Report.self, from: Data(contentsOf: folder.appendingPathComponent("results.json")))
+        #expect(again.accuracy == report.accuracy && again.fp32 == report.fp32)
     }
 }

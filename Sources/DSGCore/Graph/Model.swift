@@ -107,6 +107,12 @@ public final class Model: @unchecked Sendable {
         tensors[i].tensor = tensor
     }
 
+    /// The position of the parameter or buffer called `name` in ``tensors``.
+    public func tensorPosition(named name: String) throws(GraphError) -> Int {
+        guard let i = tensorIndex[name] else { throw .unknownTensor(name) }
+        return i
+    }
+
     /// Pointer to tensor `i`'s storage after making it unique, for in-place updates by optimizers and executors.
     package func mutablePointer(tensor i: Int) -> UnsafeMutablePointer<Float> {
         tensors[i].tensor.makeUnique()

@@ -103,6 +103,36 @@ public final class Adam {
     public func step(_ executor: GraphExecutor) {
         forEachParameter(executor) { p, g, n, slot in step(p, gradient: g, count: n, slot: slot) }
     }
+
+    /// The moment estimates of `model`'s parameters, named `<prefix>m.<name>` and `<prefix>v.<name>`, and the
+    /// step count of each as `<prefix>step.<name>` (one value), for checkpoints.
+    public func state(of model: Model, prefix: String) -> [(name: String, tensor: Tensor)] {
+        model.tensors.indices.flatMap { i -> [(name: String, tensor: Tensor)] in
+            guard let s = state[i] else { return [] }
+            let (name, shape) = (model.tensors[i].name, model.tensors[i].tensor.shape)
+            let n = shape.elementCount
+            return [(prefix + "m." + name, Tensor(shape: shape, scalars: Array(UnsafeBufferPointer(start: s.m, count: n)))),
+                    (prefix + "v." + name, Tensor(shape: shape, scalars: Array(UnsafeBufferPointer(start: s.v, count: n)))),
+                    (prefix + "step." + name, Tensor(shape: [1], scalars: [Float(s.step)]))]
+        }
+    }
+
+    /// Restores moment estimates saved by ``state(of:prefix:)``.
+    public func restoreState(_ contents: Safetensors.Contents, of model: Model, prefix: String, file: String) throws(SafetensorsError) {
+        for i in model.tensors.indices {
+            let name = model.tensors[i].name, shape = model.tensors[i].tensor.shape
+            guard let m = contents.tensor(named: prefix + "m." + name), let v = contents.tensor(named: prefix + "v." + name),
+                  let step = contents.tensor(named: prefix + "step." + name) else { continue }
+            for (key, saved) in [("m.", m), ("v.", v)] where saved.shape != shape {
+                throw .shape(file: file, tensor: prefix + key + name, expected: shape, found: saved.shape)
+            }
+            let n = shape.elementCount
+            let s = state[i] ?? (UnsafeMutablePointer<Float>.allocate(capacity: n), UnsafeMutablePointer<Float>.allocate(capacity: n), 0)
+            m.withUnsafeBufferPointer { s.m.update(from: $0.baseAddress!, count: n) }
+            v.withUnsafeBufferPointer { s.v.update(from: $0.baseAddress!, count: n) }
+            state[i] = (s.m, s.v, Int(step.scalars[0]))
+        }
+    }
 }
 
 extension Double {

@@ -2,7 +2,7 @@
 """Golden values for swift-dsg's operator and model tests, computed with PyTorch on the CPU.
 
 Run by hand (never by CI) from this folder:  /usr/bin/python3 generate_fixtures.py
-Needs Debian's python3-torch (or PyPI's torch). Writes ops.json and resnet20.json next to this script;
+Needs Debian's python3-torch (or PyPI's torch). Writes ops.json and resnet20.json next to this script and Tests/DSGTests/Fixtures/generator.json;
 each file records the PyTorch version, the seed and this command. Inputs are stored with the outputs, so the
 Swift tests need nothing but the JSON.
 """
@@ -295,6 +295,59 @@ def resnet20_fixture():
     return result
 
 
+class Generator(torch.nn.Module):
+    """DSG-SPEC 7.1 (GDFQ's generator), with the parameter names of swift-dsg's Generator."""
+
+    def __init__(self, classes=10, latent=100, channels=1, size=28):
+        super().__init__()
+        self.s0 = size // 4
+        self.embedding = torch.nn.Embedding(classes, latent)
+        self.fc = torch.nn.Linear(latent, 128 * self.s0 * self.s0)
+        self.bn0 = torch.nn.BatchNorm2d(128)
+        self.conv1 = torch.nn.Conv2d(128, 128, 3, 1, 1)
+        self.bn1 = torch.nn.BatchNorm2d(128, 0.8)
+        self.conv2 = torch.nn.Conv2d(128, 64, 3, 1, 1)
+        self.bn2 = torch.nn.BatchNorm2d(64, 0.8)
+        self.conv3 = torch.nn.Conv2d(64, channels, 3, 1, 1)
+        self.output_bn = torch.nn.BatchNorm2d(channels, affine=False)
+
+    def forward(self, z, labels):
+        h = self.fc(self.embedding(labels) * z).view(z.shape[0], 128, self.s0, self.s0)
+        h = F.interpolate(self.bn0(h), scale_factor=2)
+        h = F.leaky_relu(self.bn1(self.conv1(h)), 0.2)
+        h = F.interpolate(h, scale_factor=2)
+        h = F.leaky_relu(self.bn2(self.conv2(h)), 0.2)
+        return self.output_bn(torch.tanh(self.conv3(h)))
+
+
+def generator_fixture():
+    """The generator in training mode on hashed weights and inputs: images, gradients of sum(images * r), and
+    running statistics after the pass."""
+    model = Generator()
+    state = model.state_dict()
+    names = [n for n in state if not n.endswith("num_batches_tracked")]
+    with torch.no_grad():
+        for index, name in enumerate(names):
+            t = state[name]
+            fan_in = t[0].numel() if t.dim() > 1 else 1
+            values = [formula_value(kind_of(name, t), index, i, fan_in) for i in range(t.numel())]
+            t.copy_(torch.tensor(values, dtype=torch.float32).reshape(t.shape))
+    n = 4
+    z = torch.tensor([hash_uniform(997, i) for i in range(n * 100)], dtype=torch.float32).reshape(n, 100)
+    labels = torch.tensor([int((hash_uniform(998, i) + 1) * 5) for i in range(n)])
+    r = torch.tensor([hash_uniform(1000, i) for i in range(n * 784)], dtype=torch.float32).reshape(n, 1, 28, 28)
+    model.train()
+    z.requires_grad_(True)
+    images = model(z, labels)
+    (images * r).sum().backward()
+    return {"tensor_order": names, "batch": n, "labels": labels.tolist(), "images": flat(images),
+            "z_grad": flat(z.grad), "embedding_weight_grad": flat(model.embedding.weight.grad),
+            "fc_bias_grad": flat(model.fc.bias.grad), "conv3_weight_grad": flat(model.conv3.weight.grad),
+            "bn1_weight_grad": flat(model.bn1.weight.grad),
+            "bn1_running_mean_after": flat(model.bn1.running_mean),
+            "output_bn_running_var_after": flat(model.output_bn.running_var)}
+
+
 def provenance():
     return {"generator": "Tests/DSGCoreTests/Fixtures/generate_fixtures.py", "command": "/usr/bin/python3 generate_fixtures.py",
             "torch": torch.__version__, "seed": SEED}
@@ -306,4 +359,6 @@ if __name__ == "__main__":
                    "optimizers": optimizer_fixtures()}, f)
     with open("resnet20.json", "w") as f:
         json.dump({"provenance": provenance(), **resnet20_fixture()}, f)
-    print("wrote ops.json and resnet20.json")
+    with open("../../DSGTests/Fixtures/generator.json", "w") as f:
+        json.dump({"provenance": provenance(), **generator_fixture()}, f)
+    print("wrote ops.json, resnet20.json and ../../DSGTests/Fixtures/generator.json")

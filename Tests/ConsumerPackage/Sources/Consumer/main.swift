@@ -1,7 +1,23 @@
 import DSG
 
-// What a user's package does with `import DSG` alone: build a ResNet-20, take a training step, synthesise
-// calibration samples from its BatchNorm statistics and quantize it to W4A4.
+// What a user's package does with `import DSG` alone: load the embedded model, synthesise calibration samples
+// from its BatchNorm statistics and quantize it to W4A4; build a ResNet-20 of its own and take a training step.
+let embedded = try DSG.defaultModel()
+var options = GenerationOptions(preset: .dsg)
+options.count = 8
+options.batchSize = 8
+options.iterations = 3  // a smoke test; the default is 500
+let samples = try DSG.generateSamples(from: embedded, options: options)
+let quantized = try PTQCalibrator(configuration: PTQConfiguration(weightBits: 4, activationBits: 4))
+    .quantize(embedded, calibration: samples.images)
+
+// A few iterations of data-free quantization-aware training: a Generator feeds a W4A4 student.
+var qat = QATConfiguration(weightBits: 4, activationBits: 4, generatorLoss: .dsg)
+(qat.epochs, qat.iterationsPerEpoch, qat.batchSize, qat.warmupEpochs) = (2, 2, 8, 1)
+let trainer = try QATTrainer(teacher: embedded, configuration: qat)
+let qatHistory = try trainer.train()
+let student = try trainer.quantizedStudent()
+
 let model = try ResNet.resnet20(input: [1, 28, 28], classes: 10, seed: 1)
 let executor = try GraphExecutor(model: model, batchSize: 4)
 var generator = SeededGenerator(seed: 2)
@@ -16,13 +32,6 @@ let loss = try executor.withValue(model.outputs[0]) { logits in
 }
 executor.backward()
 SGD(learningRate: 0.1, momentum: 0.9).step(executor)
-
-var options = GenerationOptions(preset: .dsg)
-options.count = 8
-options.batchSize = 8
-options.iterations = 3  // a smoke test; the default is 500
-let samples = try DSG.generateSamples(from: model, options: options)
-let quantized = try PTQCalibrator(configuration: PTQConfiguration(weightBits: 4, activationBits: 4))
-    .quantize(model, calibration: samples.images)
-print("swift-dsg \(DSG.version): ResNet-20 with \(model.parameterCount) parameters and \(model.batchNormLayers.count) BatchNorm layers; training loss \(loss); \(samples.count) DSG samples; \(quantized.configuration.label) model with \(quantized.model.nodes.filter { $0.op is FakeQuantOp }.count) quantized activations")
-guard loss.isFinite, samples.count == 8, model.batchNormLayers.count == 21 else { fatalError("unexpected result") }
+print("swift-dsg \(DSG.version): ResNet-20 with \(model.parameterCount) parameters and \(model.batchNormLayers.count) BatchNorm layers; training loss \(loss); \(samples.count) DSG samples; \(quantized.configuration.label) model with \(quantized.model.nodes.filter { $0.op is FakeQuantOp }.count) quantized activations; QAT student loss \(qatHistory.map(\.studentLoss)) (\(student.configuration.label))")
+guard loss.isFinite, samples.count == 8, model.batchNormLayers.count == 21, qatHistory.count == 2,
+      qatHistory.allSatisfy({ $0.studentLoss.isFinite }) else { fatalError("unexpected result") }

@@ -1,0 +1,44 @@
+import CMallocCounter
+import DSG
+
+/// One QAT iteration on ResNet-20 (1x28x28, batch 64, DSG generator loss, W4A4, student updating): generator
+/// step and student step, split by phase, and heap allocations per iteration after the first.
+struct QATIterationResult: Codable {
+    let batch: Int
+    let milliseconds: Double
+    let generatorForwardMilliseconds: Double, teacherMilliseconds: Double, generatorBackwardMilliseconds: Double
+    let studentMilliseconds: Double
+    let allocationsPerIteration: Int
+}
+
+enum QATBenchmark {
+    static func measure(iterations: Int) throws -> QATIterationResult {
+        let teacher = try ResNet.resnet20()
+        let warm = try GraphExecutor(model: teacher, batchSize: 64)
+        var g = SeededGenerator(seed: 3)
+        for _ in 0..<3 { try warm.forward([g.normalTensor([64, 1, 28, 28])], training: true) }
+        func trainer(_ n: Int) throws -> QATTrainer {
+            var c = QATConfiguration(weightBits: 4, activationBits: 4, generatorLoss: .dsg)
+            (c.epochs, c.iterationsPerEpoch, c.batchSize, c.warmupEpochs) = (1, n, 64, 0)
+            return try QATTrainer(teacher: teacher, configuration: c)
+        }
+        // Timing after one warm-up iteration (first steps make optimiser state).
+        let timed = try trainer(iterations + 1)
+        var first: QATTiming?
+        try timed.train { p in if p.iteration == 1 { first = timed.timing } }
+        let t = timed.timing, f = first!, n = Double(iterations)
+        // Allocations per iteration: the difference between runs of different length, per extra iteration.
+        func allocations(_ n: Int) throws -> Int {
+            let t = try trainer(n)
+            let before = dsg_allocation_count()
+            try t.train()
+            return dsg_allocation_count() - before
+        }
+        let perIteration = (try allocations(12) - allocations(2)) / 10
+        func ms(_ a: Double, _ b: Double) -> Double { 1000 * (a - b) / n }
+        return QATIterationResult(
+            batch: 64, milliseconds: ms(t.total, f.total), generatorForwardMilliseconds: ms(t.generatorForward, f.generatorForward),
+            teacherMilliseconds: ms(t.teacher, f.teacher), generatorBackwardMilliseconds: ms(t.generatorBackward, f.generatorBackward),
+            studentMilliseconds: ms(t.student, f.student), allocationsPerIteration: perIteration)
+    }
+}

@@ -1,0 +1,79 @@
+import DSGCore
+import Foundation
+
+/// Why a generator could not be built, loaded or used.
+public enum GeneratorError: Error, Equatable, CustomStringConvertible {
+    case unsupportedImageShape(Shape)
+    case weightsDoNotMatch(file: String, expected: String, found: String)
+
+    public var description: String {
+        switch self {
+        case .unsupportedImageShape(let shape):
+            return "a generator makes [C, H, W] images with H = W divisible by 4 (28x28, 32x32), not \(shape)"
+        case .weightsDoNotMatch(let file, let expected, let found):
+            return "\(file): generator weights for \(found), but this generator makes \(expected)"
+        }
+    }
+}
+
+/// The conditional generator of GDFQ and DSG's quantization-aware training (DSG-SPEC §7.1): a label embedding
+/// multiplies a Gaussian latent vector, a linear layer makes a 128-channel `H/4 x W/4` map, and two nearest 2x
+/// upsamplings with 3x3 convolutions, BatchNorm and LeakyReLU(0.2) grow it to the image size; the output is
+/// `tanh` followed by an affine-free BatchNorm, so every batch comes out standardised per channel.
+///
+/// A generator always runs in training mode (its BatchNorm layers use the batch's statistics). Its graph has two
+/// inputs, the latent `z [latent]` and the label `[]` (a class index stored as a float).
+public final class Generator {
+    /// The image it makes, `[C, H, W]`.
+    public let imageShape: Shape
+    public let classes: Int
+    public let latentDimension: Int
+    /// The network; its parameters are what a `QATTrainer` trains.
+    public let model: Model
+
+    /// A freshly initialised generator (seeded, like every model of the package).
+    public init(imageShape: Shape, classes: Int, latentDimension: Int = 100, seed: UInt64 = 0) throws {
+        guard imageShape.rank == 3, imageShape[1] == imageShape[2], imageShape[1] % 4 == 0, imageShape[1] >= 8, classes >= 1,
+              latentDimension >= 1
+        else { throw GeneratorError.unsupportedImageShape(imageShape) }
+        (self.imageShape, self.classes, self.latentDimension) = (imageShape, classes, latentDimension)
+        let s0 = imageShape[1] / 4
+        var b = ModelBuilder(seed: seed)
+        let z = b.input("z", [latentDimension])
+        let label = b.input("label", [])
+        let embedded = try b.add(EmbeddingOp(classes: classes, dimension: latentDimension), "embedding", [label])
+        var h = try b.add(MultiplyOp(), "condition", [embedded, z])
+        h = try b.linear(h, "fc", outFeatures: 128 * s0 * s0)
+        h = try b.add(ReshapeOp([128, s0, s0]), "reshape", [h])
+        h = try b.batchNorm(h, "bn0")
+        h = try b.add(UpsampleNearest2xOp(), "up1", [h])
+        h = try b.conv2d(h, "conv1", outChannels: 128, kernel: 3, padding: 1, bias: true)
+        // eps 0.8 is GDFQ's (a positional-argument slip in its code, kept for fidelity: DSG-SPEC §7.1).
+        h = try b.activation(try b.batchNorm(h, "bn1", epsilon: 0.8), .leakyReLU(slope: 0.2), "act1")
+        h = try b.add(UpsampleNearest2xOp(), "up2", [h])
+        h = try b.conv2d(h, "conv2", outChannels: 64, kernel: 3, padding: 1, bias: true)
+        h = try b.activation(try b.batchNorm(h, "bn2", epsilon: 0.8), .leakyReLU(slope: 0.2), "act2")
+        h = try b.conv2d(h, "conv3", outChannels: imageShape[0], kernel: 3, padding: 1, bias: true)
+        h = try b.activation(h, .tanh, "tanh")
+        h = try b.batchNorm(h, "output_bn", affine: false)
+        model = b.finish(outputs: [h])
+    }
+
+    /// What the weight files record of the shape, so a file for other images is refused.
+    var signature: String { "\(imageShape[0])x\(imageShape[1])x\(imageShape[2]) images, \(classes) classes, latent \(latentDimension)" }
+
+    /// Writes the weights (and running statistics) as safetensors, atomically.
+    public func save(to url: URL) throws {
+        try Safetensors.write(Safetensors.Contents(tensors: model.stateDict, metadata: ["generator": signature]), to: url)
+    }
+
+    /// Reads weights written by `save(to:)` for the same image shape, classes and latent size.
+    public func load(from url: URL) throws {
+        let contents = try Safetensors.read(url)
+        let found = contents.metadata["generator"] ?? "no generator"
+        guard found == signature else {
+            throw GeneratorError.weightsDoNotMatch(file: url.lastPathComponent, expected: signature, found: found)
+        }
+        try model.load(contents, file: url.lastPathComponent)
+    }
+}

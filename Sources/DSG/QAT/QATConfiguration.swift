@@ -1,0 +1,85 @@
+import DSGCore
+
+/// Everything that decides a quantization-aware training run (DSG-SPEC §7), with CPU-sized defaults.
+public struct QATConfiguration: Sendable, Codable, Equatable {
+    /// The generator's loss.
+    public enum GeneratorLoss: String, Sendable, Codable, CaseIterable {
+        /// DSG (§7.5): cross-entropy + 0.1 × slack batch-statistics alignment (margins from Gaussian inputs) +
+        /// correlation inhibition / L.
+        case dsg
+        /// GDFQ, the baseline: cross-entropy + 0.1 × mean squared error of batch statistics, nothing else.
+        case gdfq
+    }
+
+    public var weightBits = 4
+    public var activationBits = 4
+    public var generatorLoss: GeneratorLoss = .dsg
+    public var epochs = 20
+    public var iterationsPerEpoch = 100
+    public var batchSize = 64
+    /// Epochs at the start in which only the generator trains (the student is not updated).
+    public var warmupEpochs = 4
+    /// Epochs at the start in which activation ranges follow an exponential moving average (β = 0.9) of each
+    /// batch's extremes; they are frozen afterwards.
+    public var calibrationEpochs = 4
+    /// Adam (β 0.5, 0.999) on the generator.
+    public var generatorLearningRate: Float = 1e-3
+    /// SGD with Nesterov momentum 0.9 and weight decay 1e-4 on the student.
+    public var studentLearningRate: Float = 1e-4
+    /// Epochs at which both learning rates are multiplied by 0.1.
+    public var milestones: [Int] = []
+    /// Distillation temperature and weight (`α T² KL`, KL averaged over all logits as PyTorch's `mean`).
+    public var temperature: Float = 20
+    public var distillationWeight: Float = 1
+    /// Margin quantile of the DSG loss (per layer, from batches of Gaussian inputs).
+    public var marginQuantile = 0.9
+    public var latentDimension = 100
+    public var seed: UInt64 = 0
+
+    public init(weightBits: Int = 4, activationBits: Int = 4, generatorLoss: GeneratorLoss = .dsg) {
+        (self.weightBits, self.activationBits, self.generatorLoss) = (weightBits, activationBits, generatorLoss)
+    }
+
+    /// "W4A4".
+    public var label: String { "W\(weightBits)A\(activationBits)" }
+
+    /// The learning-rate factor of epoch `epoch` (0-based): 0.1 for every milestone passed.
+    func decay(epoch: Int) -> Float {
+        milestones.filter { epoch + 1 > $0 }.reduce(1) { r, _ in r * 0.1 }
+    }
+
+    func validate() throws(QATError) {
+        do {
+            try UniformQuantizer.validate(weightBits, "weight")
+            try UniformQuantizer.validate(activationBits, "activation")
+        } catch { throw .invalidConfiguration(error.description) }
+        guard epochs >= 1, iterationsPerEpoch >= 1 else { throw .invalidConfiguration("epochs and iterations per epoch must be at least 1") }
+        guard batchSize >= 2 else { throw .invalidConfiguration("the batch size must be at least 2 (batch statistics)") }
+        guard warmupEpochs >= 0, calibrationEpochs >= 0 else { throw .invalidConfiguration("warm-up and calibration epochs must not be negative") }
+        guard generatorLearningRate > 0, studentLearningRate >= 0, temperature > 0 else {
+            throw .invalidConfiguration("learning rates and the temperature must be positive")
+        }
+        guard (0...1).contains(marginQuantile) else { throw .invalidConfiguration("the margin quantile must be between 0 and 1") }
+    }
+}
+
+/// Why quantization-aware training stopped.
+public enum QATError: Error, Equatable, CustomStringConvertible {
+    case noBatchNorm
+    case invalidConfiguration(String)
+    case nonFinite(epoch: Int, iteration: Int, loss: String)
+    case checkpointMismatch(file: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .noBatchNorm:
+            return "the teacher has no BatchNorm layer: the generator learns from BatchNorm statistics, so it needs them"
+        case .invalidConfiguration(let reason):
+            return "invalid QAT configuration: \(reason)"
+        case .nonFinite(let epoch, let iteration, let loss):
+            return "epoch \(epoch + 1), iteration \(iteration + 1): the \(loss) loss became NaN or infinite; lower its learning rate"
+        case .checkpointMismatch(let file, let reason):
+            return "\(file): this checkpoint belongs to another run (\(reason)); use another checkpoint file or the same settings"
+        }
+    }
+}

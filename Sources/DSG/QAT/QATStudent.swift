@@ -1,0 +1,101 @@
+import DSGCore
+
+/// The low-bit student of quantization-aware training (DSG-SPEC §7.6): a copy of the teacher with a
+/// `FakeQuantOp` after every ReLU / ReLU6 and every convolution and linear weight quantized per output channel
+/// (min/max) on each forward pass.
+///
+/// The float weights stay the trained ones: `quantizeWeights()` swaps the quantized values in for a forward and
+/// backward pass and `restoreWeights()` puts the float values back before the optimiser steps, so the gradient
+/// taken at the quantized weights updates the float weights unchanged (the straight-through estimator).
+/// Activation ranges follow an exponential moving average (β = 0.9) of each batch's minimum and maximum while
+/// `tracksRanges` is on, and are frozen otherwise.
+final class QATStudent {
+    let model: Model
+    let weightBits: Int
+    /// Positions of the quantized weights in the model's tensors, and their float values while the quantized
+    /// ones are swapped in (buffers made once).
+    private let weights: [Int]
+    private var floatWeights: [[Float]]
+    /// The activations the fake-quantization nodes read, their nodes' names (the same in the teacher) and the
+    /// positions of the nodes' range tensors.
+    private let activations: [ValueID], activationNames: [String], rangeTensors: [Int]
+    /// Running (low, high) per quantized activation; nil until the first batch.
+    private(set) var ranges: [(low: Float, high: Float)]?
+
+    init(teacher: Model, weightBits: Int, activationBits: Int) throws {
+        model = try PTQCalibrator.withFakeQuantization(teacher.copy(), bits: activationBits)
+        self.weightBits = weightBits
+        let model = model
+        weights = try model.nodes.filter { $0.op is Conv2dOp || $0.op is LinearOp }.map { try model.tensorPosition(named: $0.name + ".weight") }
+        floatWeights = weights.map { [Float](repeating: 0, count: model.tensors[$0].tensor.elementCount) }
+        let quantNodes = model.nodes.filter { $0.op is FakeQuantOp }
+        activations = quantNodes.map { $0.inputs[0] }
+        activationNames = quantNodes.map { String($0.name.dropLast(".quant".count)) }
+        rangeTensors = try quantNodes.map { try model.tensorPosition(named: $0.name + ".range") }
+    }
+
+    /// Replaces every weight by its per-output-channel quantized value, keeping the float values.
+    func quantizeWeights() {
+        for (k, i) in weights.enumerated() {
+            let shape = model.tensors[i].tensor.shape
+            let rows = shape[0], size = shape.elementCount / rows
+            let w = model.mutablePointer(tensor: i)
+            floatWeights[k].withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: w, count: shape.elementCount) }
+            for o in 0..<rows {
+                let row = UnsafeMutableBufferPointer(start: w + o * size, count: size)
+                let quantizer = UniformQuantizer(bits: weightBits, low: row.min() ?? 0, high: row.max() ?? 0)
+                for j in row.indices { row[j] = quantizer(row[j]) }
+            }
+        }
+    }
+
+    /// Puts the float weights back (after backward, before the optimiser step).
+    func restoreWeights() {
+        for (k, i) in weights.enumerated() {
+            floatWeights[k].withUnsafeBufferPointer { model.mutablePointer(tensor: i).update(from: $0.baseAddress!, count: $0.count) }
+        }
+    }
+
+    /// Sets the ranges to the extremes of the float teacher's activations when there are none yet, so the first
+    /// quantized pass has sensible ranges. `teacher` has just run forward on the student's batch.
+    func initializeRanges(from teacher: GraphExecutor) throws {
+        guard ranges == nil else { return }
+        ranges = try activationNames.map { name in
+            guard let node = teacher.model.nodes.first(where: { $0.name == name }) else { throw GraphError.unknownTensor(name) }
+            return teacher.withValue(node.output) { ($0.min() ?? 0, $0.max() ?? 0) }
+        }
+        writeRanges()
+    }
+
+    /// Moves every range toward this batch's extremes: `r ← 0.9 r + 0.1 x` (read after a forward pass).
+    func trackRanges(_ executor: GraphExecutor) {
+        guard var current = ranges else { return }
+        for (k, value) in activations.enumerated() {
+            let (low, high) = executor.withValue(value) { ($0.min() ?? 0, $0.max() ?? 0) }
+            current[k] = (0.9 * current[k].low + 0.1 * low, 0.9 * current[k].high + 0.1 * high)
+        }
+        ranges = current
+        writeRanges()
+    }
+
+    /// Restores ranges saved in a checkpoint (the model's range tensors already hold them).
+    func adoptSavedRanges() {
+        ranges = rangeTensors.map { let r = model.mutablePointer(tensor: $0); return (r[0], r[1]) }
+    }
+
+    private func writeRanges() {
+        guard let ranges else { return }
+        for (i, r) in zip(rangeTensors, ranges) {
+            let p = model.mutablePointer(tensor: i)
+            (p[0], p[1]) = (r.low, r.high)
+        }
+    }
+
+    /// A copy with quantized weights, the deployable result (it saves and loads as a `QuantizedModel`).
+    func exported(activationBits: Int) -> QuantizedModel {
+        quantizeWeights()
+        let copy = model.copy()
+        restoreWeights()
+        return QuantizedModel(model: copy, configuration: PTQConfiguration(weightBits: weightBits, activationBits: activationBits))
+    }
+}

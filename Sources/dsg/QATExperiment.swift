@@ -1,0 +1,102 @@
+import ArgumentParser
+import DSG
+import Foundation
+
+/// The QAT table: GDFQ vs DSG generators at several bit-widths, next to PTQ with DSG samples and FP32. Each
+/// run keeps its own checkpoint, and finished results go into `<output>/state.json`, so the experiment
+/// continues where it stopped when run again.
+struct QATExperimentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "qat",
+        abstract: "Quantization-aware training with GDFQ and DSG generators at W4A4, W5A5 and W6A6.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var dataOptions: DataOptions
+    @OptionGroup(title: "Quantization-aware training") var qat: QATOptions
+
+    @Option(parsing: .upToNextOption, help: "Bit-widths b, each run as WbAb.")
+    var bits: [Int] = [4, 5, 6]
+
+    @Option(parsing: .upToNextOption, help: "Generator losses to compare: gdfq, dsg.")
+    var losses: [QATConfiguration.GeneratorLoss] = [.gdfq, .dsg]
+
+    @Option(help: "Synthetic DSG images for the PTQ reference row.")
+    var ptqCount = 256
+
+    @Option(help: ArgumentHelp("Folder for checkpoints, grids, state.json, results.md and results.json.", valueName: "folder"))
+    var output = "experiment-qat"
+
+    func validate() throws {
+        guard !bits.isEmpty, bits.allSatisfy({ (2...8).contains($0) }) else { throw ValidationError("--bits must be between 2 and 8.") }
+        guard !losses.isEmpty else { throw ValidationError("--losses needs at least one loss.") }
+        guard ptqCount >= 2 else { throw ValidationError("--ptq-count must be at least 2.") }
+    }
+
+    struct Report: Codable {
+        var model: String, date: String
+        var configuration: QATConfiguration
+        var fp32: Double
+        /// "loss/WxAx" → final top-1, best top-1 over epochs, wall seconds.
+        var qat: [String: Run] = [:]
+        /// "WxAx" → top-1 of PTQ with `ptqCount` DSG samples.
+        var ptq: [String: Double] = [:]
+
+        struct Run: Codable { var final: Double, best: Double, seconds: Double, epochs: [QATEpoch] }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let folder = URL(fileURLWithPath: output)
+            let grids = folder.appendingPathComponent("grids")
+            try FileManager.default.createDirectory(at: grids, withIntermediateDirectories: true)
+            let model = try modelOptions.load()
+            let test = try FashionMNIST.load(.test, from: dataOptions.directory)
+            let base = qat.configuration(weightBits: 4, activationBits: 4, loss: .dsg)
+            var report = Report(
+                model: modelOptions.name, date: ISO8601DateFormatter().string(from: Date()), configuration: base,
+                fp32: try Evaluation.accuracy(of: model, on: test))
+
+            var options = GenerationOptions(preset: .dsg)
+            options.count = ptqCount
+            let line = ProgressLine()
+            let samples = try DSG.generateSamples(
+                from: model, options: options, checkpoint: folder.appendingPathComponent("samples-dsg-seed0.safetensors")
+            ) { done, total in line.update("PTQ reference: generating DSG samples, iteration \(done)/\(total)") }
+            line.finish()
+            for b in bits {
+                let q = try PTQCalibrator(configuration: PTQConfiguration(weightBits: b, activationBits: b)).quantize(model, calibration: samples.images)
+                report.ptq["W\(b)A\(b)"] = try Evaluation.accuracy(of: q.model, on: test)
+            }
+            for b in bits {
+                for loss in losses {
+                    let configuration = qat.configuration(weightBits: b, activationBits: b, loss: loss)
+                    let name = "\(loss.rawValue)-\(configuration.label)"
+                    let trainer = try QATTrainer(teacher: model, configuration: configuration)
+                    try runQAT(trainer, test: test, checkpoint: folder.appendingPathComponent("\(name).safetensors"), grids: grids, name: name)
+                    let accuracies = trainer.history.compactMap(\.testAccuracy)
+                    report.qat["\(loss.rawValue)/\(configuration.label)"] = Report.Run(
+                        final: accuracies.last ?? 0, best: accuracies.max() ?? 0, seconds: trainer.history.reduce(0) { $0 + $1.seconds },
+                        epochs: trainer.history)
+                }
+            }
+            try writeJSON(report, to: folder.appendingPathComponent("results.json").path)
+            let markdown = Self.markdown(report, bits: bits, losses: losses, ptqCount: ptqCount)
+            try markdown.write(to: folder.appendingPathComponent("results.md"), atomically: true, encoding: .utf8)
+            say(markdown)
+        }
+    }
+
+    static func markdown(_ r: Report, bits: [Int], losses: [QATConfiguration.GeneratorLoss], ptqCount: Int) -> String {
+        let c = r.configuration
+        var s = String(format: "FP32: %.2f%%. QAT: %d epochs x %d iterations, batch %d, warm-up %d, seed %llu; top-1 after the last epoch (best epoch in brackets).\n\n",
+            100 * r.fp32, c.epochs, c.iterationsPerEpoch, c.batchSize, c.warmupEpochs, c.seed)
+        s += "| Method | " + bits.map { "W\($0)A\($0)" }.joined(separator: " | ") + " | wall time |\n|---|" + String(repeating: "---|", count: bits.count + 1) + "\n"
+        s += "| PTQ, \(ptqCount) DSG samples | " + bits.map { String(format: "%.2f", 100 * (r.ptq["W\($0)A\($0)"] ?? 0)) }.joined(separator: " | ") + " | - |\n"
+        for loss in losses {
+            let runs = bits.map { r.qat["\(loss.rawValue)/W\($0)A\($0)"] }
+            s += "| QAT, \(loss.rawValue) generator | " + runs.map { run in run.map { String(format: "%.2f (%.2f)", 100 * $0.final, 100 * $0.best) } ?? "-" }.joined(separator: " | ")
+            s += " | " + formatDuration(runs.compactMap { $0?.seconds }.reduce(0, +)) + " |\n"
+        }
+        return s
+    }
+}

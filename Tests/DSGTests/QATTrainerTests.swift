@@ -1,0 +1,109 @@
+import DSG
+import Foundation
+import Testing
+
+@Suite("QATTrainer")
+struct QATTrainerTests {
+    static func configuration(_ loss: QATConfiguration.GeneratorLoss = .dsg) -> QATConfiguration {
+        var c = QATConfiguration(weightBits: 4, activationBits: 4, generatorLoss: loss)
+        c.epochs = 3
+        c.iterationsPerEpoch = 3
+        c.batchSize = 6
+        c.warmupEpochs = 1
+        c.calibrationEpochs = 2
+        c.latentDimension = 8
+        c.studentLearningRate = 0.01
+        c.milestones = [2]
+        return c
+    }
+
+    static func folder() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("qat-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test(arguments: [QATConfiguration.GeneratorLoss.dsg, .gdfq])
+    func trainsAndExportsAQuantizedStudent(loss: QATConfiguration.GeneratorLoss) throws {
+        let teacher = try GenerationTests.model()
+        let before = teacher.stateDict.map { $0.tensor.scalars }
+        let trainer = try QATTrainer(teacher: teacher, configuration: Self.configuration(loss))
+        var reports = 0
+        let history = try trainer.train { p in
+            reports += 1
+            #expect(p.studentUpdates == (p.epoch >= 1))
+        }
+        #expect(reports == 9 && history.count == 3)
+        #expect(history.allSatisfy { $0.generatorLoss.isFinite && $0.studentLoss.isFinite && $0.studentLoss > 0 })
+        #expect(teacher.stateDict.map { $0.tensor.scalars } == before, "the teacher is frozen")
+        let student = try trainer.quantizedStudent()
+        #expect(student.configuration.label == "W4A4")
+        // Exported weights sit on at most 16 levels per output channel.
+        let weight = try student.model.tensor(named: "conv2.weight")
+        let size = weight.elementCount / weight.shape[0]
+        #expect(Set(weight.scalars.prefix(size)).count <= 16)
+        // Activation ranges were calibrated (not the initial zeros).
+        let range = try student.model.tensor(named: "relu1.quant.range").scalars
+        #expect(range[1] > range[0])
+        let images = try trainer.generatedImages(count: 5, seed: 1)
+        #expect(images.shape == [5, 1, 8, 8] && images.scalars.allSatisfy { $0.isFinite })
+    }
+
+    @Test func aResumedRunEqualsAnUninterruptedOne() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let teacher = try GenerationTests.model()
+        let whole = try QATTrainer(teacher: teacher, configuration: Self.configuration())
+        try whole.train()
+        let file = folder.appendingPathComponent("qat.safetensors")
+        try QATTrainer(teacher: teacher, configuration: Self.configuration()).train(checkpoint: file, epochLimit: 2)
+        let resumed = try QATTrainer(teacher: teacher, configuration: Self.configuration())
+        try resumed.train(checkpoint: file)
+        #expect(resumed.history.map(\.studentLoss) == whole.history.map(\.studentLoss))
+        #expect(resumed.history.map(\.generatorLoss) == whole.history.map(\.generatorLoss))
+        let a = try whole.quantizedStudent().model.stateDict, b = try resumed.quantizedStudent().model.stateDict
+        #expect(a.map(\.name) == b.map(\.name) && a.map { $0.tensor.scalars } == b.map { $0.tensor.scalars })
+        #expect(whole.generator.model.stateDict.map { $0.tensor.scalars } == resumed.generator.model.stateDict.map { $0.tensor.scalars })
+    }
+
+    @Test func checkpointsOfAnotherRunAndBadTeachersAreRefused() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let teacher = try GenerationTests.model()
+        let file = folder.appendingPathComponent("qat.safetensors")
+        try QATTrainer(teacher: teacher, configuration: Self.configuration()).train(checkpoint: file, epochLimit: 1)
+        var bits = Self.configuration()
+        bits.weightBits = 6
+        #expect(throws: QATError.checkpointMismatch(file: "qat.safetensors", reason: "W4A4, not W6A4")) {
+            try QATTrainer(teacher: teacher, configuration: bits).train(checkpoint: file)
+        }
+        var batch = Self.configuration()
+        batch.batchSize = 4
+        #expect(throws: QATError.checkpointMismatch(file: "qat.safetensors", reason: "batch size 6, not 4")) {
+            try QATTrainer(teacher: teacher, configuration: batch).train(checkpoint: file)
+        }
+        let other = try GenerationTests.model()
+        try other.setTensor(named: "fc.bias", to: Tensor(shape: [3], scalars: [1, 2, 3]))
+        #expect(throws: QATError.checkpointMismatch(file: "qat.safetensors", reason: "a different teacher model")) {
+            try QATTrainer(teacher: other, configuration: Self.configuration()).train(checkpoint: file)
+        }
+
+        var b = ModelBuilder(seed: 1)
+        let x = b.input("image", [1, 8, 8])
+        let plain = b.finish(outputs: [try b.linear(try b.flatten(try b.relu(try b.conv2d(x, "conv", outChannels: 2, kernel: 3), "relu"), "flatten"), "fc", outFeatures: 3)])
+        #expect(throws: QATError.noBatchNorm) { try QATTrainer(teacher: plain) }
+        var nine = Self.configuration()
+        nine.activationBits = 9
+        #expect(throws: QATError.invalidConfiguration("activation bit-width 9 is outside 2...8")) { try QATTrainer(teacher: teacher, configuration: nine) }
+    }
+
+    @Test func aLossThatTurnsNaNStopsWithTheIterationAndTheLoss() throws {
+        let teacher = try GenerationTests.model()
+        var c = Self.configuration()
+        c.studentLearningRate = 1e30
+        c.warmupEpochs = 0
+        let trainer = try QATTrainer(teacher: teacher, configuration: c)
+        // Steps of 1e30 make the weights enormous; the third iteration's forward pass overflows.
+        #expect(throws: QATError.nonFinite(epoch: 0, iteration: 2, loss: "student")) { try trainer.train() }
+    }
+}
