@@ -3,7 +3,7 @@ public enum Evaluation {
     /// The fraction of `data` whose largest logit is the label. Runs batches of `batchSize` (the last batch
     /// may be smaller); `progress` gets the number of images done after each batch.
     public static func accuracy(
-        of model: Model, on data: LabeledImages, batchSize: Int = 500, progress: ((Int) -> Void)? = nil
+        of model: Model, on data: LabeledImages, batchSize: Int = 100, progress: ((Int) -> Void)? = nil
     ) throws -> Double {
         let full = try GraphExecutor(model: model, batchSize: min(batchSize, max(data.count, 1)), backward: false)
         let remainder = data.count % full.batchSize
