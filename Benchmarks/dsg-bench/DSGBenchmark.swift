@@ -16,11 +16,7 @@ struct DSGIterationResult: Codable {
 
 enum DSGBenchmark {
     static func measure(iterations: Int) throws -> DSGIterationResult {
-        let model = try ResNet.resnet20()
-        // Running statistics from a few training-mode passes, so the BatchNorm targets are not all 0 and 1.
-        let warm = try GraphExecutor(model: model, batchSize: 64)
-        var g = SeededGenerator(seed: 3)
-        for _ in 0..<3 { try warm.forward([g.normalTensor([64, 1, 28, 28])], training: true) }
+        let model = try Harness.resnet20WithStatistics()
         var options = GenerationOptions(preset: .dsg)
         (options.count, options.batchSize, options.iterations) = (64, 64, iterations)
         let run = try DSG.generateSamples(from: model, options: options)

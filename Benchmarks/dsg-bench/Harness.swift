@@ -1,3 +1,4 @@
+import DSG
 import DSGKernels
 import Foundation
 
@@ -45,6 +46,16 @@ enum Harness {
     }
 
     /// The machine, for the header: CPU model, cores, OpenBLAS build, and the kernels' thread count.
+    /// A ResNet-20 (1x28x28) whose BatchNorm running statistics come from a few training-mode passes on
+    /// Gaussian images, so the targets of DSG's losses are not all 0 and 1.
+    static func resnet20WithStatistics() throws -> Model {
+        let model = try ResNet.resnet20()
+        let warm = try GraphExecutor(model: model, batchSize: 64)
+        var g = SeededGenerator(seed: 3)
+        for _ in 0..<3 { try warm.forward([g.normalTensor([64, 1, 28, 28])], training: true) }
+        return model
+    }
+
     static func machine() -> [String: String] {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }

@@ -13,10 +13,7 @@ struct QATIterationResult: Codable {
 
 enum QATBenchmark {
     static func measure(iterations: Int) throws -> QATIterationResult {
-        let teacher = try ResNet.resnet20()
-        let warm = try GraphExecutor(model: teacher, batchSize: 64)
-        var g = SeededGenerator(seed: 3)
-        for _ in 0..<3 { try warm.forward([g.normalTensor([64, 1, 28, 28])], training: true) }
+        let teacher = try Harness.resnet20WithStatistics()
         func trainer(_ n: Int) throws -> QATTrainer {
             var c = QATConfiguration(weightBits: 4, activationBits: 4, generatorLoss: .dsg)
             (c.epochs, c.iterationsPerEpoch, c.batchSize, c.warmupEpochs) = (1, n, 64, 0)

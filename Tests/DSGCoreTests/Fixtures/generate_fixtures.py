@@ -264,8 +264,8 @@ def kind_of(name, tensor):
     return "bn_bias" if is_bn else "bias"
 
 
-def resnet20_fixture():
-    model = ResNet20()
+def fill_hashed(model):
+    """Sets every tensor of the state dict from the hash (twin: HashedWeights.fill); returns their names."""
     state = model.state_dict()
     names = [n for n in state if not n.endswith("num_batches_tracked")]
     with torch.no_grad():
@@ -274,6 +274,12 @@ def resnet20_fixture():
             fan_in = t[0].numel() if t.dim() > 1 else 1
             values = [formula_value(kind_of(name, t), index, i, fan_in) for i in range(t.numel())]
             t.copy_(torch.tensor(values, dtype=torch.float32).reshape(t.shape))
+    return names
+
+
+def resnet20_fixture():
+    model = ResNet20()
+    names = fill_hashed(model)
     n = 4
     x = torch.tensor([1.5 * hash_uniform(999, i) for i in range(n * 28 * 28)], dtype=torch.float32).reshape(n, 1, 28, 28)
     r = torch.tensor([hash_uniform(1000, i) for i in range(n * 10)], dtype=torch.float32).reshape(n, 10)
@@ -324,14 +330,7 @@ def generator_fixture():
     """The generator in training mode on hashed weights and inputs: images, gradients of sum(images * r), and
     running statistics after the pass."""
     model = Generator()
-    state = model.state_dict()
-    names = [n for n in state if not n.endswith("num_batches_tracked")]
-    with torch.no_grad():
-        for index, name in enumerate(names):
-            t = state[name]
-            fan_in = t[0].numel() if t.dim() > 1 else 1
-            values = [formula_value(kind_of(name, t), index, i, fan_in) for i in range(t.numel())]
-            t.copy_(torch.tensor(values, dtype=torch.float32).reshape(t.shape))
+    names = fill_hashed(model)
     n = 4
     z = torch.tensor([hash_uniform(997, i) for i in range(n * 100)], dtype=torch.float32).reshape(n, 100)
     labels = torch.tensor([int((hash_uniform(998, i) + 1) * 5) for i in range(n)])
