@@ -5,16 +5,16 @@ import Testing
 @Suite("Sample generation")
 struct GenerationTests {
     /// A small BatchNorm network with non-trivial running statistics (a few training-mode passes on shifted data).
-    static func model() throws -> Model {
+    static func model(side: Int = 8) throws -> Model {
         var b = ModelBuilder(seed: 11)
-        let x = b.input("image", [1, 8, 8])
+        let x = b.input("image", [1, side, side])
         var h = try b.relu(try b.batchNorm(try b.conv2d(x, "conv1", outChannels: 4, kernel: 3, padding: 1), "bn1"), "relu1")
         h = try b.relu(try b.batchNorm(try b.conv2d(h, "conv2", outChannels: 6, kernel: 3, stride: 2, padding: 1), "bn2"), "relu2")
         h = try b.flatten(try b.globalAvgPool(h, "pool"), "flatten")
         let model = b.finish(outputs: [try b.linear(h, "fc", outFeatures: 3)])
         let executor = try GraphExecutor(model: model, batchSize: 16)
         var g = SeededGenerator(seed: 12)
-        for _ in 0..<20 { try executor.forward([g.normalTensor([16, 1, 8, 8], mean: 0.5, standardDeviation: 2)], training: true) }
+        for _ in 0..<20 { try executor.forward([g.normalTensor([16, 1, side, side], mean: 0.5, standardDeviation: 2)], training: true) }
         return model
     }
 
@@ -71,14 +71,8 @@ struct GenerationTests {
         // A learning rate so large that the loss overflows: stopped with the batch, iteration and term named.
         var wild = Self.options(.zeroQ)
         wild.learningRate = 1e30
-        do {
-            _ = try DSG.generateSamples(from: Self.model(), options: wild)
-            Issue.record("expected a non-finite loss")
-        } catch let error as GenerationError {
-            guard case .nonFinite(let batch, _, _) = error else { Issue.record("\(error)"); return }
-            #expect(batch == 0)
-        } catch {
-            #expect(error is GraphError, "\(error)")
+        #expect(throws: GenerationError.nonFinite(batch: 0, iteration: 2, term: "network (values at 'image')")) {
+            try DSG.generateSamples(from: Self.model(), options: wild)
         }
     }
 }
@@ -113,11 +107,14 @@ struct SampleSetFileTests {
         let loaded = try SampleSet.load(from: file)
         #expect(loaded.images.scalars == whole.images.scalars && loaded.options == options && loaded.batchSize == 4)
 
-        // Other options: refused rather than mixed.
+        // Other options, or a model with other inputs: refused rather than mixed.
         var other = options
         other.iterations = 21
         #expect(throws: SampleSetError.differentOptions(file: "run.safetensors")) {
             try DSG.generateSamples(from: model, options: other, checkpoint: file)
+        }
+        #expect(throws: SampleSetError.differentModel(file: "run.safetensors", expected: [1, 12, 12], found: [10, 1, 8, 8])) {
+            try DSG.generateSamples(from: GenerationTests.model(side: 12), options: options, checkpoint: file)
         }
     }
 

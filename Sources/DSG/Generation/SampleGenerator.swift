@@ -107,7 +107,10 @@ final class SampleGenerator {
             terms = LossTerms()
             mark = clock.now
             executor.withInput(0) { input in x.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
-            try executor.run(training: false)
+            do { try executor.run(training: false) } catch {
+                guard case .nonFinite(let node, _, _) = error else { throw error }
+                throw GenerationError.nonFinite(batch: index, iteration: iteration, term: "network (values at '\(node)')")
+            }
             lap(\.forward)
             executor.zeroGradients()
             try loss.networkTerms(executor, labels: labels, into: &terms)
