@@ -52,6 +52,10 @@ enum OpFixtures {
         case "concat": op = ConcatOp()
         case "upsample_nearest2x": op = UpsampleNearest2xOp()
         case "flatten": op = ReshapeOp([perSample.elementCount])
+        case let n where n.hasPrefix("conditional_batchnorm"):
+            op = ConditionalBatchNormOp(
+                channels: perSample[0], classes: c["params"].tensor("weight").shape[0], epsilon: Float(config.double("eps")),
+                momentum: Float(config.double("momentum")))
         case "embedding":
             let w = c["params"].tensor("weight")
             op = EmbeddingOp(classes: w.shape[0], dimension: w.shape[1])

@@ -63,6 +63,24 @@ struct GeneratorTests {
         expectClose(try generator.model.tensor(named: "output_bn.running_var").scalars, fixture.floats("output_bn_running_var_after"), rtol: 1e-4, atol: 1e-6)
     }
 
+    /// The ImageNet form (§7.2) at a small size: class-conditional BatchNorm instead of the embedding.
+    @Test func conditionalBatchNormVariantConditionsOnTheLabel() throws {
+        let generator = try Generator(imageShape: [3, 16, 16], classes: 4, latentDimension: 10, conditioning: .batchNorm, seed: 2)
+        #expect(generator.model.nodes.filter { $0.op is ConditionalBatchNormOp }.map(\.name) == ["bn0", "bn1", "bn2"])
+        #expect(generator.model.nodes.contains { $0.op is EmbeddingOp } == false)
+        // Per-class scales differ from 1, so that the label matters.
+        var rng = SeededGenerator(seed: 8)
+        try generator.model.setTensor(named: "bn2.weight", to: rng.uniformTensor([4, 64], 0.5, 1.5))
+        let executor = try GraphExecutor(model: generator.model, batchSize: 4, backward: false)
+        let z = rng.normalTensor([1, 10]).scalars
+        let latents = Tensor(shape: [4, 10], scalars: z + z + z + z)
+        try executor.forward([latents, Tensor(shape: [4], scalars: [0, 0, 1, 2])], training: true)
+        let images = executor.output().scalars, size = 3 * 16 * 16
+        #expect(Array(images[0..<size]) == Array(images[size..<(2 * size)]), "same latent and label: same image")
+        #expect(Array(images[0..<size]) != Array(images[(2 * size)..<(3 * size)]), "another label: another image")
+        #expect(images.allSatisfy { $0.isFinite })
+    }
+
     @Test func savesLoadsAndRefusesWeightsForOtherImages() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("generator-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -76,7 +94,8 @@ struct GeneratorTests {
         #expect(try b.model.tensor(named: "fc.weight").scalars == a.model.tensor(named: "fc.weight").scalars)
         let other = try Generator(imageShape: [1, 12, 12], classes: 3, latentDimension: 6)
         #expect(throws: GeneratorError.weightsDoNotMatch(
-            file: "g.safetensors", expected: "1x12x12 images, 3 classes, latent 6", found: "1x8x8 images, 3 classes, latent 6")) {
+            file: "g.safetensors", expected: "1x12x12 images, 3 classes, latent 6, embedding conditioning",
+            found: "1x8x8 images, 3 classes, latent 6, embedding conditioning")) {
             try other.load(from: file)
         }
         #expect(throws: GeneratorError.unsupportedImageShape([3, 30, 30])) { try Generator(imageShape: [3, 30, 30], classes: 10) }

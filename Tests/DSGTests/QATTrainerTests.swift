@@ -23,11 +23,15 @@ struct QATTrainerTests {
         return url
     }
 
-    @Test(arguments: [QATConfiguration.GeneratorLoss.dsg, .gdfq])
-    func trainsAndExportsAQuantizedStudent(loss: QATConfiguration.GeneratorLoss) throws {
+    @Test(arguments: [
+        (QATConfiguration.GeneratorLoss.dsg, Generator.Conditioning.embedding), (.gdfq, .embedding), (.dsg, .batchNorm),
+    ])
+    func trainsAndExportsAQuantizedStudent(loss: QATConfiguration.GeneratorLoss, conditioning: Generator.Conditioning) throws {
         let teacher = try GenerationTests.model()
         let before = teacher.stateDict.map { $0.tensor.scalars }
-        let trainer = try QATTrainer(teacher: teacher, configuration: Self.configuration(loss))
+        var configuration = Self.configuration(loss)
+        configuration.conditioning = conditioning
+        let trainer = try QATTrainer(teacher: teacher, configuration: configuration)
         var reports = 0
         let history = try trainer.train { p in
             reports += 1

@@ -21,38 +21,62 @@ public enum GeneratorError: Error, Equatable, CustomStringConvertible {
 /// upsamplings with 3x3 convolutions, BatchNorm and LeakyReLU(0.2) grow it to the image size; the output is
 /// `tanh` followed by an affine-free BatchNorm, so every batch comes out standardised per channel.
 ///
+/// With `.batchNorm` conditioning it is the ImageNet generator of §7.2 instead: no embedding on the latent, and
+/// the three hidden BatchNorm layers are class-conditional (a scale and shift per class, initialised to 1 and 0).
+///
 /// A generator always runs in training mode (its BatchNorm layers use the batch's statistics). Its graph has two
 /// inputs, the latent `z [latent]` and the label `[]` (a class index stored as a float).
 public final class Generator {
+    /// How the label enters.
+    public enum Conditioning: String, Sendable, Codable, CaseIterable {
+        /// GDFQ's CIFAR generator (§7.1): `embedding[label] ⊙ z`.
+        case embedding
+        /// GDFQ's ImageNet generator (§7.2): class-conditional BatchNorm.
+        case batchNorm
+    }
+
     /// The image it makes, `[C, H, W]`.
     public let imageShape: Shape
     public let classes: Int
     public let latentDimension: Int
+    public let conditioning: Conditioning
     /// The network; its parameters are what a `QATTrainer` trains.
     public let model: Model
 
     /// A freshly initialised generator (seeded, like every model of the package).
-    public init(imageShape: Shape, classes: Int, latentDimension: Int = 100, seed: UInt64 = 0) throws {
+    public init(
+        imageShape: Shape, classes: Int, latentDimension: Int = 100, conditioning: Conditioning = .embedding, seed: UInt64 = 0
+    ) throws {
         guard imageShape.rank == 3, imageShape[1] == imageShape[2], imageShape[1] % 4 == 0, imageShape[1] >= 8, classes >= 1,
               latentDimension >= 1
         else { throw GeneratorError.unsupportedImageShape(imageShape) }
-        (self.imageShape, self.classes, self.latentDimension) = (imageShape, classes, latentDimension)
+        (self.imageShape, self.classes, self.latentDimension, self.conditioning) = (imageShape, classes, latentDimension, conditioning)
         let s0 = imageShape[1] / 4
         var b = ModelBuilder(seed: seed)
         let z = b.input("z", [latentDimension])
         let label = b.input("label", [])
-        let embedded = try b.add(EmbeddingOp(classes: classes, dimension: latentDimension), "embedding", [label])
-        var h = try b.add(MultiplyOp(), "condition", [embedded, z])
+        /// BatchNorm, class-conditional or not. (eps 0.8 in the hidden layers is GDFQ's: a positional-argument
+        /// slip in its code, kept for fidelity, DSG-SPEC §7.1.)
+        func norm(_ h: ValueID, _ name: String, _ epsilon: Float) throws -> ValueID {
+            switch conditioning {
+            case .embedding: return try b.batchNorm(h, name, epsilon: epsilon)
+            case .batchNorm:
+                return try b.add(ConditionalBatchNormOp(channels: b.model.shape(of: h)[0], classes: classes, epsilon: epsilon), name, [h, label])
+            }
+        }
+        var h = z
+        if conditioning == .embedding {
+            let embedded = try b.add(EmbeddingOp(classes: classes, dimension: latentDimension), "embedding", [label])
+            h = try b.add(MultiplyOp(), "condition", [embedded, z])
+        }
         h = try b.linear(h, "fc", outFeatures: 128 * s0 * s0)
-        h = try b.add(ReshapeOp([128, s0, s0]), "reshape", [h])
-        h = try b.batchNorm(h, "bn0")
+        h = try norm(try b.add(ReshapeOp([128, s0, s0]), "reshape", [h]), "bn0", 1e-5)
         h = try b.add(UpsampleNearest2xOp(), "up1", [h])
         h = try b.conv2d(h, "conv1", outChannels: 128, kernel: 3, padding: 1, bias: true)
-        // eps 0.8 is GDFQ's (a positional-argument slip in its code, kept for fidelity: DSG-SPEC §7.1).
-        h = try b.activation(try b.batchNorm(h, "bn1", epsilon: 0.8), .leakyReLU(slope: 0.2), "act1")
+        h = try b.activation(try norm(h, "bn1", 0.8), .leakyReLU(slope: 0.2), "act1")
         h = try b.add(UpsampleNearest2xOp(), "up2", [h])
         h = try b.conv2d(h, "conv2", outChannels: 64, kernel: 3, padding: 1, bias: true)
-        h = try b.activation(try b.batchNorm(h, "bn2", epsilon: 0.8), .leakyReLU(slope: 0.2), "act2")
+        h = try b.activation(try norm(h, "bn2", 0.8), .leakyReLU(slope: 0.2), "act2")
         h = try b.conv2d(h, "conv3", outChannels: imageShape[0], kernel: 3, padding: 1, bias: true)
         h = try b.activation(h, .tanh, "tanh")
         h = try b.batchNorm(h, "output_bn", affine: false)
@@ -60,7 +84,9 @@ public final class Generator {
     }
 
     /// What the weight files record of the shape, so a file for other images is refused.
-    var signature: String { "\(imageShape[0])x\(imageShape[1])x\(imageShape[2]) images, \(classes) classes, latent \(latentDimension)" }
+    var signature: String {
+        "\(imageShape[0])x\(imageShape[1])x\(imageShape[2]) images, \(classes) classes, latent \(latentDimension), \(conditioning.rawValue) conditioning"
+    }
 
     /// Writes the weights (and running statistics) as safetensors, atomically.
     public func save(to url: URL) throws {

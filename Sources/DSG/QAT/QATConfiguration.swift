@@ -34,6 +34,9 @@ public struct QATConfiguration: Sendable, Codable, Equatable {
     /// Margin quantile of the DSG loss (per layer, from batches of Gaussian inputs).
     public var marginQuantile = 0.9
     public var latentDimension = 100
+    /// How the generator takes the label: GDFQ's embedding (small images) or class-conditional BatchNorm (its
+    /// ImageNet generator).
+    public var conditioning: Generator.Conditioning = .embedding
     public var seed: UInt64 = 0
 
     public init(weightBits: Int = 4, activationBits: Int = 4, generatorLoss: GeneratorLoss = .dsg) {

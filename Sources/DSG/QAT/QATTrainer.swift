@@ -74,7 +74,9 @@ public final class QATTrainer {
         let n = configuration.batchSize
         let imageShape = teacher.inputs[0].shape
         classes = teacher.shape(of: teacher.outputs[0]).elementCount
-        generator = try Generator(imageShape: imageShape, classes: classes, latentDimension: configuration.latentDimension, seed: configuration.seed)
+        generator = try Generator(
+            imageShape: imageShape, classes: classes, latentDimension: configuration.latentDimension, conditioning: configuration.conditioning,
+            seed: configuration.seed)
         student = try QATStudent(teacher: teacher, weightBits: configuration.weightBits, activationBits: configuration.activationBits)
         generatorExecutor = try GraphExecutor(model: generator.model, batchSize: n)
         teacherExecutor = try GraphExecutor(model: teacher, batchSize: n)

@@ -120,7 +120,33 @@ def ops_fixtures():
     labels = torch.tensor([3.0, 0.0, 4.0, 3.0])
     cases["embedding"] = op_case(lambda y, weight: F.embedding(y.long(), weight), [labels],
                                  {"weight": torch.randn(5, 6)}, grad_inputs=[False])
+    # Added later: drawn from their own seed so the cases above keep their values.
+    with torch.random.fork_rng():
+        torch.manual_seed(SEED + 1)
+        cases["conditional_batchnorm_train"] = conditional_batchnorm_case(True)
+        cases["conditional_batchnorm_eval"] = conditional_batchnorm_case(False)
     return cases
+
+
+def conditional_batchnorm_case(training, shape=(4, 3, 5, 5), classes=5, eps=1e-5, momentum=0.1):
+    """Class-conditional BatchNorm (DSG-SPEC 7.2): affine-free batch norm, then weight[y] x + bias[y]."""
+    x = torch.randn(*shape) * 2 + 0.5
+    c = shape[1]
+    labels = torch.tensor([3.0, 0.0, 4.0, 3.0])
+    running_mean, running_var = torch.randn(c) * 0.1, torch.rand(c) + 0.5
+    rm, rv = running_mean.clone(), running_var.clone()
+
+    def fn(x, y, weight, bias):
+        h = F.batch_norm(x, rm, rv, None, None, training=training, momentum=momentum, eps=eps)
+        return h * weight[y.long()][:, :, None, None] + bias[y.long()][:, :, None, None]
+
+    case = op_case(fn, [x, labels], {"weight": 1 + 0.5 * torch.randn(classes, c), "bias": torch.randn(classes, c)},
+                   grad_inputs=[True, False], extra={"config": {"training": training, "eps": eps, "momentum": momentum}})
+    case["running_mean_before"] = tensor_entry(running_mean)
+    case["running_var_before"] = tensor_entry(running_var)
+    case["running_mean_after"] = tensor_entry(rm)
+    case["running_var_after"] = tensor_entry(rv)
+    return case
 
 
 def loss_fixtures():

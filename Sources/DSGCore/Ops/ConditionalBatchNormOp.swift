@@ -1,0 +1,106 @@
+import DSGKernels
+
+/// Class-conditional batch normalization (the generator of DSG-SPEC §7.2): an affine-free BatchNorm over the
+/// first input `[C, ...]`, then a per-sample scale and shift looked up by the sample's label (the second input,
+/// shape `[]`, a class index stored as a float): `y = weight[label, c] · x̂ + bias[label, c]`.
+///
+/// Tensors: `weight [classes, C]` (initialised to 1), `bias [classes, C]` (0), buffers `running_mean [C]`,
+/// `running_var [C]`. Labels receive no gradient.
+public struct ConditionalBatchNormOp: GraphOperator {
+    public let channels: Int, classes: Int
+    public let epsilon: Float, momentum: Float
+    public var kind: String { "ConditionalBatchNorm" }
+
+    public init(channels: Int, classes: Int, epsilon: Float = 1e-5, momentum: Float = 0.1) {
+        (self.channels, self.classes, self.epsilon, self.momentum) = (channels, classes, epsilon, momentum)
+    }
+
+    public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
+        guard inputs.count == 2, inputs[0].rank >= 1, inputs[0][0] == channels, inputs[1].elementCount == 1 else {
+            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "[\(channels), ...] and one label per sample (shape [])")
+        }
+        return inputs[0]
+    }
+
+    public var tensorSpecs: [TensorSpec] {
+        [
+            TensorSpec("weight", [classes, channels], .parameter, .constant(1)),
+            TensorSpec("bias", [classes, channels], .parameter, .constant(0)),
+            TensorSpec("running_mean", [channels], .buffer, .constant(0)),
+            TensorSpec("running_var", [channels], .buffer, .constant(1)),
+        ]
+    }
+
+    /// Saved: the mean and inverse standard deviation of the last forward, per channel.
+    public func savedCount(batch: Int) -> Int { 2 * channels }
+
+    private func sizes(_ c: NodeContext) -> BatchNorm.Sizes {
+        BatchNorm.Sizes(batch: c.batch, channels: channels, plane: c.outputShape.elementCount / channels)
+    }
+
+    public func forward(_ c: NodeContext) throws(GraphError) {
+        let mean = c.saved, invStd = c.saved + channels
+        for n in 0..<c.batch {
+            let label = c.inputs[1][n]
+            guard label >= 0, label < Float(classes), label.rounded() == label else {
+                throw .labelOutOfRange(node: c.name, label: label, classes: classes)
+            }
+        }
+        if c.training {
+            BatchNorm.forwardTraining(
+                sizes(c), input: c.inputs[0], gamma: nil, beta: nil, epsilon: epsilon, momentum: momentum,
+                runningMean: c.tensors[2], runningVar: c.tensors[3], savedMean: mean, savedInvStd: invStd, output: c.output)
+        } else {
+            for ch in 0..<channels {
+                mean[ch] = c.tensors[2][ch]
+                invStd[ch] = 1 / (c.tensors[3][ch] + epsilon).squareRoot()
+            }
+            BatchNorm.forwardEvaluation(
+                sizes(c), input: c.inputs[0], gamma: nil, beta: nil, epsilon: epsilon,
+                runningMean: c.tensors[2], runningVar: c.tensors[3], output: c.output)
+        }
+        let plane = c.outputShape.elementCount / channels
+        for n in 0..<c.batch {
+            let row = Int(c.inputs[1][n]) * channels
+            for ch in 0..<channels {
+                let (w, b) = (c.tensors[0][row + ch], c.tensors[1][row + ch])
+                let out = c.output + (n * channels + ch) * plane
+                for k in 0..<plane { out[k] = w * out[k] + b }
+            }
+        }
+    }
+
+    /// With `g = dy · weight[label]` per sample: the affine-free BatchNorm backward of `g`, i.e. in training
+    /// mode `dx = invStd (g − mean(g) − x̂ mean(g x̂))` over samples and positions, in evaluation mode
+    /// `dx = invStd g`; `dweight[label] += Σ dy x̂`, `dbias[label] += Σ dy`.
+    public func backward(_ c: NodeContext) {
+        let mean = c.saved, invStd = c.saved + channels
+        let plane = c.outputShape.elementCount / channels
+        let count = Double(c.batch * plane)
+        for ch in 0..<channels {
+            let (mu, inv) = (mean[ch], invStd[ch])
+            var sumG = 0.0, sumGXhat = 0.0
+            for n in 0..<c.batch {
+                let row = Int(c.inputs[1][n]) * channels + ch, offset = (n * channels + ch) * plane
+                let x = c.inputs[0] + offset, dy = c.outputGrad + offset
+                var sumDy = 0.0, sumDyXhat = 0.0
+                for k in 0..<plane {
+                    sumDy += Double(dy[k])
+                    sumDyXhat += Double(dy[k]) * Double((x[k] - mu) * inv)
+                }
+                c.tensorGrads[0]?[row] += Float(sumDyXhat)
+                c.tensorGrads[1]?[row] += Float(sumDy)
+                let w = Double(c.tensors[0][row])
+                sumG += w * sumDy
+                sumGXhat += w * sumDyXhat
+            }
+            guard let dx = c.inputGrads[0] else { continue }
+            let (meanG, meanGXhat) = c.training ? (Float(sumG / count), Float(sumGXhat / count)) : (0, 0)
+            for n in 0..<c.batch {
+                let w = c.tensors[0][Int(c.inputs[1][n]) * channels + ch], offset = (n * channels + ch) * plane
+                let x = c.inputs[0] + offset, dy = c.outputGrad + offset, out = dx + offset
+                for k in 0..<plane { out[k] += inv * (w * dy[k] - meanG - (x[k] - mu) * inv * meanGXhat) }
+            }
+        }
+    }
+}
