@@ -3,8 +3,8 @@ import DSG
 import Foundation
 
 /// The QAT table: GDFQ vs DSG generators at several bit-widths, next to PTQ with DSG samples and FP32. Each
-/// run keeps its own checkpoint, and finished results go into `<output>/state.json`, so the experiment
-/// continues where it stopped when run again.
+/// run keeps its own checkpoint (a finished run is read back, not redone) and the PTQ samples are kept on disk,
+/// so the experiment continues where it stopped when run again.
 struct QATExperimentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "qat",
@@ -23,13 +23,20 @@ struct QATExperimentCommand: ParsableCommand {
     @Option(help: "Synthetic DSG images for the PTQ reference row.")
     var ptqCount = 256
 
-    @Option(help: ArgumentHelp("Folder for checkpoints, grids, state.json, results.md and results.json.", valueName: "folder"))
+    @Option(help: "Optimisation steps per batch of those images.")
+    var ptqIterations = 500
+
+    @Option(help: ArgumentHelp("Folder for checkpoints, grids, results.md and results.json.", valueName: "folder"))
     var output = "experiment-qat"
+
+    @Option(help: "Evaluate on the first N test images only (for quick trials; the recorded tables use all 10,000).")
+    var testImages = 10_000
 
     func validate() throws {
         guard !bits.isEmpty, bits.allSatisfy({ (2...8).contains($0) }) else { throw ValidationError("--bits must be between 2 and 8.") }
         guard !losses.isEmpty else { throw ValidationError("--losses needs at least one loss.") }
-        guard ptqCount >= 2 else { throw ValidationError("--ptq-count must be at least 2.") }
+        guard ptqCount >= 2, ptqIterations >= 1 else { throw ValidationError("--ptq-count must be at least 2 and --ptq-iterations at least 1.") }
+        guard testImages >= 1 else { throw ValidationError("--test-images must be at least 1.") }
     }
 
     struct Report: Codable {
@@ -50,7 +57,7 @@ struct QATExperimentCommand: ParsableCommand {
             let grids = folder.appendingPathComponent("grids")
             try FileManager.default.createDirectory(at: grids, withIntermediateDirectories: true)
             let model = try modelOptions.load()
-            let test = try FashionMNIST.load(.test, from: dataOptions.directory)
+            let test = try FashionMNIST.load(.test, from: dataOptions.directory).prefix(testImages)
             let base = qat.configuration(weightBits: 4, activationBits: 4, loss: .dsg)
             var report = Report(
                 model: modelOptions.name, date: ISO8601DateFormatter().string(from: Date()), configuration: base,
@@ -58,6 +65,7 @@ struct QATExperimentCommand: ParsableCommand {
 
             var options = GenerationOptions(preset: .dsg)
             options.count = ptqCount
+            options.iterations = ptqIterations
             let line = ProgressLine()
             let samples = try DSG.generateSamples(
                 from: model, options: options, checkpoint: folder.appendingPathComponent("samples-dsg-seed0.safetensors")

@@ -96,3 +96,32 @@ struct ExperimentOutputTests {
         #expect(again.accuracy == report.accuracy && again.fp32 == report.fp32)
     }
 }
+
+@Suite("dsg experiment qat output")
+struct QATExperimentOutputTests {
+    @Test func writesTheTableReportAndGridsAndReadsFinishedRunsBack() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dsg-qat-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let arguments = [
+            "experiment", "qat", "--output", folder.path, "--bits", "4", "--epochs", "1", "--iterations-per-epoch", "2",
+            "--qat-batch-size", "4", "--warmup-epochs", "0", "--ptq-count", "4", "--ptq-iterations", "2", "--test-images", "20",
+        ]
+        var command = try DSGCommand.parseAsRoot(arguments)
+        try command.run()
+        let report = try JSONDecoder().decode(
+            QATExperimentCommand.Report.self, from: Data(contentsOf: folder.appendingPathComponent("results.json")))
+        #expect(Set(report.qat.keys) == ["gdfq/W4A4", "dsg/W4A4"] && report.ptq.keys.sorted() == ["W4A4"])
+        #expect(report.qat.values.allSatisfy { $0.epochs.count == 1 && $0.final > 0 })
+        let markdown = try String(contentsOf: folder.appendingPathComponent("results.md"), encoding: .utf8)
+        #expect(markdown.contains("| QAT, dsg generator | ") && markdown.contains("| PTQ, 4 DSG samples | "))
+        for file in ["grids/dsg-W4A4-epoch1.png", "grids/gdfq-W4A4-epoch1.png", "dsg-W4A4.safetensors"] {
+            #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent(file).path), "\(file)")
+        }
+        // Run again: the finished runs come back from their checkpoints with the same numbers.
+        var again = try DSGCommand.parseAsRoot(arguments)
+        try again.run()
+        let second = try JSONDecoder().decode(
+            QATExperimentCommand.Report.self, from: Data(contentsOf: folder.appendingPathComponent("results.json")))
+        #expect(second.qat.mapValues(\.final) == report.qat.mapValues(\.final))
+    }
+}
