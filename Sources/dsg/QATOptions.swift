@@ -33,6 +33,9 @@ struct QATOptions: ParsableArguments {
     @Option(help: "QAT: seed of the generator, latents and labels.")
     var qatSeed: UInt64 = 0
 
+    @Flag(help: "QAT, dsg loss: add the per-sample BatchNorm term with layerwise sample enhancement.")
+    var layerwiseEnhancement = false
+
     func validate() throws {
         guard epochs >= 1, iterationsPerEpoch >= 1 else { throw ValidationError("--epochs and --iterations-per-epoch must be at least 1.") }
         guard qatBatchSize >= 2 else { throw ValidationError("--qat-batch-size must be at least 2.") }
@@ -49,6 +52,7 @@ struct QATOptions: ParsableArguments {
         c.generatorLearningRate = generatorLearningRate
         c.milestones = milestones
         c.seed = qatSeed
+        c.layerwiseEnhancement = layerwiseEnhancement
         return c
     }
 }

@@ -53,6 +53,19 @@ struct QATTrainerTests {
         #expect(images.shape == [5, 1, 8, 8] && images.scalars.allSatisfy { $0.isFinite })
     }
 
+    @Test func layerwiseEnhancementAddsThePerSampleTerm() throws {
+        let teacher = try GenerationTests.model()
+        var c = Self.configuration()
+        c.layerwiseEnhancement = true
+        var first: Double?
+        let history = try QATTrainer(teacher: teacher, configuration: c).train { p in first = first ?? p.generatorLoss }
+        var plainFirst: Double?
+        try QATTrainer(teacher: teacher, configuration: Self.configuration()).train { p in plainFirst = plainFirst ?? p.generatorLoss }
+        #expect(history.allSatisfy { $0.generatorLoss.isFinite && $0.studentLoss.isFinite })
+        // The same first batch (the term draws its margins from its own noise): the loss is larger by the term.
+        #expect(first! > plainFirst! + 1e-6, "\(first!) vs \(plainFirst!)")
+    }
+
     @Test func aResumedRunEqualsAnUninterruptedOne() throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -33,6 +33,9 @@ public struct QATConfiguration: Sendable, Codable, Equatable {
     public var distillationWeight: Float = 1
     /// Margin quantile of the DSG loss (per layer, from batches of Gaussian inputs).
     public var marginQuantile = 0.9
+    /// DSG only: add a per-sample slack-alignment term with layerwise sample enhancement (DSG-SPEC §7.5 (b):
+    /// sample n counts layer n mod L twice), weighted like the batch term (0.1 / L).
+    public var layerwiseEnhancement = false
     public var latentDimension = 100
     /// How the generator takes the label: GDFQ's embedding (small images) or class-conditional BatchNorm (its
     /// ImageNet generator).

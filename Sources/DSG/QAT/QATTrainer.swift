@@ -54,6 +54,8 @@ public final class QATTrainer {
     private let layers: [BatchNormLayer]
     private var alignments: [BatchStatisticsAlignment]
     private let correlation: CorrelationInhibition?
+    /// The per-sample term with layerwise enhancement (DSG with `layerwiseEnhancement` only).
+    private var enhancement: DSGLoss?
     private let generatorExecutor: GraphExecutor, teacherExecutor: GraphExecutor, studentExecutor: GraphExecutor
     private let adam: Adam, sgd: SGD
     private var random: SeededGenerator
@@ -98,6 +100,19 @@ public final class QATTrainer {
                 meanMargin: [margin.mean], varianceMargin: [margin.variance])
         }
         correlation = configuration.generatorLoss == .dsg ? CorrelationInhibition(batch: n, dimension: imageShape.elementCount) : nil
+        if configuration.generatorLoss == .dsg && configuration.layerwiseEnhancement {
+            // Only the per-sample BatchNorm term, with the paper's enhancement and per-sample margins (§2.3).
+            var options = GenerationOptions(preset: .dsg)
+            options.weights.batchNorm = 0.1 / Float(layers.count)
+            (options.weights.inputStatistics, options.weights.crossEntropy, options.weights.correlation) = (0, 0, 0)
+            (options.weights.totalVariation, options.weights.l2) = (0, 0)
+            options.correlation = .off
+            // Their own Gaussian batch, so turning the term on leaves the run's latents and labels as they were.
+            var noise = SeededGenerator(seed: configuration.seed &+ 2)
+            let perSample = try SlackMargins.measure(
+                model: teacher, images: noise.normalTensor(imageShape.batched(n)), quantile: configuration.marginQuantile, granularity: .perLayer)
+            enhancement = try DSGLoss(model: teacher, batchSize: n, options: options, margins: perSample)
+        }
         latent = Tensor(shape: [n, configuration.latentDimension], repeating: 0)
         labelValues = Tensor(shape: [n], repeating: 0)
         labels = Array(repeating: 0, count: n)
@@ -212,6 +227,11 @@ public final class QATTrainer {
             loss += Double(weight) * teacherExecutor.withValue(layers[l].input) {
                 alignments[l].evaluate($0, batch: n, plane: plane, gradient: target, scale: weight)
             }
+        }
+        if enhancement != nil {
+            var terms = LossTerms()
+            try enhancement!.networkTerms(teacherExecutor, labels: labels, into: &terms)
+            loss += terms.batchNorm
         }
         teacherExecutor.backward(parameterGradients: false)
         let imageGradient = teacherExecutor.gradient(of: ValueID(index: 0))
