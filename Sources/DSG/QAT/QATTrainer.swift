@@ -121,8 +121,8 @@ public final class QATTrainer {
     }
 
     /// Trains until `configuration.epochs` epochs are done (or `epochLimit` more in this call), continuing from
-    /// `checkpoint` when that file exists (and this trainer has not trained yet) and writing it after every epoch. With `test` images, the quantized
-    /// student's top-1 is measured after every epoch.
+    /// `checkpoint` when that file exists and this trainer has not trained yet, and writing it after every
+    /// epoch. With `test` images, the quantized student's top-1 is measured after every epoch.
     @discardableResult
     public func train(
         test: LabeledImages? = nil, checkpoint: URL? = nil, epochLimit: Int? = nil, progress: (QATProgress) throws -> Void = { _ in }
