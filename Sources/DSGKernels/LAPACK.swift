@@ -90,7 +90,7 @@ public final class SymmetricEigenSolver {
         // A workspace query (lwork = liwork = -1) returns the sizes dsyevd wants.
         var workSize = 0.0, integerWorkSize: Int32 = 0
         _ = LAPACKE_dsyevd_work(
-            LAPACK_ROW_MAJOR, LAPACK.vectors, LAPACK.upper, Int32(n), vectors.baseAddress, Int32(max(n, 1)),
+            LAPACK_COL_MAJOR, LAPACK.vectors, LAPACK.upper, Int32(n), vectors.baseAddress, Int32(max(n, 1)),
             values.baseAddress, &workSize, -1, &integerWorkSize, -1)
         work = .allocate(capacity: max(Int(workSize), 1))
         integerWork = .allocate(capacity: max(Int(integerWorkSize), 1))
@@ -103,14 +103,21 @@ public final class SymmetricEigenSolver {
         integerWork.deallocate()
     }
 
-    /// Decomposes the symmetric row-major `n x n` `matrix` (upper triangle read) into ``values`` and ``vectors``.
+    /// Decomposes the symmetric row-major `n x n` `matrix` into ``values`` and ``vectors``.
+    ///
+    /// LAPACKE's row-major `_work` functions allocate a transposed copy on every call, so this calls the
+    /// column-major one: a symmetric matrix reads the same either way (its lower triangle is read), and the
+    /// column-major eigenvectors are transposed in place into the row-major layout.
     public func solve(_ matrix: UnsafePointer<Double>) throws(LAPACKError) {
         for i in 0..<(n * n) where !matrix[i].isFinite { throw .nonFiniteInput(routine: "dsyevd") }
         vectors.baseAddress!.update(from: matrix, count: n * n)
         let info = LAPACKE_dsyevd_work(
-            LAPACK_ROW_MAJOR, LAPACK.vectors, LAPACK.upper, Int32(n), vectors.baseAddress, Int32(max(n, 1)),
+            LAPACK_COL_MAJOR, LAPACK.vectors, LAPACK.upper, Int32(n), vectors.baseAddress, Int32(max(n, 1)),
             values.baseAddress, work.baseAddress, Int32(work.count), integerWork.baseAddress, Int32(integerWork.count))
         if info < 0 { throw .illegalArgument(routine: "dsyevd", argument: Int(-info)) }
         if info > 0 { throw .noConvergence(routine: "dsyevd", info: Int(info)) }
+        for i in 0..<n {
+            for j in (i + 1)..<n { vectors.swapAt(i * n + j, j * n + i) }
+        }
     }
 }
