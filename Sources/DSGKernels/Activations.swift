@@ -8,25 +8,64 @@ public enum Activation: Hashable, Sendable {
     case leakyReLU(slope: Float)
     case tanh
 
+    /// Below this many elements an activation runs on the calling thread only: waking the other cores costs
+    /// more than it saves.
+    static let parallelThreshold = 1 << 15
+
+    /// `y = f(x)`, split over the cores for large buffers.
     public func forward(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        switch self {
-        case .relu: for i in 0..<count { y[i] = max(x[i], 0) }
-        case .relu6: for i in 0..<count { y[i] = min(max(x[i], 0), 6) }
-        case .leakyReLU(let a): for i in 0..<count { y[i] = x[i] > 0 ? x[i] : a * x[i] }
-        case .tanh: for i in 0..<count { y[i] = Float(Foundation.tanh(Double(x[i]))) }
+        guard count < Self.parallelThreshold else {
+            return Parallel.forEachChunk(of: count, ActivationJob(activation: self, x: x, y: y, dy: nil, dx: nil))
         }
+        forwardRange(x, y, 0..<count)
     }
 
-    /// `dx += dy * f'(x)`; `x` is the forward input and `y` the forward output.
+    /// `dx += dy * f'(x)`; `x` is the forward input and `y` the forward output. Split over the cores for large
+    /// buffers.
     public func backward(
         input x: UnsafePointer<Float>, output y: UnsafePointer<Float>, outputGrad dy: UnsafePointer<Float>,
         inputGrad dx: UnsafeMutablePointer<Float>, count: Int
     ) {
+        guard count < Self.parallelThreshold else {
+            return Parallel.forEachChunk(of: count, ActivationJob(activation: self, x: x, y: UnsafeMutablePointer(mutating: y), dy: dy, dx: dx))
+        }
+        backwardRange(x, y, dy, dx, 0..<count)
+    }
+
+    fileprivate func forwardRange(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ range: Range<Int>) {
         switch self {
-        case .relu: for i in 0..<count where x[i] > 0 { dx[i] += dy[i] }
-        case .relu6: for i in 0..<count where x[i] > 0 && x[i] < 6 { dx[i] += dy[i] }
-        case .leakyReLU(let a): for i in 0..<count { dx[i] += x[i] > 0 ? dy[i] : a * dy[i] }
-        case .tanh: for i in 0..<count { dx[i] += dy[i] * (1 - y[i] * y[i]) }
+        case .relu: for i in range { y[i] = max(x[i], 0) }
+        case .relu6: for i in range { y[i] = min(max(x[i], 0), 6) }
+        case .leakyReLU(let a): for i in range { y[i] = x[i] > 0 ? x[i] : a * x[i] }
+        case .tanh: for i in range { y[i] = Float(Foundation.tanh(Double(x[i]))) }
+        }
+    }
+
+    fileprivate func backwardRange(
+        _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+        _ range: Range<Int>
+    ) {
+        switch self {
+        // Selects rather than branches: the signs of activations are random, and a select vectorizes.
+        case .relu: for i in range { dx[i] += x[i] > 0 ? dy[i] : 0 }
+        case .relu6: for i in range { dx[i] += x[i] > 0 && x[i] < 6 ? dy[i] : 0 }
+        case .leakyReLU(let a): for i in range { dx[i] += x[i] > 0 ? dy[i] : a * dy[i] }
+        case .tanh: for i in range { dx[i] += dy[i] * (1 - y[i] * y[i]) }
+        }
+    }
+}
+
+/// A contiguous range of elements per chunk: forward when `dx` is nil, backward otherwise.
+private struct ActivationJob: ChunkJob {
+    let activation: Activation
+    let x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>
+    let dy: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>?
+
+    func run(samples elements: Range<Int>, chunk: Int) {
+        if let dx, let dy {
+            activation.backwardRange(x, y, dy, dx, elements)
+        } else {
+            activation.forwardRange(x, y, elements)
         }
     }
 }

@@ -21,23 +21,9 @@ public enum BatchNorm {
         savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>,
         output: UnsafeMutablePointer<Float>
     ) {
-        let m = Double(s.reduced)
-        for c in 0..<s.channels {
-            // Two passes in Double: the mean first, then the centred sum of squares (no cancellation).
-            var sum = 0.0
-            forEachRow(s, c) { row in sum += Reductions.sum(input + row, count: s.plane) }
-            let mean = sum / m
-            var squares = 0.0
-            forEachRow(s, c) { row in squares += Reductions.squaredDeviations(input + row, count: s.plane, mean: mean) }
-            let variance = squares / m
-            let invStd = 1 / (variance + Double(epsilon)).squareRoot()
-            savedMean[c] = Float(mean)
-            savedInvStd[c] = Float(invStd)
-            let unbiased = s.reduced > 1 ? squares / (m - 1) : variance
-            runningMean[c] = (1 - momentum) * runningMean[c] + momentum * Float(mean)
-            runningVar[c] = (1 - momentum) * runningVar[c] + momentum * Float(unbiased)
-            normalise(s, c, input, Float(mean), Float(invStd), gamma, beta, output)
-        }
+        Parallel.forEachChunk(of: s.channels, TrainingJob(
+            s: s, input: input, gamma: gamma, beta: beta, epsilon: epsilon, momentum: momentum, runningMean: runningMean,
+            runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd, output: output))
     }
 
     /// Evaluation-mode forward with the running statistics.
@@ -46,10 +32,8 @@ public enum BatchNorm {
         epsilon: Float, runningMean: UnsafePointer<Float>, runningVar: UnsafePointer<Float>,
         output: UnsafeMutablePointer<Float>
     ) {
-        for c in 0..<s.channels {
-            let invStd = 1 / (runningVar[c] + epsilon).squareRoot()
-            normalise(s, c, input, runningMean[c], invStd, gamma, beta, output)
-        }
+        Parallel.forEachChunk(of: s.channels, EvaluationJob(
+            s: s, input: input, gamma: gamma, beta: beta, epsilon: epsilon, runningMean: runningMean, runningVar: runningVar, output: output))
     }
 
     /// Backward through either mode. `mean`/`invStd` are the saved batch statistics (training) or the running
@@ -64,39 +48,13 @@ public enum BatchNorm {
         inputGrad: UnsafeMutablePointer<Float>?,
         gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?
     ) {
-        let m = Double(s.reduced)
-        for c in 0..<s.channels {
-            let mu = mean[c], inv = invStd[c]
-            var sumDy = 0.0, sumDyXhat = 0.0
-            forEachRow(s, c) { row in
-                for i in 0..<s.plane {
-                    let dy = Double(outputGrad[row + i])
-                    sumDy += dy
-                    sumDyXhat += dy * Double((input[row + i] - mu) * inv)
-                }
-            }
-            gammaGrad?[c] += Float(sumDyXhat)
-            betaGrad?[c] += Float(sumDy)
-            guard let inputGrad else { continue }
-            let scale = (gamma?[c] ?? 1) * inv
-            if training {
-                let meanDy = Float(sumDy / m), meanDyXhat = Float(sumDyXhat / m)
-                forEachRow(s, c) { row in
-                    for i in 0..<s.plane {
-                        let xhat = (input[row + i] - mu) * inv
-                        inputGrad[row + i] += scale * (outputGrad[row + i] - meanDy - xhat * meanDyXhat)
-                    }
-                }
-            } else {
-                forEachRow(s, c) { row in
-                    for i in 0..<s.plane { inputGrad[row + i] += scale * outputGrad[row + i] }
-                }
-            }
-        }
+        Parallel.forEachChunk(of: s.channels, BackwardJob(
+            s: s, training: training, input: input, outputGrad: outputGrad, gamma: gamma, mean: mean, invStd: invStd,
+            inputGrad: inputGrad, gammaGrad: gammaGrad, betaGrad: betaGrad))
     }
 
     @inline(__always)
-    private static func normalise(
+    fileprivate static func normalise(
         _ s: Sizes, _ c: Int, _ input: UnsafePointer<Float>, _ mean: Float, _ invStd: Float,
         _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>?, _ output: UnsafeMutablePointer<Float>
     ) {
@@ -109,7 +67,87 @@ public enum BatchNorm {
 
     /// Calls `body` with the element offset of channel `c`'s plane in every sample.
     @inline(__always)
-    private static func forEachRow(_ s: Sizes, _ c: Int, _ body: (Int) -> Void) {
+    fileprivate static func forEachRow(_ s: Sizes, _ c: Int, _ body: (Int) -> Void) {
         for n in 0..<s.batch { body((n * s.channels + c) * s.plane) }
+    }
+}
+
+// One chunk of channels per job: channels are independent, so the chunks touch disjoint memory and every
+// value is computed exactly as by a loop over all channels.
+
+private struct TrainingJob: ChunkJob {
+    let s: BatchNorm.Sizes, input: UnsafePointer<Float>, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?
+    let epsilon: Float, momentum: Float
+    let runningMean: UnsafeMutablePointer<Float>, runningVar: UnsafeMutablePointer<Float>
+    let savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>
+
+    func run(samples channels: Range<Int>, chunk: Int) {
+        let m = Double(s.reduced)
+        for c in channels {
+            // Two passes in Double: the mean first, then the centred sum of squares (no cancellation).
+            var sum = 0.0
+            BatchNorm.forEachRow(s, c) { row in sum += Reductions.sum(input + row, count: s.plane) }
+            let mean = sum / m
+            var squares = 0.0
+            BatchNorm.forEachRow(s, c) { row in squares += Reductions.squaredDeviations(input + row, count: s.plane, mean: mean) }
+            let variance = squares / m
+            let invStd = 1 / (variance + Double(epsilon)).squareRoot()
+            savedMean[c] = Float(mean)
+            savedInvStd[c] = Float(invStd)
+            let unbiased = s.reduced > 1 ? squares / (m - 1) : variance
+            runningMean[c] = (1 - momentum) * runningMean[c] + momentum * Float(mean)
+            runningVar[c] = (1 - momentum) * runningVar[c] + momentum * Float(unbiased)
+            BatchNorm.normalise(s, c, input, Float(mean), Float(invStd), gamma, beta, output)
+        }
+    }
+}
+
+private struct EvaluationJob: ChunkJob {
+    let s: BatchNorm.Sizes, input: UnsafePointer<Float>, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?
+    let epsilon: Float, runningMean: UnsafePointer<Float>, runningVar: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+
+    func run(samples channels: Range<Int>, chunk: Int) {
+        for c in channels {
+            let invStd = 1 / (runningVar[c] + epsilon).squareRoot()
+            BatchNorm.normalise(s, c, input, runningMean[c], invStd, gamma, beta, output)
+        }
+    }
+}
+
+private struct BackwardJob: ChunkJob {
+    let s: BatchNorm.Sizes, training: Bool, input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>
+    let gamma: UnsafePointer<Float>?, mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>
+    let inputGrad: UnsafeMutablePointer<Float>?, gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?
+
+    func run(samples channels: Range<Int>, chunk: Int) {
+        let m = Double(s.reduced)
+        for c in channels {
+            let mu = mean[c], inv = invStd[c]
+            var sumDy = 0.0, sumDyXhat = 0.0
+            BatchNorm.forEachRow(s, c) { row in
+                for i in 0..<s.plane {
+                    let dy = Double(outputGrad[row + i])
+                    sumDy += dy
+                    sumDyXhat += dy * Double((input[row + i] - mu) * inv)
+                }
+            }
+            gammaGrad?[c] += Float(sumDyXhat)
+            betaGrad?[c] += Float(sumDy)
+            guard let inputGrad else { continue }
+            let scale = (gamma?[c] ?? 1) * inv
+            if training {
+                let meanDy = Float(sumDy / m), meanDyXhat = Float(sumDyXhat / m)
+                BatchNorm.forEachRow(s, c) { row in
+                    for i in 0..<s.plane {
+                        let xhat = (input[row + i] - mu) * inv
+                        inputGrad[row + i] += scale * (outputGrad[row + i] - meanDy - xhat * meanDyXhat)
+                    }
+                }
+            } else {
+                BatchNorm.forEachRow(s, c) { row in
+                    for i in 0..<s.plane { inputGrad[row + i] += scale * outputGrad[row + i] }
+                }
+            }
+        }
     }
 }
