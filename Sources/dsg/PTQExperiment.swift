@@ -177,14 +177,16 @@ final class PTQExperiment {
         say(markdown)
     }
 
-    /// Per-sample (mean, deviation) of one channel of the second BatchNorm layer's input, for real, ZeroQ and DSG
-    /// images: ZeroQ's points gather at the BatchNorm statistics, real and DSG images spread (DSG-SPEC §8.2).
+    /// Per-sample (mean, deviation) of one channel of the second BatchNorm layer's input, for real images and the
+    /// ZeroQ and DSG samples: ZeroQ's points gather at the BatchNorm statistics, real and DSG images spread
+    /// (DSG-SPEC §8.2).
     func writeScatter(seed: UInt64) throws {
         let layer = model.batchNormLayers[min(1, model.batchNormLayers.count - 1)]
         let target = BatchNormTarget(model: model, layer: layer)
         let channel = 0
         var series: [ScatterPlot.Series] = []
-        for (name, color) in [("real", "#2ca02c"), ("zeroQ", "#d62728"), ("dsg", "#1f77b4")] where sources.contains(name) {
+        // Real training images are always drawn (they cost no generation): they are what the others imitate.
+        for (name, color) in [("real", "#2ca02c"), ("zeroQ", "#d62728"), ("dsg", "#1f77b4")] where name == "real" || sources.contains(name) {
             let (images, _) = try samples(name, seed: seed)
             let executor = try GraphExecutor(model: model, batchSize: images.shape[0], backward: false)
             try executor.forward([images], training: false)
