@@ -82,7 +82,7 @@ struct QuantizeCommand: ParsableCommand {
                     teacher: model, configuration: qat.configuration(weightBits: weightBits, activationBits: activationBits, loss: generatorLoss))
                 let gridFolder = grids.map { URL(fileURLWithPath: $0) }
                 if let gridFolder { try FileManager.default.createDirectory(at: gridFolder, withIntermediateDirectories: true) }
-                try runQAT(trainer, test: test, checkpoint: URL(fileURLWithPath: checkpoint), grids: gridFolder, name: "\(generatorLoss.rawValue) \(trainer.configuration.label)")
+                try runQAT(trainer, test: test, checkpoint: URL(fileURLWithPath: checkpoint), grids: gridFolder, name: "\(generatorLoss.rawValue)-\(trainer.configuration.label)")
                 (quantized, source) = (try trainer.quantizedStudent(), "QAT with the \(generatorLoss.rawValue) generator")
             }
             try quantized.save(to: URL(fileURLWithPath: output))
