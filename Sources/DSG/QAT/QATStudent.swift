@@ -69,12 +69,12 @@ final class QATStudent {
 
     /// Moves every range toward this batch's extremes: `r ← 0.9 r + 0.1 x` (read after a forward pass).
     func trackRanges(_ executor: GraphExecutor) {
-        guard var current = ranges else { return }
+        guard ranges != nil else { return }
         for (k, value) in activations.enumerated() {
             let (low, high) = executor.withValue(value) { ($0.min() ?? 0, $0.max() ?? 0) }
-            current[k] = (0.9 * current[k].low + 0.1 * low, 0.9 * current[k].high + 0.1 * high)
+            // In place: a copy of the array to change would allocate at every iteration.
+            ranges![k] = (0.9 * ranges![k].low + 0.1 * low, 0.9 * ranges![k].high + 0.1 * high)
         }
-        ranges = current
         writeRanges()
     }
 
