@@ -41,10 +41,8 @@ final class QATStudent {
             let rows = shape[0], size = shape.elementCount / rows
             let w = model.mutablePointer(tensor: i)
             floatWeights[k].withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: w, count: shape.elementCount) }
-            for o in 0..<rows {
-                let row = UnsafeMutableBufferPointer(start: w + o * size, count: size)
-                let quantizer = UniformQuantizer(bits: weightBits, low: row.min() ?? 0, high: row.max() ?? 0)
-                for j in row.indices { row[j] = quantizer(row[j]) }
+            UniformQuantizer.quantizeRows(w, rows: rows, size: size) {
+                UniformQuantizer(bits: weightBits, low: $0.min() ?? 0, high: $0.max() ?? 0)
             }
         }
     }

@@ -134,11 +134,7 @@ public struct PTQCalibrator: Sendable {
             var weight = try model.tensor(named: name)
             let rows = weight.shape[0], size = weight.elementCount / rows
             weight.withUnsafeMutableBufferPointer { w in
-                for o in 0..<rows {
-                    let row = UnsafeMutableBufferPointer(rebasing: w[(o * size)..<((o + 1) * size)])
-                    let q = weightQuantizer(row, bits: bits)
-                    for i in row.indices { row[i] = q(row[i]) }
-                }
+                UniformQuantizer.quantizeRows(w.baseAddress!, rows: rows, size: size) { weightQuantizer($0, bits: bits) }
             }
             try model.setTensor(named: name, to: weight)
         }

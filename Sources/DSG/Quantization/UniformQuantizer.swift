@@ -47,6 +47,18 @@ public struct UniformQuantizer: Sendable, Equatable {
         return (q + zeroPoint) / scale
     }
 
+    /// Quantize-dequantizes `rows` rows of `size` values at `w` in place, each row (a weight's output channel)
+    /// with the quantizer `quantizer` chooses for it.
+    public static func quantizeRows(
+        _ w: UnsafeMutablePointer<Float>, rows: Int, size: Int, quantizer: (UnsafeMutableBufferPointer<Float>) -> UniformQuantizer
+    ) {
+        for o in 0..<rows {
+            let row = UnsafeMutableBufferPointer(start: w + o * size, count: size)
+            let q = quantizer(row)
+            for i in row.indices { row[i] = q(row[i]) }
+        }
+    }
+
     /// Checks a bit-width from user input.
     public static func validate(_ bits: Int, _ what: String) throws(QuantizationError) {
         guard bitRange.contains(bits) else { throw .bitWidth(bits, what: what) }
