@@ -33,8 +33,7 @@ struct QATExperimentCommand: ParsableCommand {
     var testImages = 10_000
 
     func validate() throws {
-        guard !bits.isEmpty, bits.allSatisfy({ (2...8).contains($0) }) else { throw ValidationError("--bits must be between 2 and 8.") }
-        guard !losses.isEmpty else { throw ValidationError("--losses needs at least one loss.") }
+        guard bits.allSatisfy({ (2...8).contains($0) }) else { throw ValidationError("--bits must be between 2 and 8.") }
         guard ptqCount >= 2, ptqIterations >= 1 else { throw ValidationError("--ptq-count must be at least 2 and --ptq-iterations at least 1.") }
         guard testImages >= 1 else { throw ValidationError("--test-images must be at least 1.") }
     }

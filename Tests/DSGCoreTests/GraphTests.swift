@@ -91,6 +91,25 @@ struct GraphTests {
         #expect(executor.output().scalars == [table[4], table[5], table[0], table[1]])
     }
 
+    @Test func conditionalBatchNormRefusesBadLabelsAndShapes() throws {
+        var b = ModelBuilder(seed: 0)
+        let x = b.input("image", [2, 3, 3]), y = b.input("label", [])
+        let op = ConditionalBatchNormOp(channels: 2, classes: 3)
+        #expect(throws: GraphError.shapeMismatch(node: "cbn", op: "ConditionalBatchNorm", inputs: [[2, 3, 3], [2, 3, 3]], expected: "[2, ...] and one label per sample (shape [])")) {
+            try b.add(op, "cbn", [x, x])
+        }
+        let model = b.finish(outputs: [try b.add(op, "cbn", [x, y])])
+        let executor = try GraphExecutor(model: model, batchSize: 2)
+        let images = Tensor(shape: [2, 2, 3, 3], scalars: (0..<36).map { Float($0) })
+        for bad: Float in [3, -1, 0.5] {
+            #expect(throws: GraphError.labelOutOfRange(node: "cbn", label: bad, classes: 3)) {
+                try executor.forward([images, Tensor(shape: [2], scalars: [0, bad])], training: true)
+            }
+        }
+        try executor.forward([images, Tensor(shape: [2], scalars: [2, 0])], training: true)
+        #expect(executor.output().scalars.allSatisfy { $0.isFinite })
+    }
+
     @Test func parametersAndBuffersAreSeparate() throws {
         let model = try ResNet.resnet20()
         let buffers = model.tensors.filter { $0.role == .buffer }.map(\.name)

@@ -85,6 +85,16 @@ struct DSGLossTests {
         #expect(throws: GenerationError.invalidOptions("1 margins for 2 BatchNorm layers")) {
             try DSGLoss(model: model, batchSize: 4, options: options, margins: .zero(layers: 1))
         }
+        #expect(throws: GenerationError.invalidOptions("the batch size must be at least 1")) {
+            try DSGLoss(model: model, batchSize: 0, options: options, margins: .zero(layers: 2))
+        }
+        // BatchNorm over features, not images: the image priors have no [C, H, W] to work on.
+        var b = ModelBuilder(seed: 0)
+        let features = b.input("features", [4])
+        let flat = b.finish(outputs: [try b.linear(try b.batchNorm(try b.linear(features, "fc1", outFeatures: 3), "bn"), "fc2", outFeatures: 2)])
+        #expect(throws: GenerationError.invalidOptions("the model must take one image input [C, H, W]")) {
+            try DSGLoss(model: flat, batchSize: 4, options: options, margins: .zero(layers: 1))
+        }
         let perChannel = SlackMargins(mean: [[0, 0, 0], [0]], deviation: [[0], [0]])
         #expect(throws: GenerationError.invalidOptions("BatchNorm layer 0 has 4 channels but 3 mean and 1 deviation margins")) {
             try DSGLoss(model: model, batchSize: 4, options: options, margins: perChannel)

@@ -99,6 +99,20 @@ struct QATTrainerTests {
         #expect(throws: QATError.checkpointMismatch(file: "qat.safetensors", reason: "batch size 6, not 4")) {
             try QATTrainer(teacher: teacher, configuration: batch).train(checkpoint: file)
         }
+        #expect(throws: QATError.checkpointMismatch(file: "qat.safetensors", reason: "the dsg loss, not gdfq")) {
+            try QATTrainer(teacher: teacher, configuration: Self.configuration(.gdfq)).train(checkpoint: file)
+        }
+        var seed = Self.configuration()
+        seed.seed = 7
+        #expect(throws: QATError.checkpointMismatch(file: "qat.safetensors", reason: "other settings")) {
+            try QATTrainer(teacher: teacher, configuration: seed).train(checkpoint: file)
+        }
+        // A safetensors file that is not a checkpoint (the teacher's own weights) is named as such.
+        let weights = folder.appendingPathComponent("weights.safetensors")
+        try Safetensors.write(Safetensors.Contents(tensors: teacher.stateDict), to: weights)
+        #expect(throws: QATError.checkpointMismatch(file: "weights.safetensors", reason: "not a QAT checkpoint")) {
+            try QATTrainer(teacher: teacher, configuration: Self.configuration()).train(checkpoint: weights)
+        }
         let other = try GenerationTests.model()
         try other.setTensor(named: "fc.bias", to: Tensor(shape: [3], scalars: [1, 2, 3]))
         #expect(throws: QATError.checkpointMismatch(file: "qat.safetensors", reason: "a different teacher model")) {

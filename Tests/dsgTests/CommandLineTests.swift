@@ -43,6 +43,11 @@ struct CommandLineTests {
         (["quantize", "--model", "m", "--samples", "s", "--weight-bits", "9"], "--weight-bits must be between 2 and 8."),
         (["quantize", "--method", "ptq"], "--method ptq needs --samples"),
         (["quantize", "--method", "qat", "--qat-batch-size", "1"], "--qat-batch-size must be at least 2."),
+        (["experiment", "qat", "--bits", "9"], "--bits must be between 2 and 8."),
+        (["experiment", "qat", "--losses"], "Missing value for '--losses <losses>'"),
+        (["experiment", "qat", "--ptq-count", "1"], "--ptq-count must be at least 2 and --ptq-iterations at least 1."),
+        (["experiment", "qat", "--test-images", "0"], "--test-images must be at least 1."),
+        (["experiment", "qat", "--epochs", "0"], "--epochs and --iterations-per-epoch must be at least 1."),
         (["generate", "--model", "m", "--count", "0"], "--count must be at least 1."),
         (["generate", "--model", "m", "--preset", "best"], "The value 'best' is invalid for '--preset <preset>'"),
     ])
