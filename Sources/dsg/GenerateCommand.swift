@@ -80,8 +80,9 @@ struct GenerateCommand: ParsableCommand {
             try writeGrid(samples.images, to: grid)
             let metrics = try DiversityMetrics.measure(samples.images, model: model)
             try writeJSON(GenerationReport(options: options, batchSize: samples.batchSize, losses: samples.losses, seconds: samples.seconds, diversity: metrics), to: report)
-            say(String(format: "%d %@ samples in %@ (%@), grid %@, report %@; mean |cosine| %.3f, effective rank %.1f",
-                samples.count, preset.rawValue, formatDuration(samples.seconds), output, grid, report, metrics.meanAbsoluteCosine, metrics.effectiveRank))
+            say(String(format: "%d %@ samples in %@ (%@), grid %@, report %@; mean |cosine| %.3f, effective rank %.1f, predicted classes %@",
+                samples.count, preset.rawValue, formatDuration(samples.seconds), output, grid, report, metrics.meanAbsoluteCosine, metrics.effectiveRank,
+                metrics.predictedClasses.map(String.init).joined(separator: " ")))
         }
     }
 }

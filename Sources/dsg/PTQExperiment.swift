@@ -158,14 +158,15 @@ final class PTQExperiment {
             }
             markdown += "\nAblation and margin quantile (dsg = 0.9), seeds \(ablationSeeds.map(String.init).joined(separator: ", ")):\n\n" + rows
         }
-        var diversity = "| Source | mean abs. cosine | effective rank | mean spread (first / last BN) | alignment residual (mean over layers) |\n|---|---|---|---|---|\n"
+        var diversity = "| Source | mean abs. cosine | effective rank | mean spread (first / last BN) | alignment residual (mean over layers) | classes predicted / largest class |\n|---|---|---|---|---|---|\n"
         for name in sources {
             let (images, _) = try samples(name, seed: seeds[0])
             try writeGrid(images, to: folder.appendingPathComponent("grid-\(name).png").path)
             let m = try DiversityMetrics.measure(images, model: model)
             report.diversity[name] = m
-            diversity += String(format: "| %@ | %.3f | %.1f | %.3f / %.3f | %.3f |\n", name, m.meanAbsoluteCosine, m.effectiveRank,
-                m.meanSpread.first ?? 0, m.meanSpread.last ?? 0, m.alignmentResidual.reduce(0, +) / Double(max(m.alignmentResidual.count, 1)))
+            diversity += String(format: "| %@ | %.3f | %.1f | %.3f / %.3f | %.3f | %d / %.0f%% |\n", name, m.meanAbsoluteCosine, m.effectiveRank,
+                m.meanSpread.first ?? 0, m.meanSpread.last ?? 0, m.alignmentResidual.reduce(0, +) / Double(max(m.alignmentResidual.count, 1)),
+                m.predictedClasses.filter { $0 > 0 }.count, 100 * Double(m.predictedClasses.max() ?? 0) / Double(images.shape[0]))
         }
         markdown += "\nDiversity (seed \(seeds[0])):\n\n" + diversity
         if sources.contains("dsg") && sources.contains("zeroQ") { try writeScatter(seed: seeds[0]) }

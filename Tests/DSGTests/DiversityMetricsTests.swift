@@ -11,6 +11,12 @@ struct DiversityMetricsTests {
         #expect(m.meanSpread.allSatisfy { $0 < 1e-6 } && m.deviationSpread.allSatisfy { $0 < 1e-6 })
         #expect(abs(m.meanAbsoluteCosine - 1) < 1e-9 && abs(m.effectiveRank - 1) < 1e-6)
         #expect(m.meanSpread.count == 2 && m.alignmentResidual.count == 2)
+        // Four copies of one image fall in one class, the one the model gives the first copy.
+        let executor = try GraphExecutor(model: model, batchSize: 1, backward: false)
+        try executor.forward([Tensor(shape: [1, 1, 8, 8], scalars: one)], training: false)
+        let logits = executor.output().scalars
+        let top = logits.indices.max { logits[$0] < logits[$1] }!
+        #expect(m.predictedClasses == (0..<3).map { $0 == top ? 4 : 0 })
     }
 
     @Test func orthogonalImagesSpanEveryDirection() throws {
@@ -21,6 +27,7 @@ struct DiversityMetricsTests {
         let m = try DiversityMetrics.measure(Tensor(shape: [4, 1, 8, 8], scalars: images), model: model, batchSize: 3)
         #expect(m.meanAbsoluteCosine < 1e-12 && abs(m.effectiveRank - 4) < 1e-9)
         #expect(m.meanSpread.allSatisfy { $0 > 0 })
+        #expect(m.predictedClasses.count == 3 && m.predictedClasses.reduce(0, +) == 4, "counted across batches of 3 and 1")
     }
 }
 

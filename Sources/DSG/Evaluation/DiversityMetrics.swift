@@ -16,6 +16,9 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
     public var meanAbsoluteCosine: Double
     /// `exp(−Σ p_k log p_k)` of the Gram spectrum, `p_k = λ_k / Σλ`: the number of directions the images span.
     public var effectiveRank: Double
+    /// How many images the model assigns to each class (the arg-max of its output): a set that lands in a few
+    /// classes shows the network only what those classes look like.
+    public var predictedClasses: [Int]
 
     /// Measures `images` (`[N, C, H, W]`, N ≥ 2) through `model` in evaluation mode.
     public static func measure(_ images: Tensor, model: Model, batchSize: Int = 64) throws -> DiversityMetrics {
@@ -24,6 +27,8 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
         let targets = model.batchNormLayers.map { BatchNormTarget(model: model, layer: $0) }
         // Per-sample statistics of every layer, gathered batch by batch.
         var means = targets.map { _ in [Float]() }, deviations = means
+        let classes = model.shape(of: model.outputs[0]).elementCount
+        var predicted = [Int](repeating: 0, count: classes)
         var start = 0
         while start < n {
             let count = min(batchSize, n - start)
@@ -36,9 +41,15 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
                 means[l] += s.means
                 deviations[l] += s.deviations
             }
+            executor.withValue(model.outputs[0]) { logits in
+                for i in 0..<count {
+                    let row = logits[(i * classes)..<((i + 1) * classes)]
+                    predicted[row.indices.max { row[$0] < row[$1] }! - i * classes] += 1
+                }
+            }
             start += count
         }
-        var metrics = DiversityMetrics(meanSpread: [], deviationSpread: [], alignmentResidual: [], meanAbsoluteCosine: 0, effectiveRank: 0)
+        var metrics = DiversityMetrics(meanSpread: [], deviationSpread: [], alignmentResidual: [], meanAbsoluteCosine: 0, effectiveRank: 0, predictedClasses: predicted)
         for (l, target) in targets.enumerated() {
             let c = target.layer.channels
             var spreadM = 0.0, spreadS = 0.0, residual = 0.0
