@@ -137,4 +137,13 @@ struct QATTrainerTests {
         // Steps of 1e30 make the weights enormous; the third iteration's forward pass overflows.
         #expect(throws: QATError.nonFinite(epoch: 0, iteration: 2, loss: "student")) { try trainer.train() }
     }
+
+    @Test func aGeneratorThatDivergesIsNamed() throws {
+        let teacher = try GenerationTests.model()
+        var c = Self.configuration()
+        c.generatorLearningRate = 1e30
+        let trainer = try QATTrainer(teacher: teacher, configuration: c)
+        // Adam moves every generator weight by about 1e30 in the first step; the next forward pass overflows.
+        #expect(throws: QATError.nonFinite(epoch: 0, iteration: 1, loss: "generator")) { try trainer.train() }
+    }
 }
