@@ -78,7 +78,7 @@ enum ConvBenchmark {
             Conv2D.forward(g, batch: batch, input: x.pointer, weight: w.pointer, bias: nil, output: y.pointer, workspace: ws.pointer)
         }) { n, k, columns, _ in
             BLAS.sgemm(
-                .none, .none, m: og, n: plane, k: patch, a: w.pointer + k * og * patch, lda: patch,
+                .transposed, .none, m: og, n: plane, k: patch, a: w.pointer + k * og * patch, lda: og,
                 b: columns, ldb: plane, c: y.pointer + (n * g.groups + k) * og * plane, ldc: plane)
         }
         let (data, dataGEMM) = rates({

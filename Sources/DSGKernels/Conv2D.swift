@@ -6,12 +6,14 @@
 /// `workspace` holds at least ``workspaceCount(_:batch:)`` floats; it is scratch and may be shared.
 public enum Conv2D {
     /// Floats of scratch needed by every entry point for geometry `g` and this batch size: a patch matrix per
-    /// chunk, and per extra chunk a private weight and bias gradient for backward-weight.
+    /// chunk; for the forward pass the transposed weights; for backward-weight, per extra chunk a private weight
+    /// and bias gradient.
     public static func workspaceCount(_ g: ConvGeometry, batch: Int) -> Int {
         let chunks = Parallel.chunkCount(batch)
-        let direct = chunks * scratchPerChunk(g) + (chunks - 1) * (g.weightCount + g.outChannels)
-        guard let t = transposed(g) else { return direct }
-        return max(direct, g.weightCount + chunks * scratchPerChunk(t))
+        let forward = g.weightCount + chunks * scratchPerChunk(g)
+        let backwardWeight = chunks * scratchPerChunk(g) + (chunks - 1) * (g.weightCount + g.outChannels)
+        guard let t = transposed(g) else { return max(forward, backwardWeight) }
+        return max(forward, backwardWeight, g.weightCount + chunks * scratchPerChunk(t))
     }
 
     /// For a stride-1, ungrouped convolution whose output is as large as its input, backward-data is itself
@@ -40,8 +42,17 @@ public enum Conv2D {
         input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
+        // Each group's weights transposed to [patch, og], so that the GEMM reads them as `.transposed`: for
+        // small products (the strided layers' here), OpenBLAS 0.3.21's no-transpose small-matrix kernel mallocs
+        // on every call, the transposed one does not, and it was as fast or faster on every ResNet-20 shape.
+        let (og, patch) = (g.groupOutChannels, g.groupPatchSize)
+        for group in 0..<g.groups {
+            let src = weight + group * og * patch, dst = workspace + group * og * patch
+            for o in 0..<og { for p in 0..<patch { dst[p * og + o] = src[o * patch + p] } }
+        }
         Parallel.forEachChunk(
-            of: batch, ForwardJob(g: g, input: input, weight: weight, bias: bias, output: output, workspace: workspace, accumulate: false))
+            of: batch,
+            ForwardJob(g: g, input: input, weightT: workspace, bias: bias, output: output, workspace: workspace + g.weightCount, accumulate: false))
     }
 
     /// `inputGrad += conv_transpose(outputGrad, weight)`.
@@ -51,17 +62,18 @@ public enum Conv2D {
         inputGrad: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
         if let t = transposed(g) {
-            // flipped[c, o, i, j] = weight[o, c, KH − 1 − i, KW − 1 − j]
+            // flipped[c, o, i, j] = weight[o, c, KH − 1 − i, KW − 1 − j], stored transposed for ForwardJob:
+            // at [(o, i, j), c].
             let (kh, kw) = (g.kernelH, g.kernelW)
             for o in 0..<g.outChannels {
                 for c in 0..<g.inChannels {
-                    let src = weight + (o * g.inChannels + c) * kh * kw, dst = workspace + (c * g.outChannels + o) * kh * kw
-                    for k in 0..<(kh * kw) { dst[k] = src[kh * kw - 1 - k] }
+                    let src = weight + (o * g.inChannels + c) * kh * kw, dst = workspace + o * kh * kw * g.inChannels + c
+                    for k in 0..<(kh * kw) { dst[k * g.inChannels] = src[kh * kw - 1 - k] }
                 }
             }
             Parallel.forEachChunk(
                 of: batch,
-                ForwardJob(g: t, input: outputGrad, weight: workspace, bias: nil, output: inputGrad,
+                ForwardJob(g: t, input: outputGrad, weightT: workspace, bias: nil, output: inputGrad,
                            workspace: workspace + g.weightCount, accumulate: true))
             return
         }
@@ -104,7 +116,8 @@ private func lowered(
 
 private struct ForwardJob: ChunkJob {
     let g: ConvGeometry
-    let input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?
+    /// Per group, the weights transposed: `[patch, og]`.
+    let input: UnsafePointer<Float>, weightT: UnsafePointer<Float>, bias: UnsafePointer<Float>?
     let output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     /// Add to `output` (backward-data through the transposed convolution) instead of overwriting it.
     let accumulate: Bool
@@ -118,8 +131,8 @@ private struct ForwardJob: ChunkJob {
             for group in 0..<g.groups {
                 // out_g[og, OHW] (+)= W_g[og, patch] * columns_g[patch, OHW]
                 BLAS.sgemm(
-                    .none, .none, m: og, n: plane, k: patch,
-                    a: weight + group * og * patch, lda: patch,
+                    .transposed, .none, m: og, n: plane, k: patch,
+                    a: weightT + group * og * patch, lda: og,
                     b: columns + group * patch * plane, ldb: plane,
                     beta: accumulate ? 1 : 0,
                     c: out + group * og * plane, ldc: plane)
