@@ -21,8 +21,8 @@ enum DSGBenchmark {
         (options.count, options.batchSize, options.iterations) = (64, 64, iterations)
         let run = try DSG.generateSamples(from: model, options: options)
         let t = run.timing, n = Double(iterations)
-        // Allocations per iteration: counted inside one run, between the ends of iterations 2 and 12 (what
-        // happens before and after the loop, such as the margins' sorting, is left out).
+        // Allocations per iteration: counted inside one run, between the ends of iterations 2 and 12 (set-up
+        // before the loop and the work after it are left out).
         var long = options
         long.iterations = 12
         var counts = [Int](repeating: 0, count: 13)

@@ -116,7 +116,7 @@ private func lowered(
 
 private struct ForwardJob: ChunkJob {
     let g: ConvGeometry
-    /// Per group, the weights transposed: `[patch, og]`.
+    /// `weightT`: per group, the weights transposed to `[patch, og]`.
     let input: UnsafePointer<Float>, weightT: UnsafePointer<Float>, bias: UnsafePointer<Float>?
     let output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     /// Add to `output` (backward-data through the transposed convolution) instead of overwriting it.
