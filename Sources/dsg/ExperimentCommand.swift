@@ -41,6 +41,9 @@ struct PTQExperimentCommand: ParsableCommand {
     @Option(help: "Evaluate on the first N test images only (for quick trials; the recorded tables use all 10,000).")
     var testImages = 10_000
 
+    @Option(help: "Activation range estimate of the quantizer: minMax, ema, percentile or mse. Other than ema, results go to results-<estimate>.md/json beside the ema ones, reusing the folder's samples.")
+    var calibration: PTQConfiguration.ActivationCalibration = .ema
+
     func validate() throws {
         guard count >= 2 else { throw ValidationError("--count must be at least 2.") }
         guard iterations >= 0 else { throw ValidationError("--iterations must not be negative.") }
@@ -55,7 +58,7 @@ struct PTQExperimentCommand: ParsableCommand {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             let experiment = try PTQExperiment(
                 model: try modelOptions.load(), data: dataOptions.directory, folder: folder, count: count,
-                iterations: iterations, seeds: seeds, testImages: testImages)
+                iterations: iterations, seeds: seeds, testImages: testImages, calibration: calibration)
             try experiment.run(ablationSeeds: tableOnly ? [] : Array(seeds.prefix(ablationSeeds)), modelName: modelOptions.name)
         }
     }

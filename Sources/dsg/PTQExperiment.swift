@@ -13,6 +13,10 @@ final class PTQExperiment {
     let bitWidths: [(Int, Int)]
     let folder: URL
     let count: Int, iterations: Int, seeds: [UInt64]
+    /// The activation range estimate of every quantization. Results of the default (`ema`) are stored under
+    /// plain keys and written to results.md/json; others get their own keys and files, so that one folder's
+    /// samples serve several estimates.
+    let calibration: PTQConfiguration.ActivationCalibration
     let train: LabeledImages, test: LabeledImages
     private var state: [String: Double]
     private let stateURL: URL
@@ -21,9 +25,10 @@ final class PTQExperiment {
 
     init(
         model: Model, data: URL, folder: URL, count: Int, iterations: Int, seeds: [UInt64], testImages: Int,
-        sources: [String] = allSources, bitWidths: [(Int, Int)] = allBitWidths
+        sources: [String] = allSources, bitWidths: [(Int, Int)] = allBitWidths, calibration: PTQConfiguration.ActivationCalibration = .ema
     ) throws {
         (self.model, self.folder, self.count, self.iterations, self.seeds) = (model, folder, count, iterations, seeds)
+        self.calibration = calibration
         (self.sources, self.bitWidths) = (sources, bitWidths)
         train = try FashionMNIST.load(.train, from: data)
         test = try FashionMNIST.load(.test, from: data).prefix(testImages)
@@ -105,10 +110,13 @@ final class PTQExperiment {
     }
 
     func accuracy(_ name: String, seed: UInt64, bits: (Int, Int)) throws -> Double {
-        try measured("accuracy/\(name)/seed\(seed)/W\(bits.0)A\(bits.1)") {
+        let key = "accuracy/\(name)/seed\(seed)/W\(bits.0)A\(bits.1)" + (calibration == .ema ? "" : "/\(calibration.rawValue)")
+        return try measured(key) {
             let (images, seconds) = try samples(name, seed: seed)
             _ = try measured("seconds/\(name)/seed\(seed)") { seconds }
-            let q = try PTQCalibrator(configuration: PTQConfiguration(weightBits: bits.0, activationBits: bits.1)).quantize(model, calibration: images)
+            var configuration = PTQConfiguration(weightBits: bits.0, activationBits: bits.1)
+            configuration.activationCalibration = calibration
+            let q = try PTQCalibrator(configuration: configuration).quantize(model, calibration: images)
             return try Evaluation.accuracy(of: q.model, on: test) { self.status("\(name), seed \(seed), W\(bits.0)A\(bits.1): \($0)/\(self.test.count)") }
         }
     }
@@ -117,6 +125,7 @@ final class PTQExperiment {
     struct Report: Codable {
         var model: String, date: String
         var calibrationImages: Int, iterations: Int, seeds: [UInt64], ablationSeeds: [UInt64], testImages: Int
+        var activationCalibration: PTQConfiguration.ActivationCalibration
         var fp32: Double
         /// "source/WxAy" → top-1 per seed.
         var accuracy: [String: [Double]] = [:]
@@ -132,7 +141,7 @@ final class PTQExperiment {
         let fp32 = try measured("accuracy/fp32") { try Evaluation.accuracy(of: model, on: test) { self.status("FP32: \($0)/\(self.test.count)") } }
         var report = Report(
             model: modelName, date: ISO8601DateFormatter().string(from: Date()), calibrationImages: count, iterations: iterations,
-            seeds: seeds, ablationSeeds: ablationSeeds, testImages: test.count, fp32: fp32)
+            seeds: seeds, ablationSeeds: ablationSeeds, testImages: test.count, activationCalibration: calibration, fp32: fp32)
         var table = "| Calibration | " + bitWidths.map { "W\($0.0)A\($0.1)" }.joined(separator: " | ") + " | generation time |\n"
         table += "|---|" + String(repeating: "---|", count: bitWidths.count + 1) + "\n"
         for name in sources {
@@ -147,8 +156,8 @@ final class PTQExperiment {
             cells.append(name == "real" ? "-" : String(format: "%.0f s", seconds.reduce(0, +) / Double(max(seconds.count, 1))))
             table += "| \(name) | " + cells.joined(separator: " | ") + " |\n"
         }
-        var markdown = String(format: "FP32: %.2f%% on %d test images; %d calibration images per source, %d iterations, seeds %@\n\n",
-            100 * fp32, test.count, count, iterations, seeds.map(String.init).joined(separator: ", ")) + table
+        var markdown = String(format: "FP32: %.2f%% on %d test images; %d calibration images per source, %d iterations, seeds %@; activation ranges: %@\n\n",
+            100 * fp32, test.count, count, iterations, seeds.map(String.init).joined(separator: ", "), calibration.rawValue) + table
         if !ablationSeeds.isEmpty {
             var rows = "| Variant (W4A4) | top-1 |\n|---|---|\n"
             for name in ["zeroQ", "zeroQ+SDA", "zeroQ+LSE", "zeroQ+SCI", "zeroQ+SDA+LSE+SCI", "dsg@0.5", "dsg@0.8", "dsg", "dsg@1.0"] {
@@ -171,10 +180,11 @@ final class PTQExperiment {
         markdown += "\nDiversity (seed \(seeds[0])):\n\n" + diversity
         if sources.contains("dsg") && sources.contains("zeroQ") { try writeScatter(seed: seeds[0]) }
         line.finish()
-        try markdown.write(to: folder.appendingPathComponent("results.md"), atomically: true, encoding: .utf8)
+        let results = calibration == .ema ? "results" : "results-\(calibration.rawValue)"
+        try markdown.write(to: folder.appendingPathComponent(results + ".md"), atomically: true, encoding: .utf8)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(report).write(to: folder.appendingPathComponent("results.json"), options: .atomic)
+        try encoder.encode(report).write(to: folder.appendingPathComponent(results + ".json"), options: .atomic)
         say(markdown)
     }
 

@@ -76,10 +76,10 @@ struct ExperimentOutputTests {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dsg-experiment-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
-        func experiment() throws -> PTQExperiment {
+        func experiment(_ calibration: PTQConfiguration.ActivationCalibration = .ema) throws -> PTQExperiment {
             try PTQExperiment(
                 model: try DSG.defaultModel(), data: FashionMNIST.defaultDirectory, folder: folder, count: 4, iterations: 2,
-                seeds: [0], testImages: 50, sources: ["zeroQ", "dsg", "real"], bitWidths: [(8, 8)])
+                seeds: [0], testImages: 50, sources: ["zeroQ", "dsg", "real"], bitWidths: [(8, 8)], calibration: calibration)
         }
         try experiment().run(ablationSeeds: [], modelName: "embedded model")
         let report = try JSONDecoder().decode(
@@ -99,6 +99,20 @@ struct ExperimentOutputTests {
         let again = try JSONDecoder().decode(
             PTQExperiment.Report.self, from: Data(contentsOf: folder.appendingPathComponent("results.json")))
         #expect(again.accuracy == report.accuracy && again.fp32 == report.fp32)
+
+        // Another range estimate on the same samples: its own keys and files, the ema results untouched.
+        let samples = try Data(contentsOf: folder.appendingPathComponent("samples-dsg-seed0.safetensors"))
+        try experiment(.minMax).run(ablationSeeds: [], modelName: "embedded model")
+        let minMax = try JSONDecoder().decode(
+            PTQExperiment.Report.self, from: Data(contentsOf: folder.appendingPathComponent("results-minMax.json")))
+        #expect(minMax.activationCalibration == .minMax && report.activationCalibration == .ema)
+        #expect(Set(minMax.accuracy.keys) == Set(report.accuracy.keys))
+        #expect(try Data(contentsOf: folder.appendingPathComponent("samples-dsg-seed0.safetensors")) == samples, "samples reused")
+        let state = try JSONDecoder().decode([String: Double].self, from: Data(contentsOf: folder.appendingPathComponent("state.json")))
+        #expect(state["accuracy/dsg/seed0/W8A8/minMax"] != nil && state["accuracy/dsg/seed0/W8A8"] == report.accuracy["dsg/W8A8"]![0])
+        let minMaxMarkdown = try String(contentsOf: folder.appendingPathComponent("results-minMax.md"), encoding: .utf8)
+        #expect(minMaxMarkdown.contains("activation ranges: minMax"))
+        #expect(try String(contentsOf: folder.appendingPathComponent("results.md"), encoding: .utf8) == markdown)
     }
 }
 
