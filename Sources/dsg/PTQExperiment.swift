@@ -76,9 +76,18 @@ final class PTQExperiment {
         case "zeroQ+SDA+LSE+SCI":
             o = GenerationOptions(preset: .dsgCVPR)
             o.correlation = .differentiable
-        default:
+        case "dsg-priors":
             o = GenerationOptions(preset: .dsg)
-            if name.hasPrefix("dsg@") { o.marginQuantile = Double(name.dropFirst(4)) }
+            (o.weights.totalVariation, o.weights.l2) = (0, 0)
+        case "dsg-CE":
+            o = GenerationOptions(preset: .dsg)
+            o.weights.crossEntropy = 0
+        case "dsg": o = GenerationOptions(preset: .dsg)
+        default:
+            // "dsg@q": the dsg preset with margin quantile q. The names are this file's own, not user input.
+            guard name.hasPrefix("dsg@"), let q = Double(name.dropFirst(4)) else { preconditionFailure("unknown source \(name)") }
+            o = GenerationOptions(preset: .dsg)
+            o.marginQuantile = q
         }
         o.count = count
         o.seed = seed
@@ -160,7 +169,9 @@ final class PTQExperiment {
             100 * fp32, test.count, count, iterations, seeds.map(String.init).joined(separator: ", "), calibration.rawValue) + table
         if !ablationSeeds.isEmpty {
             var rows = "| Variant (W4A4) | top-1 |\n|---|---|\n"
-            for name in ["zeroQ", "zeroQ+SDA", "zeroQ+LSE", "zeroQ+SCI", "zeroQ+SDA+LSE+SCI", "dsg@0.5", "dsg@0.8", "dsg", "dsg@1.0"] {
+            // dsg-priors and dsg-CE: the dsg preset without its image priors or without cross-entropy, what it
+            // adds to the paper's three terms.
+            for name in ["zeroQ", "zeroQ+SDA", "zeroQ+LSE", "zeroQ+SCI", "zeroQ+SDA+LSE+SCI", "dsg-priors", "dsg-CE", "dsg@0.5", "dsg@0.8", "dsg", "dsg@1.0"] {
                 let values = try ablationSeeds.map { try accuracy(name, seed: $0, bits: (4, 4)) }
                 report.ablation[name] = values
                 rows += "| \(name) | " + summary(values) + " |\n"

@@ -113,6 +113,17 @@ struct ExperimentOutputTests {
         let minMaxMarkdown = try String(contentsOf: folder.appendingPathComponent("results-minMax.md"), encoding: .utf8)
         #expect(minMaxMarkdown.contains("activation ranges: minMax"))
         #expect(try String(contentsOf: folder.appendingPathComponent("results.md"), encoding: .utf8) == markdown)
+
+        // The ablation variants change what their names say, and nothing else.
+        let e = try experiment(), dsg = e.options("dsg", seed: 0), zeroQ = e.options("zeroQ", seed: 0)
+        #expect(e.options("dsg-priors", seed: 0).weights.totalVariation == 0 && e.options("dsg-priors", seed: 0).weights.l2 == 0)
+        #expect(e.options("dsg-CE", seed: 0).weights.crossEntropy == 0 && dsg.weights.crossEntropy == 2)
+        var priors = e.options("dsg-priors", seed: 0)
+        (priors.weights.totalVariation, priors.weights.l2) = (dsg.weights.totalVariation, dsg.weights.l2)
+        #expect(priors == dsg)
+        #expect(e.options("dsg@0.5", seed: 0).marginQuantile == 0.5 && dsg.marginQuantile == 0.9)
+        #expect(e.options("zeroQ+SDA", seed: 0).marginQuantile == 0.9 && zeroQ.marginQuantile == nil)
+        #expect(e.options("zeroQ+SCI", seed: 0).correlation == .differentiable && zeroQ.correlation != .differentiable)
     }
 }
 
