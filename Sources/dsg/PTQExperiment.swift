@@ -98,14 +98,7 @@ final class PTQExperiment {
     /// The calibration images of a source for a seed: synthetic ones are generated (and kept on disk, so an
     /// interrupted run keeps finished batches); real ones are `count` training images drawn with the seed.
     func samples(_ name: String, seed: UInt64) throws -> (images: Tensor, seconds: Double) {
-        if name == "real" {
-            var g = SeededGenerator(seed: seed)
-            var order = Array(0..<train.count)
-            for i in 0..<count { order.swapAt(i, i + g.integer(in: 0..<(train.count - i))) }
-            let size = train.sampleShape.elementCount
-            let scalars = train.images.withUnsafeBufferPointer { x in order.prefix(count).flatMap { x[($0 * size)..<(($0 + 1) * size)] } }
-            return (Tensor(shape: train.sampleShape.batched(count), scalars: scalars), 0)
-        }
+        if name == "real" { return (train.randomSample(count, seed: seed).images, 0) }
         let file = folder.appendingPathComponent("samples-\(name)-seed\(seed).safetensors")
         var first: (done: Int, date: Date)?
         let set = try DSG.generateSamples(from: model, options: options(name, seed: seed), checkpoint: file) { done, total in

@@ -30,6 +30,15 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Calibration samples made by `dsg generate` (ptq).", valueName: "path"))
     var samples: String?
 
+    @Option(help: ArgumentHelp("PTQ on this many real training images instead of --samples: the reference that uses data.", valueName: "count"))
+    var realImages: Int?
+
+    @Option(help: "Seed that draws the real training images.")
+    var realSeed: UInt64 = 0
+
+    @Flag(help: "Print every activation quantizer's calibrated range (ptq).")
+    var showRanges = false
+
     @Option(help: "Weight bit-width, 2 to 8.")
     var weightBits = 4
 
@@ -63,7 +72,10 @@ struct QuantizeCommand: ParsableCommand {
     var grids: String?
 
     func validate() throws {
-        if method == .ptq && samples == nil { throw ValidationError("--method ptq needs --samples (make them with `dsg generate`).") }
+        if method == .ptq && (samples == nil) == (realImages == nil) {
+            throw ValidationError("--method ptq needs --samples (make them with `dsg generate`) or --real-images, one of them.")
+        }
+        if let realImages, realImages < 1 { throw ValidationError("--real-images must be at least 1.") }
         for (bits, name) in [(weightBits, "--weight-bits"), (activationBits, "--activation-bits")] where !(2...8).contains(bits) {
             throw ValidationError("\(name) must be between 2 and 8.")
         }
@@ -95,15 +107,27 @@ struct QuantizeCommand: ParsableCommand {
         }
     }
 
-    /// PTQ from the sample file: the quantized model and a description of its calibration samples.
+    /// PTQ from the sample file or real images: the quantized model and a description of its calibration images.
     private func postTraining(_ model: Model) throws -> (QuantizedModel, String) {
-        let calibrationSet = try SampleSet.load(from: URL(fileURLWithPath: samples ?? ""))
+        let images: Tensor, source: String
+        if let realImages {
+            images = try FashionMNIST.load(.train, from: dataOptions.directory).randomSample(realImages, seed: realSeed).images
+            source = "\(images.shape[0]) real training images, seed \(realSeed)"
+        } else {
+            let set = try SampleSet.load(from: URL(fileURLWithPath: samples ?? ""))
+            (images, source) = (set.images, "\(set.count) \(set.options.preset.rawValue) calibration samples")
+        }
         var configuration = PTQConfiguration(weightBits: weightBits, activationBits: activationBits)
         configuration.activationCalibration = calibration
         configuration.weightRange = weightRange
         configuration.edgeLayers = edgeLayers
         configuration.foldBatchNorm = foldBatchNorm
-        let quantized = try PTQCalibrator(configuration: configuration).quantize(model, calibration: calibrationSet.images)
-        return (quantized, "\(calibrationSet.count) \(calibrationSet.options.preset.rawValue) calibration samples")
+        let quantized = try PTQCalibrator(configuration: configuration).quantize(model, calibration: images)
+        if showRanges {
+            for t in quantized.model.tensors where t.name.hasSuffix(".quant.range") {
+                say(String(format: "%@  %.4f ... %.4f", String(t.name.dropLast(".quant.range".count)), t.tensor[0], t.tensor[1]))
+            }
+        }
+        return (quantized, source)
     }
 }

@@ -42,6 +42,21 @@ struct IDXTests {
         #expect(abs(test.images[5] - (5 / 255 - 0.2860) / 0.3530) < 1e-6)
     }
 
+    @Test func randomSamplesAreDistinctSeededAndKeepTheirLabels() throws {
+        // Image i is filled with i, its label is i % 10: a drawn image names its own index.
+        let n = 50
+        let data = LabeledImages(
+            images: Tensor(shape: [n, 1, 2, 2], scalars: (0..<n).flatMap { Array(repeating: Float($0), count: 4) }),
+            labels: (0..<n).map { Int32($0 % 10) }, classes: 10)
+        let drawn = data.randomSample(20, seed: 3)
+        let indices = (0..<20).map { Int(drawn.images[$0 * 4]) }
+        #expect(drawn.images.shape == [20, 1, 2, 2] && Set(indices).count == 20)
+        #expect(drawn.labels == indices.map { Int32($0 % 10) })
+        #expect(data.randomSample(20, seed: 3).images.scalars == drawn.images.scalars && data.randomSample(20, seed: 4).images.scalars != drawn.images.scalars)
+        #expect(indices != Array(0..<20), "shuffled, not the first 20")
+        #expect(data.randomSample(80, seed: 0).count == n)
+    }
+
     @Test func everyDefectIsATypedErrorNamingTheFile() throws {
         let images = "t10k-images-idx3-ubyte.gz", labels = "t10k-labels-idx1-ubyte.gz"
         let cases: [(String, IDXError, (IDXFolder) throws -> Void)] = [

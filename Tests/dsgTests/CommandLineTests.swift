@@ -42,6 +42,8 @@ struct CommandLineTests {
         (["experiment", "ptq", "--model", "m", "--count", "1"], "--count must be at least 2."),
         (["quantize", "--model", "m", "--samples", "s", "--weight-bits", "9"], "--weight-bits must be between 2 and 8."),
         (["quantize", "--method", "ptq"], "--method ptq needs --samples"),
+        (["quantize", "--samples", "s", "--real-images", "5"], "or --real-images, one of them."),
+        (["quantize", "--real-images", "0"], "--real-images must be at least 1."),
         (["quantize", "--method", "qat", "--qat-batch-size", "1"], "--qat-batch-size must be at least 2."),
         (["experiment", "qat", "--bits", "9"], "--bits must be between 2 and 8."),
         (["experiment", "qat", "--losses"], "Missing value for '--losses <losses>'"),

@@ -19,4 +19,15 @@ public struct LabeledImages: Sendable {
         let scalars = images.withUnsafeBufferPointer { Array($0.prefix(n * size)) }
         return LabeledImages(images: Tensor(shape: sampleShape.batched(n), scalars: scalars), labels: Array(labels.prefix(n)), classes: classes)
     }
+
+    /// `count` distinct samples drawn with `seed` (the first `count` steps of a Fisher-Yates shuffle), for
+    /// calibrating on real images as a reference.
+    public func randomSample(_ count: Int, seed: UInt64) -> LabeledImages {
+        let n = min(count, self.count), size = sampleShape.elementCount
+        var g = SeededGenerator(seed: seed)
+        var order = Array(0..<self.count)
+        for i in 0..<n { order.swapAt(i, i + g.integer(in: 0..<(self.count - i))) }
+        let scalars = images.withUnsafeBufferPointer { x in order.prefix(n).flatMap { x[($0 * size)..<(($0 + 1) * size)] } }
+        return LabeledImages(images: Tensor(shape: sampleShape.batched(n), scalars: scalars), labels: order.prefix(n).map { labels[$0] }, classes: classes)
+    }
 }
