@@ -77,8 +77,9 @@ enum ConvBenchmark {
         let (forward, forwardGEMM) = rates({
             Conv2D.forward(g, batch: batch, input: x.pointer, weight: w.pointer, bias: nil, output: y.pointer, workspace: ws.pointer)
         }) { n, k, columns, _ in
+            let t = Conv2D.forwardTransposesWeights(g)  // the call our forward pass makes
             BLAS.sgemm(
-                .transposed, .none, m: og, n: plane, k: patch, a: w.pointer + k * og * patch, lda: og,
+                t ? .transposed : .none, .none, m: og, n: plane, k: patch, a: w.pointer + k * og * patch, lda: t ? og : patch,
                 b: columns, ldb: plane, c: y.pointer + (n * g.groups + k) * og * plane, ldc: plane)
         }
         let (data, dataGEMM) = rates({

@@ -28,7 +28,8 @@ enum StepBenchmark {
             let (m, n, k) = (g.groupOutChannels, g.outputPlane, g.groupPatchSize)
             let p = scratch.pointer
             for (ta, tb, mm, nn, kk) in [
-                (Transpose.transposed, Transpose.none, m, n, k), (.transposed, .none, k, n, m), (.none, .transposed, m, k, n),
+                (Conv2D.forwardTransposesWeights(g) ? Transpose.transposed : .none, Transpose.none, m, n, k),
+                (.transposed, .none, k, n, m), (.none, .transposed, m, k, n),
             ] {
                 let before = dsg_allocation_count()
                 BLAS.sgemm(ta, tb, m: mm, n: nn, k: kk, a: p, lda: ta == .none ? kk : mm, b: p + 1_000_000, ldb: tb == .none ? nn : kk, c: p + 2_000_000, ldc: nn)

@@ -31,6 +31,14 @@ public enum Conv2D {
             dilation: (g.dilationH, g.dilationW), input: (g.outputH, g.outputW))
     }
 
+    /// Whether the forward GEMM multiplies by transposed weights: when it is small enough (M·N·K ≤ 100³) for
+    /// OpenBLAS's small-matrix path, whose no-transpose kernel mallocs on every call (OpenBLAS 0.3.21; the
+    /// transposed one does not and is as fast, `Benchmarks/openblas-small-gemm`). Larger GEMMs keep the weights
+    /// as they are: transposing a large layer's weights on every call would cost more than the GEMM gains.
+    public static func forwardTransposesWeights(_ g: ConvGeometry) -> Bool {
+        g.groupOutChannels * g.outputPlane * g.groupPatchSize <= 1_000_000
+    }
+
     /// Scratch per chunk: the patch matrix and what im2col needs besides it.
     static func scratchPerChunk(_ g: ConvGeometry) -> Int {
         g.isPointwise ? 0 : g.columnCount + Im2Col.scratchCount(g)
@@ -42,17 +50,19 @@ public enum Conv2D {
         input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
-        // Each group's weights transposed to [patch, og], so that the GEMM reads them as `.transposed`: for
-        // small products (the strided layers' here), OpenBLAS 0.3.21's no-transpose small-matrix kernel mallocs
-        // on every call, the transposed one does not, and it was as fast or faster on every ResNet-20 shape.
-        let (og, patch) = (g.groupOutChannels, g.groupPatchSize)
-        for group in 0..<g.groups {
-            let src = weight + group * og * patch, dst = workspace + group * og * patch
-            for o in 0..<og { for p in 0..<patch { dst[p * og + o] = src[o * patch + p] } }
+        let transposes = forwardTransposesWeights(g)
+        if transposes {
+            // Each group's [og, patch] block to [patch, og].
+            let (og, patch) = (g.groupOutChannels, g.groupPatchSize)
+            for group in 0..<g.groups {
+                let src = weight + group * og * patch, dst = workspace + group * og * patch
+                for o in 0..<og { for p in 0..<patch { dst[p * og + o] = src[o * patch + p] } }
+            }
         }
         Parallel.forEachChunk(
             of: batch,
-            ForwardJob(g: g, input: input, weightT: workspace, bias: bias, output: output, workspace: workspace + g.weightCount, accumulate: false))
+            ForwardJob(g: g, input: input, weight: transposes ? UnsafePointer(workspace) : weight, weightIsTransposed: transposes, bias: bias,
+                       output: output, workspace: workspace + g.weightCount, accumulate: false))
     }
 
     /// `inputGrad += conv_transpose(outputGrad, weight)`.
@@ -62,18 +72,24 @@ public enum Conv2D {
         inputGrad: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
         if let t = transposed(g) {
-            // flipped[c, o, i, j] = weight[o, c, KH − 1 − i, KW − 1 − j], stored transposed for ForwardJob:
-            // at [(o, i, j), c].
-            let (kh, kw) = (g.kernelH, g.kernelW)
+            // flipped[c, o, i, j] = weight[o, c, KH − 1 − i, KW − 1 − j], or stored transposed, at [(o, i, j), c],
+            // when the forward job multiplies by transposed weights.
+            let (kh, kw) = (g.kernelH, g.kernelW), transposes = forwardTransposesWeights(t)
             for o in 0..<g.outChannels {
                 for c in 0..<g.inChannels {
-                    let src = weight + (o * g.inChannels + c) * kh * kw, dst = workspace + o * kh * kw * g.inChannels + c
-                    for k in 0..<(kh * kw) { dst[k * g.inChannels] = src[kh * kw - 1 - k] }
+                    let src = weight + (o * g.inChannels + c) * kh * kw
+                    if transposes {
+                        let dst = workspace + o * kh * kw * g.inChannels + c
+                        for k in 0..<(kh * kw) { dst[k * g.inChannels] = src[kh * kw - 1 - k] }
+                    } else {
+                        let dst = workspace + (c * g.outChannels + o) * kh * kw
+                        for k in 0..<(kh * kw) { dst[k] = src[kh * kw - 1 - k] }
+                    }
                 }
             }
             Parallel.forEachChunk(
                 of: batch,
-                ForwardJob(g: t, input: outputGrad, weightT: workspace, bias: nil, output: inputGrad,
+                ForwardJob(g: t, input: outputGrad, weight: workspace, weightIsTransposed: transposes, bias: nil, output: inputGrad,
                            workspace: workspace + g.weightCount, accumulate: true))
             return
         }
@@ -116,8 +132,8 @@ private func lowered(
 
 private struct ForwardJob: ChunkJob {
     let g: ConvGeometry
-    /// `weightT`: per group, the weights transposed to `[patch, og]`.
-    let input: UnsafePointer<Float>, weightT: UnsafePointer<Float>, bias: UnsafePointer<Float>?
+    /// Per group `[og, patch]`, or `[patch, og]` when `weightIsTransposed`.
+    let input: UnsafePointer<Float>, weight: UnsafePointer<Float>, weightIsTransposed: Bool, bias: UnsafePointer<Float>?
     let output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     /// Add to `output` (backward-data through the transposed convolution) instead of overwriting it.
     let accumulate: Bool
@@ -131,8 +147,8 @@ private struct ForwardJob: ChunkJob {
             for group in 0..<g.groups {
                 // out_g[og, OHW] (+)= W_g[og, patch] * columns_g[patch, OHW]
                 BLAS.sgemm(
-                    .transposed, .none, m: og, n: plane, k: patch,
-                    a: weightT + group * og * patch, lda: og,
+                    weightIsTransposed ? .transposed : .none, .none, m: og, n: plane, k: patch,
+                    a: weight + group * og * patch, lda: weightIsTransposed ? og : patch,
                     b: columns + group * patch * plane, ldb: plane,
                     beta: accumulate ? 1 : 0,
                     c: out + group * og * plane, ldc: plane)
