@@ -17,11 +17,13 @@ void *malloc(size_t n) { allocations++; return __libc_malloc(n); }  /* counts ev
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 
 int main(void) {
-    /* M x N x K of the forward GEMMs (per sample): stride-2 3x3 and 1x1 layers, then stride-1 layers. */
-    int shapes[][3] = {{32, 196, 144}, {32, 196, 16}, {64, 49, 288}, {64, 49, 32}, {16, 784, 144}, {32, 196, 288}, {64, 49, 576}};
+    /* M x N x K of the forward GEMMs (per sample): stride-2 3x3 and 1x1 layers, then stride-1 layers; then
+     * shapes on either side of the small-matrix bound M·N·K = 100^3. */
+    int shapes[][3] = {{32, 196, 144}, {32, 196, 16}, {64, 49, 288}, {64, 49, 32}, {16, 784, 144}, {32, 196, 288}, {64, 49, 576},
+                       {32, 196, 159}, {32, 196, 160}, {100, 100, 100}, {100, 100, 101}};
     float *a = malloc(4 << 20), *b = malloc(4 << 20), *c = malloc(4 << 20);
     for (int i = 0; i < 1 << 20; i++) { a[i] = rand() / (float)RAND_MAX; b[i] = rand() / (float)RAND_MAX; }
-    for (int s = 0; s < 7; s++) {
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
         double mallocs[2], best[2] = {1e9, 1e9};
         for (int ta = 0; ta < 2; ta++) {

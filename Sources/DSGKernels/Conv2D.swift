@@ -33,7 +33,7 @@ public enum Conv2D {
 
     /// Whether the forward GEMM multiplies by transposed weights: when it is small enough (M·N·K ≤ 100³) for
     /// OpenBLAS's small-matrix path, whose no-transpose kernel mallocs on every call (OpenBLAS 0.3.21; the
-    /// transposed one does not and is as fast, `Benchmarks/openblas-small-gemm`). Larger GEMMs keep the weights
+    /// transposed one does not and is about as fast, `Benchmarks/openblas-small-gemm`). Larger GEMMs keep the weights
     /// as they are: transposing a large layer's weights on every call would cost more than the GEMM gains.
     public static func forwardTransposesWeights(_ g: ConvGeometry) -> Bool {
         g.groupOutChannels * g.outputPlane * g.groupPatchSize <= 1_000_000
