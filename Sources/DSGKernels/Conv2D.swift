@@ -78,13 +78,8 @@ public enum Conv2D {
             for o in 0..<g.outChannels {
                 for c in 0..<g.inChannels {
                     let src = weight + (o * g.inChannels + c) * kh * kw
-                    if transposes {
-                        let dst = workspace + o * kh * kw * g.inChannels + c
-                        for k in 0..<(kh * kw) { dst[k * g.inChannels] = src[kh * kw - 1 - k] }
-                    } else {
-                        let dst = workspace + (c * g.outChannels + o) * kh * kw
-                        for k in 0..<(kh * kw) { dst[k] = src[kh * kw - 1 - k] }
-                    }
+                    let (start, step) = transposes ? (o * kh * kw * g.inChannels + c, g.inChannels) : ((c * g.outChannels + o) * kh * kw, 1)
+                    for k in 0..<(kh * kw) { workspace[start + k * step] = src[kh * kw - 1 - k] }
                 }
             }
             Parallel.forEachChunk(

@@ -42,10 +42,7 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
                 deviations[l] += s.deviations
             }
             executor.withValue(model.outputs[0]) { logits in
-                for i in 0..<count {
-                    let row = logits[(i * classes)..<((i + 1) * classes)]
-                    predicted[row.indices.max { row[$0] < row[$1] }! - i * classes] += 1
-                }
+                for i in 0..<count { predicted[Evaluation.predictedClass(logits, sample: i, classes: classes)] += 1 }
             }
             start += count
         }

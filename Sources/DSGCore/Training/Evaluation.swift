@@ -21,15 +21,19 @@ public enum Evaluation {
             }
             try executor.run(training: false)
             executor.withValue(model.outputs[0]) { logits in
-                for i in 0..<n {
-                    var best = 0
-                    for k in 1..<classes where logits[i * classes + k] > logits[i * classes + best] { best = k }
-                    if best == Int(data.labels[start + i]) { correct += 1 }
-                }
+                for i in 0..<n where predictedClass(logits, sample: i, classes: classes) == Int(data.labels[start + i]) { correct += 1 }
             }
             start += n
             progress?(start)
         }
         return data.count == 0 ? 0 : Double(correct) / Double(data.count)
+    }
+
+    /// The class with the largest logit of sample `sample` in a batch of `[batch, classes]` logits (the first
+    /// on ties).
+    public static func predictedClass(_ logits: UnsafeBufferPointer<Float>, sample: Int, classes: Int) -> Int {
+        var best = 0
+        for k in 1..<classes where logits[sample * classes + k] > logits[sample * classes + best] { best = k }
+        return best
     }
 }
