@@ -95,8 +95,8 @@ struct QATExperimentCommand: ParsableCommand {
 
     static func markdown(_ r: Report, bits: [Int], losses: [QATConfiguration.GeneratorLoss], ptqCount: Int) -> String {
         let c = r.configuration
-        var s = String(format: "FP32: %.2f%%. QAT: %d epochs x %d iterations, batch %d, warm-up %d, seed %llu; top-1 after the last epoch (best epoch in brackets).\n\n",
-            100 * r.fp32, c.epochs, c.iterationsPerEpoch, c.batchSize, c.warmupEpochs, c.seed)
+        var s = String(format: "FP32: %.2f%%. QAT: %d epochs x %d iterations, batch %d, warm-up %d, activation ranges from %@, seed %llu; top-1 after the last epoch (best epoch in brackets).\n\n",
+            100 * r.fp32, c.epochs, c.iterationsPerEpoch, c.batchSize, c.warmupEpochs, c.activationRange.rawValue, c.seed)
         s += "| Method | " + bits.map { "W\($0)A\($0)" }.joined(separator: " | ") + " | wall time |\n|---|" + String(repeating: "---|", count: bits.count + 1) + "\n"
         s += "| PTQ, \(ptqCount) DSG samples | " + bits.map { String(format: "%.2f", 100 * (r.ptq["W\($0)A\($0)"] ?? 0)) }.joined(separator: " | ") + " | - |\n"
         for loss in losses {

@@ -3,6 +3,7 @@ import DSG
 import Foundation
 
 extension QATConfiguration.GeneratorLoss: ExpressibleByArgument {}
+extension QATConfiguration.ActivationRange: ExpressibleByArgument {}
 
 /// The options of quantization-aware training, shared by `dsg quantize --method qat` and `dsg experiment qat`.
 struct QATOptions: ParsableArguments {
@@ -20,6 +21,9 @@ struct QATOptions: ParsableArguments {
 
     @Option(help: "QAT: epochs in which activation ranges follow the batches (then frozen).")
     var calibrationEpochs = 4
+
+    @Option(help: "QAT: what each batch adds to the activation ranges' moving average: its extremes (the reference) or the mean of its samples' extremes (as PTQ's ema).")
+    var qatActivationRange: QATConfiguration.ActivationRange = .batchExtremes
 
     @Option(help: "QAT: the student's SGD learning rate.")
     var studentLearningRate: Float = 1e-4
@@ -48,6 +52,7 @@ struct QATOptions: ParsableArguments {
         c.batchSize = qatBatchSize
         c.warmupEpochs = warmupEpochs
         c.calibrationEpochs = calibrationEpochs
+        c.activationRange = qatActivationRange
         c.studentLearningRate = studentLearningRate
         c.generatorLearningRate = generatorLearningRate
         c.milestones = milestones

@@ -66,6 +66,25 @@ struct QATTrainerTests {
         #expect(first! > plainFirst! + 1e-6, "\(first!) vs \(plainFirst!)")
     }
 
+    @Test func meanSampleExtremesGiveNarrowerActivationRanges() throws {
+        let teacher = try GenerationTests.model()
+        func ranges(_ estimate: QATConfiguration.ActivationRange) throws -> [[Float]] {
+            var c = Self.configuration()
+            (c.epochs, c.warmupEpochs, c.calibrationEpochs, c.activationRange) = (1, 1, 1, estimate)
+            let trainer = try QATTrainer(teacher: teacher, configuration: c)
+            try trainer.train()
+            let student = try trainer.quantizedStudent().model
+            return student.stateDict.filter { $0.name.hasSuffix(".quant.range") }.map { $0.tensor.scalars }
+        }
+        // No student updates: both runs see the same generator batches, only the estimate differs.
+        let batch = try ranges(.batchExtremes), samples = try ranges(.meanSampleExtremes)
+        #expect(batch.count == samples.count && !batch.isEmpty)
+        for (b, s) in zip(batch, samples) {
+            #expect(s[0] >= b[0] && s[1] <= b[1] && s[1] > s[0], "\(s) within \(b)")
+        }
+        #expect(zip(batch, samples).contains { $1[1] < $0[1] - 1e-4 }, "some sample reaches beyond the mean of the extremes")
+    }
+
     @Test func aResumedRunEqualsAnUninterruptedOne() throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -11,6 +11,15 @@ public struct QATConfiguration: Sendable, Codable, Equatable {
         case gdfq
     }
 
+    /// What one batch contributes to the moving average of an activation's range while ranges are tracked.
+    public enum ActivationRange: String, Sendable, Codable, CaseIterable {
+        /// The batch's minimum and maximum (DSG-SPEC §7.6, the reference code).
+        case batchExtremes
+        /// The mean over the batch's samples of each sample's minimum and maximum: the per-batch estimate of
+        /// PTQ's `ema` calibration, which ignores the few samples that reach far beyond the rest.
+        case meanSampleExtremes
+    }
+
     public var weightBits = 4
     public var activationBits = 4
     public var generatorLoss: GeneratorLoss = .dsg
@@ -20,8 +29,9 @@ public struct QATConfiguration: Sendable, Codable, Equatable {
     /// Epochs at the start in which only the generator trains (the student is not updated).
     public var warmupEpochs = 4
     /// Epochs at the start in which activation ranges follow an exponential moving average (β = 0.9) of each
-    /// batch's extremes; they are frozen afterwards.
+    /// batch's extremes (as `activationRange` estimates them); they are frozen afterwards.
     public var calibrationEpochs = 4
+    public var activationRange: ActivationRange = .batchExtremes
     /// Adam (β 0.5, 0.999) on the generator.
     public var generatorLearningRate: Float = 1e-3
     /// SGD with Nesterov momentum 0.9 and weight decay 1e-4 on the student.

@@ -7,11 +7,12 @@ import DSGCore
 /// The float weights stay the trained ones: `quantizeWeights()` swaps the quantized values in for a forward and
 /// backward pass and `restoreWeights()` puts the float values back before the optimiser steps, so the gradient
 /// taken at the quantized weights updates the float weights unchanged (the straight-through estimator).
-/// Activation ranges follow an exponential moving average (β = 0.9) of each batch's minimum and maximum while
-/// `tracksRanges` is on, and are frozen otherwise.
+/// Activation ranges follow an exponential moving average (β = 0.9) of each batch's extremes (`rangeEstimate`)
+/// while the trainer tracks them, and are frozen otherwise.
 final class QATStudent {
     let model: Model
     let weightBits: Int
+    let rangeEstimate: QATConfiguration.ActivationRange
     /// Positions of the quantized weights in the model's tensors, and their float values while the quantized
     /// ones are swapped in (buffers made once).
     private let weights: [Int]
@@ -22,9 +23,10 @@ final class QATStudent {
     /// Running (low, high) per quantized activation; nil until the first batch.
     private(set) var ranges: [(low: Float, high: Float)]?
 
-    init(teacher: Model, weightBits: Int, activationBits: Int) throws {
+    init(teacher: Model, weightBits: Int, activationBits: Int, rangeEstimate: QATConfiguration.ActivationRange) throws {
         model = try PTQCalibrator.withFakeQuantization(teacher.copy(), bits: activationBits)
         self.weightBits = weightBits
+        self.rangeEstimate = rangeEstimate
         let model = model
         weights = try model.nodes.filter { $0.op is Conv2dOp || $0.op is LinearOp }.map { try model.tensorPosition(named: $0.name + ".weight") }
         floatWeights = weights.map { [Float](repeating: 0, count: model.tensors[$0].tensor.elementCount) }
@@ -60,7 +62,7 @@ final class QATStudent {
         guard ranges == nil else { return }
         ranges = try activationNames.map { name in
             guard let node = teacher.model.nodes.first(where: { $0.name == name }) else { throw GraphError.unknownTensor(name) }
-            return teacher.withValue(node.output) { ($0.min() ?? 0, $0.max() ?? 0) }
+            return teacher.withValue(node.output) { extremes($0, samples: teacher.batchSize) }
         }
         writeRanges()
     }
@@ -69,11 +71,18 @@ final class QATStudent {
     func trackRanges(_ executor: GraphExecutor) {
         guard ranges != nil else { return }
         for (k, value) in activations.enumerated() {
-            let (low, high) = executor.withValue(value) { ($0.min() ?? 0, $0.max() ?? 0) }
+            let (low, high) = executor.withValue(value) { extremes($0, samples: executor.batchSize) }
             // In place: a copy of the array to change would allocate at every iteration.
             ranges![k] = (0.9 * ranges![k].low + 0.1 * low, 0.9 * ranges![k].high + 0.1 * high)
         }
         writeRanges()
+    }
+
+    private func extremes(_ values: UnsafeBufferPointer<Float>, samples: Int) -> (low: Float, high: Float) {
+        switch rangeEstimate {
+        case .batchExtremes: (values.min() ?? 0, values.max() ?? 0)
+        case .meanSampleExtremes: PTQCalibrator.meanSampleExtremes(values, samples: samples)
+        }
     }
 
     /// Restores ranges saved in a checkpoint (the model's range tensors already hold them).

@@ -79,7 +79,9 @@ public final class QATTrainer {
         generator = try Generator(
             imageShape: imageShape, classes: classes, latentDimension: configuration.latentDimension, conditioning: configuration.conditioning,
             seed: configuration.seed)
-        student = try QATStudent(teacher: teacher, weightBits: configuration.weightBits, activationBits: configuration.activationBits)
+        student = try QATStudent(
+            teacher: teacher, weightBits: configuration.weightBits, activationBits: configuration.activationBits,
+            rangeEstimate: configuration.activationRange)
         generatorExecutor = try GraphExecutor(model: generator.model, batchSize: n)
         teacherExecutor = try GraphExecutor(model: teacher, batchSize: n)
         teacherExecutor.inputsRequireGradient = [true]
@@ -353,6 +355,7 @@ public final class QATTrainer {
             let reason = a.label != b.label ? "\(a.label), not \(b.label)"
                 : a.batchSize != b.batchSize ? "batch size \(a.batchSize), not \(b.batchSize)"
                 : a.generatorLoss != b.generatorLoss ? "the \(a.generatorLoss.rawValue) loss, not \(b.generatorLoss.rawValue)"
+                : a.activationRange != b.activationRange ? "activation ranges from \(a.activationRange.rawValue), not \(b.activationRange.rawValue)"
                 : "other settings"
             throw QATError.checkpointMismatch(file: file, reason: reason)
         }

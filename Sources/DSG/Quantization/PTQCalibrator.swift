@@ -186,20 +186,25 @@ public struct PTQCalibrator: Sendable {
         return zip(activations, ranges).map { ($0.name, [$1.low, $1.high]) }
     }
 
+    /// The mean over `n` samples of each sample's minimum and maximum.
+    static func meanSampleExtremes(_ values: UnsafeBufferPointer<Float>, samples n: Int) -> (low: Float, high: Float) {
+        let per = values.count / n
+        var low = 0.0, high = 0.0
+        for s in 0..<n {
+            let row = values[(s * per)..<((s + 1) * per)]
+            low += Double(row.min() ?? 0)
+            high += Double(row.max() ?? 0)
+        }
+        return (Float(low / Double(n)), Float(high / Double(n)))
+    }
+
     /// One batch's estimate of an activation's range under the configured method.
     private func batchRange(_ values: UnsafeBufferPointer<Float>, samples n: Int) -> (Float, Float) {
         switch configuration.activationCalibration {
         case .minMax:
             return (values.min() ?? 0, values.max() ?? 0)
         case .ema:
-            let per = values.count / n
-            var low = 0.0, high = 0.0
-            for s in 0..<n {
-                let row = values[(s * per)..<((s + 1) * per)]
-                low += Double(row.min() ?? 0)
-                high += Double(row.max() ?? 0)
-            }
-            return (Float(low / Double(n)), Float(high / Double(n)))
+            return Self.meanSampleExtremes(values, samples: n)
         case .percentile:
             let sorted = values.sorted()
             return (Float(SlackMargins.quantile(sorted.map(Double.init), 0.00001)), Float(SlackMargins.quantile(sorted.map(Double.init), 0.99999)))
