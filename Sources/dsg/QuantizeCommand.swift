@@ -36,7 +36,7 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Seed that draws the real training images.")
     var realSeed: UInt64 = 0
 
-    @Flag(help: "Print every activation quantizer's calibrated range (ptq).")
+    @Flag(help: "Print every activation quantizer's range (calibrated by PTQ, or as QAT froze it).")
     var showRanges = false
 
     @Option(help: "Weight bit-width, 2 to 8.")
@@ -97,6 +97,11 @@ struct QuantizeCommand: ParsableCommand {
                 try runQAT(trainer, test: test, checkpoint: URL(fileURLWithPath: checkpoint), grids: gridFolder, name: "\(generatorLoss.rawValue)-\(trainer.configuration.label)")
                 (quantized, source) = (try trainer.quantizedStudent(), "QAT with the \(generatorLoss.rawValue) generator")
             }
+            if showRanges {
+                for t in quantized.model.tensors where t.name.hasSuffix(".quant.range") {
+                    say(String(format: "%@  %.4f ... %.4f", String(t.name.dropLast(".quant.range".count)), t.tensor[0], t.tensor[1]))
+                }
+            }
             try quantized.save(to: URL(fileURLWithPath: output))
             let line = ProgressLine()
             let label = quantized.configuration.label
@@ -123,11 +128,6 @@ struct QuantizeCommand: ParsableCommand {
         configuration.edgeLayers = edgeLayers
         configuration.foldBatchNorm = foldBatchNorm
         let quantized = try PTQCalibrator(configuration: configuration).quantize(model, calibration: images)
-        if showRanges {
-            for t in quantized.model.tensors where t.name.hasSuffix(".quant.range") {
-                say(String(format: "%@  %.4f ... %.4f", String(t.name.dropLast(".quant.range".count)), t.tensor[0], t.tensor[1]))
-            }
-        }
         return (quantized, source)
     }
 }

@@ -85,6 +85,21 @@ struct QATTrainerTests {
         #expect(zip(batch, samples).contains { $1[1] < $0[1] - 1e-4 }, "some sample reaches beyond the mean of the extremes")
     }
 
+    @Test func configurationsDecodeWholeAndOlderOnesTakeDefaults() throws {
+        var c = QATConfiguration(weightBits: 5, activationBits: 6, generatorLoss: .gdfq)
+        (c.epochs, c.iterationsPerEpoch, c.batchSize, c.warmupEpochs, c.calibrationEpochs) = (7, 9, 11, 2, 3)
+        (c.activationRange, c.generatorLearningRate, c.studentLearningRate, c.milestones) = (.meanSampleExtremes, 0.5, 0.25, [3, 5])
+        (c.temperature, c.distillationWeight, c.marginQuantile, c.layerwiseEnhancement) = (4, 2, 0.75, true)
+        (c.latentDimension, c.conditioning, c.seed) = (12, .batchNorm, 99)
+        let encoded = try JSONEncoder().encode(c)
+        #expect(try JSONDecoder().decode(QATConfiguration.self, from: encoded) == c, "every setting survives")
+        // A checkpoint written before `activationRange` existed.
+        var object = try #require(try JSONSerialization.jsonObject(with: encoded) as? [String: Any])
+        object["activationRange"] = nil
+        let older = try JSONDecoder().decode(QATConfiguration.self, from: JSONSerialization.data(withJSONObject: object))
+        #expect(older.activationRange == .batchExtremes && older.seed == 99)
+    }
+
     @Test func aResumedRunEqualsAnUninterruptedOne() throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }

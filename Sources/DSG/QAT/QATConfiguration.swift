@@ -79,6 +79,38 @@ public struct QATConfiguration: Sendable, Codable, Equatable {
     }
 }
 
+extension QATConfiguration {
+    /// Every setting missing from the encoded form keeps its default, so that a checkpoint written before a
+    /// setting existed (which ran with the default, as every new setting's default is the old behaviour) still
+    /// resumes.
+    public init(from decoder: any Decoder) throws {
+        self.init()
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func read<T: Decodable>(_ key: CodingKeys, into value: inout T) throws {
+            if let decoded = try c.decodeIfPresent(T.self, forKey: key) { value = decoded }
+        }
+        try read(.weightBits, into: &weightBits)
+        try read(.activationBits, into: &activationBits)
+        try read(.generatorLoss, into: &generatorLoss)
+        try read(.epochs, into: &epochs)
+        try read(.iterationsPerEpoch, into: &iterationsPerEpoch)
+        try read(.batchSize, into: &batchSize)
+        try read(.warmupEpochs, into: &warmupEpochs)
+        try read(.calibrationEpochs, into: &calibrationEpochs)
+        try read(.activationRange, into: &activationRange)
+        try read(.generatorLearningRate, into: &generatorLearningRate)
+        try read(.studentLearningRate, into: &studentLearningRate)
+        try read(.milestones, into: &milestones)
+        try read(.temperature, into: &temperature)
+        try read(.distillationWeight, into: &distillationWeight)
+        try read(.marginQuantile, into: &marginQuantile)
+        try read(.layerwiseEnhancement, into: &layerwiseEnhancement)
+        try read(.latentDimension, into: &latentDimension)
+        try read(.conditioning, into: &conditioning)
+        try read(.seed, into: &seed)
+    }
+}
+
 /// Why quantization-aware training stopped.
 public enum QATError: Error, Equatable, CustomStringConvertible {
     case noBatchNorm
