@@ -136,6 +136,11 @@ struct QATTrainerTests {
         #expect(throws: QATError.checkpointMismatch(file: "qat.safetensors", reason: "the dsg loss, not gdfq")) {
             try QATTrainer(teacher: teacher, configuration: Self.configuration(.gdfq)).train(checkpoint: file)
         }
+        var ranges = Self.configuration()
+        ranges.activationRange = .meanSampleExtremes
+        #expect(throws: QATError.checkpointMismatch(file: "qat.safetensors", reason: "activation ranges from batchExtremes, not meanSampleExtremes")) {
+            try QATTrainer(teacher: teacher, configuration: ranges).train(checkpoint: file)
+        }
         var seed = Self.configuration()
         seed.seed = 7
         #expect(throws: QATError.checkpointMismatch(file: "qat.safetensors", reason: "other settings")) {
