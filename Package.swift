@@ -24,7 +24,10 @@ let package = Package(
         .target(name: "DSGKernels", dependencies: ["COpenBLAS"]),
         .target(name: "DSGCore", dependencies: ["DSGKernels", "CZlib"]),
         // The embedded default model (Docs/RESULTS.md) ships as a resource of the library users import.
-        .target(name: "DSG", dependencies: ["DSGCore"], resources: [.copy("Resources/resnet20-fashion-mnist.safetensors")]),
+        // DSG imports DSGKernels itself for the eigensolver of the correlation term and the diversity metrics.
+        .target(
+            name: "DSG", dependencies: ["DSGCore", "DSGKernels"],
+            resources: [.copy("Resources/resnet20-fashion-mnist.safetensors")]),
 
         // MARK: - Executables
         .executableTarget(

@@ -17,16 +17,16 @@ struct DSGIterationResult: Codable {
 enum DSGBenchmark {
     static func measure(iterations: Int) throws -> DSGIterationResult {
         let model = try Harness.resnet20WithStatistics()
-        var options = GenerationOptions(preset: .dsg)
-        (options.count, options.batchSize, options.iterations) = (64, 64, iterations)
-        let run = try DSG.generateSamples(from: model, options: options)
+        var configuration = GenerationConfiguration(preset: .dsg)
+        (configuration.count, configuration.batchSize, configuration.iterations) = (64, 64, iterations)
+        let run = try DSG.generateSamples(from: model, configuration: configuration)
         let t = run.timing, n = Double(iterations)
         // Allocations per iteration: counted inside one run, between the ends of iterations 2 and 12 (set-up
         // before the loop and the work after it are left out).
-        var long = options
+        var long = configuration
         long.iterations = 12
         var counts = [Int](repeating: 0, count: 13)
-        _ = try DSG.generateSamples(from: model, options: long) { done, _ in counts[done] = dsg_allocation_count() }
+        _ = try DSG.generateSamples(from: model, configuration: long) { done, _ in counts[done] = dsg_allocation_count() }
         let perIteration = (counts[12] - counts[2]) / 10
         return DSGIterationResult(
             batch: 64, milliseconds: 1000 * t.total / n,

@@ -51,7 +51,7 @@ enum Harness {
     static func resnet20WithStatistics() throws -> Model {
         let model = try ResNet.resnet20()
         let warm = try GraphExecutor(model: model, batchSize: 64)
-        var g = SeededGenerator(seed: 3)
+        var g = SeededRandom(seed: 3)
         for _ in 0..<3 { try warm.forward([g.normalTensor([64, 1, 28, 28])], training: true) }
         return model
     }

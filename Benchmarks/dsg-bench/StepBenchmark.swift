@@ -42,7 +42,7 @@ enum StepBenchmark {
     static func resnet20(batch: Int, minimumTime: Double) throws -> StepResult {
         let model = try ResNet.resnet20()
         let executor = try GraphExecutor(model: model, batchSize: batch)
-        var rng = SeededGenerator(seed: 1)
+        var rng = SeededRandom(seed: 1)
         let x = rng.normalTensor([batch, 1, 28, 28])
         let labels = (0..<batch).map { _ in Int32(rng.integer(in: 0..<10)) }
         let inputs = [x]

@@ -11,9 +11,7 @@ extension DSG {
     ///
     /// Every call returns a new model with its own weights, so it can be changed freely.
     public static func defaultModel() throws -> Model {
-        let model = try ResNet.resnet20(input: [1, 28, 28], classes: FashionMNIST.classes)
-        try model.load(try Safetensors.read(defaultModelURL), file: defaultModelURL.lastPathComponent)
-        return model
+        try Model.load(contentsOf: defaultModelURL)
     }
 
     /// Where the embedded default model's safetensors file is.

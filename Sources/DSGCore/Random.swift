@@ -2,7 +2,7 @@ import Foundation
 
 /// A seeded pseudo-random generator (xoshiro256**, seeded through SplitMix64) so every run is reproducible
 /// across machines. Normals use the Box-Muller transform in Double.
-public struct SeededGenerator: RandomNumberGenerator, Sendable, Equatable, Codable {
+public struct SeededRandom: RandomNumberGenerator, Sendable, Equatable, Codable {
     public private(set) var state: [UInt64]
 
     public init(seed: UInt64) {

@@ -56,7 +56,8 @@ public enum LAPACK {
     fileprivate static let vectors = CChar(UInt8(ascii: "V")), upper = CChar(UInt8(ascii: "U"))
 
     /// Eigenvalues (ascending) and eigenvectors of the symmetric `n x n` row-major `matrix`; only its upper
-    /// triangle is read. Uses `dsyevd` for Double (what DSG's correlation term uses) and `ssyevd` for Float.
+    /// triangle is read. Uses `dsyevd` for Double (the routine DSG's correlation term runs, through
+    /// `SymmetricEigenSolver`, which allocates once) and `ssyevd` for Float.
     public static func symmetricEigen<Scalar: LAPACKScalar>(_ matrix: [Scalar], n: Int) throws(LAPACKError) -> SymmetricEigen<Scalar> {
         precondition(matrix.count == n * n, "symmetricEigen: matrix must hold n * n elements.")
         let routine = Scalar.symmetricEigenRoutine

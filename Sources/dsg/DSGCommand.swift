@@ -28,6 +28,12 @@ func say(_ line: String) {
     fflush(nil)
 }
 
+/// Runs a library `validate()` for a command's `validate()`: a setting the library refuses becomes a usage
+/// error (exit code 64) before anything runs, with the library's reason. One source of truth for every limit.
+func validated(_ check: () throws -> Void) throws {
+    do { try check() } catch { throw ValidationError(String(describing: error)) }
+}
+
 /// The line printed for an error: every error of the package describes itself, naming the file or node.
 func errorMessage(_ error: any Error) -> String { "error: \(error)" }
 

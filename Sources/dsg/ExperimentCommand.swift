@@ -41,8 +41,8 @@ struct PTQExperimentCommand: ParsableCommand {
     @Option(help: "Evaluate on the first N test images only (for quick trials; the recorded tables use all 10,000).")
     var testImages = 10_000
 
-    @Option(help: "Activation range estimate of the quantizer: minMax, ema, percentile or mse. Other than ema, results go to results-<estimate>.md/json beside the ema ones, reusing the folder's samples.")
-    var calibration: PTQConfiguration.ActivationCalibration = .ema
+    @Option(help: "Activation range estimate of the quantizer: minMax, meanSampleExtremes (alias ema), percentile or mse. Other than meanSampleExtremes, results go to results-<estimate>.md/json beside the ema ones, reusing the folder's samples.")
+    var calibration: PTQConfiguration.ActivationCalibration = .meanSampleExtremes
 
     func validate() throws {
         guard count >= 2 else { throw ValidationError("--count must be at least 2.") }

@@ -2,7 +2,7 @@ import ArgumentParser
 import DSG
 import Foundation
 
-extension GenerationOptions.Preset: ExpressibleByArgument {}
+extension GenerationConfiguration.Preset: ExpressibleByArgument {}
 
 struct GenerateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,7 +17,7 @@ struct GenerateCommand: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "Method: gaussian, zeroQ, dsgCVPR, dsg (the paper's form) or dsgCode (the official code's behaviour).")
-    var preset: GenerationOptions.Preset = .dsg
+    var preset: GenerationConfiguration.Preset = .dsg
 
     @Option(help: "Samples to make.")
     var count = 64
@@ -47,20 +47,17 @@ struct GenerateCommand: ParsableCommand {
     var report = "samples.json"
 
     func validate() throws {
-        guard count >= 1 else { throw ValidationError("--count must be at least 1.") }
-        guard batchSize >= 0 else { throw ValidationError("--batch-size must not be negative.") }
-        if let iterations, iterations < 0 { throw ValidationError("--iterations must not be negative.") }
-        if let learningRate, !(learningRate > 0) { throw ValidationError("--learning-rate must be positive.") }
-        if let marginQuantile, !(0...1).contains(marginQuantile) { throw ValidationError("--margin-quantile must be between 0 and 1.") }
+        try validated { try generationConfiguration().validate() }
     }
 
-    func options() -> GenerationOptions {
-        var o = GenerationOptions(preset: preset)
+    func generationConfiguration() -> GenerationConfiguration {
+        var o = GenerationConfiguration(preset: preset)
         o.count = count
         o.batchSize = batchSize
         o.seed = seed
         if let iterations { o.iterations = iterations }
         if let learningRate { o.learningRate = learningRate }
+        // A preset without margins keeps exact alignment: the quantile sizes margins, it does not add them.
         if let marginQuantile, o.marginQuantile != nil { o.marginQuantile = marginQuantile }
         return o
     }
@@ -68,10 +65,10 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             let model = try modelOptions.load()
-            let options = options()
+            let configuration = generationConfiguration()
             let line = ProgressLine()
             let start = Date()
-            let samples = try DSG.generateSamples(from: model, options: options, checkpoint: URL(fileURLWithPath: output)) { done, total in
+            let samples = try DSG.generateSamples(from: model, configuration: configuration, checkpoint: URL(fileURLWithPath: output)) { done, total in
                 let elapsed = Date().timeIntervalSince(start)
                 line.update(String(format: "generating %@: iteration %d/%d  ETA %@", preset.rawValue, done, total,
                     formatDuration(elapsed / Double(max(done, 1)) * Double(total - done))))
@@ -79,7 +76,7 @@ struct GenerateCommand: ParsableCommand {
             line.finish()
             try writeGrid(samples.images, to: grid)
             let metrics = try DiversityMetrics.measure(samples.images, model: model)
-            try writeJSON(GenerationReport(options: options, batchSize: samples.batchSize, losses: samples.losses, seconds: samples.seconds, diversity: metrics), to: report)
+            try writeJSON(GenerationReport(configuration: configuration, batchSize: samples.batchSize, losses: samples.losses, seconds: samples.seconds, diversity: metrics), to: report)
             say(String(format: "%d %@ samples in %@ (%@), grid %@, report %@; mean |cosine| %.3f, effective rank %.1f, predicted classes %@",
                 samples.count, preset.rawValue, formatDuration(samples.seconds), output, grid, report, metrics.meanAbsoluteCosine, metrics.effectiveRank,
                 metrics.predictedClasses.map(String.init).joined(separator: " ")))
@@ -88,7 +85,7 @@ struct GenerateCommand: ParsableCommand {
 }
 
 struct GenerationReport: Codable {
-    let options: GenerationOptions
+    let configuration: GenerationConfiguration
     let batchSize: Int
     let losses: [LossTerms]
     let seconds: Double

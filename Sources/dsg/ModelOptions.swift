@@ -12,12 +12,9 @@ struct ModelOptions: ParsableArguments {
     /// What the reports call the model.
     var name: String { model ?? "embedded model" }
 
-    /// The ResNet-20 with the weights from `--model`, or the embedded default model.
+    /// The model in `--model`, or the embedded default model.
     func load() throws -> Model {
         guard let model else { return try DSG.defaultModel() }
-        let network = try ResNet.resnet20(input: [1, 28, 28], classes: FashionMNIST.classes)
-        let url = URL(fileURLWithPath: model)
-        try network.load(try Safetensors.read(url), file: url.lastPathComponent, ignoringPrefixes: ["optimizer."])
-        return network
+        return try Model.load(contentsOf: URL(fileURLWithPath: model))
     }
 }

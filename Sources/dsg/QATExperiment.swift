@@ -33,7 +33,7 @@ struct QATExperimentCommand: ParsableCommand {
     var testImages = 10_000
 
     func validate() throws {
-        guard bits.allSatisfy({ (2...8).contains($0) }) else { throw ValidationError("--bits must be between 2 and 8.") }
+        try validated { for b in bits { try qat.configuration(weightBits: b, activationBits: b, loss: .dsg).validate() } }
         guard ptqCount >= 2, ptqIterations >= 1 else { throw ValidationError("--ptq-count must be at least 2 and --ptq-iterations at least 1.") }
         guard testImages >= 1 else { throw ValidationError("--test-images must be at least 1.") }
     }
@@ -62,12 +62,12 @@ struct QATExperimentCommand: ParsableCommand {
                 model: modelOptions.name, date: ISO8601DateFormatter().string(from: Date()), configuration: base,
                 fp32: try Evaluation.accuracy(of: model, on: test))
 
-            var options = GenerationOptions(preset: .dsg)
-            options.count = ptqCount
-            options.iterations = ptqIterations
+            var configuration = GenerationConfiguration(preset: .dsg)
+            configuration.count = ptqCount
+            configuration.iterations = ptqIterations
             let line = ProgressLine()
             let samples = try DSG.generateSamples(
-                from: model, options: options, checkpoint: folder.appendingPathComponent("samples-dsg-seed0.safetensors")
+                from: model, configuration: configuration, checkpoint: folder.appendingPathComponent("samples-dsg-seed0.safetensors")
             ) { done, total in line.update("PTQ reference: generating DSG samples, iteration \(done)/\(total)") }
             line.finish()
             for b in bits {

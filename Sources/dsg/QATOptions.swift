@@ -41,8 +41,8 @@ struct QATOptions: ParsableArguments {
     var layerwiseEnhancement = false
 
     func validate() throws {
-        guard epochs >= 1, iterationsPerEpoch >= 1 else { throw ValidationError("--epochs and --iterations-per-epoch must be at least 1.") }
-        guard qatBatchSize >= 2 else { throw ValidationError("--qat-batch-size must be at least 2.") }
+        // Bit-widths and the loss are the commands' own; every other limit is the configuration's.
+        try validated { try configuration(weightBits: 4, activationBits: 4, loss: .dsg).validate() }
     }
 
     func configuration(weightBits: Int, activationBits: Int, loss: QATConfiguration.GeneratorLoss) -> QATConfiguration {

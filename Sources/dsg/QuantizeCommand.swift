@@ -17,7 +17,7 @@ struct QuantizeCommand: ParsableCommand {
         abstract: "Quantize a model without its data (PTQ from a sample file, or QAT with a generator), accuracy before and after.",
         discussion: """
             --method ptq calibrates on the samples of `dsg generate`. --method qat trains a generator against the model \
-            and distils the model into a fake-quantized student on the generator's images (the QAT options); it \
+            and distils the model into a fake-quantized student on the generator's images (the QAT configuration); it \
             writes a checkpoint after every epoch and continues from it when run again.
             """)
 
@@ -45,8 +45,8 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Activation bit-width, 2 to 8.")
     var activationBits = 4
 
-    @Option(help: "Activation range estimate: minMax, ema, percentile or mse.")
-    var calibration: PTQConfiguration.ActivationCalibration = .ema
+    @Option(help: "Activation range estimate: minMax, meanSampleExtremes (alias ema), percentile or mse.")
+    var calibration: PTQConfiguration.ActivationCalibration = .meanSampleExtremes
 
     @Option(help: "Weight range per output channel: minMax or mse.")
     var weightRange: PTQConfiguration.WeightRange = .minMax
@@ -76,9 +76,25 @@ struct QuantizeCommand: ParsableCommand {
             throw ValidationError("--method ptq needs --samples (make them with `dsg generate`) or --real-images, one of them.")
         }
         if let realImages, realImages < 1 { throw ValidationError("--real-images must be at least 1.") }
-        for (bits, name) in [(weightBits, "--weight-bits"), (activationBits, "--activation-bits")] where !(2...8).contains(bits) {
-            throw ValidationError("\(name) must be between 2 and 8.")
+        try validated {
+            switch method {
+            case .ptq: try ptqConfiguration().validate()
+            case .qat: try qatConfiguration().validate()
+            }
         }
+    }
+
+    func ptqConfiguration() -> PTQConfiguration {
+        var configuration = PTQConfiguration(weightBits: weightBits, activationBits: activationBits)
+        configuration.activationCalibration = calibration
+        configuration.weightRange = weightRange
+        configuration.edgeLayers = edgeLayers
+        configuration.foldBatchNorm = foldBatchNorm
+        return configuration
+    }
+
+    func qatConfiguration() -> QATConfiguration {
+        qat.configuration(weightBits: weightBits, activationBits: activationBits, loss: generatorLoss)
     }
 
     func run() throws {
@@ -90,17 +106,14 @@ struct QuantizeCommand: ParsableCommand {
             case .ptq:
                 (quantized, source) = try postTraining(model)
             case .qat:
-                let trainer = try QATTrainer(
-                    teacher: model, configuration: qat.configuration(weightBits: weightBits, activationBits: activationBits, loss: generatorLoss))
+                let trainer = try QATTrainer(teacher: model, configuration: qatConfiguration())
                 let gridFolder = grids.map { URL(fileURLWithPath: $0) }
                 if let gridFolder { try FileManager.default.createDirectory(at: gridFolder, withIntermediateDirectories: true) }
                 try runQAT(trainer, test: test, checkpoint: URL(fileURLWithPath: checkpoint), grids: gridFolder, name: "\(generatorLoss.rawValue)-\(trainer.configuration.label)")
                 (quantized, source) = (try trainer.quantizedStudent(), "QAT with the \(generatorLoss.rawValue) generator")
             }
             if showRanges {
-                for t in quantized.model.tensors where t.name.hasSuffix(".quant.range") {
-                    say(String(format: "%@  %.4f ... %.4f", String(t.name.dropLast(".quant.range".count)), t.tensor[0], t.tensor[1]))
-                }
+                for r in quantized.activationRanges { say(String(format: "%@  %.4f ... %.4f", r.activation, r.low, r.high)) }
             }
             try quantized.save(to: URL(fileURLWithPath: output))
             let line = ProgressLine()
@@ -120,14 +133,9 @@ struct QuantizeCommand: ParsableCommand {
             source = "\(images.shape[0]) real training images, seed \(realSeed)"
         } else {
             let set = try SampleSet.load(from: URL(fileURLWithPath: samples ?? ""))
-            (images, source) = (set.images, "\(set.count) \(set.options.preset.rawValue) calibration samples")
+            (images, source) = (set.images, "\(set.count) \(set.configuration.preset.rawValue) calibration samples")
         }
-        var configuration = PTQConfiguration(weightBits: weightBits, activationBits: activationBits)
-        configuration.activationCalibration = calibration
-        configuration.weightRange = weightRange
-        configuration.edgeLayers = edgeLayers
-        configuration.foldBatchNorm = foldBatchNorm
-        let quantized = try PTQCalibrator(configuration: configuration).quantize(model, calibration: images)
+        let quantized = try PTQCalibrator(configuration: ptqConfiguration()).quantize(model, calibration: images)
         return (quantized, source)
     }
 }

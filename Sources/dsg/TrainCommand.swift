@@ -37,22 +37,24 @@ struct TrainCommand: ParsableCommand {
     var output = "resnet20-fashion-mnist.safetensors"
 
     func validate() throws {
-        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1.") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1.") }
-        guard learningRate > 0, learningRate.isFinite else { throw ValidationError("--learning-rate must be positive.") }
-        guard weightDecay >= 0 else { throw ValidationError("--weight-decay must not be negative.") }
+        try validated { try trainingConfiguration().validate() }
+    }
+
+    func trainingConfiguration() -> TrainingConfiguration {
+        var settings = TrainingConfiguration()
+        settings.epochs = epochs
+        settings.batchSize = batchSize
+        settings.learningRate = learningRate
+        settings.weightDecay = weightDecay
+        settings.seed = seed
+        return settings
     }
 
     func run() throws {
         try reportingErrors {
             let train = try FashionMNIST.load(.train, from: dataOptions.directory)
             let test = try FashionMNIST.load(.test, from: dataOptions.directory)
-            var settings = TrainingConfiguration()
-            settings.epochs = epochs
-            settings.batchSize = batchSize
-            settings.learningRate = learningRate
-            settings.weightDecay = weightDecay
-            settings.seed = seed
+            let settings = trainingConfiguration()
             let model = try ResNet.resnet20(input: [1, 28, 28], classes: FashionMNIST.classes, seed: seed)
             let trainer = try ClassifierTrainer(model: model, configuration: settings, train: train, test: test)
             let checkpointURL = URL(fileURLWithPath: checkpoint)
@@ -71,7 +73,10 @@ struct TrainCommand: ParsableCommand {
             }
             for report in history[reported...] { printEpoch(report, of: epochs, line: line) }
             try Safetensors.write(
-                Safetensors.Contents(tensors: model.stateDict, metadata: ["model": "resnet20", "dataset": "fashion-mnist", "seed": String(seed)]),
+                Safetensors.Contents(tensors: model.stateDict, metadata: [
+                    Model.architectureKey: "resnet20", Model.inputShapeKey: "1x28x28", "dataset": "fashion-mnist",
+                    "seed": String(seed),
+                ]),
                 to: URL(fileURLWithPath: output))
             let seconds = history.reduce(0) { $0 + $1.seconds }
             say(String(format: "test accuracy %.2f%% after %d epochs (%@ of training); weights written to %@",

@@ -118,7 +118,7 @@ struct GraphTests {
         #expect(buffers.contains("stage2.block0.shortcut.bn.running_mean"))
         // Evaluation mode leaves the running statistics alone; training mode moves them.
         let executor = try GraphExecutor(model: model, batchSize: 2)
-        var rng = SeededGenerator(seed: 5)
+        var rng = SeededRandom(seed: 5)
         let x = rng.normalTensor([2, 1, 28, 28])
         let before = try model.tensor(named: "bn1.running_mean").scalars
         try executor.forward([x], training: false)
@@ -154,7 +154,7 @@ struct GraphTests {
 @Suite("Seeded random numbers")
 struct RandomTests {
     @Test func reproducibleAndWellDistributed() throws {
-        var a = SeededGenerator(seed: 42), b = SeededGenerator(seed: 42), c = SeededGenerator(seed: 43)
+        var a = SeededRandom(seed: 42), b = SeededRandom(seed: 42), c = SeededRandom(seed: 43)
         let xs = (0..<20_000).map { _ in a.normal() }
         #expect(xs == (0..<20_000).map { _ in b.normal() })
         #expect(xs.prefix(10) != (0..<10).map { _ in c.normal() }[...])
@@ -167,7 +167,7 @@ struct RandomTests {
         let ints = (0..<1000).map { _ in a.integer(in: 0..<10) }
         #expect(Set(ints) == Set(0..<10))
         // The state survives JSON exactly (checkpoints store it there).
-        let restored = try JSONDecoder().decode(SeededGenerator.self, from: JSONEncoder().encode(a))
+        let restored = try JSONDecoder().decode(SeededRandom.self, from: JSONEncoder().encode(a))
         #expect(restored == a)
     }
 }
@@ -199,7 +199,7 @@ struct InjectionTests {
 
         let executor = try GraphExecutor(model: model, batchSize: 2)
         executor.inputsRequireGradient = [true]
-        var rng = SeededGenerator(seed: 9)
+        var rng = SeededRandom(seed: 9)
         let input = rng.normalTensor([2, 2, 6, 6])
         let r = rng.normalTensor([2, 3, 6, 6])
         func loss(_ xs: Tensor) throws -> Double {
@@ -229,7 +229,7 @@ struct InjectionTests {
 struct InferenceExecutorTests {
     @Test func sameOutputsWithoutGradientBuffers() throws {
         let model = try ResNet.resnet20()
-        var g = SeededGenerator(seed: 2)
+        var g = SeededRandom(seed: 2)
         let x = g.normalTensor([3, 1, 28, 28])
         let full = try GraphExecutor(model: model, batchSize: 3)
         let light = try GraphExecutor(model: model, batchSize: 3, backward: false)

@@ -45,7 +45,7 @@ struct LossAndOptimizerTests {
 
     /// Each loss's gradient against central differences of the loss itself, in Double.
     @Test func lossGradientsMatchFiniteDifferences() {
-        var rng = SeededGenerator(seed: 11)
+        var rng = SeededRandom(seed: 11)
         let (n, k) = (3, 5)
         let a = (0..<(n * k)).map { _ in rng.normal(standardDeviation: 2) }
         let b = (0..<(n * k)).map { _ in rng.normal(standardDeviation: 2) }

@@ -39,7 +39,7 @@ struct OpTests {
         var (model, inputs, training) = try OpFixtures.model(name)
         if name.hasPrefix("maxpool") {
             // Distinct, well-separated values: a finite step must not change which element wins a window.
-            var rng = SeededGenerator(seed: 3)
+            var rng = SeededRandom(seed: 3)
             let n = inputs[0].elementCount
             let order = (0..<n).shuffled(using: &rng)
             inputs[0] = Tensor(shape: inputs[0].shape, scalars: order.map { Float($0) * 0.1 - Float(n) * 0.05 })

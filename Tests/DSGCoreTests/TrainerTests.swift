@@ -6,7 +6,7 @@ import Testing
 struct TrainerTests {
     /// Two classes a small convolutional network can tell apart: horizontal vs vertical stripes, with noise.
     static func data(count: Int, seed: UInt64) -> LabeledImages {
-        var g = SeededGenerator(seed: seed)
+        var g = SeededRandom(seed: seed)
         var pixels: [Float] = [], labels: [Int32] = []
         for i in 0..<count {
             let label = Int32(i % 2)

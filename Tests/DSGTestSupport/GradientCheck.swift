@@ -21,7 +21,7 @@ public struct GradientCheck {
         let batch = inputs[0].shape[0]
         let executor = try GraphExecutor(model: model, batchSize: batch)
         executor.inputsRequireGradient = inputsRequireGradient
-        var rng = SeededGenerator(seed: seed)
+        var rng = SeededRandom(seed: seed)
         let outputID = model.outputs[0]
         let r = rng.normalTensor(model.shape(of: outputID).batched(batch))
 
@@ -75,7 +75,7 @@ public struct GradientCheck {
         return failures
     }
 
-    private func probeIndices(_ count: Int, _ rng: inout SeededGenerator) -> [Int] {
+    private func probeIndices(_ count: Int, _ rng: inout SeededRandom) -> [Int] {
         count <= probes ? Array(0..<count) : (0..<probes).map { _ in rng.integer(in: 0..<count) }
     }
 }

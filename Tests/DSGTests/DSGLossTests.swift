@@ -8,7 +8,7 @@ struct DSGLossTests {
     static func lossAndGradient(
         _ loss: inout DSGLoss, _ executor: GraphExecutor, _ images: Tensor, labels: [Int32], seed: UInt64
     ) throws -> (LossTerms, [Float]) {
-        var generator = SeededGenerator(seed: seed)   // the same jitter and correlation reference every call
+        var random = SeededRandom(seed: seed)   // the same jitter and correlation reference every call
         var terms = LossTerms()
         try executor.forward([images], training: false)
         executor.zeroGradients()
@@ -16,7 +16,7 @@ struct DSGLossTests {
         executor.backward(parameterGradients: false)
         var gradient = Array(executor.gradient(of: ValueID(index: 0)))
         try gradient.withUnsafeMutableBufferPointer { g in
-            try images.withUnsafeBufferPointer { try loss.imageTerms($0, gradient: g, generator: &generator, into: &terms) }
+            try images.withUnsafeBufferPointer { try loss.imageTerms($0, gradient: g, random: &random, into: &terms) }
         }
         return (terms, gradient)
     }
@@ -26,9 +26,9 @@ struct DSGLossTests {
     }
 
     /// Options whose only term is `term` ("all": every term), each weighted to matter at the test's tolerance.
-    static func options(only term: String) -> GenerationOptions {
-        var options = GenerationOptions(preset: .dsg)
-        var w = GenerationOptions.Weights()
+    static func configuration(only term: String) -> GenerationConfiguration {
+        var configuration = GenerationConfiguration(preset: .dsg)
+        var w = GenerationConfiguration.Weights()
         w.totalVariation = 0.05
         w.correlation = 2e4
         w.l2 = 1
@@ -45,18 +45,18 @@ struct DSGLossTests {
             default: w.l2 = keep.l2
             }
         }
-        options.weights = w
-        return options
+        configuration.weights = w
+        return configuration
     }
 
     @Test(arguments: ["all", "batchNorm", "inputStatistics", "crossEntropy", "correlation", "totalVariation", "l2"])
     func gradientMatchesFiniteDifferences(term: String) throws {
         let model = try GenerationTests.model()
         let layers = model.batchNormLayers.count
-        var loss = try DSGLoss(model: model, batchSize: 4, options: Self.options(only: term), margins: .zero(layers: layers))
+        var loss = try DSGLoss(model: model, batchSize: 4, configuration: Self.configuration(only: term), margins: .zero(layers: layers))
         let executor = try GraphExecutor(model: model, batchSize: 4)
         executor.inputsRequireGradient = [true]
-        var rng = SeededGenerator(seed: 3)
+        var rng = SeededRandom(seed: 3)
         // Correlated samples (a shared component) away from mean 0 and deviation 1, so every term has a say.
         let common = rng.normalTensor([1, 1, 8, 8]).scalars
         let noise = rng.normalTensor([4, 1, 8, 8]).scalars
@@ -81,23 +81,23 @@ struct DSGLossTests {
 
     @Test func marginsThatDoNotFitTheModelAreRefused() throws {
         let model = try GenerationTests.model()
-        let options = GenerationOptions(preset: .dsg)
-        #expect(throws: GenerationError.invalidOptions("1 margins for 2 BatchNorm layers")) {
-            try DSGLoss(model: model, batchSize: 4, options: options, margins: .zero(layers: 1))
+        let configuration = GenerationConfiguration(preset: .dsg)
+        #expect(throws: GenerationError.invalidConfiguration("1 margins for 2 BatchNorm layers")) {
+            try DSGLoss(model: model, batchSize: 4, configuration: configuration, margins: .zero(layers: 1))
         }
-        #expect(throws: GenerationError.invalidOptions("the batch size must be at least 1")) {
-            try DSGLoss(model: model, batchSize: 0, options: options, margins: .zero(layers: 2))
+        #expect(throws: GenerationError.invalidConfiguration("the batch size must be at least 1")) {
+            try DSGLoss(model: model, batchSize: 0, configuration: configuration, margins: .zero(layers: 2))
         }
         // BatchNorm over features, not images: the image priors have no [C, H, W] to work on.
         var b = ModelBuilder(seed: 0)
         let features = b.input("features", [4])
         let flat = b.finish(outputs: [try b.linear(try b.batchNorm(try b.linear(features, "fc1", outFeatures: 3), "bn"), "fc2", outFeatures: 2)])
-        #expect(throws: GenerationError.invalidOptions("the model must take one image input [C, H, W]")) {
-            try DSGLoss(model: flat, batchSize: 4, options: options, margins: .zero(layers: 1))
+        #expect(throws: GenerationError.invalidConfiguration("the model must take one image input [C, H, W]")) {
+            try DSGLoss(model: flat, batchSize: 4, configuration: configuration, margins: .zero(layers: 1))
         }
         let perChannel = SlackMargins(mean: [[0, 0, 0], [0]], deviation: [[0], [0]])
-        #expect(throws: GenerationError.invalidOptions("BatchNorm layer 0 has 4 channels but 3 mean and 1 deviation margins")) {
-            try DSGLoss(model: model, batchSize: 4, options: options, margins: perChannel)
+        #expect(throws: GenerationError.invalidConfiguration("BatchNorm layer 0 has 4 channels but 3 mean and 1 deviation margins")) {
+            try DSGLoss(model: model, batchSize: 4, configuration: configuration, margins: perChannel)
         }
     }
 }

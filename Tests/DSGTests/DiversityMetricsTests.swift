@@ -5,7 +5,7 @@ import Testing
 struct DiversityMetricsTests {
     @Test func identicalImagesHaveNoDiversity() throws {
         let model = try GenerationTests.model()
-        var g = SeededGenerator(seed: 1)
+        var g = SeededRandom(seed: 1)
         let one = g.normalTensor([1, 1, 8, 8]).scalars
         let m = try DiversityMetrics.measure(Tensor(shape: [4, 1, 8, 8], scalars: one + one + one + one), model: model)
         #expect(m.meanSpread.allSatisfy { $0 < 1e-6 } && m.deviationSpread.allSatisfy { $0 < 1e-6 })

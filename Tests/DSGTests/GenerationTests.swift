@@ -13,13 +13,13 @@ struct GenerationTests {
         h = try b.flatten(try b.globalAvgPool(h, "pool"), "flatten")
         let model = b.finish(outputs: [try b.linear(h, "fc", outFeatures: 3)])
         let executor = try GraphExecutor(model: model, batchSize: 16)
-        var g = SeededGenerator(seed: 12)
+        var g = SeededRandom(seed: 12)
         for _ in 0..<20 { try executor.forward([g.normalTensor([16, 1, side, side], mean: 0.5, standardDeviation: 2)], training: true) }
         return model
     }
 
-    static func options(_ preset: GenerationOptions.Preset) -> GenerationOptions {
-        var o = GenerationOptions(preset: preset)
+    static func configuration(_ preset: GenerationConfiguration.Preset) -> GenerationConfiguration {
+        var o = GenerationConfiguration(preset: preset)
         o.count = 6
         o.batchSize = 4
         o.iterations = 60
@@ -27,33 +27,33 @@ struct GenerationTests {
         return o
     }
 
-    @Test(arguments: GenerationOptions.Preset.allCases)
-    func everyPresetRunsAndMakesTheRequestedCount(_ preset: GenerationOptions.Preset) throws {
-        let samples = try DSG.generateSamples(from: Self.model(), options: Self.options(preset))
+    @Test(arguments: GenerationConfiguration.Preset.allCases)
+    func everyPresetRunsAndMakesTheRequestedCount(_ preset: GenerationConfiguration.Preset) throws {
+        let samples = try DSG.generateSamples(from: Self.model(), configuration: Self.configuration(preset))
         #expect(samples.images.shape == [6, 1, 8, 8])
         #expect(samples.losses.count == 2 && samples.batchSize == 4)
         #expect(samples.images.scalars.allSatisfy { $0.isFinite })
     }
 
     @Test func optimisationLowersTheBatchNormLoss() throws {
-        var few = Self.options(.zeroQ)
+        var few = Self.configuration(.zeroQ)
         few.iterations = 1
-        var many = Self.options(.zeroQ)
+        var many = Self.configuration(.zeroQ)
         many.iterations = 150
         let model = try Self.model()
-        let start = try DSG.generateSamples(from: model, options: few).losses[0]
-        let end = try DSG.generateSamples(from: model, options: many).losses[0]
+        let start = try DSG.generateSamples(from: model, configuration: few).losses[0]
+        let end = try DSG.generateSamples(from: model, configuration: many).losses[0]
         #expect(end.batchNorm < 0.2 * start.batchNorm, "BatchNorm loss \(start.batchNorm) -> \(end.batchNorm)")
     }
 
     @Test func sameSeedSameSamples() throws {
         let model = try Self.model()
-        let a = try DSG.generateSamples(from: model, options: Self.options(.dsg))
-        let b = try DSG.generateSamples(from: model, options: Self.options(.dsg))
+        let a = try DSG.generateSamples(from: model, configuration: Self.configuration(.dsg))
+        let b = try DSG.generateSamples(from: model, configuration: Self.configuration(.dsg))
         #expect(a.images.scalars == b.images.scalars)
-        var other = Self.options(.dsg)
+        var other = Self.configuration(.dsg)
         other.seed = 1
-        let c = try DSG.generateSamples(from: model, options: other)
+        let c = try DSG.generateSamples(from: model, configuration: other)
         #expect(c.images.scalars != a.images.scalars)
     }
 
@@ -62,17 +62,17 @@ struct GenerationTests {
         let x = b.input("image", [1, 4, 4])
         let plain = b.finish(outputs: [try b.linear(try b.flatten(x, "flatten"), "fc", outFeatures: 2)])
         #expect(throws: GenerationError.noBatchNorm) { try DSG.generateSamples(from: plain) }
-        var zero = Self.options(.dsg)
+        var zero = Self.configuration(.dsg)
         zero.count = 0
-        #expect(throws: GenerationError.invalidOptions("the sample count must be at least 1")) { try DSG.generateSamples(from: Self.model(), options: zero) }
-        var quantile = Self.options(.dsg)
+        #expect(throws: GenerationError.invalidConfiguration("the sample count must be at least 1")) { try DSG.generateSamples(from: Self.model(), configuration: zero) }
+        var quantile = Self.configuration(.dsg)
         quantile.marginQuantile = 1.5
-        #expect(throws: GenerationError.invalidOptions("the margin quantile must be between 0 and 1, got 1.5")) { try DSG.generateSamples(from: Self.model(), options: quantile) }
+        #expect(throws: GenerationError.invalidConfiguration("the margin quantile must be between 0 and 1, got 1.5")) { try DSG.generateSamples(from: Self.model(), configuration: quantile) }
         // A learning rate so large that the loss overflows: stopped with the batch, iteration and term named.
-        var wild = Self.options(.zeroQ)
+        var wild = Self.configuration(.zeroQ)
         wild.learningRate = 1e30
         #expect(throws: GenerationError.nonFinite(batch: 0, iteration: 2, term: "network (values at 'image')")) {
-            try DSG.generateSamples(from: Self.model(), options: wild)
+            try DSG.generateSamples(from: Self.model(), configuration: wild)
         }
     }
 }
@@ -89,32 +89,32 @@ struct SampleSetFileTests {
 
     @Test func savesLoadsAndResumesWithoutRedoingBatches() throws {
         let model = try GenerationTests.model()
-        var options = GenerationOptions(preset: .dsg)
-        (options.count, options.batchSize, options.iterations) = (10, 4, 20)
-        let whole = try DSG.generateSamples(from: model, options: options)
+        var configuration = GenerationConfiguration(preset: .dsg)
+        (configuration.count, configuration.batchSize, configuration.iterations) = (10, 4, 20)
+        let whole = try DSG.generateSamples(from: model, configuration: configuration)
 
         // Stopped during the second batch: the file holds the first batch only.
         let file = try Self.folder().appendingPathComponent("run.safetensors")
         #expect(throws: Stop.self) {
-            try DSG.generateSamples(from: model, options: options, checkpoint: file) { done, _ in if done > 25 { throw Stop() } }
+            try DSG.generateSamples(from: model, configuration: configuration, checkpoint: file) { done, _ in if done > 25 { throw Stop() } }
         }
         #expect(try SampleSet.load(from: file).count == 4)
         // Resumed: only the remaining iterations run, and the samples equal an uninterrupted run's.
         var first = Int.max
-        let resumed = try DSG.generateSamples(from: model, options: options, checkpoint: file) { done, _ in first = min(first, done) }
+        let resumed = try DSG.generateSamples(from: model, configuration: configuration, checkpoint: file) { done, _ in first = min(first, done) }
         #expect(first == 21)
         #expect(resumed.images.scalars == whole.images.scalars && resumed.losses == whole.losses)
         let loaded = try SampleSet.load(from: file)
-        #expect(loaded.images.scalars == whole.images.scalars && loaded.options == options && loaded.batchSize == 4)
+        #expect(loaded.images.scalars == whole.images.scalars && loaded.configuration == configuration && loaded.batchSize == 4)
 
-        // Other options, or a model with other inputs: refused rather than mixed.
-        var other = options
+        // Other configuration, or a model with other inputs: refused rather than mixed.
+        var other = configuration
         other.iterations = 21
-        #expect(throws: SampleSetError.differentOptions(file: "run.safetensors")) {
-            try DSG.generateSamples(from: model, options: other, checkpoint: file)
+        #expect(throws: SampleSetError.differentConfiguration(file: "run.safetensors")) {
+            try DSG.generateSamples(from: model, configuration: other, checkpoint: file)
         }
         #expect(throws: SampleSetError.differentModel(file: "run.safetensors", expected: [1, 12, 12], found: [10, 1, 8, 8])) {
-            try DSG.generateSamples(from: GenerationTests.model(side: 12), options: options, checkpoint: file)
+            try DSG.generateSamples(from: GenerationTests.model(side: 12), configuration: configuration, checkpoint: file)
         }
     }
 

@@ -6,7 +6,7 @@ import Testing
 @Suite("Generator")
 struct GeneratorTests {
     static func inputs(batch: Int, latent: Int, classes: Int, seed: UInt64) -> [Tensor] {
-        var rng = SeededGenerator(seed: seed)
+        var rng = SeededRandom(seed: seed)
         let labels = (0..<batch).map { _ in Float(rng.integer(in: 0..<classes)) }
         return [rng.normalTensor([batch, latent]), Tensor(shape: [batch], scalars: labels)]
     }
@@ -63,13 +63,13 @@ struct GeneratorTests {
         expectClose(try generator.model.tensor(named: "output_bn.running_var").scalars, fixture.floats("output_bn_running_var_after"), rtol: 1e-4, atol: 1e-6)
     }
 
-    /// The ImageNet form (§7.2) at a small size: class-conditional BatchNorm instead of the embedding.
+    /// The ImageNet form (Docs/DSG.md §10.1) at a small size: class-conditional BatchNorm instead of the embedding.
     @Test func conditionalBatchNormVariantConditionsOnTheLabel() throws {
         let generator = try Generator(imageShape: [3, 16, 16], classes: 4, latentDimension: 10, conditioning: .batchNorm, seed: 2)
         #expect(generator.model.nodes.filter { $0.op is ConditionalBatchNormOp }.map(\.name) == ["bn0", "bn1", "bn2"])
         #expect(generator.model.nodes.contains { $0.op is EmbeddingOp } == false)
         // Per-class scales differ from 1, so that the label matters.
-        var rng = SeededGenerator(seed: 8)
+        var rng = SeededRandom(seed: 8)
         try generator.model.setTensor(named: "bn2.weight", to: rng.uniformTensor([4, 64], 0.5, 1.5))
         let executor = try GraphExecutor(model: generator.model, batchSize: 4, backward: false)
         let z = rng.normalTensor([1, 10]).scalars

@@ -16,7 +16,7 @@ func numericGradient(_ x: [Float], at indices: [Int], step: Float = 1e-2, _ f: (
 @Suite("DSG loss terms")
 struct LossTermTests {
     static func randomBatch(_ count: Int, seed: UInt64, scale: Float = 1, shift: Float = 0) -> [Float] {
-        var g = SeededGenerator(seed: seed)
+        var g = SeededRandom(seed: seed)
         return (0..<count).map { _ in shift + scale * g.normal() }
     }
 
@@ -101,8 +101,8 @@ struct LossTermTests {
         let (n, d) = (5, 12)
         let x = Self.randomBatch(n * d, seed: 4)
         let sci = CorrelationInhibition(batch: n, dimension: d)
-        var g = SeededGenerator(seed: 0)
-        let value = try x.withUnsafeBufferPointer { try sci.evaluate($0, reference: .identity, generator: &g) }
+        var g = SeededRandom(seed: 0)
+        let value = try x.withUnsafeBufferPointer { try sci.evaluate($0, reference: .identity, random: &g) }
         // ||S − I||_F² with S the cosine-similarity matrix.
         var frobenius = 0.0
         for i in 0..<n {
@@ -125,13 +125,13 @@ struct LossTermTests {
         let x = Self.randomBatch(n * d, seed: 6).enumerated().map { $0.element * 0.5 + shared[$0.offset % d] }
         let reference: [Double] = [0.5, 0.8, 1.1, 1.6]
         let sci = CorrelationInhibition(batch: n, dimension: d)
-        var rng = SeededGenerator(seed: 0)
+        var rng = SeededRandom(seed: 0)
         var g = [Float](repeating: 0, count: x.count)
         _ = try x.withUnsafeBufferPointer { xs in
-            try g.withUnsafeMutableBufferPointer { try sci.evaluate(xs, reference: .values(reference), generator: &rng, gradient: $0, scale: 1e4) }
+            try g.withUnsafeMutableBufferPointer { try sci.evaluate(xs, reference: .values(reference), random: &rng, gradient: $0, gradientScale: 1e4) }
         }
         let numeric = try numericGradient(x, at: Array(x.indices), step: 1e-3) { y in
-            try y.withUnsafeBufferPointer { try sci.evaluate($0, reference: .values(reference), generator: &rng) * 1e4 }
+            try y.withUnsafeBufferPointer { try sci.evaluate($0, reference: .values(reference), random: &rng) * 1e4 }
         }
         for i in x.indices { #expect(abs(numeric[i] - Double(g[i])) < 1e-4 + 1e-3 * abs(numeric[i]), "element \(i): \(numeric[i]) vs \(g[i])") }
     }
@@ -141,15 +141,15 @@ struct LossTermTests {
         let shape: Shape = [2, 1, 4, 5]
         let x = Self.randomBatch(shape.elementCount, seed: 7)
         var g = [Float](repeating: 0, count: x.count)
-        _ = x.withUnsafeBufferPointer { xs in g.withUnsafeMutableBufferPointer { ImagePriors.totalVariation(xs, shape: shape, jitter: jitter, gradient: $0, scale: 1) } }
-        _ = x.withUnsafeBufferPointer { xs in g.withUnsafeMutableBufferPointer { ImagePriors.l2(xs, batch: 2, gradient: $0, scale: 1) } }
+        _ = x.withUnsafeBufferPointer { xs in g.withUnsafeMutableBufferPointer { ImagePriors.totalVariation(xs, shape: shape, jitter: jitter, gradient: $0, gradientScale: 1) } }
+        _ = x.withUnsafeBufferPointer { xs in g.withUnsafeMutableBufferPointer { ImagePriors.l2(xs, batch: 2, gradient: $0, gradientScale: 1) } }
         let numeric = numericGradient(x, at: Array(x.indices)) { y in
-            y.withUnsafeBufferPointer { ImagePriors.totalVariation($0, shape: shape, jitter: jitter, gradient: nil, scale: 1) + ImagePriors.l2($0, batch: 2, gradient: nil, scale: 1) }
+            y.withUnsafeBufferPointer { ImagePriors.totalVariation($0, shape: shape, jitter: jitter, gradient: nil, gradientScale: 1) + ImagePriors.l2($0, batch: 2, gradient: nil, gradientScale: 1) }
         }
         for i in x.indices { #expect(abs(numeric[i] - Double(g[i])) < 2e-4 + 1e-3 * abs(numeric[i]), "element \(i)") }
         // Rolling does not change the L2 prior; a constant image has no total variation.
         let flat = [Float](repeating: 0.7, count: x.count)
-        #expect(flat.withUnsafeBufferPointer { ImagePriors.totalVariation($0, shape: shape, jitter: jitter, gradient: nil, scale: 1) } == 0)
+        #expect(flat.withUnsafeBufferPointer { ImagePriors.totalVariation($0, shape: shape, jitter: jitter, gradient: nil, gradientScale: 1) } == 0)
     }
 
     @Test func quantilesInterpolateLikeNumPy() {

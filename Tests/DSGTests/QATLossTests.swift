@@ -6,7 +6,7 @@ import Testing
 struct QATLossTests {
     /// Activations `[N, C, plane]` with per-channel offsets, so the statistics differ from the targets.
     static func activation(_ n: Int, _ c: Int, _ plane: Int) -> [Float] {
-        var rng = SeededGenerator(seed: 21)
+        var rng = SeededRandom(seed: 21)
         return (0..<(n * c * plane)).map { i in rng.normal() * 1.5 + Float((i / plane) % c) * 0.3 }
     }
 
@@ -18,12 +18,12 @@ struct QATLossTests {
         let x = Self.activation(n, c, plane)
         var gradient = [Float](repeating: 0, count: x.count)
         let value = x.withUnsafeBufferPointer { a in
-            gradient.withUnsafeMutableBufferPointer { term.evaluate(a, batch: n, plane: plane, gradient: $0, scale: 2) }
+            gradient.withUnsafeMutableBufferPointer { term.evaluate(a, batch: n, plane: plane, gradient: $0, gradientScale: 2) }
         }
         #expect(value > 0.1)
         func loss(_ y: [Float]) -> Double {
             var scratch = [Float](repeating: 0, count: y.count)
-            return 2 * y.withUnsafeBufferPointer { a in scratch.withUnsafeMutableBufferPointer { term.evaluate(a, batch: n, plane: plane, gradient: $0, scale: 1) } }
+            return 2 * y.withUnsafeBufferPointer { a in scratch.withUnsafeMutableBufferPointer { term.evaluate(a, batch: n, plane: plane, gradient: $0, gradientScale: 1) } }
         }
         let h: Float = 1e-2
         for i in stride(from: 0, to: x.count, by: 7) {
@@ -40,7 +40,7 @@ struct QATLossTests {
         let x: [Float] = [0, 3, 3, 0, 0, 3, 3, 3, 6, 1, 1, 1]  // channel 0: mean 3, variance 3; channel 1: mean 1, variance 1
         var scratch = [Float](repeating: 0, count: x.count)
         func value(_ term: inout BatchStatisticsAlignment) -> Double {
-            x.withUnsafeBufferPointer { a in scratch.withUnsafeMutableBufferPointer { term.evaluate(a, batch: n, plane: plane, gradient: $0, scale: 1) } }
+            x.withUnsafeBufferPointer { a in scratch.withUnsafeMutableBufferPointer { term.evaluate(a, batch: n, plane: plane, gradient: $0, gradientScale: 1) } }
         }
         var inside = BatchStatisticsAlignment(form: .slack, targetMean: [2.9, 1.2], targetVariance: [3.4, 1], meanMargin: [0.25], varianceMargin: [0.5])
         #expect(value(&inside) == 0)

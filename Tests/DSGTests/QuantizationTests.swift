@@ -8,7 +8,7 @@ struct QuantizationTests {
     func quantizerHitsTheEndsAndHasTwoToTheKLevels(bits: Int) {
         let (low, high): (Float, Float) = (-0.37, 1.93)
         let q = UniformQuantizer(bits: bits, low: low, high: high)
-        let step = 1 / q.scale
+        let step = q.stepSize
         // The ends map to themselves up to the rounding of the zero point (at most half a step).
         #expect(abs(q(low) - low) <= step / 2 + 1e-6 && abs(q(high) - high) <= step / 2 + 1e-6)
         let levels = Set(stride(from: low - 1, through: high + 1, by: (high - low) / 5000).map { q($0) })
@@ -25,7 +25,7 @@ struct QuantizationTests {
     }
 
     static func samples(_ n: Int, seed: UInt64) -> Tensor {
-        var g = SeededGenerator(seed: seed)
+        var g = SeededRandom(seed: seed)
         return g.normalTensor([n, 1, 8, 8], mean: 0.5, standardDeviation: 2)
     }
 
@@ -119,7 +119,7 @@ struct BatchNormFoldingTests {
         let model = try ResNet.resnet20()
         // Non-trivial running statistics and affine parameters.
         let warm = try GraphExecutor(model: model, batchSize: 8)
-        var g = SeededGenerator(seed: 1)
+        var g = SeededRandom(seed: 1)
         for _ in 0..<3 { try warm.forward([g.normalTensor([8, 1, 28, 28], mean: 0.3, standardDeviation: 1.5)], training: true) }
         for t in model.tensors where t.name.hasSuffix("bn1.weight") || t.name.hasSuffix("bn2.bias") {
             try model.setTensor(named: t.name, to: g.uniformTensor(t.tensor.shape, 0.5, 1.5))

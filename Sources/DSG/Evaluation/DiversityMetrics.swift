@@ -3,7 +3,7 @@ import DSGCore
 import DSGKernels
 
 /// How diverse a set of images is, seen by a model's BatchNorm layers and by the images themselves
-/// (DSG-SPEC §8.2). Works the same for synthetic and real images.
+/// (Docs/DSG.md §9). Works the same for synthetic and real images.
 public struct DiversityMetrics: Sendable, Codable, Equatable {
     /// Per BatchNorm layer: the mean over channels of the standard deviation over samples of the per-sample
     /// channel means (`meanSpread`) and channel deviations (`deviationSpread`). Higher is more diverse.
@@ -29,22 +29,16 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
         var means = targets.map { _ in [Float]() }, deviations = means
         let classes = model.shape(of: model.outputs[0]).elementCount
         var predicted = [Int](repeating: 0, count: classes)
-        var start = 0
-        while start < n {
-            let count = min(batchSize, n - start)
-            let executor = try GraphExecutor(model: model, batchSize: count, backward: false)
-            executor.withInput(0) { input in images.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress! + start * size, count: count * size) } }
-            try executor.run(training: false)
+        try BatchedInference(model: model, batchSize: batchSize).forEachBatch(of: images) { executor, samples in
             for (l, target) in targets.enumerated() {
-                var s = target.emptyStatistics(batch: count)
+                var s = target.emptyStatistics(batch: samples.count)
                 executor.withValue(target.layer.input) { s.measure($0) }
                 means[l] += s.means
                 deviations[l] += s.deviations
             }
             executor.withValue(model.outputs[0]) { logits in
-                for i in 0..<count { predicted[Evaluation.predictedClass(logits, sample: i, classes: classes)] += 1 }
+                for i in 0..<samples.count { predicted[Evaluation.predictedClass(logits, sample: i, classes: classes)] += 1 }
             }
-            start += count
         }
         var metrics = DiversityMetrics(meanSpread: [], deviationSpread: [], alignmentResidual: [], meanAbsoluteCosine: 0, effectiveRank: 0, predictedClasses: predicted)
         for (l, target) in targets.enumerated() {

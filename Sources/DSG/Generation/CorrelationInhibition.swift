@@ -1,7 +1,7 @@
 import DSGCore
 import DSGKernels
 
-/// Sample correlation inhibition (DSG-SPEC §4): the spectrum of the samples' cosine-similarity Gram matrix is
+/// Sample correlation inhibition (Docs/DSG.md §4): the spectrum of the samples' cosine-similarity Gram matrix is
 /// pulled toward a reference spectrum, which de-correlates the samples.
 ///
 /// ```
@@ -44,11 +44,11 @@ public final class CorrelationInhibition {
     /// The eigenvalues of the last evaluated batch's Gram matrix, ascending.
     public var eigenvalues: UnsafeMutableBufferPointer<Double> { solver.values }
 
-    /// The loss for `images` (`batch` rows of `dimension` values). When `gradient` is given, `scale * dL/dx` is
+    /// The loss for `images` (`batch` rows of `dimension` values). When `gradient` is given, `gradientScale * dL/dx` is
     /// added to it.
     public func evaluate(
-        _ images: UnsafeBufferPointer<Float>, reference kind: Reference, generator: inout SeededGenerator,
-        gradient: UnsafeMutableBufferPointer<Float>? = nil, scale weight: Double = 1
+        _ images: UnsafeBufferPointer<Float>, reference kind: Reference, random: inout SeededRandom,
+        gradient: UnsafeMutableBufferPointer<Float>? = nil, gradientScale weight: Double = 1
     ) throws(LAPACKError) -> Double {
         let (n, d) = (batch, dimension)
         precondition(images.count == n * d, "CorrelationInhibition: images must hold batch * dimension values.")
@@ -59,7 +59,7 @@ public final class CorrelationInhibition {
             precondition(values.count == n, "CorrelationInhibition: one reference eigenvalue per sample.")
             for k in 0..<n { reference[k] = values[k] }
         case .gaussian:
-            for i in 0..<(n * d) { rows[i] = Double(generator.normal()) }
+            for i in 0..<(n * d) { rows[i] = Double(random.normal()) }
             try decompose()
             for k in 0..<n { reference[k] = solver.values[k] }
         }

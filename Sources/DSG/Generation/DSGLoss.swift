@@ -8,7 +8,7 @@ public struct LossTerms: Sendable, Codable, Equatable {
     public init() {}
 }
 
-/// The DSG loss of one batch of images against a frozen network (DSG-SPEC §2-5): slack alignment of every
+/// The DSG loss of one batch of images against a frozen network (Docs/DSG.md §2-5): slack alignment of every
 /// BatchNorm layer's per-sample input statistics with layerwise enhancement, cross-entropy to target labels,
 /// the images' own per-sample statistics, total-variation and L2 priors, and sample correlation inhibition.
 ///
@@ -16,11 +16,11 @@ public struct LossTerms: Sendable, Codable, Equatable {
 /// and half on the images:
 /// 1. after a forward pass, ``networkTerms(_:labels:into:)`` adds the BatchNorm and cross-entropy gradients at
 ///    the BatchNorm inputs and the logits of the executor, for `executor.backward()` to carry to the images;
-/// 2. ``imageTerms(_:gradient:generator:into:)`` adds the gradients of the terms on the images themselves.
+/// 2. ``imageTerms(_:gradient:random:into:)`` adds the gradients of the terms on the images themselves.
 ///
 /// Every buffer is made once, in `init`, so a generation loop allocates nothing.
 public struct DSGLoss {
-    public let weights: GenerationOptions.Weights
+    public let weights: GenerationConfiguration.Weights
     /// One alignment per BatchNorm layer, in `model.batchNormLayers` order.
     public let alignments: [SlackAlignment]
     /// Per layer, the per-sample weights of layerwise sample enhancement.
@@ -31,7 +31,7 @@ public struct DSGLoss {
     private let targets: [BatchNormTarget]
     private let inputTarget: SlackAlignment
     private let imageShape: Shape
-    private let correlationMode: GenerationOptions.Correlation
+    private let correlationMode: GenerationConfiguration.Correlation
     private let correlation: CorrelationInhibition?
     private let jitter: Int
     private var statistics: [SampleStatistics], inputStatistics: SampleStatistics
@@ -40,38 +40,38 @@ public struct DSGLoss {
     private let sampleWeights: [Float]
 
     /// The loss for batches of `batchSize` images of `model`, with the weights, enhancement, correlation mode
-    /// and jitter of `options` and the given margins (`SlackMargins.zero` for exact alignment).
-    public init(model: Model, batchSize: Int, options: GenerationOptions, margins: SlackMargins) throws(GenerationError) {
+    /// and jitter of `configuration` and the given margins (`SlackMargins.zero` for exact alignment).
+    public init(model: Model, batchSize: Int, configuration: GenerationConfiguration, margins: SlackMargins) throws(GenerationError) {
         let layers = model.batchNormLayers
         guard !layers.isEmpty else { throw .noBatchNorm }
-        guard batchSize > 0 else { throw .invalidOptions("the batch size must be at least 1") }
+        guard batchSize > 0 else { throw .invalidConfiguration("the batch size must be at least 1") }
         guard margins.mean.count == layers.count, margins.deviation.count == layers.count else {
-            throw .invalidOptions("\(margins.mean.count) margins for \(layers.count) BatchNorm layers")
+            throw .invalidConfiguration("\(margins.mean.count) margins for \(layers.count) BatchNorm layers")
         }
         guard model.inputs.count == 1, model.inputs[0].shape.rank == 3 else {
-            throw .invalidOptions("the model must take one image input [C, H, W]")
+            throw .invalidConfiguration("the model must take one image input [C, H, W]")
         }
         self.model = model
         self.batchSize = batchSize
-        weights = options.weights
+        weights = configuration.weights
         let targets = layers.map { BatchNormTarget(model: model, layer: $0) }
         self.targets = targets
         alignments = try targets.indices.map { l throws(GenerationError) in
             let (m, s, c) = (margins.mean[l], margins.deviation[l], targets[l].layer.channels)
             guard [1, c].contains(m.count), [1, c].contains(s.count) else {
-                throw .invalidOptions("BatchNorm layer \(l) has \(c) channels but \(m.count) mean and \(s.count) deviation margins")
+                throw .invalidConfiguration("BatchNorm layer \(l) has \(c) channels but \(m.count) mean and \(s.count) deviation margins")
             }
             return SlackAlignment(targetMean: targets[l].mean, targetDeviation: targets[l].deviation, meanMargin: m, deviationMargin: s)
         }
-        layerWeights = targets.indices.map { options.enhancement.weights(layer: $0, layers: layers.count, batch: batchSize) }
+        layerWeights = targets.indices.map { configuration.enhancement.weights(layer: $0, layers: layers.count, batch: batchSize) }
         let image = model.inputs[0].shape
         imageShape = image.batched(batchSize)
         inputTarget = SlackAlignment(
             targetMean: Array(repeating: 0, count: image[0]), targetDeviation: Array(repeating: 1, count: image[0]),
             meanMargin: [0], deviationMargin: [0])
-        correlationMode = options.correlation
-        correlation = options.correlation == .off ? nil : CorrelationInhibition(batch: batchSize, dimension: image.elementCount)
-        jitter = options.jitter
+        correlationMode = configuration.correlation
+        correlation = configuration.correlation == .off ? nil : CorrelationInhibition(batch: batchSize, dimension: image.elementCount)
+        jitter = configuration.jitter
         statistics = targets.map { $0.emptyStatistics(batch: batchSize) }
         inputStatistics = SampleStatistics(batch: batchSize, channels: image[0], plane: image[1] * image[2])
         meanGradients = targets.map { [Float](repeating: 0, count: batchSize * $0.layer.channels) }
@@ -112,10 +112,10 @@ public struct DSGLoss {
     }
 
     /// The terms on the images themselves (`[N, C, H, W]`): input statistics, total variation and L2 (both on
-    /// the images rolled by a random jitter drawn from `generator`), and correlation inhibition. Their values go
+    /// the images rolled by a random jitter drawn from `random`), and correlation inhibition. Their values go
     /// into `terms` and their gradients are added to `gradient`.
     public mutating func imageTerms(
-        _ images: UnsafeBufferPointer<Float>, gradient g: UnsafeMutableBufferPointer<Float>, generator: inout SeededGenerator,
+        _ images: UnsafeBufferPointer<Float>, gradient g: UnsafeMutableBufferPointer<Float>, random: inout SeededRandom,
         into terms: inout LossTerms
     ) throws {
         precondition(images.count == imageShape.elementCount && g.count == images.count, "DSGLoss.imageTerms: wrong image count.")
@@ -129,20 +129,20 @@ public struct DSGLoss {
             }
             inputStatistics.backward(activation: images, meanGradient: inputMeanGradient, deviationGradient: inputDeviationGradient, into: g)
         }
-        let r = jitter > 0 ? generator.integer(in: -jitter..<jitter) : 0
+        let r = jitter > 0 ? random.integer(in: -jitter..<jitter) : 0
         if weights.totalVariation != 0 {
             terms.totalVariation = Double(weights.totalVariation) * ImagePriors.totalVariation(
-                images, shape: imageShape, jitter: r, gradient: g, scale: weights.totalVariation)
+                images, shape: imageShape, jitter: r, gradient: g, gradientScale: weights.totalVariation)
         }
         if weights.l2 != 0 {
-            terms.l2 = Double(weights.l2) * ImagePriors.l2(images, batch: batchSize, gradient: g, scale: weights.l2)
+            terms.l2 = Double(weights.l2) * ImagePriors.l2(images, batch: batchSize, gradient: g, gradientScale: weights.l2)
         }
         if let correlation {
             // The official code divides the correlation weight by the number of BatchNorm layers.
             let weight = Double(weights.correlation) / Double(targets.count)
             terms.correlation = weight * (try correlation.evaluate(
-                images, reference: .gaussian, generator: &generator,
-                gradient: correlationMode == .differentiable ? g : nil, scale: weight))
+                images, reference: .gaussian, random: &random,
+                gradient: correlationMode == .differentiable ? g : nil, gradientScale: weight))
         }
     }
 }

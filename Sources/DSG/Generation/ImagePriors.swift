@@ -1,7 +1,7 @@
 import DSGCore
 
-/// The image priors of the official DSG code (DSG-SPEC §5.1), on a batch `[N, C, H, W]` rolled by the same
-/// jitter `(r, r)` in height and width (circularly). Each returns its value and adds `scale * dL/dx` for the
+/// The image priors of the official DSG code (Docs/DSG.md §5), on a batch `[N, C, H, W]` rolled by the same
+/// jitter `(r, r)` in height and width (circularly). Each returns its value and adds `gradientScale * dL/dx` for the
 /// *unrolled* images into `gradient`.
 public enum ImagePriors {
     /// Neighbour pairs of total variation, (dy, dx, first row, first column): pixels (y, x) and (y + dy, x + dx)
@@ -11,7 +11,7 @@ public enum ImagePriors {
     /// Total variation as the sum of four un-squared L2 norms over the whole batch: horizontal, vertical and
     /// both diagonal neighbour differences.
     public static func totalVariation(
-        _ x: UnsafeBufferPointer<Float>, shape: Shape, jitter r: Int, gradient: UnsafeMutableBufferPointer<Float>?, scale: Float
+        _ x: UnsafeBufferPointer<Float>, shape: Shape, jitter r: Int, gradient: UnsafeMutableBufferPointer<Float>?, gradientScale: Float
     ) -> Double {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         var total = 0.0
@@ -25,7 +25,7 @@ public enum ImagePriors {
             let norm = squares.squareRoot()
             total += norm
             guard let gradient, norm > 0 else { continue }
-            let f = Double(scale) / norm
+            let f = Double(gradientScale) / norm
             forEachPair(n * c, h, w, dy, dx, y0, x0, rows, cols, r) { a, b in
                 let g = Float(f * (Double(x[a]) - Double(x[b])))
                 gradient[a] += g
@@ -36,7 +36,7 @@ public enum ImagePriors {
     }
 
     /// The mean over samples of each sample's L2 norm (rolling does not change it).
-    public static func l2(_ x: UnsafeBufferPointer<Float>, batch n: Int, gradient: UnsafeMutableBufferPointer<Float>?, scale: Float) -> Double {
+    public static func l2(_ x: UnsafeBufferPointer<Float>, batch n: Int, gradient: UnsafeMutableBufferPointer<Float>?, gradientScale: Float) -> Double {
         let d = x.count / n
         var total = 0.0
         for i in 0..<n {
@@ -45,7 +45,7 @@ public enum ImagePriors {
             let norm = s.squareRoot()
             total += norm
             if let gradient, norm > 0 {
-                let f = Double(scale) / (norm * Double(n))
+                let f = Double(gradientScale) / (norm * Double(n))
                 for k in 0..<d { gradient[i * d + k] += Float(f * Double(x[i * d + k])) }
             }
         }

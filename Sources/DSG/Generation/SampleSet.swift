@@ -5,24 +5,24 @@ import Foundation
 public enum SampleSetError: Error, Equatable, CustomStringConvertible {
     case notASampleSet(file: String)
     case corrupt(file: String, reason: String)
-    case differentOptions(file: String)
+    case differentConfiguration(file: String)
     case differentModel(file: String, expected: Shape, found: Shape)
 
     public var description: String {
         switch self {
         case .notASampleSet(let f): return "\(f): not a swift-dsg sample set (no sample-set metadata)"
         case .corrupt(let f, let reason): return "\(f): \(reason)"
-        case .differentOptions(let f): return "\(f) was made with other generation options; use another file or the same options"
+        case .differentConfiguration(let f): return "\(f) was made with another generation configuration; use another file or the same configuration"
         case .differentModel(let f, let expected, let found): return "\(f) holds samples of shape \(found), the model takes \(expected)"
         }
     }
 }
 
-/// Synthetic samples with the options, batch size, final loss terms and wall time that made them.
+/// Synthetic samples with the configuration, batch size, final loss terms and wall time that made them.
 public struct SampleSet: Sendable {
     /// `[count, C, H, W]` in the model's normalised input space.
     public let images: Tensor
-    public let options: GenerationOptions
+    public let configuration: GenerationConfiguration
     public let batchSize: Int
     /// The last iteration's loss terms of every batch.
     public let losses: [LossTerms]
@@ -40,7 +40,7 @@ public struct SampleSet: Sendable {
     public func save(to url: URL) throws {
         let metadata = [
             Key.format: Self.format,
-            Key.options: try options.metadataJSON(),
+            Key.options: try configuration.metadataJSON(),
             Key.batchSize: String(batchSize),
             Key.losses: try losses.metadataJSON(),
             Key.seconds: String(seconds),
@@ -57,14 +57,14 @@ public struct SampleSet: Sendable {
         guard let images = contents.tensor(named: "images"), images.shape.rank == 4 else {
             throw SampleSetError.corrupt(file: file, reason: "no [N, C, H, W] tensor named 'images'")
         }
-        guard let options = contents.metadata[Key.options].flatMap({ try? decoder.decode(GenerationOptions.self, from: Data($0.utf8)) }),
+        guard let configuration = contents.metadata[Key.options].flatMap({ try? decoder.decode(GenerationConfiguration.self, from: Data($0.utf8)) }),
             let batchSize = contents.metadata[Key.batchSize].flatMap(Int.init), batchSize > 0,
             let losses = contents.metadata[Key.losses].flatMap({ try? decoder.decode([LossTerms].self, from: Data($0.utf8)) }),
             let seconds = contents.metadata[Key.seconds].flatMap(Double.init)
         else { throw SampleSetError.corrupt(file: file, reason: "its metadata is incomplete or unreadable") }
-        guard images.shape[0] <= options.count, losses.count == (images.shape[0] + batchSize - 1) / batchSize else {
+        guard images.shape[0] <= configuration.count, losses.count == (images.shape[0] + batchSize - 1) / batchSize else {
             throw SampleSetError.corrupt(file: file, reason: "\(images.shape[0]) images and \(losses.count) batch reports do not fit batches of \(batchSize)")
         }
-        return SampleSet(images: images, options: options, batchSize: batchSize, losses: losses, seconds: seconds, timing: GenerationTiming())
+        return SampleSet(images: images, configuration: configuration, batchSize: batchSize, losses: losses, seconds: seconds, timing: GenerationTiming())
     }
 }

@@ -2,7 +2,7 @@ import DSGCore
 import DSGKernels
 
 /// Per-sample, per-channel statistics of a `[N, C, H, W]` activation: the mean over the plane and the standard
-/// deviation `sqrt(unbiased variance + 1e-6)` (DSG-SPEC §1, as the official PTQ code computes them), and the
+/// deviation `sqrt(unbiased variance + 1e-6)` (Docs/DSG.md §1, as the official PTQ code computes them), and the
 /// backward pass that turns gradients with respect to those statistics into a gradient of the activation.
 ///
 /// Layout: `means[n * C + c]`, `deviations[n * C + c]`.
@@ -21,17 +21,34 @@ public struct SampleStatistics: Sendable {
         deviations = Array(repeating: 0, count: batch * channels)
     }
 
-    /// Measures `activation` (`[N, C, H, W]`, `N * C * plane` values), in Double.
-    public mutating func measure(_ activation: UnsafeBufferPointer<Float>) {
-        precondition(activation.count == batch * channels * plane, "SampleStatistics.measure: wrong activation size.")
+    /// Measures `activation` (`[n, C, H, W]`, `n * C * plane` values), in Double, as samples `first ..< first + n`
+    /// (all `batch` samples by default).
+    public mutating func measure(_ activation: UnsafeBufferPointer<Float>, firstSample first: Int = 0) {
+        let rows = activation.count / plane
+        precondition(
+            activation.count == rows * plane && rows % channels == 0 && first * channels + rows <= batch * channels,
+            "SampleStatistics.measure: wrong activation size.")
         let p = Double(plane)
-        for i in 0..<(batch * channels) {
-            let row = activation.baseAddress! + i * plane
+        for r in 0..<rows {
+            let row = activation.baseAddress! + r * plane, i = first * channels + r
             let mean = Reductions.sum(row, count: plane) / p
             let squares = Reductions.squaredDeviations(row, count: plane, mean: mean)
             means[i] = Float(mean)
             deviations[i] = Float((squares / (p - 1) + Self.epsilon).squareRoot())
         }
+    }
+
+    /// The statistics of `layer`'s input for every one of `images` (`[N, C, H, W]`), through `model` in
+    /// evaluation mode, `batchSize` images per pass.
+    public static func measure(
+        _ images: Tensor, model: Model, layer: BatchNormLayer, batchSize: Int = 64
+    ) throws -> SampleStatistics {
+        let plane = model.shape(of: layer.input).elementCount / layer.channels
+        var statistics = SampleStatistics(batch: images.shape[0], channels: layer.channels, plane: plane)
+        try BatchedInference(model: model, batchSize: batchSize).forEachBatch(of: images) { executor, samples in
+            executor.withValue(layer.input) { statistics.measure($0, firstSample: samples.lowerBound) }
+        }
+        return statistics
     }
 
     /// Adds `dL/dA` to `gradient` given `dL/dmean` and `dL/ddeviation` per sample and channel:

@@ -1,5 +1,5 @@
 import DSGCore
-/// Slack distribution alignment (DSG-SPEC §2) for one BatchNorm layer: per sample and channel, the squared
+/// Slack distribution alignment (Docs/DSG.md §2) for one BatchNorm layer: per sample and channel, the squared
 /// dead-zone hinge of the distance between the sample's statistic and the BatchNorm statistic,
 ///
 /// ```
@@ -7,7 +7,7 @@ import DSGCore
 /// ```
 ///
 /// with `σ = sqrt(running_var + 1e-6)`. Margins of zero give ZeroQ's loss; `w_n` carries layerwise sample
-/// enhancement (§3).
+/// enhancement (Docs/DSG.md §3).
 public struct SlackAlignment: Sendable {
     /// Running mean `μ` and running standard deviation `σ` per channel.
     public let targetMean: [Float], targetDeviation: [Float]
@@ -55,7 +55,7 @@ public struct SlackAlignment: Sendable {
     }
 }
 
-/// Which BatchNorm layer each sample emphasises (layerwise sample enhancement, DSG-SPEC §3): the weight of
+/// Which BatchNorm layer each sample emphasises (layerwise sample enhancement, Docs/DSG.md §3): the weight of
 /// sample `n`'s loss at layer `l`.
 public enum LayerEnhancement: Sendable, Equatable, Codable {
     /// Every weight 1 (ZeroQ, and SDA alone).

@@ -1,6 +1,6 @@
 import DSGCore
 
-/// The margins of slack distribution alignment, one pair per BatchNorm layer (DSG-SPEC §2.3): how far a
+/// The margins of slack distribution alignment, one pair per BatchNorm layer (Docs/DSG.md §2.2): how far a
 /// sample's per-channel mean (`mean`) and standard deviation (`deviation`) may stray from the BatchNorm
 /// statistics at no cost. Each entry holds one value for the layer or one per channel.
 public struct SlackMargins: Sendable, Equatable, Codable {

@@ -1,7 +1,7 @@
 import DSGCore
 import DSGKernels
 
-/// The BatchNorm-statistics term of the QAT generator loss (DSG-SPEC §7.4-7.5) for one BatchNorm layer, on the
+/// The BatchNorm-statistics term of the QAT generator loss (Docs/DSG.md §10.2) for one BatchNorm layer, on the
 /// statistics of the whole batch: per channel, the mean `m̄_c` and the biased variance `v̄_c` of the layer's
 /// input over samples and positions, against the running mean `μ_c` and running variance `v_c`.
 ///
@@ -31,22 +31,14 @@ public struct BatchStatisticsAlignment: Sendable {
         varianceGradient = means
     }
 
-    /// The term for `activation` (`[N, C, plane]` values); adds `scale * dL/dA` into `gradient`.
+    /// The term for `activation` (`[N, C, plane]` values); adds `gradientScale * dL/dA` into `gradient`.
     public mutating func evaluate(
-        _ activation: UnsafeBufferPointer<Float>, batch n: Int, plane: Int, gradient: UnsafeMutableBufferPointer<Float>, scale: Float
+        _ activation: UnsafeBufferPointer<Float>, batch n: Int, plane: Int, gradient: UnsafeMutableBufferPointer<Float>, gradientScale: Float
     ) -> Double {
         let c = targetMean.count
         precondition(activation.count == n * c * plane && gradient.count == activation.count, "BatchStatisticsAlignment: wrong activation size.")
         let count = Double(n * plane)
-        for ch in 0..<c {
-            var sum = 0.0
-            for s in 0..<n { sum += Reductions.sum(activation.baseAddress! + (s * c + ch) * plane, count: plane) }
-            let mean = sum / count
-            var squares = 0.0
-            for s in 0..<n { squares += Reductions.squaredDeviations(activation.baseAddress! + (s * c + ch) * plane, count: plane, mean: mean) }
-            means[ch] = mean
-            variances[ch] = squares / count
-        }
+        Self.batchStatistics(activation, batch: n, channels: c, plane: plane, means: &means, variances: &variances)
         var value = 0.0
         for ch in 0..<c {
             let dm = means[ch] - Double(targetMean[ch]), dv = variances[ch] - Double(targetVariance[ch])
@@ -66,12 +58,57 @@ public struct BatchStatisticsAlignment: Sendable {
         // dm̄/dA = 1 / (N·P); dv̄/dA = 2 (A − m̄) / (N·P).
         for s in 0..<n {
             for ch in 0..<c where meanGradient[ch] != 0 || varianceGradient[ch] != 0 {
-                let a = Float(Double(scale) * meanGradient[ch] / count), b = Float(Double(scale) * 2 * varianceGradient[ch] / count)
+                let a = Float(Double(gradientScale) * meanGradient[ch] / count), b = Float(Double(gradientScale) * 2 * varianceGradient[ch] / count)
                 let m = Float(means[ch])
                 let row = activation.baseAddress! + (s * c + ch) * plane, out = gradient.baseAddress! + (s * c + ch) * plane
                 for k in 0..<plane { out[k] += a + b * (row[k] - m) }
             }
         }
         return value
+    }
+
+    /// Per channel, the mean and the biased variance over samples and positions of `activation`
+    /// (`[N, C, plane]`), in Double, written into `means` and `variances` (C values each).
+    static func batchStatistics(
+        _ activation: UnsafeBufferPointer<Float>, batch n: Int, channels c: Int, plane: Int, means: inout [Double], variances: inout [Double]
+    ) {
+        let count = Double(n * plane)
+        for ch in 0..<c {
+            var sum = 0.0
+            for s in 0..<n { sum += Reductions.sum(activation.baseAddress! + (s * c + ch) * plane, count: plane) }
+            let mean = sum / count
+            var squares = 0.0
+            for s in 0..<n { squares += Reductions.squaredDeviations(activation.baseAddress! + (s * c + ch) * plane, count: plane, mean: mean) }
+            means[ch] = mean
+            variances[ch] = squares / count
+        }
+    }
+
+    /// The margins of the DSG form for every BatchNorm layer of `model` (Docs/DSG.md §10.3): per layer, the
+    /// `quantile` of |batch mean − running mean| and of |batch variance − running variance| over all channels
+    /// of four batches of N(0, 1) images drawn from `random`, run through `executor` (on `model`, any batch size).
+    static func margins(
+        model: Model, executor: GraphExecutor, quantile: Double, random: inout SeededRandom
+    ) throws -> [(mean: Float, variance: Float)] {
+        let layers = model.batchNormLayers, n = executor.batchSize
+        var meanGaps = layers.map { _ in [Double]() }, varianceGaps = meanGaps
+        for _ in 0..<4 {
+            try executor.forward([random.normalTensor(model.inputs[0].shape.batched(n))], training: false)
+            for (l, layer) in layers.enumerated() {
+                let (mean, variance) = model.runningStatistics(of: layer)
+                let c = layer.channels
+                var means = [Double](repeating: 0, count: c), variances = means
+                executor.withValue(layer.input) {
+                    batchStatistics($0, batch: n, channels: c, plane: $0.count / (n * c), means: &means, variances: &variances)
+                }
+                for ch in 0..<c {
+                    meanGaps[l].append(abs(means[ch] - Double(mean.scalars[ch])))
+                    varianceGaps[l].append(abs(variances[ch] - Double(variance.scalars[ch])))
+                }
+            }
+        }
+        return layers.indices.map {
+            (Float(SlackMargins.quantile(meanGaps[$0], quantile)), Float(SlackMargins.quantile(varianceGaps[$0], quantile)))
+        }
     }
 }

@@ -16,12 +16,12 @@ public enum GeneratorError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// The conditional generator of GDFQ and DSG's quantization-aware training (DSG-SPEC §7.1): a label embedding
+/// The conditional generator of GDFQ and DSG's quantization-aware training (Docs/DSG.md §10.1): a label embedding
 /// multiplies a Gaussian latent vector, a linear layer makes a 128-channel `H/4 x W/4` map, and two nearest 2x
 /// upsamplings with 3x3 convolutions, BatchNorm and LeakyReLU(0.2) grow it to the image size; the output is
 /// `tanh` followed by an affine-free BatchNorm, so every batch comes out standardised per channel.
 ///
-/// With `.batchNorm` conditioning it is the ImageNet generator of §7.2 instead: no embedding on the latent, and
+/// With `.batchNorm` conditioning it is GDFQ's ImageNet generator instead: no embedding on the latent, and
 /// the three hidden BatchNorm layers are class-conditional (a scale and shift per class, initialised to 1 and 0).
 ///
 /// A generator always runs in training mode (its BatchNorm layers use the batch's statistics). Its graph has two
@@ -29,9 +29,9 @@ public enum GeneratorError: Error, Equatable, CustomStringConvertible {
 public final class Generator {
     /// How the label enters.
     public enum Conditioning: String, Sendable, Codable, CaseIterable {
-        /// GDFQ's CIFAR generator (§7.1): `embedding[label] ⊙ z`.
+        /// GDFQ's CIFAR generator (Docs/DSG.md §10.1): `embedding[label] ⊙ z`.
         case embedding
-        /// GDFQ's ImageNet generator (§7.2): class-conditional BatchNorm.
+        /// GDFQ's ImageNet generator (Docs/DSG.md §10.1): class-conditional BatchNorm.
         case batchNorm
     }
 
@@ -56,7 +56,7 @@ public final class Generator {
         let z = b.input("z", [latentDimension])
         let label = b.input("label", [])
         /// BatchNorm, class-conditional or not. (eps 0.8 in the hidden layers is GDFQ's: a positional-argument
-        /// slip in its code, kept for fidelity, DSG-SPEC §7.1.)
+        /// slip in its code, kept for fidelity, Docs/DSG.md §10.1.)
         func norm(_ h: ValueID, _ name: String, _ epsilon: Float) throws -> ValueID {
             switch conditioning {
             case .embedding: return try b.batchNorm(h, name, epsilon: epsilon)

@@ -1,22 +1,23 @@
 import DSGCore
 
-/// Everything that decides a quantization-aware training run (DSG-SPEC §7), with CPU-sized defaults.
+/// Everything that decides a quantization-aware training run (Docs/DSG.md §10), with CPU-sized defaults.
 public struct QATConfiguration: Sendable, Codable, Equatable {
     /// The generator's loss.
     public enum GeneratorLoss: String, Sendable, Codable, CaseIterable {
-        /// DSG (§7.5): cross-entropy + 0.1 × slack batch-statistics alignment (margins from Gaussian inputs) +
-        /// correlation inhibition / L.
+        /// DSG (Docs/DSG.md §10.2): cross-entropy + 0.1 × the mean over layers of the slack batch-statistics
+        /// alignment (margins from Gaussian inputs) + correlation inhibition / L.
         case dsg
-        /// GDFQ, the baseline: cross-entropy + 0.1 × mean squared error of batch statistics, nothing else.
+        /// GDFQ, the baseline: cross-entropy + 0.1 × the mean over layers of the mean squared error of batch
+        /// statistics, nothing else.
         case gdfq
     }
 
     /// What one batch contributes to the moving average of an activation's range while ranges are tracked.
     public enum ActivationRange: String, Sendable, Codable, CaseIterable {
-        /// The batch's minimum and maximum (DSG-SPEC §7.6, the reference code).
+        /// The batch's minimum and maximum (Docs/DSG.md §10.5, the reference code).
         case batchExtremes
         /// The mean over the batch's samples of each sample's minimum and maximum: the per-batch estimate of
-        /// PTQ's `ema` calibration, which ignores the few samples that reach far beyond the rest.
+        /// PTQ's `meanSampleExtremes` calibration, which ignores the few samples that reach far beyond the rest.
         case meanSampleExtremes
     }
 
@@ -43,7 +44,7 @@ public struct QATConfiguration: Sendable, Codable, Equatable {
     public var distillationWeight: Float = 1
     /// Margin quantile of the DSG loss (per layer, from batches of Gaussian inputs).
     public var marginQuantile = 0.9
-    /// DSG only: add a per-sample slack-alignment term with layerwise sample enhancement (DSG-SPEC §7.5 (b):
+    /// DSG only: add a per-sample slack-alignment term with layerwise sample enhancement (Docs/DSG.md §10.6:
     /// sample n counts layer n mod L twice), weighted like the batch term (0.1 / L).
     public var layerwiseEnhancement = false
     public var latentDimension = 100
@@ -64,7 +65,8 @@ public struct QATConfiguration: Sendable, Codable, Equatable {
         milestones.filter { epoch + 1 > $0 }.reduce(1) { r, _ in r * 0.1 }
     }
 
-    func validate() throws(QATError) {
+    /// Checks every setting: bit-widths 2 to 8, positive counts and rates, a batch of at least two.
+    public func validate() throws(QATError) {
         do {
             try UniformQuantizer.validate(weightBits, "weight")
             try UniformQuantizer.validate(activationBits, "activation")

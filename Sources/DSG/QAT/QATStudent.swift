@@ -1,6 +1,6 @@
 import DSGCore
 
-/// The low-bit student of quantization-aware training (DSG-SPEC §7.6): a copy of the teacher with a
+/// The low-bit student of quantization-aware training (Docs/DSG.md §10.4): a copy of the teacher with a
 /// `FakeQuantOp` after every ReLU / ReLU6 and every convolution and linear weight quantized per output channel
 /// (min/max) on each forward pass.
 ///
@@ -32,7 +32,7 @@ final class QATStudent {
         floatWeights = weights.map { [Float](repeating: 0, count: model.tensors[$0].tensor.elementCount) }
         let quantNodes = model.nodes.filter { $0.op is FakeQuantOp }
         activations = quantNodes.map { $0.inputs[0] }
-        activationNames = quantNodes.map { String($0.name.dropLast(".quant".count)) }
+        activationNames = quantNodes.map { String($0.name.dropLast(PTQCalibrator.quantSuffix.count)) }
         rangeTensors = try quantNodes.map { try model.tensorPosition(named: $0.name + ".range") }
     }
 

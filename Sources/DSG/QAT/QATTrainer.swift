@@ -1,39 +1,7 @@
 import DSGCore
 import Foundation
 
-/// One finished epoch of quantization-aware training.
-public struct QATEpoch: Sendable, Codable, Equatable {
-    /// Mean losses over the epoch's iterations.
-    public var generatorLoss: Double, studentLoss: Double
-    /// The quantized student's top-1 on the test images given to `train`, if any.
-    public var testAccuracy: Double?
-    public var seconds: Double
-}
-
-/// Where the time of QAT iterations went, in seconds summed over the iterations run by this trainer.
-public struct QATTiming: Sendable, Equatable {
-    /// The generator's forward pass.
-    public var generatorForward = 0.0
-    /// The teacher's forward pass, the generator's loss terms and the backward pass to the images.
-    public var teacher = 0.0
-    /// The generator's backward pass and its Adam step.
-    public var generatorBackward = 0.0
-    /// The student's weight quantization, forward, distillation loss, backward and SGD step.
-    public var student = 0.0
-    public var iterations = 0
-
-    public var total: Double { generatorForward + teacher + generatorBackward + student }
-}
-
-/// Where a run is, for progress lines.
-public struct QATProgress: Sendable {
-    public var epoch: Int, epochs: Int, iteration: Int, iterations: Int
-    public var generatorLoss: Double, studentLoss: Double
-    /// Whether the student is being updated yet (false during warm-up).
-    public var studentUpdates: Bool
-}
-
-/// Data-free quantization-aware training (DSG-SPEC §7): a `Generator` learns, against the frozen full-precision
+/// Data-free quantization-aware training (Docs/DSG.md §10): a `Generator` learns, against the frozen full-precision
 /// teacher, to make images whose batch statistics match the teacher's BatchNorm statistics (with DSG's slack
 /// margins and correlation inhibition, or GDFQ's plain loss), and a fake-quantized copy of the teacher learns
 /// from those images by distillation.
@@ -47,20 +15,16 @@ public final class QATTrainer {
     public let teacher: Model
     public let configuration: QATConfiguration
     public let generator: Generator
-    public private(set) var history: [QATEpoch] = []
+    public internal(set) var history: [QATEpoch] = []
     public private(set) var timing = QATTiming()
 
     let student: QATStudent
-    private let layers: [BatchNormLayer]
-    private var alignments: [BatchStatisticsAlignment]
-    private let correlation: CorrelationInhibition?
-    /// The per-sample term with layerwise enhancement (DSG with `layerwiseEnhancement` only).
-    private var enhancement: DSGLoss?
-    private let generatorExecutor: GraphExecutor, teacherExecutor: GraphExecutor, studentExecutor: GraphExecutor
-    private let adam: Adam, sgd: SGD
-    private var random: SeededGenerator
+    private var objective: QATGeneratorLoss
+    let generatorExecutor: GraphExecutor, teacherExecutor: GraphExecutor, studentExecutor: GraphExecutor
+    let adam: Adam, sgd: SGD
+    var random: SeededRandom
     private let classes: Int
-    private let fingerprint: String
+    let fingerprint: String
     // Buffers of one iteration, made once.
     private var latent: Tensor, labelValues: Tensor, labels: [Int32], images: [Float], teacherLogits: [Float]
 
@@ -68,8 +32,7 @@ public final class QATTrainer {
     /// margins from batches of Gaussian inputs.
     public init(teacher: Model, configuration: QATConfiguration = QATConfiguration()) throws {
         try configuration.validate()
-        layers = teacher.batchNormLayers
-        guard !layers.isEmpty else { throw QATError.noBatchNorm }
+        guard !teacher.batchNormLayers.isEmpty else { throw QATError.noBatchNorm }
         guard teacher.inputs.count == 1 else { throw QATError.invalidConfiguration("the teacher must take one image input") }
         self.teacher = teacher
         self.configuration = configuration
@@ -88,33 +51,9 @@ public final class QATTrainer {
         studentExecutor = try GraphExecutor(model: student.model, batchSize: n)
         adam = Adam(learningRate: configuration.generatorLearningRate, beta1: 0.5, beta2: 0.999)
         sgd = SGD(learningRate: configuration.studentLearningRate, momentum: 0.9, nesterov: true, weightDecay: 1e-4)
-        random = SeededGenerator(seed: configuration.seed &+ 1)
+        random = SeededRandom(seed: configuration.seed &+ 1)
         fingerprint = Self.fingerprint(teacher)
-
-        var margins = layers.map { _ in (mean: Float(0), variance: Float(0)) }
-        if configuration.generatorLoss == .dsg {
-            margins = try Self.margins(teacher: teacher, executor: teacherExecutor, quantile: configuration.marginQuantile, random: &random)
-        }
-        alignments = zip(layers, margins).map { layer, margin in
-            let (mean, variance) = teacher.runningStatistics(of: layer)
-            return BatchStatisticsAlignment(
-                form: configuration.generatorLoss == .dsg ? .slack : .gdfq, targetMean: mean.scalars, targetVariance: variance.scalars,
-                meanMargin: [margin.mean], varianceMargin: [margin.variance])
-        }
-        correlation = configuration.generatorLoss == .dsg ? CorrelationInhibition(batch: n, dimension: imageShape.elementCount) : nil
-        if configuration.generatorLoss == .dsg && configuration.layerwiseEnhancement {
-            // Only the per-sample BatchNorm term, with the paper's enhancement and per-sample margins (§2.3).
-            var options = GenerationOptions(preset: .dsg)
-            options.weights.batchNorm = 0.1 / Float(layers.count)
-            (options.weights.inputStatistics, options.weights.crossEntropy, options.weights.correlation) = (0, 0, 0)
-            (options.weights.totalVariation, options.weights.l2) = (0, 0)
-            options.correlation = .off
-            // Their own Gaussian batch, so turning the term on leaves the run's latents and labels as they were.
-            var noise = SeededGenerator(seed: configuration.seed &+ 2)
-            let perSample = try SlackMargins.measure(
-                model: teacher, images: noise.normalTensor(imageShape.batched(n)), quantile: configuration.marginQuantile, granularity: .perLayer)
-            enhancement = try DSGLoss(model: teacher, batchSize: n, options: options, margins: perSample)
-        }
+        objective = try QATGeneratorLoss(teacher: teacher, executor: teacherExecutor, configuration: configuration, random: &random)
         latent = Tensor(shape: [n, configuration.latentDimension], repeating: 0)
         labelValues = Tensor(shape: [n], repeating: 0)
         labels = Array(repeating: 0, count: n)
@@ -174,7 +113,7 @@ public final class QATTrainer {
     /// `count` images from the generator (training-mode batch statistics, as it always runs), one label per
     /// class in turn, for pictures.
     public func generatedImages(count: Int, seed: UInt64) throws -> Tensor {
-        var g = SeededGenerator(seed: seed)
+        var g = SeededRandom(seed: seed)
         let executor = try GraphExecutor(model: generator.model, batchSize: count, backward: false)
         // Running statistics are left as they were: a picture must not change the generator.
         let saved = generator.model.stateDict
@@ -217,32 +156,11 @@ public final class QATTrainer {
 
         teacherExecutor.withInput(0) { input in images.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
         try teacherExecutor.run(training: false)
-        teacherExecutor.zeroGradients()
-        let logits = teacher.outputs[0]
-        teacherExecutor.withValue(logits) { l in teacherLogits.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: l.baseAddress!, count: l.count) } }
-        var loss = Double(try Losses.softmaxCrossEntropy(
-            logits: teacherLogits, labels: labels, batch: n, classes: classes, gradient: teacherExecutor.gradient(of: logits).baseAddress!))
-        let weight = 0.1 / Float(layers.count)
-        for l in layers.indices {
-            let target = teacherExecutor.gradient(of: layers[l].input)
-            let plane = target.count / (n * layers[l].channels)
-            loss += Double(weight) * teacherExecutor.withValue(layers[l].input) {
-                alignments[l].evaluate($0, batch: n, plane: plane, gradient: target, scale: weight)
-            }
+        teacherExecutor.withValue(teacher.outputs[0]) { l in
+            teacherLogits.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: l.baseAddress!, count: l.count) }
         }
-        if enhancement != nil {
-            var terms = LossTerms()
-            try enhancement!.networkTerms(teacherExecutor, labels: labels, into: &terms)
-            loss += terms.batchNorm
-        }
-        teacherExecutor.backward(parameterGradients: false)
+        let loss = try objective.evaluate(teacherExecutor, images: images, labels: labels, classes: classes, random: &random)
         let imageGradient = teacherExecutor.gradient(of: ValueID(index: 0))
-        if let correlation {
-            let scale = 1 / Double(layers.count)
-            loss += scale * (try images.withUnsafeBufferPointer {
-                try correlation.evaluate($0, reference: .gaussian, generator: &random, gradient: imageGradient, scale: scale)
-            })
-        }
         lap(\.teacher, &mark)
         generatorExecutor.zeroGradients()
         let seed = generatorExecutor.gradient(of: output)
@@ -275,99 +193,5 @@ public final class QATTrainer {
         student.restoreWeights()
         if update { sgd.step(studentExecutor) }
         return loss
-    }
-
-    // MARK: - Margins
-
-    /// DSG-SPEC §2.3, QAT variant: per layer, the `quantile` of |batch mean − running mean| and of |batch
-    /// variance − running variance| over all channels of four batches of N(0, 1) images.
-    static func margins(
-        teacher: Model, executor: GraphExecutor, quantile: Double, random: inout SeededGenerator
-    ) throws -> [(mean: Float, variance: Float)] {
-        let layers = teacher.batchNormLayers, n = executor.batchSize
-        var meanGaps = layers.map { _ in [Double]() }, varianceGaps = meanGaps
-        for _ in 0..<4 {
-            try executor.forward([random.normalTensor(teacher.inputs[0].shape.batched(n))], training: false)
-            for (l, layer) in layers.enumerated() {
-                let (mean, variance) = teacher.runningStatistics(of: layer)
-                executor.withValue(layer.input) { a in
-                    let c = layer.channels, plane = a.count / (n * c)
-                    for ch in 0..<c {
-                        var values: [Double] = []
-                        values.reserveCapacity(n * plane)
-                        for s in 0..<n { for k in 0..<plane { values.append(Double(a[(s * c + ch) * plane + k])) } }
-                        let m = values.reduce(0, +) / Double(values.count)
-                        let v = values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Double(values.count)
-                        meanGaps[l].append(abs(m - Double(mean.scalars[ch])))
-                        varianceGaps[l].append(abs(v - Double(variance.scalars[ch])))
-                    }
-                }
-            }
-        }
-        return layers.indices.map {
-            (Float(SlackMargins.quantile(meanGaps[$0], quantile)), Float(SlackMargins.quantile(varianceGaps[$0], quantile)))
-        }
-    }
-
-    // MARK: - Checkpoints
-
-    /// A cheap identity of the teacher's weights, so a checkpoint of another model is refused.
-    static func fingerprint(_ model: Model) -> String {
-        var sum = 0.0, weighted = 0.0, count = 0
-        for t in model.tensors {
-            t.tensor.withUnsafeBufferPointer { p in
-                for (i, x) in p.enumerated() { sum += Double(x); weighted += Double(x) * Double(i % 97 + 1) }
-            }
-            count += t.tensor.elementCount
-        }
-        return "\(count) values, sum \(sum), weighted \(weighted)"
-    }
-
-    private struct Metadata: Codable {
-        var configuration: QATConfiguration
-        var history: [QATEpoch]
-        var random: SeededGenerator
-        var teacher: String
-        var rangesInitialized: Bool
-    }
-
-    func save(to url: URL) throws {
-        var tensors = generator.model.stateDict.map { ("generator." + $0.name, $0.tensor) }
-        tensors += adam.state(of: generator.model, prefix: "generator.adam.")
-        tensors += student.model.stateDict.map { ("student." + $0.name, $0.tensor) }
-        tensors += sgd.state(of: student.model, prefix: "student.sgd.")
-        let metadata = Metadata(configuration: configuration, history: history, random: random, teacher: fingerprint, rangesInitialized: student.ranges != nil)
-        let json = String(decoding: try JSONEncoder().encode(metadata), as: UTF8.self)
-        try Safetensors.write(Safetensors.Contents(tensors: tensors, metadata: ["qat": json]), to: url)
-    }
-
-    private func resume(from url: URL) throws {
-        let file = url.lastPathComponent
-        let contents = try Safetensors.read(url)
-        guard let json = contents.metadata["qat"], let saved = try? JSONDecoder().decode(Metadata.self, from: Data(json.utf8)) else {
-            throw QATError.checkpointMismatch(file: file, reason: "not a QAT checkpoint")
-        }
-        guard saved.teacher == fingerprint else { throw QATError.checkpointMismatch(file: file, reason: "a different teacher model") }
-        var other = saved.configuration
-        other.epochs = configuration.epochs  // more epochs may be asked for later
-        if other != configuration {
-            let a = saved.configuration, b = configuration
-            let reason = a.label != b.label ? "\(a.label), not \(b.label)"
-                : a.batchSize != b.batchSize ? "batch size \(a.batchSize), not \(b.batchSize)"
-                : a.generatorLoss != b.generatorLoss ? "the \(a.generatorLoss.rawValue) loss, not \(b.generatorLoss.rawValue)"
-                : a.activationRange != b.activationRange ? "activation ranges from \(a.activationRange.rawValue), not \(b.activationRange.rawValue)"
-                : "other settings"
-            throw QATError.checkpointMismatch(file: file, reason: reason)
-        }
-        func part(_ prefix: String) -> Safetensors.Contents {
-            Safetensors.Contents(tensors: contents.tensors.compactMap { $0.name.hasPrefix(prefix) ? (String($0.name.dropFirst(prefix.count)), $0.tensor) : nil })
-        }
-        try generator.model.load(part("generator."), file: file, ignoringPrefixes: ["adam."])
-        try adam.restoreState(contents, of: generator.model, prefix: "generator.adam.", file: file)
-        try student.model.load(part("student."), file: file, ignoringPrefixes: ["sgd."])
-        try sgd.restoreState(contents, of: student.model, prefix: "student.sgd.", file: file)
-        if saved.rangesInitialized { student.adoptSavedRanges() }
-        history = saved.history
-        random = saved.random
     }
 }

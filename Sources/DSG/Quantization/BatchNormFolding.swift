@@ -22,17 +22,17 @@ public enum BatchNormFolding {
         }
 
         let folded = Model()
-        var generator = SeededGenerator(seed: 0)
+        var random = SeededRandom(seed: 0)
         var map: [Int: ValueID] = [:]
         for (i, input) in model.inputs.enumerated() { map[i] = folded.addInput(name: input.name, shape: input.shape) }
         let skipped = Set(foldInto.values.map(\.name))
         for node in model.nodes where !skipped.contains(node.name) {
             let inputs = node.inputs.map { map[$0.index]! }
             guard let conv = node.op as? Conv2dOp, let bn = foldInto[node.name], let bnOp = bn.op as? BatchNormOp else {
-                map[node.output.index] = try folded.add(node.op, name: node.name, inputs: inputs, using: &generator)
+                map[node.output.index] = try folded.add(node.op, name: node.name, inputs: inputs, using: &random)
                 continue
             }
-            let output = try folded.add(Conv2dOp(geometry: conv.geometry, bias: true), name: node.name, inputs: inputs, using: &generator)
+            let output = try folded.add(Conv2dOp(geometry: conv.geometry, bias: true), name: node.name, inputs: inputs, using: &random)
             map[node.output.index] = output
             map[bn.output.index] = output
             try setFoldedTensors(conv: node, convOp: conv, bn: bn, bnOp: bnOp, from: model, into: folded)

@@ -2,7 +2,7 @@ import DSGCore
 
 /// Quantize-dequantize of an activation, per tensor, with the range `[range[0], range[1]]` stored as a buffer
 /// (so it is saved and loaded with the model). Backward is the straight-through estimator: the gradient
-/// passes unchanged (DSG-SPEC §7.6).
+/// passes unchanged (Docs/DSG.md §10.4).
 public struct FakeQuantOp: GraphOperator {
     public let bits: Int
     public var kind: String { "FakeQuant" }

@@ -1,7 +1,7 @@
 import DSGCore
 import Foundation
 
-/// Settings of post-training quantization (DSG-SPEC §6).
+/// Settings of post-training quantization (Docs/DSG.md §8).
 public struct PTQConfiguration: Sendable, Codable, Equatable {
     public var weightBits = 4
     public var activationBits = 4
@@ -18,14 +18,25 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
     public enum ActivationCalibration: String, Sendable, Codable, CaseIterable {
         /// Running minimum and maximum over all batches (ZeroQ).
         case minMax
-        /// The mean over samples of each sample's minimum and maximum, then the running extremes over batches
-        /// (the official DSG code's `ema`, which despite its name averages nothing over time).
-        case ema
+        /// The mean over samples of each sample's minimum and maximum, then the running extremes over batches.
+        /// The official DSG code calls this `ema`, though it averages nothing over time; `"ema"` is still read
+        /// (files and the command line) as this case.
+        case meanSampleExtremes
         /// The 0.001% and 99.999% percentiles of each batch, then the running extremes.
         case percentile
         /// From the batch extremes, the upper end lowered in steps of 1% (80 tries) to the least squared
         /// quantization error; the last batch decides.
         case mse
+
+        public init?(rawValue: String) {
+            switch rawValue {
+            case "minMax": self = .minMax
+            case "meanSampleExtremes", "ema": self = .meanSampleExtremes
+            case "percentile": self = .percentile
+            case "mse": self = .mse
+            default: return nil
+            }
+        }
     }
 
     /// What happens to the first convolution and the last linear layer.
@@ -39,7 +50,7 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
     }
 
     public var weightRange: WeightRange = .minMax
-    public var activationCalibration: ActivationCalibration = .ema
+    public var activationCalibration: ActivationCalibration = .meanSampleExtremes
     public var edgeLayers: EdgeLayers = .quantize
     /// Fold each BatchNorm into the convolution before it, then quantize the folded weights (DSG keeps
     /// BatchNorm in Float32, so this is off by default).
@@ -53,6 +64,13 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
 
     /// "W4A4".
     public var label: String { "W\(weightBits)A\(activationBits)" }
+
+    /// Checks the bit-widths (2 to 8) and the batch size.
+    public func validate() throws(QuantizationError) {
+        try UniformQuantizer.validate(weightBits, "weight")
+        try UniformQuantizer.validate(activationBits, "activation")
+        guard batchSize >= 1 else { throw .batchSize(batchSize) }
+    }
 }
 
 /// A quantized model: the original graph with fake-quantization nodes after every ReLU / ReLU6 and weights
@@ -60,6 +78,15 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
 public struct QuantizedModel: Sendable {
     public let model: Model
     public let configuration: PTQConfiguration
+
+    /// The calibrated range of every quantized activation, in graph order, named by the activation node it
+    /// follows (`stage1.block0.relu1`).
+    public var activationRanges: [(activation: String, low: Float, high: Float)] {
+        model.nodes.compactMap { node in
+            guard node.op is FakeQuantOp, let range = try? model.tensor(named: node.name + ".range") else { return nil }
+            return (String(node.name.dropLast(PTQCalibrator.quantSuffix.count)), range[0], range[1])
+        }
+    }
 
     /// Writes the weights and activation ranges (safetensors) with the configuration in the metadata.
     public func save(to url: URL) throws {
@@ -80,13 +107,12 @@ public struct QuantizedModel: Sendable {
 }
 
 /// Post-training quantization from calibration samples (synthetic or real): per-output-channel asymmetric
-/// weights, per-tensor asymmetric activations after every ReLU / ReLU6, BatchNorm kept in Float32 (DSG-SPEC §6).
+/// weights, per-tensor asymmetric activations after every ReLU / ReLU6, BatchNorm kept in Float32 (Docs/DSG.md §8).
 public struct PTQCalibrator: Sendable {
     public let configuration: PTQConfiguration
 
     public init(configuration: PTQConfiguration) throws(QuantizationError) {
-        try UniformQuantizer.validate(configuration.weightBits, "weight")
-        try UniformQuantizer.validate(configuration.activationBits, "activation")
+        try configuration.validate()
         self.configuration = configuration
     }
 
@@ -101,14 +127,19 @@ public struct PTQCalibrator: Sendable {
         let model = configuration.foldBatchNorm ? try BatchNormFolding.fold(model) : model
         let ranges = try calibrateActivations(model, samples)
         let quantized = try Self.withFakeQuantization(model, bits: configuration.activationBits)
-        for (name, range) in ranges { try quantized.setTensor(named: name + ".quant.range", to: Tensor(shape: [2], scalars: range)) }
+        for (name, range) in ranges {
+            try quantized.setTensor(named: name + Self.quantSuffix + ".range", to: Tensor(shape: [2], scalars: range))
+        }
         try quantizeWeights(quantized)
         return QuantizedModel(model: quantized, configuration: configuration)
     }
 
+    /// What a fake-quantization node's name adds to the name of the activation it follows.
+    static let quantSuffix = ".quant"
+
     /// `model` with a `FakeQuantOp` named `<activation>.quant` after every ReLU and ReLU6 node.
     static func withFakeQuantization(_ model: Model, bits: Int) throws(GraphError) -> Model {
-        try model.inserting { node in isQuantizedActivation(node) ? (FakeQuantOp(bits: bits), node.name + ".quant") : nil }
+        try model.inserting { node in isQuantizedActivation(node) ? (FakeQuantOp(bits: bits), node.name + quantSuffix) : nil }
     }
 
     static func isQuantizedActivation(_ node: Node) -> Bool {
@@ -158,22 +189,12 @@ public struct PTQCalibrator: Sendable {
     /// The range of every quantized activation, by node name, from the float model's outputs on `samples`.
     private func calibrateActivations(_ model: Model, _ samples: Tensor) throws -> [(String, [Float])] {
         let activations = model.nodes.filter(Self.isQuantizedActivation)
-        let count = samples.shape[0], size = samples.elementCount / count
-        let batch = min(configuration.batchSize, count)
         var ranges = activations.map { _ in (low: Float(0), high: Float(0)) }  // running extremes start at 0
-        var executors: [Int: GraphExecutor] = [:]  // the full batch size, and the last batch's if smaller
-        var start = 0
-        while start < count {
-            let n = min(batch, count - start)
-            let executor = try executors[n] ?? GraphExecutor(model: model, batchSize: n, backward: false)
-            executors[n] = executor
-            executor.withInput(0) { input in
-                samples.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress! + start * size, count: n * size) }
-            }
-            try executor.run(training: false)
+        let batches = try BatchedInference(model: model, batchSize: min(configuration.batchSize, samples.shape[0]))
+        try batches.forEachBatch(of: samples) { executor, batch in
             for (k, node) in activations.enumerated() {
                 executor.withValue(node.output) { values in
-                    let (low, high) = batchRange(values, samples: n)
+                    let (low, high) = batchRange(values, samples: batch.count)
                     if configuration.activationCalibration == .mse {
                         ranges[k] = (low, high)
                     } else {
@@ -181,7 +202,6 @@ public struct PTQCalibrator: Sendable {
                     }
                 }
             }
-            start += n
         }
         return zip(activations, ranges).map { ($0.name, [$1.low, $1.high]) }
     }
@@ -203,7 +223,7 @@ public struct PTQCalibrator: Sendable {
         switch configuration.activationCalibration {
         case .minMax:
             return (values.min() ?? 0, values.max() ?? 0)
-        case .ema:
+        case .meanSampleExtremes:
             return Self.meanSampleExtremes(values, samples: n)
         case .percentile:
             let sorted = values.sorted()

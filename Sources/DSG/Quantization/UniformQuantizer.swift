@@ -6,28 +6,34 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
     case bitWidth(Int, what: String)
     case noCalibrationSamples
     case calibrationShape(expected: Shape, got: Shape)
+    case batchSize(Int)
 
     public var description: String {
         switch self {
         case .bitWidth(let bits, let what): return "\(what) bit-width \(bits) is outside 2...8"
         case .noCalibrationSamples: return "calibration needs at least one sample"
         case .calibrationShape(let expected, let got): return "calibration samples must have shape [N] + \(expected), got \(got)"
+        case .batchSize(let size): return "the calibration batch size must be at least 1, got \(size)"
         }
     }
 }
 
-/// The uniform asymmetric quantizer of ZeroQ and DSG (DSG-SPEC §6.1) for the range `[low, high]`:
+/// The uniform asymmetric quantizer of ZeroQ and DSG (Docs/DSG.md §8.1) for the range `[low, high]`:
 ///
 /// ```
-/// scale = (2^k − 1) / max(high − low, 1e-8)       zero = round(scale · low) + 2^(k−1)
-/// q = clamp(round(scale · x − zero), −2^(k−1), 2^(k−1) − 1)       x̂ = (q + zero) / scale
+/// s = (2^k − 1) / max(high − low, 1e-8)       zero = round(s · low) + 2^(k−1)
+/// q = clamp(round(s · x − zero), −2^(k−1), 2^(k−1) − 1)       x̂ = (q + zero) / s
 /// ```
 ///
 /// with rounding half to even, as PyTorch's `round`. `low` and `high` map (up to rounding of the zero point) to
 /// the ends of 2^k levels.
 public struct UniformQuantizer: Sendable, Equatable {
+    /// The bit-width k.
     public let bits: Int
-    public let scale: Float
+    /// `s` above: quantization levels per unit of the input. This is the *inverse* of what ONNX
+    /// (`QuantizeLinear`'s `y_scale`) and PyTorch (`scale`) call the scale, the width of one step: see ``stepSize``.
+    public let levelsPerUnit: Float
+    /// `zero` above, in the signed convention of the formula (q is centred on 0), not ONNX's unsigned zero point.
     public let zeroPoint: Float
 
     public static let bitRange = 2...8
@@ -35,16 +41,19 @@ public struct UniformQuantizer: Sendable, Equatable {
     public init(bits: Int, low: Float, high: Float) {
         precondition(Self.bitRange.contains(bits), "UniformQuantizer: bits must be in 2...8 (validate first).")
         self.bits = bits
-        scale = Float(Double((1 << bits) - 1) / max(Double(high) - Double(low), 1e-8))
-        zeroPoint = (scale * low).rounded(.toNearestOrEven) + Float(1 << (bits - 1))
+        levelsPerUnit = Float(Double((1 << bits) - 1) / max(Double(high) - Double(low), 1e-8))
+        zeroPoint = (levelsPerUnit * low).rounded(.toNearestOrEven) + Float(1 << (bits - 1))
     }
+
+    /// The width of one quantization step, `1 / levelsPerUnit`: ONNX's and PyTorch's `scale`.
+    public var stepSize: Float { 1 / levelsPerUnit }
 
     /// The quantize-dequantize value of `x`.
     @inline(__always)
     public func callAsFunction(_ x: Float) -> Float {
         let half = Float(1 << (bits - 1))
-        let q = min(max((scale * x - zeroPoint).rounded(.toNearestOrEven), -half), half - 1)
-        return (q + zeroPoint) / scale
+        let q = min(max((levelsPerUnit * x - zeroPoint).rounded(.toNearestOrEven), -half), half - 1)
+        return (q + zeroPoint) / levelsPerUnit
     }
 
     /// Quantize-dequantizes `rows` rows of `size` values at `w` in place, each row (a weight's output channel)

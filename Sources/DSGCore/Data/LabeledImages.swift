@@ -24,7 +24,7 @@ public struct LabeledImages: Sendable {
     /// calibrating on real images as a reference.
     public func randomSample(_ count: Int, seed: UInt64) -> LabeledImages {
         let n = min(count, self.count), size = sampleShape.elementCount
-        var g = SeededGenerator(seed: seed)
+        var g = SeededRandom(seed: seed)
         var order = Array(0..<self.count)
         for i in 0..<n { order.swapAt(i, i + g.integer(in: 0..<(self.count - i))) }
         let scalars = images.withUnsafeBufferPointer { x in order.prefix(n).flatMap { x[($0 * size)..<(($0 + 1) * size)] } }

@@ -14,6 +14,8 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
     case tensorShape(name: String, expected: Shape, got: Shape)
     /// The wrong number of graph inputs was passed.
     case inputCount(expected: Int, got: Int)
+    /// A range of samples that does not lie inside the tensor, or does not hold one batch.
+    case sampleRange(input: String, range: Range<Int>, samples: Int, batchSize: Int)
     /// A value became NaN or infinite.
     case nonFinite(node: String, op: String, shape: Shape)
     /// A class label outside `0..<classes`.
@@ -39,6 +41,8 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
             return "'\(name)' must have shape \(expected), got \(got)"
         case .inputCount(let expected, let got):
             return "the model takes \(expected) input(s), got \(got)"
+        case .sampleRange(let input, let range, let samples, let batchSize):
+            return "input '\(input)': samples \(range.lowerBound)..<\(range.upperBound) of \(samples) do not make one batch of \(batchSize)"
         case .nonFinite(let node, let op, let shape):
             return "\(op) node '\(node)' produced NaN or infinity (output shape \(shape))"
         case .labelOutOfRange(let node, let label, let classes):

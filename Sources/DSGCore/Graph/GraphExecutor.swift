@@ -76,13 +76,24 @@ public final class GraphExecutor {
         guard inputs.count == model.inputs.count else {
             throw .inputCount(expected: model.inputs.count, got: inputs.count)
         }
-        for (i, tensor) in inputs.enumerated() {
-            guard tensor.shape.isBatch(of: model.inputs[i].shape, size: batchSize) else {
-                throw .tensorShape(name: model.inputs[i].name, expected: model.inputs[i].shape.batched(batchSize), got: tensor.shape)
-            }
-            values[i].update(from: tensor.pointer, count: tensor.elementCount)
-        }
+        for (i, tensor) in inputs.enumerated() { try setInput(i, from: tensor) }
         try run(training: training)
+    }
+
+    /// Copies samples `range` of `tensor` (`[N, shape...]`, all of it when `range` is nil) into graph input
+    /// `input`; the range must hold exactly one batch. The tensor-level way to feed a pass run by ``run(training:)``.
+    public func setInput(_ input: Int = 0, from tensor: Tensor, samples range: Range<Int>? = nil) throws(GraphError) {
+        let sample = model.inputs[input].shape
+        let samples = tensor.shape.rank == sample.rank + 1 ? tensor.shape[0] : 0
+        guard tensor.shape.isBatch(of: sample, size: range == nil ? batchSize : samples) else {
+            throw .tensorShape(name: model.inputs[input].name, expected: sample.batched(batchSize), got: tensor.shape)
+        }
+        let range = range ?? 0..<batchSize
+        guard range.count == batchSize, range.lowerBound >= 0, range.upperBound <= samples else {
+            throw .sampleRange(input: model.inputs[input].name, range: range, samples: samples, batchSize: batchSize)
+        }
+        let size = sample.elementCount
+        values[input].update(from: tensor.pointer + range.lowerBound * size, count: batchSize * size)
     }
 
     /// Runs the graph on the inputs already in the input buffers (see ``withInput(_:_:)``).
@@ -100,7 +111,8 @@ public final class GraphExecutor {
         }
     }
 
-    /// Writes directly into graph input `i`'s buffer (`[batch, shape...]`), avoiding a tensor copy.
+    /// Writes directly into graph input `i`'s buffer (`[batch, shape...]`), avoiding a tensor copy: for the
+    /// optimised loops that already hold the batch in a buffer (``setInput(_:from:samples:)`` otherwise).
     public func withInput<R>(_ i: Int, _ body: (UnsafeMutableBufferPointer<Float>) throws -> R) rethrows -> R {
         try body(UnsafeMutableBufferPointer(start: values[i], count: count(ValueID(index: i))))
     }

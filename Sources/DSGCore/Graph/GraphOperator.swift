@@ -2,7 +2,7 @@
 ///
 /// Shapes given to and returned by an operator are *per sample* (no batch dimension). Forward reads
 /// `context.inputs` and writes `context.output`; backward reads the forward values and `context.outputGrad`
-/// and **accumulates** (`+=`) into `context.inputGrads` and `context.parameterGrads` (either may be absent when
+/// and **accumulates** (`+=`) into `context.inputGrads` and `context.tensorGrads` (either may be absent when
 /// nobody needs them). Operators are immutable values; everything that changes lives in the executor.
 public protocol GraphOperator: Sendable {
     /// A short operator name for errors and listings, e.g. `"Conv2d"`.

@@ -6,14 +6,14 @@ extension Model {
     /// This is how quantization puts fake-quantization nodes after activations without touching the layers.
     public func inserting(after insert: (Node) -> (op: any GraphOperator, name: String)?) throws(GraphError) -> Model {
         let copy = Model()
-        var generator = SeededGenerator(seed: 0)
+        var random = SeededRandom(seed: 0)
         var map: [Int: ValueID] = [:]
         for (i, input) in inputs.enumerated() { map[i] = copy.addInput(name: input.name, shape: input.shape) }
         for node in nodes {
-            let output = try copy.add(node.op, name: node.name, inputs: node.inputs.map { map[$0.index]! }, using: &generator)
+            let output = try copy.add(node.op, name: node.name, inputs: node.inputs.map { map[$0.index]! }, using: &random)
             map[node.output.index] = output
             if let extra = insert(node) {
-                map[node.output.index] = try copy.add(extra.op, name: extra.name, inputs: [output], using: &generator)
+                map[node.output.index] = try copy.add(extra.op, name: extra.name, inputs: [output], using: &random)
             }
         }
         copy.outputs = outputs.map { map[$0.index]! }

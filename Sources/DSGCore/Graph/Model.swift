@@ -59,7 +59,7 @@ public final class Model: @unchecked Sendable {
     /// Appends a node computing `op(inputs)`, creating its tensors with the operator's initializers.
     @discardableResult
     public func add(
-        _ op: any GraphOperator, name: String, inputs: [ValueID], using generator: inout SeededGenerator
+        _ op: any GraphOperator, name: String, inputs: [ValueID], using random: inout SeededRandom
     ) throws(GraphError) -> ValueID {
         guard !nodeNames.contains(name) else { throw .duplicateName(name) }
         for v in inputs where v.index < 0 || v.index >= valueShapes.count {
@@ -70,7 +70,7 @@ public final class Model: @unchecked Sendable {
         for spec in op.tensorSpecs {
             let fullName = name + "." + spec.suffix
             guard tensorIndex[fullName] == nil else { throw .duplicateName(fullName) }
-            let tensor = Self.initialTensor(spec, using: &generator)
+            let tensor = Self.initialTensor(spec, using: &random)
             tensorIndex[fullName] = tensors.count
             indices.append(tensors.count)
             tensors.append(NamedTensor(name: fullName, role: spec.role, tensor: tensor))
@@ -137,7 +137,7 @@ public final class Model: @unchecked Sendable {
         return m
     }
 
-    private static func initialTensor(_ spec: TensorSpec, using g: inout SeededGenerator) -> Tensor {
+    private static func initialTensor(_ spec: TensorSpec, using g: inout SeededRandom) -> Tensor {
         switch spec.initializer {
         case .constant(let v): return Tensor(shape: spec.shape, repeating: v)
         case .uniform(let bound): return g.uniformTensor(spec.shape, -bound, bound)

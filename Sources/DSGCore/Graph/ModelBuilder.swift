@@ -11,10 +11,10 @@ import DSGKernels
 /// `prefix` is prepended to every name (`"stage1.block0."`), so blocks can be written once.
 public struct ModelBuilder {
     public let model = Model()
-    public var generator: SeededGenerator
+    public var random: SeededRandom
     public var prefix = ""
 
-    public init(seed: UInt64) { generator = SeededGenerator(seed: seed) }
+    public init(seed: UInt64) { random = SeededRandom(seed: seed) }
 
     public mutating func input(_ name: String, _ shape: Shape) -> ValueID {
         model.addInput(name: name, shape: shape)
@@ -22,7 +22,7 @@ public struct ModelBuilder {
 
     /// Adds any operator under `prefix + name`.
     public mutating func add(_ op: any GraphOperator, _ name: String, _ inputs: [ValueID]) throws(GraphError) -> ValueID {
-        try model.add(op, name: prefix + name, inputs: inputs, using: &generator)
+        try model.add(op, name: prefix + name, inputs: inputs, using: &random)
     }
 
     public mutating func conv2d(

@@ -1,6 +1,6 @@
 import DSGKernels
 
-/// Class-conditional batch normalization (the generator of DSG-SPEC §7.2): an affine-free BatchNorm over the
+/// Class-conditional batch normalization (the generator of Docs/DSG.md §10.1): an affine-free BatchNorm over the
 /// first input `[C, ...]`, then a per-sample scale and shift looked up by the sample's label (the second input,
 /// shape `[]`, a class index stored as a float): `y = weight[label, c] · x̂ + bias[label, c]`.
 ///

@@ -16,6 +16,17 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
     public var seed: UInt64 = 0
 
     public init() {}
+
+    /// Checks every setting that does not depend on the data; the trainer also checks the batch size against
+    /// the training set.
+    public func validate() throws(TrainingError) {
+        guard epochs > 0 else { throw .invalidConfiguration("epochs must be at least 1") }
+        guard batchSize > 0 else { throw .invalidConfiguration("the batch size must be at least 1") }
+        guard cropPadding >= 0 else { throw .invalidConfiguration("crop padding must not be negative") }
+        guard learningRate > 0, learningRate.isFinite else { throw .invalidConfiguration("the learning rate must be positive") }
+        guard weightDecay >= 0, weightDecay.isFinite else { throw .invalidConfiguration("weight decay must not be negative") }
+        guard momentum >= 0, momentum < 1 else { throw .invalidConfiguration("momentum must be in [0, 1)") }
+    }
 }
 
 /// What one finished epoch measured.
@@ -56,10 +67,10 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
 }
 
 /// Trains an image classifier with SGD (Nesterov momentum, weight decay, cosine learning rate), random crops and
-/// flips, shuffled batches from a seeded generator, test accuracy after every epoch, and an atomic checkpoint
+/// flips, shuffled batches from a seeded random-number generator, test accuracy after every epoch, and an atomic checkpoint
 /// after every epoch from which a killed run resumes with nothing lost.
 ///
-/// The run is deterministic given the seed: the generator's state at the start of each epoch is saved, so a
+/// The run is deterministic given the seed: the random-number state at the start of each epoch is saved, so a
 /// resumed run draws the same shuffles and augmentations as an uninterrupted one.
 public final class ClassifierTrainer {
     public let model: Model
@@ -68,24 +79,21 @@ public final class ClassifierTrainer {
     private let train: LabeledImages, test: LabeledImages
     private let executor: GraphExecutor
     private let optimizer: SGD
-    private var generator: SeededGenerator
+    private var random: SeededRandom
     /// The value of padding pixels: black, i.e. the most negative normalised value of the training images.
     private let black: Float
 
     /// Checkpoint metadata keys.
     private enum Key {
-        static let format = "format", configuration = "configuration", history = "history", generator = "generator"
+        // The state key keeps its first name, "generator", so older checkpoints resume.
+        static let format = "format", configuration = "configuration", history = "history", random = "generator"
     }
     private static let format = "swift-dsg classifier checkpoint 1"
 
     public init(model: Model, configuration: TrainingConfiguration, train: LabeledImages, test: LabeledImages) throws {
-        guard configuration.epochs > 0 else { throw TrainingError.invalidConfiguration("epochs must be at least 1") }
-        guard configuration.batchSize > 0, configuration.batchSize <= train.count else {
+        try configuration.validate()
+        guard configuration.batchSize <= train.count else {
             throw TrainingError.invalidConfiguration("the batch size must be between 1 and the \(train.count) training images")
-        }
-        guard configuration.cropPadding >= 0 else { throw TrainingError.invalidConfiguration("crop padding must not be negative") }
-        guard configuration.learningRate > 0, configuration.learningRate.isFinite else {
-            throw TrainingError.invalidConfiguration("the learning rate must be positive")
         }
         self.model = model
         self.configuration = configuration
@@ -95,7 +103,7 @@ public final class ClassifierTrainer {
         optimizer = SGD(
             learningRate: configuration.learningRate, momentum: configuration.momentum,
             nesterov: configuration.nesterov && configuration.momentum > 0, weightDecay: configuration.weightDecay)
-        generator = SeededGenerator(seed: configuration.seed)
+        random = SeededRandom(seed: configuration.seed)
         black = train.images.withUnsafeBufferPointer { $0.min() ?? 0 }
     }
 
@@ -135,7 +143,7 @@ public final class ClassifierTrainer {
     private func trainEpoch(_ epoch: Int, _ report: (Int, Double) -> Void) throws -> (Double, Double) {
         let n = configuration.batchSize
         var order = Array(0..<train.count)
-        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, generator.integer(in: 0..<(i + 1))) }
+        for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, random.integer(in: 0..<(i + 1))) }
         var labels = [Int32](repeating: 0, count: n)
         let output = model.outputs[0]
         let classes = model.shape(of: output).elementCount
@@ -176,9 +184,9 @@ public final class ClassifierTrainer {
             train.images.withUnsafeBufferPointer { images in
                 for (slot, index) in batch.enumerated() {
                     labels[slot] = train.labels[index]
-                    let dy = pad > 0 ? generator.integer(in: 0..<(2 * pad + 1)) - pad : 0
-                    let dx = pad > 0 ? generator.integer(in: 0..<(2 * pad + 1)) - pad : 0
-                    let flip = configuration.horizontalFlip && generator.integer(in: 0..<2) == 1
+                    let dy = pad > 0 ? random.integer(in: 0..<(2 * pad + 1)) - pad : 0
+                    let dx = pad > 0 ? random.integer(in: 0..<(2 * pad + 1)) - pad : 0
+                    let flip = configuration.horizontalFlip && random.integer(in: 0..<2) == 1
                     for ch in 0..<c {
                         let src = images.baseAddress! + (index * c + ch) * h * w
                         let dst = input.baseAddress! + (slot * c + ch) * h * w
@@ -202,7 +210,7 @@ public final class ClassifierTrainer {
             Key.format: Self.format,
             Key.configuration: try configuration.metadataJSON(),
             Key.history: try history.metadataJSON(),
-            Key.generator: try generator.metadataJSON(),
+            Key.random: try random.metadataJSON(),
         ]
         let contents = Safetensors.Contents(tensors: model.stateDict + optimizer.state(of: model), metadata: metadata)
         do { try Safetensors.write(contents, to: url) } catch { throw TrainingError.checkpoint(error) }
@@ -218,7 +226,7 @@ public final class ClassifierTrainer {
         let decoder = JSONDecoder()
         guard let saved = contents.metadata[Key.configuration].flatMap({ try? decoder.decode(TrainingConfiguration.self, from: Data($0.utf8)) }),
             let history = contents.metadata[Key.history].flatMap({ try? decoder.decode([EpochReport].self, from: Data($0.utf8)) }),
-            let generator = contents.metadata[Key.generator].flatMap({ try? decoder.decode(SeededGenerator.self, from: Data($0.utf8)) })
+            let random = contents.metadata[Key.random].flatMap({ try? decoder.decode(SeededRandom.self, from: Data($0.utf8)) })
         else { throw TrainingError.checkpointMismatch(file: file, reason: "its metadata is incomplete") }
         guard saved == configuration else {
             throw TrainingError.checkpointMismatch(file: file, reason: "it was made with different settings (\(describe(saved)))")
@@ -228,7 +236,7 @@ public final class ClassifierTrainer {
             try optimizer.restoreState(contents, of: model, file: file)
         } catch { throw TrainingError.checkpoint(error) }
         self.history = history
-        self.generator = generator
+        self.random = random
     }
 
     private func describe(_ c: TrainingConfiguration) -> String {

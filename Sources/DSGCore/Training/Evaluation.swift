@@ -5,28 +5,19 @@ public enum Evaluation {
     public static func accuracy(
         of model: Model, on data: LabeledImages, batchSize: Int = 100, progress: ((Int) -> Void)? = nil
     ) throws -> Double {
-        let full = try GraphExecutor(model: model, batchSize: min(batchSize, max(data.count, 1)), backward: false)
-        let remainder = data.count % full.batchSize
-        let tail = remainder > 0 ? try GraphExecutor(model: model, batchSize: remainder, backward: false) : nil
-        let sample = data.sampleShape.elementCount
+        guard data.count > 0 else { return 0 }
         let classes = model.shape(of: model.outputs[0]).elementCount
-        var correct = 0, start = 0
-        while start < data.count {
-            let executor = data.count - start >= full.batchSize ? full : tail!
-            let n = executor.batchSize
-            executor.withInput(0) { input in
-                data.images.withUnsafeBufferPointer { images in
-                    input.baseAddress!.update(from: images.baseAddress! + start * sample, count: n * sample)
+        var correct = 0
+        let batches = try BatchedInference(model: model, batchSize: min(batchSize, data.count))
+        try batches.forEachBatch(of: data.images) { executor, samples in
+            executor.withValue(model.outputs[0]) { logits in
+                for (i, s) in samples.enumerated() where predictedClass(logits, sample: i, classes: classes) == Int(data.labels[s]) {
+                    correct += 1
                 }
             }
-            try executor.run(training: false)
-            executor.withValue(model.outputs[0]) { logits in
-                for i in 0..<n where predictedClass(logits, sample: i, classes: classes) == Int(data.labels[start + i]) { correct += 1 }
-            }
-            start += n
-            progress?(start)
+            progress?(samples.upperBound)
         }
-        return data.count == 0 ? 0 : Double(correct) / Double(data.count)
+        return Double(correct) / Double(data.count)
     }
 
     /// The class with the largest logit of sample `sample` in a batch of `[batch, classes]` logits (the first

@@ -129,7 +129,7 @@ def ops_fixtures():
 
 
 def conditional_batchnorm_case(training, shape=(4, 3, 5, 5), classes=5, eps=1e-5, momentum=0.1):
-    """Class-conditional BatchNorm (DSG-SPEC 7.2): affine-free batch norm, then weight[y] x + bias[y]."""
+    """Class-conditional BatchNorm (Docs/DSG.md §10.1): affine-free batch norm, then weight[y] x + bias[y]."""
     x = torch.randn(*shape) * 2 + 0.5
     c = shape[1]
     labels = torch.tensor([3.0, 0.0, 4.0, 3.0])
@@ -328,7 +328,7 @@ def resnet20_fixture():
 
 
 class Generator(torch.nn.Module):
-    """DSG-SPEC 7.1 (GDFQ's generator), with the parameter names of swift-dsg's Generator."""
+    """GDFQ's generator (Docs/DSG.md §10.1), with the parameter names of swift-dsg's Generator."""
 
     def __init__(self, classes=10, latent=100, channels=1, size=28):
         super().__init__()

@@ -3,11 +3,11 @@ import DSG
 // What a user's package does with `import DSG` alone: load the embedded model, synthesise calibration samples
 // from its BatchNorm statistics and quantize it to W4A4; build a ResNet-20 of its own and take a training step.
 let embedded = try DSG.defaultModel()
-var options = GenerationOptions(preset: .dsg)
-options.count = 8
-options.batchSize = 8
-options.iterations = 3  // a smoke test; the default is 500
-let samples = try DSG.generateSamples(from: embedded, options: options)
+var configuration = GenerationConfiguration(preset: .dsg)
+configuration.count = 8
+configuration.batchSize = 8
+configuration.iterations = 3  // a smoke test; the default is 500
+let samples = try DSG.generateSamples(from: embedded, configuration: configuration)
 let quantized = try PTQCalibrator(configuration: PTQConfiguration(weightBits: 4, activationBits: 4))
     .quantize(embedded, calibration: samples.images)
 
@@ -20,8 +20,8 @@ let student = try trainer.quantizedStudent()
 
 let model = try ResNet.resnet20(input: [1, 28, 28], classes: 10, seed: 1)
 let executor = try GraphExecutor(model: model, batchSize: 4)
-var generator = SeededGenerator(seed: 2)
-let images = generator.normalTensor([4, 1, 28, 28])
+var random = SeededRandom(seed: 2)
+let images = random.normalTensor([4, 1, 28, 28])
 try executor.forward([images], training: true)
 executor.zeroGradients()
 let labels: [Int32] = [0, 1, 2, 3]

@@ -1,21 +1,21 @@
 import DSGCore
 
-/// Everything that decides how synthetic samples are made. Start from a preset (`GenerationOptions(preset:)`)
-/// and change what you need; the options travel with the samples they made.
-public struct GenerationOptions: Sendable, Codable, Equatable {
-    /// The methods DSG-SPEC compares, each one option away from the others.
+/// Everything that decides how synthetic samples are made. Start from a preset (`GenerationConfiguration(preset:)`)
+/// and change what you need; the configuration travel with the samples they made.
+public struct GenerationConfiguration: Sendable, Codable, Equatable {
+    /// The methods Docs/DSG.md §6.2 compares, each one option away from the others.
     public enum Preset: String, Sendable, Codable, CaseIterable {
         /// N(0, 1) noise, not optimised: the floor every method must beat.
         case gaussian
-        /// ZeroQ (DSG-SPEC §5.2): exact BatchNorm-statistics alignment from a tiny uniform start.
+        /// ZeroQ (Docs/DSG.md §7): exact BatchNorm-statistics alignment from a tiny uniform start.
         case zeroQ
-        /// The CVPR version of DSG (§5.3): ZeroQ with slack alignment and layerwise enhancement.
+        /// The CVPR version of DSG (Docs/DSG.md §7): ZeroQ with slack alignment and layerwise enhancement.
         case dsgCVPR
         /// DSG in the paper's form (our default): slack margins from Gaussian inputs, enhancement ×2 over every
         /// sample, differentiable correlation inhibition, plus the official code's cross-entropy and priors.
         case dsg
-        /// DSG as the official code runs it (§5.1): uniform start, enhancement ×4 on the first 20 samples,
-        /// correlation value logged but without gradient.
+        /// DSG as the official code runs it (Docs/DSG.md §6.2): uniform start, enhancement ×4 on the first 20
+        /// samples, correlation value logged but without gradient.
         case dsgCode
     }
 
@@ -45,8 +45,8 @@ public struct GenerationOptions: Sendable, Codable, Equatable {
         public var inputStatistics: Float = 1
         /// Cross-entropy to random target labels.
         public var crossEntropy: Float = 2
-        /// Correlation inhibition; the official code divides by the number of BatchNorm layers, which
-        /// `GenerationOptions` does on top of this weight.
+        /// Correlation inhibition, stored undivided: `DSGLoss` divides it by the number of BatchNorm layers,
+        /// as the official code does, so the term enters as `correlation / L` (Docs/DSG.md §4).
         public var correlation: Float = 1
         public var totalVariation: Float = 0.01
         public var l2: Float = 0.01
@@ -70,7 +70,7 @@ public struct GenerationOptions: Sendable, Codable, Equatable {
     public var marginGranularity: SlackMargins.Granularity = .perLayer
     public var enhancement: LayerEnhancement = .paper(factor: 2)
     public var correlation: Correlation = .differentiable
-    /// Roll jitter of the image priors: ±`jitter` pixels.
+    /// Roll jitter of the image priors: a shift drawn from `−jitter ..< jitter` pixels at every iteration.
     public var jitter = 4
     public var seed: UInt64 = 0
 
@@ -96,7 +96,7 @@ public struct GenerationOptions: Sendable, Codable, Equatable {
             weights.l2 = 0
         case .dsgCVPR:
             // ZeroQ with slack alignment and layerwise enhancement, as the CVPR paper builds it.
-            self = GenerationOptions(preset: .zeroQ)
+            self = GenerationConfiguration(preset: .zeroQ)
             self.preset = .dsgCVPR
             marginQuantile = 0.9
             enhancement = .paper(factor: 2)
@@ -106,6 +106,22 @@ public struct GenerationOptions: Sendable, Codable, Equatable {
             plateauPatience = 260
             enhancement = .code(layerCount: 20)
             correlation = .valueOnly
+        }
+    }
+}
+
+extension GenerationConfiguration {
+    /// Checks every setting that does not depend on the model (``DSG/generateSamples(from:configuration:checkpoint:progress:)``
+    /// checks the rest).
+    public func validate() throws(GenerationError) {
+        guard count > 0 else { throw .invalidConfiguration("the sample count must be at least 1") }
+        guard batchSize >= 0 else { throw .invalidConfiguration("the batch size must not be negative") }
+        guard iterations >= 0 else { throw .invalidConfiguration("the iteration count must not be negative") }
+        guard learningRate > 0, learningRate.isFinite else { throw .invalidConfiguration("the learning rate must be positive") }
+        guard plateauPatience >= 0 else { throw .invalidConfiguration("the plateau patience must not be negative") }
+        guard jitter >= 0 else { throw .invalidConfiguration("the jitter must not be negative") }
+        if let q = marginQuantile, !(0...1).contains(q) {
+            throw .invalidConfiguration("the margin quantile must be between 0 and 1, got \(q)")
         }
     }
 }

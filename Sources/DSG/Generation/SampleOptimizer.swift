@@ -4,15 +4,15 @@ import Foundation
 /// Why sample generation stopped.
 public enum GenerationError: Error, Equatable, CustomStringConvertible {
     case noBatchNorm
-    case invalidOptions(String)
+    case invalidConfiguration(String)
     case nonFinite(batch: Int, iteration: Int, term: String)
 
     public var description: String {
         switch self {
         case .noBatchNorm:
             return "the model has no BatchNorm layer: DSG synthesises samples from BatchNorm statistics, so it needs them"
-        case .invalidOptions(let reason):
-            return "invalid generation options: \(reason)"
+        case .invalidConfiguration(let reason):
+            return "invalid generation configuration: \(reason)"
         case .nonFinite(let batch, let iteration, let term):
             return "batch \(batch), iteration \(iteration): the \(term) term became NaN or infinite; lower the learning rate"
         }
@@ -41,31 +41,25 @@ public struct GenerationTiming: Sendable, Codable, Equatable {
 }
 
 /// Optimises batches of images against a frozen model (evaluation mode) with `DSGLoss`; Adam steps the images.
-final class SampleGenerator {
+final class SampleOptimizer {
     let model: Model
-    let options: GenerationOptions
+    let configuration: GenerationConfiguration
     let batchSize: Int
     let layerCount: Int
     let executor: GraphExecutor
     let inputShape: Shape
     let classes: Int
 
-    init(model: Model, options: GenerationOptions) throws {
+    init(model: Model, configuration: GenerationConfiguration) throws {
         let layers = model.batchNormLayers
         guard !layers.isEmpty else { throw GenerationError.noBatchNorm }
-        guard options.count > 0 else { throw GenerationError.invalidOptions("the sample count must be at least 1") }
-        guard options.batchSize >= 0 else { throw GenerationError.invalidOptions("the batch size must not be negative") }
-        guard options.iterations >= 0 else { throw GenerationError.invalidOptions("the iteration count must not be negative") }
-        guard options.learningRate > 0, options.learningRate.isFinite else { throw GenerationError.invalidOptions("the learning rate must be positive") }
-        if let q = options.marginQuantile, !(0...1).contains(q) {
-            throw GenerationError.invalidOptions("the margin quantile must be between 0 and 1, got \(q)")
-        }
+        try configuration.validate()
         guard model.inputs.count == 1, model.inputs[0].shape.rank == 3 else {
-            throw GenerationError.invalidOptions("the model must take one image input [C, H, W]")
+            throw GenerationError.invalidConfiguration("the model must take one image input [C, H, W]")
         }
         self.model = model
-        self.options = options
-        batchSize = min(options.batchSize > 0 ? options.batchSize : layers.count, options.count)
+        self.configuration = configuration
+        batchSize = min(configuration.batchSize > 0 ? configuration.batchSize : layers.count, configuration.count)
         layerCount = layers.count
         executor = try GraphExecutor(model: model, batchSize: batchSize)
         executor.inputsRequireGradient = [true]
@@ -73,24 +67,24 @@ final class SampleGenerator {
         classes = model.shape(of: model.outputs[0]).elementCount
     }
 
-    /// Makes batch number `index` (its own seed derives from the options' seed and the index).
+    /// Makes batch number `index` (its own seed derives from the configuration' seed and the index).
     func makeBatch(_ index: Int, progress: (Int) throws -> Void) throws -> (images: Tensor, terms: LossTerms, timing: GenerationTiming) {
-        var generator = SeededGenerator(seed: options.seed &+ 0x9E37_79B9 &* UInt64(index + 1))
+        var random = SeededRandom(seed: configuration.seed &+ 0x9E37_79B9 &* UInt64(index + 1))
         let shape = inputShape.batched(batchSize)
-        var x = initialImages(shape, &generator)
-        guard options.iterations > 0 else { return (x, LossTerms(), GenerationTiming()) }
+        var x = initialImages(shape, &random)
+        guard configuration.iterations > 0 else { return (x, LossTerms(), GenerationTiming()) }
 
         // Margins from N(0, 1) inputs: the starting batch itself when it is Gaussian (one extra forward pass, as
-        // the paper says), otherwise a Gaussian batch drawn for the purpose (DSG-SPEC §2.3).
-        let margins = try options.marginQuantile.map { q in
-            let noise = options.initialization == .gaussian ? x : generator.normalTensor(shape)
-            return try SlackMargins.measure(model: model, images: noise, quantile: q, granularity: options.marginGranularity)
+        // the paper says), otherwise a Gaussian batch drawn for the purpose (Docs/DSG.md §2.2).
+        let margins = try configuration.marginQuantile.map { q in
+            let noise = configuration.initialization == .gaussian ? x : random.normalTensor(shape)
+            return try SlackMargins.measure(model: model, images: noise, quantile: q, granularity: configuration.marginGranularity)
         } ?? SlackMargins.zero(layers: layerCount)
-        var loss = try DSGLoss(model: model, batchSize: batchSize, options: options, margins: margins)
-        let labels = (0..<batchSize).map { _ in Int32(generator.integer(in: 0..<classes)) }
+        var loss = try DSGLoss(model: model, batchSize: batchSize, configuration: configuration, margins: margins)
+        let labels = (0..<batchSize).map { _ in Int32(random.integer(in: 0..<classes)) }
         var gradient = [Float](repeating: 0, count: shape.elementCount)
-        let adam = Adam(learningRate: options.learningRate)
-        var plateau = Plateau(patience: options.plateauPatience)
+        let adam = Adam(learningRate: configuration.learningRate)
+        var plateau = Plateau(patience: configuration.plateauPatience)
         var terms = LossTerms()
         var timing = GenerationTiming()
         let clock = ContinuousClock()
@@ -103,7 +97,7 @@ final class SampleGenerator {
             mark = now
         }
 
-        for iteration in 0..<options.iterations {
+        for iteration in 0..<configuration.iterations {
             terms = LossTerms()
             mark = clock.now
             executor.withInput(0) { input in x.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
@@ -121,12 +115,12 @@ final class SampleGenerator {
             for i in gradient.indices { gradient[i] = networkGradient[i] }
 
             try gradient.withUnsafeMutableBufferPointer { g in
-                try x.withUnsafeBufferPointer { try loss.imageTerms($0, gradient: g, generator: &generator, into: &terms) }
+                try x.withUnsafeBufferPointer { try loss.imageTerms($0, gradient: g, random: &random, into: &terms) }
             }
             lap(\.imageTerms)
             terms.addUp()
             if let bad = terms.firstNonFinite { throw GenerationError.nonFinite(batch: index, iteration: iteration, term: bad) }
-            adam.learningRate = plateau.rate(base: options.learningRate, loss: terms.total)
+            adam.learningRate = plateau.rate(base: configuration.learningRate, loss: terms.total)
             x.withUnsafeMutableBufferPointer { adam.step($0.baseAddress!, gradient: gradient, count: $0.count, slot: 0) }
             lap(\.optimizer)
             try progress(iteration + 1)
@@ -134,12 +128,12 @@ final class SampleGenerator {
         return (x, terms, timing)
     }
 
-    private func initialImages(_ shape: Shape, _ generator: inout SeededGenerator) -> Tensor {
-        switch options.initialization {
-        case .gaussian: return generator.normalTensor(shape)
-        case .uniform: return generator.uniformTensor(shape, 0, 1)
+    private func initialImages(_ shape: Shape, _ random: inout SeededRandom) -> Tensor {
+        switch configuration.initialization {
+        case .gaussian: return random.normalTensor(shape)
+        case .uniform: return random.uniformTensor(shape, 0, 1)
         case .zeroQ:
-            return Tensor(shape: shape, scalars: (0..<shape.elementCount).map { _ in (Float(generator.integer(in: 0..<255)) - 127.5) / 5418.75 })
+            return Tensor(shape: shape, scalars: (0..<shape.elementCount).map { _ in (Float(random.integer(in: 0..<255)) - 127.5) / 5418.75 })
         }
     }
 }

@@ -1,0 +1,82 @@
+import DSGCore
+
+/// The generator's loss in quantization-aware training (Docs/DSG.md §10.2), on a batch the teacher has just
+/// seen: cross-entropy of the teacher's logits to the sampled labels, plus `0.1 / L` times the
+/// ``BatchStatisticsAlignment`` of every BatchNorm input (`.slack` with margins for DSG, `.gdfq` without), and
+/// for DSG the optional per-sample term with layerwise enhancement and correlation inhibition weighted `1 / L`.
+struct QATGeneratorLoss {
+    private let layers: [BatchNormLayer]
+    private var alignments: [BatchStatisticsAlignment]
+    private let correlation: CorrelationInhibition?
+    /// The per-sample term with layerwise enhancement (DSG with `layerwiseEnhancement` only).
+    private var enhancement: DSGLoss?
+
+    /// The terms for `teacher` as `configuration` asks; DSG's margins come from batches of N(0, 1) images
+    /// drawn from `random` and run through `executor` (the teacher's, of the run's batch size).
+    init(teacher: Model, executor: GraphExecutor, configuration: QATConfiguration, random: inout SeededRandom) throws {
+        layers = teacher.batchNormLayers
+        let dsg = configuration.generatorLoss == .dsg, n = configuration.batchSize
+        let margins = dsg
+            ? try BatchStatisticsAlignment.margins(model: teacher, executor: executor, quantile: configuration.marginQuantile, random: &random)
+            : layers.map { _ in (mean: Float(0), variance: Float(0)) }
+        alignments = zip(layers, margins).map { layer, margin in
+            let (mean, variance) = teacher.runningStatistics(of: layer)
+            return BatchStatisticsAlignment(
+                form: dsg ? .slack : .gdfq, targetMean: mean.scalars, targetVariance: variance.scalars,
+                meanMargin: [margin.mean], varianceMargin: [margin.variance])
+        }
+        let imageShape = teacher.inputs[0].shape
+        correlation = dsg ? CorrelationInhibition(batch: n, dimension: imageShape.elementCount) : nil
+        if dsg && configuration.layerwiseEnhancement {
+            // Only the per-sample BatchNorm term, with the paper's enhancement and per-sample margins.
+            var generation = GenerationConfiguration(preset: .dsg)
+            generation.weights.batchNorm = 0.1 / Float(layers.count)
+            (generation.weights.inputStatistics, generation.weights.crossEntropy, generation.weights.correlation) = (0, 0, 0)
+            (generation.weights.totalVariation, generation.weights.l2) = (0, 0)
+            generation.correlation = .off
+            // Their own Gaussian batch, so turning the term on leaves the run's latents and labels as they were.
+            var noise = SeededRandom(seed: configuration.seed &+ 2)
+            let perSample = try SlackMargins.measure(
+                model: teacher, images: noise.normalTensor(imageShape.batched(n)), quantile: configuration.marginQuantile,
+                granularity: .perLayer)
+            enhancement = try DSGLoss(model: teacher, batchSize: n, configuration: generation, margins: perSample)
+        }
+    }
+
+    /// The loss of the batch `images` (`[N, C, H, W]` scalars) that `executor` has just run forward on, with
+    /// `labels` the generator was asked for. Leaves the loss's gradient with respect to the images in
+    /// `executor.gradient(of:)` of the input, to seed the generator's backward pass.
+    mutating func evaluate(
+        _ executor: GraphExecutor, images: [Float], labels: [Int32], classes: Int, random: inout SeededRandom
+    ) throws -> Double {
+        let n = executor.batchSize, model = executor.model
+        executor.zeroGradients()
+        let logits = model.outputs[0]
+        var loss = Double(try executor.withValue(logits) { l in
+            try Losses.softmaxCrossEntropy(
+                logits: l.baseAddress!, labels: labels, batch: n, classes: classes, gradient: executor.gradient(of: logits).baseAddress!)
+        })
+        let weight = 0.1 / Float(layers.count)
+        for l in layers.indices {
+            let target = executor.gradient(of: layers[l].input)
+            let plane = target.count / (n * layers[l].channels)
+            loss += Double(weight) * executor.withValue(layers[l].input) {
+                alignments[l].evaluate($0, batch: n, plane: plane, gradient: target, gradientScale: weight)
+            }
+        }
+        if enhancement != nil {
+            var terms = LossTerms()
+            try enhancement!.networkTerms(executor, labels: labels, into: &terms)
+            loss += terms.batchNorm
+        }
+        executor.backward(parameterGradients: false)
+        if let correlation {
+            let scale = 1 / Double(layers.count)
+            let imageGradient = executor.gradient(of: ValueID(index: 0))
+            loss += scale * (try images.withUnsafeBufferPointer {
+                try correlation.evaluate($0, reference: .gaussian, random: &random, gradient: imageGradient, gradientScale: scale)
+            })
+        }
+        return loss
+    }
+}
