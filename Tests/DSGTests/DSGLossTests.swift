@@ -1,5 +1,6 @@
 import DSG
 import Foundation
+import DSGTestSupport
 import Testing
 
 @Suite("DSGLoss")
@@ -51,7 +52,7 @@ struct DSGLossTests {
 
     @Test(arguments: ["all", "batchNorm", "inputStatistics", "crossEntropy", "correlation", "totalVariation", "l2"])
     func gradientMatchesFiniteDifferences(term: String) throws {
-        let model = try GenerationTests.model()
+        let model = try TestModels.batchNormNetwork()
         let layers = model.batchNormLayers.count
         var loss = try DSGLoss(model: model, batchSize: 4, configuration: Self.configuration(only: term), margins: .zero(layers: layers))
         let executor = try GraphExecutor(model: model, batchSize: 4)
@@ -80,7 +81,7 @@ struct DSGLossTests {
     }
 
     @Test func marginsThatDoNotFitTheModelAreRefused() throws {
-        let model = try GenerationTests.model()
+        let model = try TestModels.batchNormNetwork()
         let configuration = GenerationConfiguration(preset: .dsg)
         #expect(throws: GenerationError.invalidConfiguration("1 margins for 2 BatchNorm layers")) {
             try DSGLoss(model: model, batchSize: 4, configuration: configuration, margins: .zero(layers: 1))

@@ -1,10 +1,11 @@
 import DSG
+import DSGTestSupport
 import Testing
 
 @Suite("Diversity metrics")
 struct DiversityMetricsTests {
     @Test func identicalImagesHaveNoDiversity() throws {
-        let model = try GenerationTests.model()
+        let model = try TestModels.batchNormNetwork()
         var g = SeededRandom(seed: 1)
         let one = g.normalTensor([1, 1, 8, 8]).scalars
         let m = try DiversityMetrics.measure(Tensor(shape: [4, 1, 8, 8], scalars: one + one + one + one), model: model)
@@ -20,7 +21,7 @@ struct DiversityMetricsTests {
     }
 
     @Test func orthogonalImagesSpanEveryDirection() throws {
-        let model = try GenerationTests.model()
+        let model = try TestModels.batchNormNetwork()
         // Four images, each non-zero on its own quarter of the pixels: pairwise orthogonal, equal norms.
         var images = [Float](repeating: 0, count: 4 * 64)
         for i in 0..<4 { for p in (16 * i)..<(16 * i + 16) { images[i * 64 + p] = Float(1 + p % 3) } }

@@ -1,23 +1,10 @@
 import DSG
 import Foundation
+import DSGTestSupport
 import Testing
 
 @Suite("Sample generation")
 struct GenerationTests {
-    /// A small BatchNorm network with non-trivial running statistics (a few training-mode passes on shifted data).
-    static func model(side: Int = 8) throws -> Model {
-        var b = ModelBuilder(seed: 11)
-        let x = b.input("image", [1, side, side])
-        var h = try b.relu(try b.batchNorm(try b.conv2d(x, "conv1", outChannels: 4, kernel: 3, padding: 1), "bn1"), "relu1")
-        h = try b.relu(try b.batchNorm(try b.conv2d(h, "conv2", outChannels: 6, kernel: 3, stride: 2, padding: 1), "bn2"), "relu2")
-        h = try b.flatten(try b.globalAvgPool(h, "pool"), "flatten")
-        let model = b.finish(outputs: [try b.linear(h, "fc", outFeatures: 3)])
-        let executor = try GraphExecutor(model: model, batchSize: 16)
-        var g = SeededRandom(seed: 12)
-        for _ in 0..<20 { try executor.forward([g.normalTensor([16, 1, side, side], mean: 0.5, standardDeviation: 2)], training: true) }
-        return model
-    }
-
     static func configuration(_ preset: GenerationConfiguration.Preset) -> GenerationConfiguration {
         var o = GenerationConfiguration(preset: preset)
         o.count = 6
@@ -29,7 +16,7 @@ struct GenerationTests {
 
     @Test(arguments: GenerationConfiguration.Preset.allCases)
     func everyPresetRunsAndMakesTheRequestedCount(_ preset: GenerationConfiguration.Preset) throws {
-        let samples = try DSG.generateSamples(from: Self.model(), configuration: Self.configuration(preset))
+        let samples = try DSG.generateSamples(from: TestModels.batchNormNetwork(), configuration: Self.configuration(preset))
         #expect(samples.images.shape == [6, 1, 8, 8])
         #expect(samples.losses.count == 2 && samples.batchSize == 4)
         #expect(samples.images.scalars.allSatisfy { $0.isFinite })
@@ -40,14 +27,14 @@ struct GenerationTests {
         few.iterations = 1
         var many = Self.configuration(.zeroQ)
         many.iterations = 150
-        let model = try Self.model()
+        let model = try TestModels.batchNormNetwork()
         let start = try DSG.generateSamples(from: model, configuration: few).losses[0]
         let end = try DSG.generateSamples(from: model, configuration: many).losses[0]
         #expect(end.batchNorm < 0.2 * start.batchNorm, "BatchNorm loss \(start.batchNorm) -> \(end.batchNorm)")
     }
 
     @Test func sameSeedSameSamples() throws {
-        let model = try Self.model()
+        let model = try TestModels.batchNormNetwork()
         let a = try DSG.generateSamples(from: model, configuration: Self.configuration(.dsg))
         let b = try DSG.generateSamples(from: model, configuration: Self.configuration(.dsg))
         #expect(a.images.scalars == b.images.scalars)
@@ -64,15 +51,15 @@ struct GenerationTests {
         #expect(throws: GenerationError.noBatchNorm) { try DSG.generateSamples(from: plain) }
         var zero = Self.configuration(.dsg)
         zero.count = 0
-        #expect(throws: GenerationError.invalidConfiguration("the sample count must be at least 1")) { try DSG.generateSamples(from: Self.model(), configuration: zero) }
+        #expect(throws: GenerationError.invalidConfiguration("the sample count must be at least 1")) { try DSG.generateSamples(from: TestModels.batchNormNetwork(), configuration: zero) }
         var quantile = Self.configuration(.dsg)
         quantile.marginQuantile = 1.5
-        #expect(throws: GenerationError.invalidConfiguration("the margin quantile must be between 0 and 1, got 1.5")) { try DSG.generateSamples(from: Self.model(), configuration: quantile) }
+        #expect(throws: GenerationError.invalidConfiguration("the margin quantile must be between 0 and 1, got 1.5")) { try DSG.generateSamples(from: TestModels.batchNormNetwork(), configuration: quantile) }
         // A learning rate so large that the loss overflows: stopped with the batch, iteration and term named.
         var wild = Self.configuration(.zeroQ)
         wild.learningRate = 1e30
         #expect(throws: GenerationError.nonFinite(batch: 0, iteration: 2, term: "network (values at 'image')")) {
-            try DSG.generateSamples(from: Self.model(), configuration: wild)
+            try DSG.generateSamples(from: TestModels.batchNormNetwork(), configuration: wild)
         }
     }
 }
@@ -88,7 +75,7 @@ struct SampleSetFileTests {
     }
 
     @Test func savesLoadsAndResumesWithoutRedoingBatches() throws {
-        let model = try GenerationTests.model()
+        let model = try TestModels.batchNormNetwork()
         var configuration = GenerationConfiguration(preset: .dsg)
         (configuration.count, configuration.batchSize, configuration.iterations) = (10, 4, 20)
         let whole = try DSG.generateSamples(from: model, configuration: configuration)
@@ -114,7 +101,7 @@ struct SampleSetFileTests {
             try DSG.generateSamples(from: model, configuration: other, checkpoint: file)
         }
         #expect(throws: SampleSetError.differentModel(file: "run.safetensors", expected: [1, 12, 12], found: [10, 1, 8, 8])) {
-            try DSG.generateSamples(from: GenerationTests.model(side: 12), configuration: configuration, checkpoint: file)
+            try DSG.generateSamples(from: TestModels.batchNormNetwork(side: 12), configuration: configuration, checkpoint: file)
         }
     }
 

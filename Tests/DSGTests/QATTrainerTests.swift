@@ -1,5 +1,6 @@
 import DSG
 import Foundation
+import DSGTestSupport
 import Testing
 
 @Suite("QATTrainer")
@@ -27,7 +28,7 @@ struct QATTrainerTests {
         (QATConfiguration.GeneratorLoss.dsg, Generator.Conditioning.embedding), (.gdfq, .embedding), (.dsg, .batchNorm),
     ])
     func trainsAndExportsAQuantizedStudent(loss: QATConfiguration.GeneratorLoss, conditioning: Generator.Conditioning) throws {
-        let teacher = try GenerationTests.model()
+        let teacher = try TestModels.batchNormNetwork()
         let before = teacher.stateDict.map { $0.tensor.scalars }
         var configuration = Self.configuration(loss)
         configuration.conditioning = conditioning
@@ -54,7 +55,7 @@ struct QATTrainerTests {
     }
 
     @Test func layerwiseEnhancementAddsThePerSampleTerm() throws {
-        let teacher = try GenerationTests.model()
+        let teacher = try TestModels.batchNormNetwork()
         var c = Self.configuration()
         c.layerwiseEnhancement = true
         var first: Double?
@@ -67,7 +68,7 @@ struct QATTrainerTests {
     }
 
     @Test func meanSampleExtremesGiveNarrowerActivationRanges() throws {
-        let teacher = try GenerationTests.model()
+        let teacher = try TestModels.batchNormNetwork()
         func ranges(_ estimate: QATConfiguration.ActivationRange) throws -> [[Float]] {
             var c = Self.configuration()
             (c.epochs, c.warmupEpochs, c.calibrationEpochs, c.activationRange) = (1, 1, 1, estimate)
@@ -103,7 +104,7 @@ struct QATTrainerTests {
     @Test func aResumedRunEqualsAnUninterruptedOne() throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let teacher = try GenerationTests.model()
+        let teacher = try TestModels.batchNormNetwork()
         let whole = try QATTrainer(teacher: teacher, configuration: Self.configuration())
         try whole.train()
         let file = folder.appendingPathComponent("qat.safetensors")
@@ -120,7 +121,7 @@ struct QATTrainerTests {
     @Test func checkpointsOfAnotherRunAndBadTeachersAreRefused() throws {
         let folder = try Self.folder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let teacher = try GenerationTests.model()
+        let teacher = try TestModels.batchNormNetwork()
         let file = folder.appendingPathComponent("qat.safetensors")
         try QATTrainer(teacher: teacher, configuration: Self.configuration()).train(checkpoint: file, epochLimit: 1)
         var bits = Self.configuration()
@@ -152,7 +153,7 @@ struct QATTrainerTests {
         #expect(throws: QATError.checkpointMismatch(file: "weights.safetensors", reason: "not a QAT checkpoint")) {
             try QATTrainer(teacher: teacher, configuration: Self.configuration()).train(checkpoint: weights)
         }
-        let other = try GenerationTests.model()
+        let other = try TestModels.batchNormNetwork()
         try other.setTensor(named: "fc.bias", to: Tensor(shape: [3], scalars: [1, 2, 3]))
         #expect(throws: QATError.checkpointMismatch(file: "qat.safetensors", reason: "a different teacher model")) {
             try QATTrainer(teacher: other, configuration: Self.configuration()).train(checkpoint: file)
@@ -168,7 +169,7 @@ struct QATTrainerTests {
     }
 
     @Test func aLossThatTurnsNaNStopsWithTheIterationAndTheLoss() throws {
-        let teacher = try GenerationTests.model()
+        let teacher = try TestModels.batchNormNetwork()
         var c = Self.configuration()
         c.studentLearningRate = 1e30
         c.warmupEpochs = 0
@@ -178,7 +179,7 @@ struct QATTrainerTests {
     }
 
     @Test func aGeneratorThatDivergesIsNamed() throws {
-        let teacher = try GenerationTests.model()
+        let teacher = try TestModels.batchNormNetwork()
         var c = Self.configuration()
         c.generatorLearningRate = 1e30
         let trainer = try QATTrainer(teacher: teacher, configuration: c)

@@ -1,5 +1,6 @@
 import DSG
 import Foundation
+import DSGTestSupport
 import Testing
 
 @Suite("Post-training quantization")
@@ -36,7 +37,7 @@ struct QuantizationTests {
     }
 
     @Test func quantizedModelStructureWeightsAndAccuracyOfBitWidths() throws {
-        let model = try GenerationTests.model()
+        let model = try TestModels.batchNormNetwork()
         let calibration = Self.samples(32, seed: 1), test = Self.samples(16, seed: 2)
         let reference = try Self.outputs(model, test)
         var errors: [Double] = []
@@ -62,7 +63,7 @@ struct QuantizationTests {
 
     @Test(arguments: PTQConfiguration.ActivationCalibration.allCases)
     func calibrationMethodsGiveSensibleRanges(_ method: PTQConfiguration.ActivationCalibration) throws {
-        let model = try GenerationTests.model()
+        let model = try TestModels.batchNormNetwork()
         var config = PTQConfiguration(weightBits: 8, activationBits: 8)
         config.activationCalibration = method
         config.batchSize = 10  // three full batches and a short one
@@ -77,7 +78,7 @@ struct QuantizationTests {
     }
 
     @Test func savesAndLoads() throws {
-        let model = try GenerationTests.model()
+        let model = try TestModels.batchNormNetwork()
         var config = PTQConfiguration(weightBits: 4, activationBits: 6)
         config.weightRange = .mse
         config.edgeLayers = .eightBit
@@ -134,7 +135,7 @@ struct BatchNormFoldingTests {
     }
 
     @Test func quantizationCanFoldFirstAndStillSavesAndLoads() throws {
-        let model = try GenerationTests.model()
+        let model = try TestModels.batchNormNetwork()
         var config = PTQConfiguration(weightBits: 8, activationBits: 8)
         config.foldBatchNorm = true
         let q = try PTQCalibrator(configuration: config).quantize(model, calibration: QuantizationTests.samples(16, seed: 6))

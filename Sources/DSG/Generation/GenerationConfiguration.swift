@@ -1,7 +1,7 @@
 import DSGCore
 
 /// Everything that decides how synthetic samples are made. Start from a preset (`GenerationConfiguration(preset:)`)
-/// and change what you need; the configuration travel with the samples they made.
+/// and change what you need; the configuration travels with the samples it made.
 public struct GenerationConfiguration: Sendable, Codable, Equatable {
     /// The methods Docs/DSG.md §6.2 compares, each one option away from the others.
     public enum Preset: String, Sendable, Codable, CaseIterable {
