@@ -156,16 +156,10 @@ public final class ClassifierTrainer {
             optimizer.learningRate = schedule.rate(base: configuration.learningRate, at: epoch * stepsPerEpoch + step)
             try executor.run(training: true)
             executor.zeroGradients()
-            let gradient = executor.gradient(of: output)
-            let loss = try executor.withValue(output) { logits in
-                for i in 0..<n {
-                    var best = 0
-                    for k in 1..<classes where logits[i * classes + k] > logits[i * classes + best] { best = k }
-                    if best == Int(labels[i]) { correct += 1 }
-                }
-                return try Losses.softmaxCrossEntropy(
-                    logits: logits.baseAddress!, labels: labels, batch: n, classes: classes, gradient: gradient.baseAddress!)
+            executor.withValue(output) { logits in
+                for i in 0..<n where Evaluation.predictedClass(logits, sample: i, classes: classes) == Int(labels[i]) { correct += 1 }
             }
+            let loss = try Losses.softmaxCrossEntropy(executor, labels: labels)
             guard loss.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch, step: step) }
             executor.backward()
             optimizer.step(executor)

@@ -25,13 +25,13 @@ let images = random.normalTensor([4, 1, 28, 28])
 try executor.forward([images], training: true)
 executor.zeroGradients()
 let labels: [Int32] = [0, 1, 2, 3]
-let loss = try executor.withValue(model.outputs[0]) { logits in
-    try Losses.softmaxCrossEntropy(
-        logits: logits.baseAddress!, labels: labels, batch: 4, classes: 10,
-        gradient: executor.gradient(of: model.outputs[0]).baseAddress!)
-}
+let loss = try Losses.softmaxCrossEntropy(executor, labels: labels)
 executor.backward()
 SGD(learningRate: 0.1, momentum: 0.9).step(executor)
+// The kernel types of the public API can be named with `import DSG` alone.
+let activations: [Activation] = model.nodes.compactMap { ($0.op as? ActivationOp)?.activation }
+let geometries: [ConvGeometry] = model.nodes.compactMap { ($0.op as? Conv2dOp)?.geometry }
+guard activations.count == 19, geometries.count == 21 else { fatalError("unexpected ResNet-20 layers") }
 print("swift-dsg \(DSG.version): ResNet-20 with \(model.parameterCount) parameters and \(model.batchNormLayers.count) BatchNorm layers; training loss \(loss); \(samples.count) DSG samples; \(quantized.configuration.label) model with \(quantized.model.nodes.filter { $0.op is FakeQuantOp }.count) quantized activations; QAT student loss \(qatHistory.map(\.studentLoss)) (\(student.configuration.label))")
 guard loss.isFinite, samples.count == 8, model.batchNormLayers.count == 21, qatHistory.count == 2,
       qatHistory.allSatisfy({ $0.studentLoss.isFinite }) else { fatalError("unexpected result") }
