@@ -1,12 +1,14 @@
 import DSGCore
+import DSGTestSupport
 import Foundation
 import Testing
 
 /// Writes IDX files (gzip) into a fresh folder, so every defect can be fed to the reader.
 struct IDXFolder {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("dsg-idx-\(UUID().uuidString)")
+    let folder: TemporaryFolder
+    var url: URL { folder.url }
 
-    init() throws { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) }
+    init() throws { folder = try TemporaryFolder("dsg-idx") }
 
     static func idx(magic: UInt32, dimensions: [Int], payload: [UInt8]) -> Data {
         var bytes: [UInt8] = []

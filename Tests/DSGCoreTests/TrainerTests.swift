@@ -1,4 +1,5 @@
 import DSGCore
+import DSGTestSupport
 import Foundation
 import Testing
 
@@ -48,14 +49,13 @@ struct TrainerTests {
     /// A run stopped after two epochs and resumed by a new trainer ends with the same weights as a run that
     /// was never stopped: the checkpoint holds the weights, the momentum and the random generator.
     @Test func resumedRunEqualsUninterruptedRun() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("dsg-train-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let folder = try TemporaryFolder("dsg-train")
         let (train, test) = (Self.data(count: 128, seed: 1), Self.data(count: 64, seed: 2))
 
         let straight = try Self.model()
         let full = try ClassifierTrainer(model: straight, configuration: Self.settings(), train: train, test: test).run(checkpoint: nil)
 
-        let checkpoint = folder.appendingPathComponent("run.safetensors")
+        let checkpoint = folder.file("run.safetensors")
         _ = try ClassifierTrainer(model: Self.model(), configuration: Self.settings(), train: train, test: test)
             .run(checkpoint: checkpoint, epochLimit: 2)
         let resumed = try Self.model()

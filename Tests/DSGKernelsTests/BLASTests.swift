@@ -1,5 +1,6 @@
 import Foundation
 import DSGKernels
+import DSGTestSupport
 import Testing
 
 @Suite("BLAS and LAPACK wrappers")
@@ -60,14 +61,14 @@ struct BLASTests {
             if i + 1 < n { t[i * n + i + 1] = -1; t[(i + 1) * n + i] = -1 }
         }
         let te = try LAPACK.symmetricEigen(t, n: n)
-        for j in 1...n { #expect(abs(te.values[j - 1] - (2 - 2 * cos(Double(j) * .pi / Double(n + 1)))) < 1e-12) }
+        let spectrum = (1...n).map { 2 - 2 * cos(Double($0) * .pi / Double(n + 1)) }
+        expectClose(te.values, spectrum, rtol: 0, atol: 1e-12, "eigenvalues")
         // V diag(λ) Vᵀ reconstructs the matrix.
-        for i in 0..<n {
-            for k in 0..<n {
-                let s = (0..<n).reduce(0.0) { $0 + te.vectors[i * n + $1] * te.values[$1] * te.vectors[k * n + $1] }
-                #expect(abs(s - t[i * n + k]) < 1e-12)
-            }
+        let reconstructed = (0..<(n * n)).map { ik in
+            let (i, k) = (ik / n, ik % n)
+            return (0..<n).reduce(0.0) { $0 + te.vectors[i * n + $1] * te.values[$1] * te.vectors[k * n + $1] }
         }
+        expectClose(reconstructed, t, rtol: 0, atol: 1e-12, "V diag(λ) Vᵀ")
         let f = try LAPACK.symmetricEigen([4, 0, 0, 9] as [Float], n: 2)
         #expect(f.values == [4, 9])
     }
@@ -80,8 +81,9 @@ struct BLASTests {
         let solver = SymmetricEigenSolver(n: n)
         for _ in 0..<2 {  // reuse: the second solve must not depend on the first
             try m.withUnsafeBufferPointer { try solver.solve($0.baseAddress!) }
-            for k in 0..<n { #expect(abs(solver.values[k] - reference.values[k]) < 1e-14) }
-            for k in 0..<(n * n) { #expect(abs(abs(solver.vectors[k]) - abs(reference.vectors[k])) < 1e-10) }
+            expectClose(Array(solver.values), reference.values, rtol: 0, atol: 1e-14, "eigenvalues")
+            // Each eigenvector is defined up to its sign.
+            expectClose(solver.vectors.map(abs), reference.vectors.map(abs), rtol: 0, atol: 1e-10, "|eigenvectors|")
         }
         m[3] = .infinity
         #expect(throws: LAPACKError.nonFiniteInput(routine: "dsyevd")) { try m.withUnsafeBufferPointer { try solver.solve($0.baseAddress!) } }

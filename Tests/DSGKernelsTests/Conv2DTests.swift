@@ -1,4 +1,5 @@
 import DSGKernels
+import DSGTestSupport
 import Testing
 
 /// im2col + GEMM convolution against a direct seven-loop convolution in Double, forward and both backwards,
@@ -79,10 +80,10 @@ struct Conv2DTests {
                 }
             }
         }
-        #expect(zip(y, ry).allSatisfy { abs(Double($0) - $1) < 1e-4 }, "forward")
-        #expect(zip(dx, rdx).allSatisfy { abs(Double($0) - $1) < 1e-4 }, "backward data")
-        #expect(zip(dw, rdw).allSatisfy { abs(Double($0) - $1) < 1e-4 }, "backward weight")
-        #expect(zip(db, rdb).allSatisfy { abs(Double($0) - $1) < 1e-4 }, "bias gradient")
+        expectClose(y, ry, rtol: 0, atol: 1e-4, "forward")
+        expectClose(dx, rdx, rtol: 0, atol: 1e-4, "backward data")
+        expectClose(dw, rdw, rtol: 0, atol: 1e-4, "backward weight")
+        expectClose(db, rdb, rtol: 0, atol: 1e-4, "bias gradient")
     }
 
     @Test func impossibleGeometryThrows() {

@@ -82,10 +82,8 @@ struct GeneratorTests {
     }
 
     @Test func savesLoadsAndRefusesWeightsForOtherImages() throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("generator-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let file = folder.appendingPathComponent("g.safetensors")
+        let folder = try TemporaryFolder("generator")
+        let file = folder.file("g.safetensors")
         let a = try Generator(imageShape: [1, 8, 8], classes: 3, latentDimension: 6, seed: 5)
         try a.save(to: file)
         let b = try Generator(imageShape: [1, 8, 8], classes: 3, latentDimension: 6, seed: 6)

@@ -18,12 +18,6 @@ struct QATTrainerTests {
         return c
     }
 
-    static func folder() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("qat-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
-
     @Test(arguments: [
         (QATConfiguration.GeneratorLoss.dsg, Generator.Conditioning.embedding), (.gdfq, .embedding), (.dsg, .batchNorm),
     ])
@@ -102,12 +96,11 @@ struct QATTrainerTests {
     }
 
     @Test func aResumedRunEqualsAnUninterruptedOne() throws {
-        let folder = try Self.folder()
-        defer { try? FileManager.default.removeItem(at: folder) }
+        let folder = try TemporaryFolder("qat")
         let teacher = try TestModels.batchNormNetwork()
         let whole = try QATTrainer(teacher: teacher, configuration: Self.configuration())
         try whole.train()
-        let file = folder.appendingPathComponent("qat.safetensors")
+        let file = folder.file("qat.safetensors")
         try QATTrainer(teacher: teacher, configuration: Self.configuration()).train(checkpoint: file, epochLimit: 2)
         let resumed = try QATTrainer(teacher: teacher, configuration: Self.configuration())
         try resumed.train(checkpoint: file)
@@ -119,10 +112,9 @@ struct QATTrainerTests {
     }
 
     @Test func checkpointsOfAnotherRunAndBadTeachersAreRefused() throws {
-        let folder = try Self.folder()
-        defer { try? FileManager.default.removeItem(at: folder) }
+        let folder = try TemporaryFolder("qat")
         let teacher = try TestModels.batchNormNetwork()
-        let file = folder.appendingPathComponent("qat.safetensors")
+        let file = folder.file("qat.safetensors")
         try QATTrainer(teacher: teacher, configuration: Self.configuration()).train(checkpoint: file, epochLimit: 1)
         var bits = Self.configuration()
         bits.weightBits = 6
@@ -148,7 +140,7 @@ struct QATTrainerTests {
             try QATTrainer(teacher: teacher, configuration: seed).train(checkpoint: file)
         }
         // A safetensors file that is not a checkpoint (the teacher's own weights) is named as such.
-        let weights = folder.appendingPathComponent("weights.safetensors")
+        let weights = folder.file("weights.safetensors")
         try Safetensors.write(Safetensors.Contents(tensors: teacher.stateDict), to: weights)
         #expect(throws: QATError.checkpointMismatch(file: "weights.safetensors", reason: "not a QAT checkpoint")) {
             try QATTrainer(teacher: teacher, configuration: Self.configuration()).train(checkpoint: weights)

@@ -61,20 +61,112 @@ struct QuantizationTests {
         #expect(try Self.outputs(model, test) == reference)
     }
 
-    @Test(arguments: PTQConfiguration.ActivationCalibration.allCases)
-    func calibrationMethodsGiveSensibleRanges(_ method: PTQConfiguration.ActivationCalibration) throws {
-        let model = try TestModels.batchNormNetwork()
-        var config = PTQConfiguration(weightBits: 8, activationBits: 8)
-        config.activationCalibration = method
-        config.batchSize = 10  // three full batches and a short one
-        let q = try PTQCalibrator(configuration: config).quantize(model, calibration: Self.samples(32, seed: 3))
-        var minMax = config
-        minMax.activationCalibration = .minMax
-        let reference = try PTQCalibrator(configuration: minMax).quantize(model, calibration: Self.samples(32, seed: 3))
-        for name in ["relu1.quant.range", "relu2.quant.range"] {
-            let r = try q.model.tensor(named: name).scalars, m = try reference.model.tensor(named: name).scalars
-            #expect(r[0] == 0 && r[1] > 0 && r[1] <= m[1] + 1e-6, "\(method) \(name): \(r) vs min/max \(m)")
+    /// Two linear layers with hand-set weights, each followed by a ReLU, and five samples: small enough that the
+    /// ReLU outputs, and so every calibration's range, can be worked out here without the code under test.
+    enum HandCalibration {
+        static let w1: [[Float]] = [[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 2, 0], [0.5, 0, 0, 1]]
+        static let b1: [Float] = [0, 0, -1, 0.5]
+        static let w2: [[Float]] = [[1, 1, 0, 0], [0, 0, 1, -1], [0.5, 0, 0, 0.5]]
+        static let b2: [Float] = [0, 0, -0.25]
+        // Dyadic values, so the float model computes the activations exactly. Chosen so that, with batches of 2
+        // ({0, 1}, {2, 3}, {4}): relu1's largest value lies in the middle batch, the short last batch has no zero
+        // (the mse low end is its minimum, not 0) and relu2's largest mean of sample maxima is in that last batch
+        // (a mean over the wrong sample count would show).
+        static let samples: [[Float]] = [
+            [1, 0.5, 0.25, -1], [-2, -3, 1.5, 0], [4, 1, 0, 2], [0, -6, 3, 1], [5, -5, 3, 0.5],
+        ]
+        static let batchSize = 2
+
+        static func model() throws -> Model {
+            var b = ModelBuilder(seed: 0)
+            let x = b.input("x", [4])
+            let h = try b.relu(try b.linear(x, "fc1", outFeatures: 4), "relu1")
+            let model = b.finish(outputs: [try b.relu(try b.linear(h, "fc2", outFeatures: 3), "relu2")])
+            try model.setTensor(named: "fc1.weight", to: Tensor(shape: [4, 4], scalars: w1.flatMap { $0 }))
+            try model.setTensor(named: "fc1.bias", to: Tensor(shape: [4], scalars: b1))
+            try model.setTensor(named: "fc2.weight", to: Tensor(shape: [3, 4], scalars: w2.flatMap { $0 }))
+            try model.setTensor(named: "fc2.bias", to: Tensor(shape: [3], scalars: b2))
+            return model
         }
+
+        static func reluLinear(_ w: [[Float]], _ b: [Float], _ x: [Float]) -> [Float] {
+            zip(w, b).map { row, bias in max(0, zip(row, x).reduce(bias) { $0 + $1.0 * $1.1 }) }
+        }
+
+        /// Per activation (relu1, relu2), per batch, per sample: the ReLU's outputs.
+        static func activations() -> [[[[Float]]]] {
+            let relu1 = samples.map { reluLinear(w1, b1, $0) }
+            let relu2 = relu1.map { reluLinear(w2, b2, $0) }
+            return [relu1, relu2].map { a in
+                stride(from: 0, to: a.count, by: batchSize).map { Array(a[$0..<min($0 + batchSize, a.count)]) }
+            }
+        }
+
+        /// NumPy's linear-interpolation quantile of `values`.
+        static func quantile(_ values: [Float], _ q: Double) -> Float {
+            let s = values.map(Double.init).sorted(), position = q * Double(s.count - 1)
+            let i = Int(position), j = min(i + 1, s.count - 1)
+            return Float(s[i] + (s[j] - s[i]) * (position - Double(i)))
+        }
+
+        /// Docs/DSG.md §8.1's quantize-dequantize, written out.
+        static func fakeQuantize(_ x: Float, bits: Int, low: Float, high: Float) -> Float {
+            let s = Float(Double((1 << bits) - 1) / max(Double(high) - Double(low), 1e-8))
+            let half = Float(1 << (bits - 1))
+            let zero = (s * low).rounded(.toNearestOrEven) + half
+            return (min(max((s * x - zero).rounded(.toNearestOrEven), -half), half - 1) + zero) / s
+        }
+
+        /// The range `method` must give one activation whose batches are `batches`.
+        static func expected(
+            _ method: PTQConfiguration.ActivationCalibration, _ batches: [[[Float]]], bits: Int
+        ) -> (Float, Float) {
+            // Each batch's estimate; the running extremes over batches start at 0.
+            let perBatch: [(Float, Float)]
+            switch method {
+            case .minMax:
+                perBatch = batches.map { ($0.joined().min()!, $0.joined().max()!) }
+            case .meanSampleExtremes:
+                perBatch = batches.map { b in
+                    let n = Float(b.count)
+                    return (b.map { $0.min()! }.reduce(0, +) / n, b.map { $0.max()! }.reduce(0, +) / n)
+                }
+            case .percentile:
+                perBatch = batches.map { b in
+                    let values = Array(b.joined())
+                    return (quantile(values, 0.00001), quantile(values, 0.99999))
+                }
+            case .mse:
+                // The last batch alone: its minimum, and its maximum lowered by i% of the range, least squared error.
+                let values = Array(batches.last!.joined()), low = values.min()!, high = values.max()!
+                var best = (low, high), bestError = Double.infinity
+                for i in 0..<80 {
+                    let top = high - Float(i) * 0.01 * (high - low)
+                    let error = values.reduce(0.0) { e, x in
+                        let d = Double(fakeQuantize(x, bits: bits, low: low, high: top) - x)
+                        return e + d * d
+                    }
+                    if error < bestError { (best, bestError) = ((low, top), error) }
+                }
+                return best
+            }
+            return perBatch.reduce((0, 0)) { (min($0.0, $1.0), max($0.1, $1.1)) }
+        }
+    }
+
+    @Test(arguments: PTQConfiguration.ActivationCalibration.allCases)
+    func calibrationFollowsItsDefinition(_ method: PTQConfiguration.ActivationCalibration) throws {
+        // 2 bits: mse then lowers relu2's upper end by 17%, a choice neither a coarser grid nor fewer tries reaches.
+        var config = PTQConfiguration(weightBits: 8, activationBits: 2)
+        config.activationCalibration = method
+        config.batchSize = HandCalibration.batchSize
+        let samples = Tensor(shape: [5, 4], scalars: HandCalibration.samples.flatMap { $0 })
+        let q = try PTQCalibrator(configuration: config).quantize(HandCalibration.model(), calibration: samples)
+        let ranges = q.activationRanges
+        #expect(ranges.map(\.activation) == ["relu1", "relu2"])
+        let expected = HandCalibration.activations().map { HandCalibration.expected(method, $0, bits: 2) }
+        let actual = ranges.flatMap { [$0.low, $0.high] }
+        expectClose(actual, expected.flatMap { [$0.0, $0.1] }, rtol: 1e-6, atol: 1e-6, "\(method) ranges")
     }
 
     @Test func savesAndLoads() throws {
@@ -83,14 +175,15 @@ struct QuantizationTests {
         config.weightRange = .mse
         config.edgeLayers = .eightBit
         let q = try PTQCalibrator(configuration: config).quantize(model, calibration: Self.samples(16, seed: 4))
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("dsg-q-\(UUID().uuidString).safetensors")
+        let folder = try TemporaryFolder("dsg-q")
+        let url = folder.file("quantized.safetensors")
         try q.save(to: url)
         let back = try QuantizedModel.load(from: url, architecture: model)
         #expect(back.configuration == config)
         let test = Self.samples(8, seed: 5)
         #expect(try Self.outputs(back.model, test) == Self.outputs(q.model, test))
         // A float model's file is not a quantized model.
-        let plain = FileManager.default.temporaryDirectory.appendingPathComponent("dsg-f-\(UUID().uuidString).safetensors")
+        let plain = folder.file("float.safetensors")
         try Safetensors.write(Safetensors.Contents(tensors: model.stateDict), to: plain)
         #expect(throws: SafetensorsError.self) { try QuantizedModel.load(from: plain, architecture: model) }
     }
@@ -105,7 +198,7 @@ struct QuantizationTests {
         try e.forward([Tensor(shape: [1, 5], scalars: [-1, 0.1, 0.4, 0.9, 3])], training: false)
         // 2 bits over [0, 1]: levels 0, 1/3, 2/3, 1; values outside clamp to the ends.
         let expected: [Float] = [0, 0, 1.0 / 3, 1, 1]
-        #expect(zip(e.output().scalars, expected).allSatisfy { abs($0 - $1) < 1e-6 }, "\(e.output().scalars)")
+        expectClose(e.output().scalars, expected, rtol: 0, atol: 1e-6, "fake-quantized values")
         e.zeroGradients()
         let g = e.gradient(of: model.outputs[0])
         for i in 0..<5 { g[i] = Float(i + 1) }
@@ -131,7 +224,7 @@ struct BatchNormFoldingTests {
         let x = g.normalTensor([4, 1, 28, 28])
         let a = try QuantizationTests.outputs(model, x), b = try QuantizationTests.outputs(folded, x)
         let scale = Double(a.map { abs($0) }.max()!)
-        #expect(zip(a, b).allSatisfy { Double(abs($0 - $1)) < 1e-5 * max(scale, 1) }, "max difference \(zip(a, b).map { abs($0 - $1) }.max()!)")
+        expectClose(b, a, rtol: 0, atol: 1e-5 * max(scale, 1), "folded outputs")
     }
 
     @Test func quantizationCanFoldFirstAndStillSavesAndLoads() throws {
@@ -143,7 +236,8 @@ struct BatchNormFoldingTests {
         let test = QuantizationTests.samples(8, seed: 7)
         let reference = try QuantizationTests.outputs(model, test), out = try QuantizationTests.outputs(q.model, test)
         #expect(zip(out, reference).map { abs($0 - $1) }.max()! < 0.1)
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("dsg-fold-\(UUID().uuidString).safetensors")
+        let folder = try TemporaryFolder("dsg-fold")
+        let url = folder.file("folded.safetensors")
         try q.save(to: url)
         #expect(try QuantizationTests.outputs(QuantizedModel.load(from: url, architecture: model).model, test) == out)
     }

@@ -1,0 +1,151 @@
+import DSG
+import DSGTestSupport
+import Foundation
+import Testing
+
+/// `Model.load(contentsOf:)`: the one place where a file becomes a model.
+@Suite("Model files")
+struct ModelFileTests {
+    /// A ResNet-20 whose BatchNorm running statistics are not the initial 0 and 1, so that a file that lost
+    /// its buffers would give other outputs.
+    static func resnet(input: Shape, classes: Int) throws -> Model {
+        let model = try ResNet.resnet20(input: input, classes: classes, seed: 3)
+        var random = SeededRandom(seed: 8)
+        for t in model.tensors where t.name.hasSuffix("running_mean") || t.name.hasSuffix("running_var") {
+            let positive = t.name.hasSuffix("running_var")
+            let values = (0..<t.tensor.elementCount).map { _ in
+                positive ? random.uniform(0.5, 2) : random.uniform(-0.3, 0.3)
+            }
+            try model.setTensor(named: t.name, to: Tensor(shape: t.tensor.shape, scalars: values))
+        }
+        return model
+    }
+
+    static func outputs(of model: Model, on samples: Tensor) throws -> [Float] {
+        let executor = try GraphExecutor(model: model, batchSize: samples.shape[0], backward: false)
+        try executor.forward([samples], training: false)
+        return executor.output().scalars
+    }
+
+    static func expectSameWeights(_ a: Model, _ b: Model) {
+        #expect(a.stateDict.map(\.name) == b.stateDict.map(\.name))
+        #expect(a.stateDict.map { $0.tensor.scalars } == b.stateDict.map { $0.tensor.scalars })
+    }
+
+    // MARK: - Round trips
+
+    @Test func aResNet20RoundTrips() throws {
+        let folder = try TemporaryFolder("model-file")
+        let original = try Self.resnet(input: [1, 28, 28], classes: 10)
+        let file = folder.file("m.safetensors")
+        let metadata = [Model.architectureKey: "resnet20", Model.inputShapeKey: "1x28x28"]
+        try Safetensors.write(Safetensors.Contents(tensors: original.stateDict, metadata: metadata), to: file)
+        let loaded = try Model.load(contentsOf: file)
+        #expect(loaded !== original)
+        #expect(loaded.inputs.map(\.shape) == [[1, 28, 28]])
+        Self.expectSameWeights(loaded, original)
+        var random = SeededRandom(seed: 1)
+        let samples = random.normalTensor([2, 1, 28, 28])
+        let expected = try Self.outputs(of: original, on: samples)
+        #expect(expected.count == 20)
+        #expect(try Self.outputs(of: loaded, on: samples) == expected)
+    }
+
+    @Test func channelsClassesAndSideComeFromTheFile() throws {
+        let folder = try TemporaryFolder("model-file")
+        let original = try Self.resnet(input: [3, 16, 16], classes: 7)
+        let file = folder.file("colour.safetensors")
+        let metadata = [Model.architectureKey: "resnet20", Model.inputShapeKey: "3x16x16"]
+        try Safetensors.write(Safetensors.Contents(tensors: original.stateDict, metadata: metadata), to: file)
+        let loaded = try Model.load(contentsOf: file)
+        #expect(loaded.inputs.map(\.shape) == [[3, 16, 16]])
+        #expect(loaded.shape(of: loaded.outputs[0]) == [7])
+        Self.expectSameWeights(loaded, original)
+        var random = SeededRandom(seed: 2)
+        let samples = random.normalTensor([2, 3, 16, 16])
+        #expect(try Self.outputs(of: loaded, on: samples) == Self.outputs(of: original, on: samples))
+    }
+
+    @Test func filesWithoutMetadataAreResNet20OnTwentyEightPixelImages() throws {
+        // What `dsg train` wrote before the metadata keys existed, with its optimizer state next to the weights.
+        let folder = try TemporaryFolder("model-file")
+        let original = try ResNet.resnet20(input: [3, 28, 28], classes: 5, seed: 4)
+        let momentum = original.stateDict.prefix(2).map { ("optimizer.\($0.name).momentum", $0.tensor) }
+        let file = folder.file("old.safetensors")
+        try Safetensors.write(Safetensors.Contents(tensors: original.stateDict + momentum), to: file)
+        let loaded = try Model.load(contentsOf: file)
+        #expect(loaded.inputs.map(\.shape) == [[3, 28, 28]])
+        #expect(loaded.shape(of: loaded.outputs[0]) == [5])
+        Self.expectSameWeights(loaded, original)
+    }
+
+    @Test func theDefaultModelIsItsEmbeddedFile() throws {
+        let model = try DSG.defaultModel()
+        let file = try Model.load(contentsOf: DSG.defaultModelURL)
+        #expect(DSG.defaultModelURL.lastPathComponent == "resnet20-fashion-mnist.safetensors")
+        #expect(model.inputs.map(\.shape) == [[1, 28, 28]])
+        #expect(model.shape(of: model.outputs[0]) == [10])
+        Self.expectSameWeights(model, file)
+        // Every call makes a new model: changing one leaves the next untouched.
+        try model.setTensor(named: "fc.bias", to: Tensor(shape: [10], repeating: 9))
+        #expect(try DSG.defaultModel().tensor(named: "fc.bias").scalars == file.tensor(named: "fc.bias").scalars)
+    }
+
+    // MARK: - Refused files
+
+    /// The small BatchNorm network's weights under `name`, minus `dropping`, with `metadata`.
+    static func write(
+        _ folder: TemporaryFolder, _ name: String, dropping: String? = nil, metadata: [String: String] = [:]
+    ) throws -> URL {
+        let tensors = try TestModels.batchNormNetwork().stateDict.filter { $0.name != dropping }
+        let url = folder.file(name)
+        try Safetensors.write(Safetensors.Contents(tensors: tensors, metadata: metadata), to: url)
+        return url
+    }
+
+    @Test func otherFormatsAreRefusedByTheirExtension() throws {
+        let folder = try TemporaryFolder("model-file")
+        // Valid safetensors contents: only the name decides.
+        for name in ["m.onnx", "m.txt", "m.pt"] {
+            let url = try Self.write(folder, name)
+            #expect(throws: ModelFileError.unsupportedFormat(file: name)) { try Model.load(contentsOf: url) }
+        }
+    }
+
+    @Test func quantizedModelsAreRefused() throws {
+        let folder = try TemporaryFolder("model-file")
+        var random = SeededRandom(seed: 6)
+        let quantized = try PTQCalibrator(configuration: PTQConfiguration())
+            .quantize(try TestModels.batchNormNetwork(), calibration: random.normalTensor([4, 1, 8, 8]))
+        let url = folder.file("q.safetensors")
+        try quantized.save(to: url)
+        #expect(throws: ModelFileError.quantizedModel(file: "q.safetensors")) { try Model.load(contentsOf: url) }
+    }
+
+    @Test func otherArchitecturesAreRefused() throws {
+        let folder = try TemporaryFolder("model-file")
+        let url = try Self.write(folder, "vgg.safetensors", metadata: [Model.architectureKey: "vgg"])
+        #expect(throws: ModelFileError.unsupportedArchitecture(file: "vgg.safetensors", architecture: "vgg")) {
+            try Model.load(contentsOf: url)
+        }
+    }
+
+    @Test(arguments: ["conv1.weight", "fc.weight"])
+    func filesWithoutTheShapeGivingWeightsAreRefused(tensor: String) throws {
+        let folder = try TemporaryFolder("model-file")
+        let url = try Self.write(folder, "partial.safetensors", dropping: tensor)
+        #expect(throws: SafetensorsError.missingTensor(file: "partial.safetensors", tensor: tensor)) {
+            try Model.load(contentsOf: url)
+        }
+    }
+
+    @Test(arguments: ["1x28", "3x28x28", "1x0x28", "1xax28", "1x28x28x1", "28"])
+    func aMalformedInputShapeIsRefused(text: String) throws {
+        let folder = try TemporaryFolder("model-file")
+        let url = try Self.write(folder, "shape.safetensors", metadata: [Model.inputShapeKey: text])
+        let reason = "input shape '\(text)' is not C x H x W with C = 1"
+        #expect(throws: SafetensorsError.badEntry(file: "shape.safetensors", tensor: "__metadata__", reason: reason)) {
+            try Model.load(contentsOf: url)
+        }
+    }
+}
