@@ -26,7 +26,10 @@ public struct SeededRandom: RandomNumberGenerator, Sendable, Equatable, Codable 
         let words = try decoder.singleValueContainer().decode([String].self)
         let state = words.compactMap { UInt64($0, radix: 16) }
         guard state.count == 4, state.contains(where: { $0 != 0 }) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a generator state is four non-zero hexadecimal words"))
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "a generator state is four non-zero hexadecimal words"))
         }
         self.state = state
     }
@@ -74,6 +77,8 @@ public struct SeededRandom: RandomNumberGenerator, Sendable, Equatable, Codable 
 
     /// A tensor of independent normal values.
     public mutating func normalTensor(_ shape: Shape, mean: Float = 0, standardDeviation: Float = 1) -> Tensor {
-        Tensor(shape: shape, scalars: (0..<shape.elementCount).map { _ in normal(mean: mean, standardDeviation: standardDeviation) })
+        Tensor(
+            shape: shape,
+            scalars: (0..<shape.elementCount).map { _ in normal(mean: mean, standardDeviation: standardDeviation) })
     }
 }

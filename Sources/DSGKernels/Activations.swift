@@ -27,7 +27,8 @@ public enum Activation: Hashable, Sendable {
         inputGrad dx: UnsafeMutablePointer<Float>, count: Int
     ) {
         guard count < Self.parallelThreshold else {
-            return Parallel.forEachChunk(of: count, ActivationJob(activation: self, x: x, y: UnsafeMutablePointer(mutating: y), dy: dy, dx: dx))
+            return Parallel.forEachChunk(
+                of: count, ActivationJob(activation: self, x: x, y: UnsafeMutablePointer(mutating: y), dy: dy, dx: dx))
         }
         backwardRange(x, y, dy, dx, 0..<count)
     }
@@ -42,7 +43,8 @@ public enum Activation: Hashable, Sendable {
     }
 
     fileprivate func backwardRange(
-        _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+        _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+        _ dx: UnsafeMutablePointer<Float>,
         _ range: Range<Int>
     ) {
         switch self {

@@ -39,14 +39,18 @@ public protocol LAPACKScalar: BinaryFloatingPoint, Sendable {
 
 extension Float: LAPACKScalar {
     public static var symmetricEigenRoutine: String { "ssyevd" }
-    public static func symmetricEigenInPlace(n: Int32, a: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>) -> Int32 {
+    public static func symmetricEigenInPlace(n: Int32, a: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>)
+        -> Int32
+    {
         LAPACKE_ssyevd(LAPACK_ROW_MAJOR, LAPACK.vectors, LAPACK.upper, n, a, max(n, 1), w)
     }
 }
 
 extension Double: LAPACKScalar {
     public static var symmetricEigenRoutine: String { "dsyevd" }
-    public static func symmetricEigenInPlace(n: Int32, a: UnsafeMutablePointer<Double>, w: UnsafeMutablePointer<Double>) -> Int32 {
+    public static func symmetricEigenInPlace(n: Int32, a: UnsafeMutablePointer<Double>, w: UnsafeMutablePointer<Double>)
+        -> Int32
+    {
         LAPACKE_dsyevd(LAPACK_ROW_MAJOR, LAPACK.vectors, LAPACK.upper, n, a, max(n, 1), w)
     }
 }
@@ -58,7 +62,9 @@ public enum LAPACK {
     /// Eigenvalues (ascending) and eigenvectors of the symmetric `n x n` row-major `matrix`; only its upper
     /// triangle is read. Uses `dsyevd` for Double (the routine DSG's correlation term runs, through
     /// `SymmetricEigenSolver`, which allocates once) and `ssyevd` for Float.
-    public static func symmetricEigen<Scalar: LAPACKScalar>(_ matrix: [Scalar], n: Int) throws(LAPACKError) -> SymmetricEigen<Scalar> {
+    public static func symmetricEigen<Scalar: LAPACKScalar>(_ matrix: [Scalar], n: Int) throws(LAPACKError)
+        -> SymmetricEigen<Scalar>
+    {
         precondition(matrix.count == n * n, "symmetricEigen: matrix must hold n * n elements.")
         let routine = Scalar.symmetricEigenRoutine
         // A plain loop: a key path here, in generic code, allocated once per element.

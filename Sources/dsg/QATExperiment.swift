@@ -33,8 +33,12 @@ struct QATExperimentCommand: ParsableCommand {
     var testImages = 10_000
 
     func validate() throws {
-        try validated { for b in bits { try qat.configuration(weightBits: b, activationBits: b, loss: .dsg).validate() } }
-        guard ptqCount >= 2, ptqIterations >= 1 else { throw ValidationError("--ptq-count must be at least 2 and --ptq-iterations at least 1.") }
+        try validated {
+            for b in bits { try qat.configuration(weightBits: b, activationBits: b, loss: .dsg).validate() }
+        }
+        guard ptqCount >= 2, ptqIterations >= 1 else {
+            throw ValidationError("--ptq-count must be at least 2 and --ptq-iterations at least 1.")
+        }
         guard testImages >= 1 else { throw ValidationError("--test-images must be at least 1.") }
     }
 
@@ -67,11 +71,13 @@ struct QATExperimentCommand: ParsableCommand {
             configuration.iterations = ptqIterations
             let line = ProgressLine()
             let samples = try DSG.generateSamples(
-                from: model, configuration: configuration, checkpoint: folder.appendingPathComponent("samples-dsg-seed0.safetensors")
+                from: model, configuration: configuration,
+                checkpoint: folder.appendingPathComponent("samples-dsg-seed0.safetensors")
             ) { done, total in line.update("PTQ reference: generating DSG samples, iteration \(done)/\(total)") }
             line.finish()
             for b in bits {
-                let q = try PTQCalibrator(configuration: PTQConfiguration(weightBits: b, activationBits: b)).quantize(model, calibration: samples.images)
+                let q = try PTQCalibrator(configuration: PTQConfiguration(weightBits: b, activationBits: b)).quantize(
+                    model, calibration: samples.images)
                 report.ptq["W\(b)A\(b)"] = try Evaluation.accuracy(of: q.model, on: test)
             }
             for b in bits {
@@ -79,10 +85,13 @@ struct QATExperimentCommand: ParsableCommand {
                     let configuration = qat.configuration(weightBits: b, activationBits: b, loss: loss)
                     let name = "\(loss.rawValue)-\(configuration.label)"
                     let trainer = try QATTrainer(teacher: model, configuration: configuration)
-                    try runQAT(trainer, test: test, checkpoint: folder.appendingPathComponent("\(name).safetensors"), grids: grids, name: name)
+                    try runQAT(
+                        trainer, test: test, checkpoint: folder.appendingPathComponent("\(name).safetensors"),
+                        grids: grids, name: name)
                     let accuracies = trainer.history.compactMap(\.testAccuracy)
                     report.qat["\(loss.rawValue)/\(configuration.label)"] = Report.Run(
-                        final: accuracies.last ?? 0, best: accuracies.max() ?? 0, seconds: trainer.history.reduce(0) { $0 + $1.seconds },
+                        final: accuracies.last ?? 0, best: accuracies.max() ?? 0,
+                        seconds: trainer.history.reduce(0) { $0 + $1.seconds },
                         epochs: trainer.history)
                 }
             }
@@ -95,13 +104,24 @@ struct QATExperimentCommand: ParsableCommand {
 
     static func markdown(_ r: Report, bits: [Int], losses: [QATConfiguration.GeneratorLoss], ptqCount: Int) -> String {
         let c = r.configuration
-        var s = String(format: "FP32: %.2f%%. QAT: %d epochs x %d iterations, batch %d, warm-up %d, activation ranges from %@, seed %llu; top-1 after the last epoch (best epoch in brackets).\n\n",
-            100 * r.fp32, c.epochs, c.iterationsPerEpoch, c.batchSize, c.warmupEpochs, c.activationRange.rawValue, c.seed)
-        s += "| Method | " + bits.map { "W\($0)A\($0)" }.joined(separator: " | ") + " | wall time |\n|---|" + String(repeating: "---|", count: bits.count + 1) + "\n"
-        s += "| PTQ, \(ptqCount) DSG samples | " + bits.map { String(format: "%.2f", 100 * (r.ptq["W\($0)A\($0)"] ?? 0)) }.joined(separator: " | ") + " | - |\n"
+        var s = String(
+            format:
+                "FP32: %.2f%%. QAT: %d epochs x %d iterations, batch %d, warm-up %d, activation ranges from %@, seed %llu; top-1 after the last epoch (best epoch in brackets).\n\n",
+            100 * r.fp32, c.epochs, c.iterationsPerEpoch, c.batchSize, c.warmupEpochs, c.activationRange.rawValue,
+            c.seed)
+        s +=
+            "| Method | " + bits.map { "W\($0)A\($0)" }.joined(separator: " | ") + " | wall time |\n|---|"
+            + String(repeating: "---|", count: bits.count + 1) + "\n"
+        s +=
+            "| PTQ, \(ptqCount) DSG samples | "
+            + bits.map { String(format: "%.2f", 100 * (r.ptq["W\($0)A\($0)"] ?? 0)) }.joined(separator: " | ")
+            + " | - |\n"
         for loss in losses {
             let runs = bits.map { r.qat["\(loss.rawValue)/W\($0)A\($0)"] }
-            s += "| QAT, \(loss.rawValue) generator | " + runs.map { run in run.map { String(format: "%.2f (%.2f)", 100 * $0.final, 100 * $0.best) } ?? "-" }.joined(separator: " | ")
+            s +=
+                "| QAT, \(loss.rawValue) generator | "
+                + runs.map { run in run.map { String(format: "%.2f (%.2f)", 100 * $0.final, 100 * $0.best) } ?? "-" }
+                .joined(separator: " | ")
             s += " | " + formatDuration(runs.compactMap { $0?.seconds }.reduce(0, +)) + " |\n"
         }
         return s

@@ -1,6 +1,6 @@
-import Foundation
 import DSGCore
 import DSGKernels
+import Foundation
 
 /// How diverse a set of images is, seen by a model's BatchNorm layers and by the images themselves
 /// (Docs/DSG.md §9). Works the same for synthetic and real images.
@@ -37,15 +37,20 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
                 deviations[l] += s.deviations
             }
             executor.withValue(model.outputs[0]) { logits in
-                for i in 0..<samples.count { predicted[Evaluation.predictedClass(logits, sample: i, classes: classes)] += 1 }
+                for i in 0..<samples.count {
+                    predicted[Evaluation.predictedClass(logits, sample: i, classes: classes)] += 1
+                }
             }
         }
-        var metrics = DiversityMetrics(meanSpread: [], deviationSpread: [], alignmentResidual: [], meanAbsoluteCosine: 0, effectiveRank: 0, predictedClasses: predicted)
+        var metrics = DiversityMetrics(
+            meanSpread: [], deviationSpread: [], alignmentResidual: [], meanAbsoluteCosine: 0, effectiveRank: 0,
+            predictedClasses: predicted)
         for (l, target) in targets.enumerated() {
             let c = target.layer.channels
             var spreadM = 0.0, spreadS = 0.0, residual = 0.0
             for ch in 0..<c {
-                let m = (0..<n).map { Double(means[l][$0 * c + ch]) }, s = (0..<n).map { Double(deviations[l][$0 * c + ch]) }
+                let m = (0..<n).map { Double(means[l][$0 * c + ch]) },
+                    s = (0..<n).map { Double(deviations[l][$0 * c + ch]) }
                 spreadM += standardDeviation(m)
                 spreadS += standardDeviation(s)
                 // The set's mean of a channel is the mean of the per-sample means (equal plane sizes).
@@ -72,7 +77,8 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
         metrics.meanAbsoluteCosine = cosine / Double(n * (n - 1))
         let spectrum = try LAPACK.symmetricEigen(gram, n: n).values.map { max($0, 0) }
         let total = spectrum.reduce(0, +)
-        metrics.effectiveRank = total > 0 ? exp(-spectrum.reduce(0.0) { p, λ in λ > 0 ? p + (λ / total) * log(λ / total) : p }) : 0
+        metrics.effectiveRank =
+            total > 0 ? exp(-spectrum.reduce(0.0) { p, λ in λ > 0 ? p + (λ / total) * log(λ / total) : p }) : 0
         return metrics
     }
 

@@ -41,11 +41,15 @@ public struct ScatterPlot: Sendable {
             svg += "<text x=\"\(px(fx))\" y=\"\(bottom + 16)\" text-anchor=\"middle\">\(Self.tick(fx))</text>\n"
             svg += "<text x=\"\(left - 6)\" y=\"\(py(fy) + 4)\" text-anchor=\"end\">\(Self.tick(fy))</text>\n"
         }
-        svg += "<text x=\"\((left + right) / 2)\" y=\"\(height - 12)\" text-anchor=\"middle\">\(Self.escape(xLabel))</text>\n"
-        svg += "<text transform=\"translate(16 \((top + bottom) / 2)) rotate(-90)\" text-anchor=\"middle\">\(Self.escape(yLabel))</text>\n"
+        svg +=
+            "<text x=\"\((left + right) / 2)\" y=\"\(height - 12)\" text-anchor=\"middle\">\(Self.escape(xLabel))</text>\n"
+        svg +=
+            "<text transform=\"translate(16 \((top + bottom) / 2)) rotate(-90)\" text-anchor=\"middle\">\(Self.escape(yLabel))</text>\n"
         for (k, s) in series.enumerated() {
             for p in s.points where p.x.isFinite && p.y.isFinite {
-                svg += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%@\" fill-opacity=\"0.6\"/>\n", px(p.x), py(p.y), s.color)
+                svg += String(
+                    format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%@\" fill-opacity=\"0.6\"/>\n", px(p.x),
+                    py(p.y), s.color)
             }
             let ly = top + 10 + Double(k) * 20
             svg += "<circle cx=\"\(right + 20)\" cy=\"\(ly)\" r=\"5\" fill=\"\(s.color)\"/>"
@@ -60,9 +64,12 @@ public struct ScatterPlot: Sendable {
         return (lo - pad, hi + pad)
     }
 
-    private static func tick(_ v: Double) -> String { String(format: abs(v) >= 100 || (abs(v) < 0.01 && v != 0) ? "%.2g" : "%.2f", v) }
+    private static func tick(_ v: Double) -> String {
+        String(format: abs(v) >= 100 || (abs(v) < 0.01 && v != 0) ? "%.2g" : "%.2f", v)
+    }
 
     private static func escape(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+            of: ">", with: "&gt;")
     }
 }

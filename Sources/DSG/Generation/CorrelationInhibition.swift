@@ -27,7 +27,8 @@ public final class CorrelationInhibition {
     }
 
     public let batch: Int, dimension: Int
-    private var rows: [Double], norms: [Double], gram: [Double], gramGradient: [Double], row: [Double], reference: [Double]
+    private var rows: [Double], norms: [Double], gram: [Double], gramGradient: [Double], row: [Double],
+        reference: [Double]
     private let solver: SymmetricEigenSolver
 
     public init(batch: Int, dimension: Int) {

@@ -117,7 +117,9 @@ extension GenerationConfiguration {
         guard count > 0 else { throw .invalidConfiguration("the sample count must be at least 1") }
         guard batchSize >= 0 else { throw .invalidConfiguration("the batch size must not be negative") }
         guard iterations >= 0 else { throw .invalidConfiguration("the iteration count must not be negative") }
-        guard learningRate > 0, learningRate.isFinite else { throw .invalidConfiguration("the learning rate must be positive") }
+        guard learningRate > 0, learningRate.isFinite else {
+            throw .invalidConfiguration("the learning rate must be positive")
+        }
         guard plateauPatience >= 0 else { throw .invalidConfiguration("the plateau patience must not be negative") }
         guard jitter >= 0 else { throw .invalidConfiguration("the jitter must not be negative") }
         if let q = marginQuantile, !(0...1).contains(q) {

@@ -12,8 +12,10 @@ public enum SampleSetError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .notASampleSet(let f): return "\(f): not a swift-dsg sample set (no sample-set metadata)"
         case .corrupt(let f, let reason): return "\(f): \(reason)"
-        case .differentConfiguration(let f): return "\(f) was made with another generation configuration; use another file or the same configuration"
-        case .differentModel(let f, let expected, let found): return "\(f) holds samples of shape \(found), the model takes \(expected)"
+        case .differentConfiguration(let f):
+            return "\(f) was made with another generation configuration; use another file or the same configuration"
+        case .differentModel(let f, let expected, let found):
+            return "\(f) holds samples of shape \(found), the model takes \(expected)"
         }
     }
 }
@@ -34,7 +36,10 @@ public struct SampleSet: Sendable {
     public var count: Int { images.shape[0] }
 
     private static let format = "swift-dsg sample set 1"
-    private enum Key { static let format = "format", options = "options", batchSize = "batch_size", losses = "losses", seconds = "seconds" }
+    private enum Key {
+        static let format = "format", options = "options", batchSize = "batch_size", losses = "losses",
+            seconds = "seconds"
+    }
 
     /// Writes the images (safetensors tensor `images`) with everything else as JSON metadata, atomically.
     public func save(to url: URL) throws {
@@ -57,14 +62,25 @@ public struct SampleSet: Sendable {
         guard let images = contents.tensor(named: "images"), images.shape.rank == 4 else {
             throw SampleSetError.corrupt(file: file, reason: "no [N, C, H, W] tensor named 'images'")
         }
-        guard let configuration = contents.metadata[Key.options].flatMap({ try? decoder.decode(GenerationConfiguration.self, from: Data($0.utf8)) }),
+        guard
+            let configuration = contents.metadata[Key.options].flatMap({
+                try? decoder.decode(GenerationConfiguration.self, from: Data($0.utf8))
+            }),
             let batchSize = contents.metadata[Key.batchSize].flatMap(Int.init), batchSize > 0,
-            let losses = contents.metadata[Key.losses].flatMap({ try? decoder.decode([LossTerms].self, from: Data($0.utf8)) }),
+            let losses = contents.metadata[Key.losses].flatMap({
+                try? decoder.decode([LossTerms].self, from: Data($0.utf8))
+            }),
             let seconds = contents.metadata[Key.seconds].flatMap(Double.init)
         else { throw SampleSetError.corrupt(file: file, reason: "its metadata is incomplete or unreadable") }
-        guard images.shape[0] <= configuration.count, losses.count == (images.shape[0] + batchSize - 1) / batchSize else {
-            throw SampleSetError.corrupt(file: file, reason: "\(images.shape[0]) images and \(losses.count) batch reports do not fit batches of \(batchSize)")
+        guard images.shape[0] <= configuration.count, losses.count == (images.shape[0] + batchSize - 1) / batchSize
+        else {
+            throw SampleSetError.corrupt(
+                file: file,
+                reason: "\(images.shape[0]) images and \(losses.count) batch reports do not fit batches of \(batchSize)"
+            )
         }
-        return SampleSet(images: images, configuration: configuration, batchSize: batchSize, losses: losses, seconds: seconds, timing: GenerationTiming())
+        return SampleSet(
+            images: images, configuration: configuration, batchSize: batchSize, losses: losses, seconds: seconds,
+            timing: GenerationTiming())
     }
 }

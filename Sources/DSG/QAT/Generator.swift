@@ -45,12 +45,16 @@ public final class Generator {
 
     /// A freshly initialised generator (seeded, like every model of the package).
     public init(
-        imageShape: Shape, classes: Int, latentDimension: Int = 100, conditioning: Conditioning = .embedding, seed: UInt64 = 0
+        imageShape: Shape, classes: Int, latentDimension: Int = 100, conditioning: Conditioning = .embedding,
+        seed: UInt64 = 0
     ) throws {
-        guard imageShape.rank == 3, imageShape[1] == imageShape[2], imageShape[1] % 4 == 0, imageShape[1] >= 8, classes >= 1,
-              latentDimension >= 1
+        guard imageShape.rank == 3, imageShape[1] == imageShape[2], imageShape[1] % 4 == 0, imageShape[1] >= 8,
+            classes >= 1,
+            latentDimension >= 1
         else { throw GeneratorError.unsupportedImageShape(imageShape) }
-        (self.imageShape, self.classes, self.latentDimension, self.conditioning) = (imageShape, classes, latentDimension, conditioning)
+        (self.imageShape, self.classes, self.latentDimension, self.conditioning) = (
+            imageShape, classes, latentDimension, conditioning
+        )
         let s0 = imageShape[1] / 4
         var b = ModelBuilder(seed: seed)
         let z = b.input("z", [latentDimension])
@@ -61,7 +65,9 @@ public final class Generator {
             switch conditioning {
             case .embedding: return try b.batchNorm(h, name, epsilon: epsilon)
             case .batchNorm:
-                return try b.add(ConditionalBatchNormOp(channels: b.model.shape(of: h)[0], classes: classes, epsilon: epsilon), name, [h, label])
+                return try b.add(
+                    ConditionalBatchNormOp(channels: b.model.shape(of: h)[0], classes: classes, epsilon: epsilon), name,
+                    [h, label])
             }
         }
         var h = z
@@ -90,7 +96,8 @@ public final class Generator {
 
     /// Writes the weights (and running statistics) as safetensors, atomically.
     public func save(to url: URL) throws {
-        try Safetensors.write(Safetensors.Contents(tensors: model.stateDict, metadata: ["generator": signature]), to: url)
+        try Safetensors.write(
+            Safetensors.Contents(tensors: model.stateDict, metadata: ["generator": signature]), to: url)
     }
 
     /// Reads weights written by `save(to:)` for the same image shape, classes and latent size.

@@ -71,13 +71,21 @@ public struct QATConfiguration: Sendable, Codable, Equatable {
             try UniformQuantizer.validate(weightBits, "weight")
             try UniformQuantizer.validate(activationBits, "activation")
         } catch { throw .invalidConfiguration(error.description) }
-        guard epochs >= 1, iterationsPerEpoch >= 1 else { throw .invalidConfiguration("epochs and iterations per epoch must be at least 1") }
-        guard batchSize >= 2 else { throw .invalidConfiguration("the batch size must be at least 2 (batch statistics)") }
-        guard warmupEpochs >= 0, calibrationEpochs >= 0 else { throw .invalidConfiguration("warm-up and calibration epochs must not be negative") }
+        guard epochs >= 1, iterationsPerEpoch >= 1 else {
+            throw .invalidConfiguration("epochs and iterations per epoch must be at least 1")
+        }
+        guard batchSize >= 2 else {
+            throw .invalidConfiguration("the batch size must be at least 2 (batch statistics)")
+        }
+        guard warmupEpochs >= 0, calibrationEpochs >= 0 else {
+            throw .invalidConfiguration("warm-up and calibration epochs must not be negative")
+        }
         guard generatorLearningRate > 0, studentLearningRate >= 0, temperature > 0 else {
             throw .invalidConfiguration("learning rates and the temperature must be positive")
         }
-        guard (0...1).contains(marginQuantile) else { throw .invalidConfiguration("the margin quantile must be between 0 and 1") }
+        guard (0...1).contains(marginQuantile) else {
+            throw .invalidConfiguration("the margin quantile must be between 0 and 1")
+        }
     }
 }
 
@@ -123,13 +131,16 @@ public enum QATError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .noBatchNorm:
-            return "the teacher has no BatchNorm layer: the generator learns from BatchNorm statistics, so it needs them"
+            return
+                "the teacher has no BatchNorm layer: the generator learns from BatchNorm statistics, so it needs them"
         case .invalidConfiguration(let reason):
             return "invalid QAT configuration: \(reason)"
         case .nonFinite(let epoch, let iteration, let loss):
-            return "epoch \(epoch + 1), iteration \(iteration + 1): the \(loss) loss became NaN or infinite; lower its learning rate"
+            return
+                "epoch \(epoch + 1), iteration \(iteration + 1): the \(loss) loss became NaN or infinite; lower its learning rate"
         case .checkpointMismatch(let file, let reason):
-            return "\(file): this checkpoint belongs to another run (\(reason)); use another checkpoint file or the same settings"
+            return
+                "\(file): this checkpoint belongs to another run (\(reason)); use another checkpoint file or the same settings"
         }
     }
 }

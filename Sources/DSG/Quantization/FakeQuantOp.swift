@@ -10,7 +10,9 @@ public struct FakeQuantOp: GraphOperator {
     public init(bits: Int) { self.bits = bits }
 
     public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
-        guard inputs.count == 1 else { throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input") }
+        guard inputs.count == 1 else {
+            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input")
+        }
         return inputs[0]
     }
 

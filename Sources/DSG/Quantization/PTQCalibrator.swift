@@ -90,14 +90,22 @@ public struct QuantizedModel: Sendable {
 
     /// Writes the weights and activation ranges (safetensors) with the configuration in the metadata.
     public func save(to url: URL) throws {
-        try Safetensors.write(Safetensors.Contents(tensors: model.stateDict, metadata: ["ptq": try configuration.metadataJSON()]), to: url)
+        try Safetensors.write(
+            Safetensors.Contents(tensors: model.stateDict, metadata: ["ptq": try configuration.metadataJSON()]), to: url
+        )
     }
 
     /// Loads a quantized model saved by ``save(to:)`` for the floating-point `architecture` it was made from.
     public static func load(from url: URL, architecture: Model) throws -> QuantizedModel {
         let contents = try Safetensors.read(url)
-        guard let settings = contents.metadata["ptq"].flatMap({ try? JSONDecoder().decode(PTQConfiguration.self, from: Data($0.utf8)) }) else {
-            throw SafetensorsError.badEntry(file: url.lastPathComponent, tensor: "__metadata__", reason: "no quantization settings (\"ptq\"): not a quantized model")
+        guard
+            let settings = contents.metadata["ptq"].flatMap({
+                try? JSONDecoder().decode(PTQConfiguration.self, from: Data($0.utf8))
+            })
+        else {
+            throw SafetensorsError.badEntry(
+                file: url.lastPathComponent, tensor: "__metadata__",
+                reason: "no quantization settings (\"ptq\"): not a quantized model")
         }
         let base = settings.foldBatchNorm ? try BatchNormFolding.fold(architecture) : architecture
         let model = try PTQCalibrator.withFakeQuantization(base, bits: settings.activationBits)
@@ -120,7 +128,8 @@ public struct PTQCalibrator: Sendable {
     /// (`[N, C, H, W]` in the model's input space).
     public func quantize(_ model: Model, calibration samples: Tensor) throws -> QuantizedModel {
         let sample = model.inputs[0].shape
-        guard samples.shape.rank == sample.rank + 1, Array(samples.shape.dimensions.dropFirst()) == sample.dimensions else {
+        guard samples.shape.rank == sample.rank + 1, Array(samples.shape.dimensions.dropFirst()) == sample.dimensions
+        else {
             throw QuantizationError.calibrationShape(expected: sample, got: samples.shape)
         }
         guard samples.shape[0] > 0 else { throw QuantizationError.noCalibrationSamples }
@@ -139,7 +148,9 @@ public struct PTQCalibrator: Sendable {
 
     /// `model` with a `FakeQuantOp` named `<activation>.quant` after every ReLU and ReLU6 node.
     static func withFakeQuantization(_ model: Model, bits: Int) throws(GraphError) -> Model {
-        try model.inserting { node in isQuantizedActivation(node) ? (FakeQuantOp(bits: bits), node.name + quantSuffix) : nil }
+        try model.inserting { node in
+            isQuantizedActivation(node) ? (FakeQuantOp(bits: bits), node.name + quantSuffix) : nil
+        }
     }
 
     static func isQuantizedActivation(_ node: Node) -> Bool {
@@ -165,7 +176,9 @@ public struct PTQCalibrator: Sendable {
             var weight = try model.tensor(named: name)
             let rows = weight.shape[0], size = weight.elementCount / rows
             weight.withUnsafeMutableBufferPointer { w in
-                UniformQuantizer.quantizeRows(w.baseAddress!, rows: rows, size: size) { weightQuantizer($0, bits: bits) }
+                UniformQuantizer.quantizeRows(w.baseAddress!, rows: rows, size: size) {
+                    weightQuantizer($0, bits: bits)
+                }
             }
             try model.setTensor(named: name, to: weight)
         }
@@ -227,7 +240,10 @@ public struct PTQCalibrator: Sendable {
             return Self.meanSampleExtremes(values, samples: n)
         case .percentile:
             let sorted = values.sorted()
-            return (Float(SlackMargins.quantile(sorted.map(Double.init), 0.00001)), Float(SlackMargins.quantile(sorted.map(Double.init), 0.99999)))
+            return (
+                Float(SlackMargins.quantile(sorted.map(Double.init), 0.00001)),
+                Float(SlackMargins.quantile(sorted.map(Double.init), 0.99999))
+            )
         case .mse:
             let low = values.min() ?? 0, high = values.max() ?? 0
             var best = (low, high), bestError = Double.infinity

@@ -12,7 +12,8 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .bitWidth(let bits, let what): return "\(what) bit-width \(bits) is outside 2...8"
         case .noCalibrationSamples: return "calibration needs at least one sample"
-        case .calibrationShape(let expected, let got): return "calibration samples must have shape [N] + \(expected), got \(got)"
+        case .calibrationShape(let expected, let got):
+            return "calibration samples must have shape [N] + \(expected), got \(got)"
         case .batchSize(let size): return "the calibration batch size must be at least 1, got \(size)"
         }
     }
@@ -59,7 +60,8 @@ public struct UniformQuantizer: Sendable, Equatable {
     /// Quantize-dequantizes `rows` rows of `size` values at `w` in place, each row (a weight's output channel)
     /// with the quantizer `quantizer` chooses for it.
     public static func quantizeRows(
-        _ w: UnsafeMutablePointer<Float>, rows: Int, size: Int, quantizer: (UnsafeMutableBufferPointer<Float>) -> UniformQuantizer
+        _ w: UnsafeMutablePointer<Float>, rows: Int, size: Int,
+        quantizer: (UnsafeMutableBufferPointer<Float>) -> UniformQuantizer
     ) {
         for o in 0..<rows {
             let row = UnsafeMutableBufferPointer(start: w + o * size, count: size)

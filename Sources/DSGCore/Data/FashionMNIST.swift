@@ -24,17 +24,22 @@ public enum FashionMNIST {
         let labelsURL = directory.appendingPathComponent("\(split.prefix)-labels-idx1-ubyte.gz")
         let images = try IDXFile.read(imagesURL, rank: 3)
         let labels = try IDXFile.read(labelsURL, rank: 1)
-        return try combine(images: images, imagesName: imagesURL.lastPathComponent, labels: labels, labelsName: labelsURL.lastPathComponent)
+        return try combine(
+            images: images, imagesName: imagesURL.lastPathComponent, labels: labels,
+            labelsName: labelsURL.lastPathComponent)
     }
 
     /// Checks that two parsed IDX files form a labelled image set, and builds it.
-    public static func combine(images: IDXFile, imagesName: String, labels: IDXFile, labelsName: String) throws(IDXError) -> LabeledImages {
+    public static func combine(images: IDXFile, imagesName: String, labels: IDXFile, labelsName: String)
+        throws(IDXError) -> LabeledImages
+    {
         guard images.dimensions.count == 3, images.dimensions[1] == 28, images.dimensions[2] == 28 else {
             throw .wrongDimensions(file: imagesName, found: images.dimensions, expected: "[count, 28, 28]")
         }
         let count = images.dimensions[0]
         guard labels.dimensions[0] == count else {
-            throw .countMismatch(images: imagesName, imageCount: count, labels: labelsName, labelCount: labels.dimensions[0])
+            throw .countMismatch(
+                images: imagesName, imageCount: count, labels: labelsName, labelCount: labels.dimensions[0])
         }
         let labelValues = [UInt8](labels.bytes)
         if let bad = labelValues.firstIndex(where: { Int($0) >= classes }) {
@@ -43,6 +48,7 @@ public enum FashionMNIST {
         let scale = 1 / (255 * standardDeviation), shift = -mean / standardDeviation
         let pixels = images.bytes.map { Float($0) * scale + shift }
         return LabeledImages(
-            images: Tensor(shape: [count, 1, 28, 28], scalars: pixels), labels: labelValues.map(Int32.init), classes: classes)
+            images: Tensor(shape: [count, 1, 28, 28], scalars: pixels), labels: labelValues.map(Int32.init),
+            classes: classes)
     }
 }

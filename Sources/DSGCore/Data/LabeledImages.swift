@@ -17,7 +17,9 @@ public struct LabeledImages: Sendable {
     public func prefix(_ count: Int) -> LabeledImages {
         let n = min(count, self.count), size = sampleShape.elementCount
         let scalars = images.withUnsafeBufferPointer { Array($0.prefix(n * size)) }
-        return LabeledImages(images: Tensor(shape: sampleShape.batched(n), scalars: scalars), labels: Array(labels.prefix(n)), classes: classes)
+        return LabeledImages(
+            images: Tensor(shape: sampleShape.batched(n), scalars: scalars), labels: Array(labels.prefix(n)),
+            classes: classes)
     }
 
     /// `count` distinct samples drawn with `seed` (the first `count` steps of a Fisher-Yates shuffle), for
@@ -27,7 +29,11 @@ public struct LabeledImages: Sendable {
         var g = SeededRandom(seed: seed)
         var order = Array(0..<self.count)
         for i in 0..<n { order.swapAt(i, i + g.integer(in: 0..<(self.count - i))) }
-        let scalars = images.withUnsafeBufferPointer { x in order.prefix(n).flatMap { x[($0 * size)..<(($0 + 1) * size)] } }
-        return LabeledImages(images: Tensor(shape: sampleShape.batched(n), scalars: scalars), labels: order.prefix(n).map { labels[$0] }, classes: classes)
+        let scalars = images.withUnsafeBufferPointer { x in
+            order.prefix(n).flatMap { x[($0 * size)..<(($0 + 1) * size)] }
+        }
+        return LabeledImages(
+            images: Tensor(shape: sampleShape.batched(n), scalars: scalars), labels: order.prefix(n).map { labels[$0] },
+            classes: classes)
     }
 }

@@ -121,7 +121,9 @@ public final class GraphExecutor {
 
     /// A copy of `value` for the whole batch, `[batch, shape...]`.
     public func value(_ value: ValueID) -> Tensor {
-        Tensor(shape: model.shape(of: value).batched(batchSize), scalars: Array(UnsafeBufferPointer(start: values[value.index], count: count(value))))
+        Tensor(
+            shape: model.shape(of: value).batched(batchSize),
+            scalars: Array(UnsafeBufferPointer(start: values[value.index], count: count(value))))
     }
 
     /// A copy of model output `i`.
@@ -205,7 +207,10 @@ public final class GraphExecutor {
 
     private func isFinite(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Bool {
         var bad = false
-        for i in 0..<n where !p[i].isFinite { bad = true; break }
+        for i in 0..<n where !p[i].isFinite {
+            bad = true
+            break
+        }
         return !bad
     }
 

@@ -21,7 +21,8 @@ public struct ModelBuilder {
     }
 
     /// Adds any operator under `prefix + name`.
-    public mutating func add(_ op: any GraphOperator, _ name: String, _ inputs: [ValueID]) throws(GraphError) -> ValueID {
+    public mutating func add(_ op: any GraphOperator, _ name: String, _ inputs: [ValueID]) throws(GraphError) -> ValueID
+    {
         try model.add(op, name: prefix + name, inputs: inputs, using: &random)
     }
 
@@ -46,7 +47,9 @@ public struct ModelBuilder {
         return try add(BatchNormOp(channels: channels, epsilon: epsilon, momentum: momentum, affine: affine), name, [x])
     }
 
-    public mutating func activation(_ x: ValueID, _ activation: Activation, _ name: String) throws(GraphError) -> ValueID {
+    public mutating func activation(_ x: ValueID, _ activation: Activation, _ name: String) throws(GraphError)
+        -> ValueID
+    {
         try add(ActivationOp(activation), name, [x])
     }
 
@@ -74,7 +77,9 @@ public struct ModelBuilder {
         try add(ReshapeOp([model.shape(of: x).elementCount]), name, [x])
     }
 
-    public mutating func linear(_ x: ValueID, _ name: String, outFeatures: Int, bias: Bool = true) throws(GraphError) -> ValueID {
+    public mutating func linear(_ x: ValueID, _ name: String, outFeatures: Int, bias: Bool = true) throws(GraphError)
+        -> ValueID
+    {
         try add(LinearOp(inFeatures: model.shape(of: x).elementCount, outFeatures: outFeatures, bias: bias), name, [x])
     }
 

@@ -1,5 +1,5 @@
-import Foundation
 internal import CZlib
+import Foundation
 
 /// Why a gzip stream could not be decompressed.
 public enum GzipError: Error, Equatable, CustomStringConvertible {
@@ -22,8 +22,11 @@ public enum Gzip {
     public static func compress(_ data: Data) -> Data {
         var stream = z_stream()
         // 16 + MAX_WBITS: write a gzip header and trailer; 8 is zlib's default memory level.
-        guard deflateInit2_(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY,
-            ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        guard
+            deflateInit2_(
+                &stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY,
+                ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK
+        else {
             preconditionFailure("zlib could not start a deflate stream")
         }
         defer { deflateEnd(&stream) }

@@ -18,7 +18,8 @@ public enum IDXError: Error, Equatable, CustomStringConvertible {
         case .notGzip(let f): return "\(f): not a gzip file (it does not start with the gzip signature 1f 8b)"
         case .corrupt(let f, let reason): return "\(f): \(reason)"
         case .badMagic(let f, let found, let expected):
-            return "\(f): IDX magic number is 0x\(String(found, radix: 16)), expected 0x\(String(format: "%08x", expected))"
+            return
+                "\(f): IDX magic number is 0x\(String(found, radix: 16)), expected 0x\(String(format: "%08x", expected))"
         case .truncated(let f, let expected, let actual):
             return "\(f): truncated: the header promises \(expected) bytes, the file has \(actual)"
         case .trailingBytes(let f, let expected, let actual):
@@ -65,11 +66,17 @@ public struct IDXFile {
         guard word(0) == magic(dimensions: rank) else {
             throw .badMagic(file: name, found: word(0), expected: magic(dimensions: rank))
         }
-        guard bytes.count == headerSize else { throw .truncated(file: name, expectedBytes: headerSize, actualBytes: data.count) }
+        guard bytes.count == headerSize else {
+            throw .truncated(file: name, expectedBytes: headerSize, actualBytes: data.count)
+        }
         let dimensions = (1...rank).map { Int(word($0)) }
         let expected = headerSize + dimensions.reduce(1, *)
-        guard data.count >= expected else { throw .truncated(file: name, expectedBytes: expected, actualBytes: data.count) }
-        guard data.count == expected else { throw .trailingBytes(file: name, expectedBytes: expected, actualBytes: data.count) }
+        guard data.count >= expected else {
+            throw .truncated(file: name, expectedBytes: expected, actualBytes: data.count)
+        }
+        guard data.count == expected else {
+            throw .trailingBytes(file: name, expectedBytes: expected, actualBytes: data.count)
+        }
         return IDXFile(dimensions: dimensions, bytes: data.subdata(in: (data.startIndex + headerSize)..<data.endIndex))
     }
 }

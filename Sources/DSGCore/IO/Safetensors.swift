@@ -19,7 +19,8 @@ public enum SafetensorsError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .unreadable(let f, let r): return "\(f): cannot be read (\(r))"
         case .unwritable(let f, let r): return "\(f): cannot be written (\(r))"
-        case .tooShort(let f, let n): return "\(f): \(n) bytes is too short for a safetensors file (8-byte header size first)"
+        case .tooShort(let f, let n):
+            return "\(f): \(n) bytes is too short for a safetensors file (8-byte header size first)"
         case .headerSize(let f, let declared, let available):
             return "\(f): the header claims \(declared) bytes but only \(available) follow the size field"
         case .headerNotJSON(let f): return "\(f): the header is not a JSON object"
@@ -29,7 +30,8 @@ public enum SafetensorsError: Error, Equatable, CustomStringConvertible {
         case .uncoveredData(let f, let r): return "\(f): \(r)"
         case .missingTensor(let f, let t): return "\(f): no tensor named '\(t)', which the model needs"
         case .unexpectedTensor(let f, let t): return "\(f): tensor '\(t)' is not part of the model"
-        case .shape(let f, let t, let e, let found): return "\(f): tensor '\(t)' has shape \(found), the model needs \(e)"
+        case .shape(let f, let t, let e, let found):
+            return "\(f): tensor '\(t)' has shape \(found), the model needs \(e)"
         }
     }
 }
@@ -67,7 +69,9 @@ public enum Safetensors {
         data.append(json)
         for (_, tensor) in contents.tensors {
             tensor.withUnsafeBufferPointer { buffer in
-                for value in buffer { withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+                for value in buffer {
+                    withUnsafeBytes(of: value.bitPattern.littleEndian) { data.append(contentsOf: $0) }
+                }
             }
         }
         return data
@@ -99,32 +103,48 @@ public enum Safetensors {
             throw .headerSize(file: name, declared: headerSize, available: bytes.count - 8)
         }
         let dataStart = 8 + Int(headerSize)
-        guard let header = (try? JSONSerialization.jsonObject(with: Data(bytes[8..<dataStart]))) as? [String: Any] else {
+        guard let header = (try? JSONSerialization.jsonObject(with: Data(bytes[8..<dataStart]))) as? [String: Any]
+        else {
             throw .headerNotJSON(file: name)
         }
         var metadata: [String: String] = [:]
         var entries: [(name: String, shape: Shape, begin: Int, end: Int)] = []
         for (key, value) in header {
             if key == "__metadata__" {
-                guard let m = value as? [String: String] else { throw .badEntry(file: name, tensor: key, reason: "metadata must map strings to strings") }
+                guard let m = value as? [String: String] else {
+                    throw .badEntry(file: name, tensor: key, reason: "metadata must map strings to strings")
+                }
                 metadata = m
                 continue
             }
-            guard let entry = value as? [String: Any] else { throw .badEntry(file: name, tensor: key, reason: "not a JSON object") }
-            guard let dtype = entry["dtype"] as? String else { throw .badEntry(file: name, tensor: key, reason: "no dtype") }
+            guard let entry = value as? [String: Any] else {
+                throw .badEntry(file: name, tensor: key, reason: "not a JSON object")
+            }
+            guard let dtype = entry["dtype"] as? String else {
+                throw .badEntry(file: name, tensor: key, reason: "no dtype")
+            }
             guard dtype == "F32" else { throw .unsupportedDType(file: name, tensor: key, dtype: dtype) }
             guard let shape = entry["shape"] as? [Int], shape.allSatisfy({ $0 >= 0 }) else {
                 throw .badEntry(file: name, tensor: key, reason: "shape must be a list of non-negative integers")
             }
-            guard let offsets = entry["data_offsets"] as? [Int], offsets.count == 2, offsets[0] >= 0, offsets[0] <= offsets[1] else {
-                throw .offsets(file: name, tensor: key, reason: "data_offsets must be [begin, end] with 0 <= begin <= end")
+            guard let offsets = entry["data_offsets"] as? [Int], offsets.count == 2, offsets[0] >= 0,
+                offsets[0] <= offsets[1]
+            else {
+                throw .offsets(
+                    file: name, tensor: key, reason: "data_offsets must be [begin, end] with 0 <= begin <= end")
             }
             let expected = shape.reduce(1, *) * 4
             guard offsets[1] - offsets[0] == expected else {
-                throw .offsets(file: name, tensor: key, reason: "shape \(shape) needs \(expected) bytes, data_offsets span \(offsets[1] - offsets[0])")
+                throw .offsets(
+                    file: name, tensor: key,
+                    reason: "shape \(shape) needs \(expected) bytes, data_offsets span \(offsets[1] - offsets[0])")
             }
             guard dataStart + offsets[1] <= bytes.count else {
-                throw .offsets(file: name, tensor: key, reason: "data_offsets end at \(offsets[1]), past the \(bytes.count - dataStart) data bytes (truncated file?)")
+                throw .offsets(
+                    file: name, tensor: key,
+                    reason:
+                        "data_offsets end at \(offsets[1]), past the \(bytes.count - dataStart) data bytes (truncated file?)"
+                )
             }
             entries.append((key, Shape(shape), offsets[0], offsets[1]))
         }
@@ -132,17 +152,25 @@ public enum Safetensors {
         var covered = 0
         for e in entries {
             guard e.begin == covered else {
-                throw .uncoveredData(file: name, reason: e.begin > covered ? "bytes \(covered)..<\(e.begin) of the data belong to no tensor" : "tensor '\(e.name)' overlaps another")
+                throw .uncoveredData(
+                    file: name,
+                    reason: e.begin > covered
+                        ? "bytes \(covered)..<\(e.begin) of the data belong to no tensor"
+                        : "tensor '\(e.name)' overlaps another")
             }
             covered = e.end
         }
         guard covered == bytes.count - dataStart else {
-            throw .uncoveredData(file: name, reason: "\(bytes.count - dataStart - covered) bytes after the last tensor belong to no tensor")
+            throw .uncoveredData(
+                file: name,
+                reason: "\(bytes.count - dataStart - covered) bytes after the last tensor belong to no tensor")
         }
         let tensors = entries.map { e in
             let scalars = (0..<e.shape.elementCount).map { i -> Float in
                 let p = dataStart + e.begin + 4 * i
-                return Float(bitPattern: UInt32(bytes[p]) | UInt32(bytes[p + 1]) << 8 | UInt32(bytes[p + 2]) << 16 | UInt32(bytes[p + 3]) << 24)
+                return Float(
+                    bitPattern: UInt32(bytes[p]) | UInt32(bytes[p + 1]) << 8 | UInt32(bytes[p + 2]) << 16 | UInt32(
+                        bytes[p + 3]) << 24)
             }
             return (name: e.name, tensor: Tensor(shape: e.shape, scalars: scalars))
         }
@@ -165,14 +193,21 @@ extension Model {
 
     /// Loads every parameter and buffer from `contents`; names and shapes must match the model exactly
     /// (extra tensors are ignored only when their names start with one of `ignoringPrefixes`).
-    public func load(_ contents: Safetensors.Contents, file: String, ignoringPrefixes: [String] = []) throws(SafetensorsError) {
+    public func load(_ contents: Safetensors.Contents, file: String, ignoringPrefixes: [String] = [])
+        throws(SafetensorsError)
+    {
         for (name, _) in contents.tensors where !tensors.contains(where: { $0.name == name }) {
-            if !ignoringPrefixes.contains(where: { name.hasPrefix($0) }) { throw .unexpectedTensor(file: file, tensor: name) }
+            if !ignoringPrefixes.contains(where: { name.hasPrefix($0) }) {
+                throw .unexpectedTensor(file: file, tensor: name)
+            }
         }
         for i in tensors.indices {
-            guard let tensor = contents.tensor(named: tensors[i].name) else { throw .missingTensor(file: file, tensor: tensors[i].name) }
+            guard let tensor = contents.tensor(named: tensors[i].name) else {
+                throw .missingTensor(file: file, tensor: tensors[i].name)
+            }
             guard tensor.shape == tensors[i].tensor.shape else {
-                throw .shape(file: file, tensor: tensors[i].name, expected: tensors[i].tensor.shape, found: tensor.shape)
+                throw .shape(
+                    file: file, tensor: tensors[i].name, expected: tensors[i].tensor.shape, found: tensor.shape)
             }
             tensors[i].tensor = tensor
         }

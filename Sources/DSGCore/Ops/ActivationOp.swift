@@ -15,7 +15,9 @@ public struct ActivationOp: GraphOperator {
     public init(_ activation: Activation) { self.activation = activation }
 
     public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
-        guard inputs.count == 1 else { throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input") }
+        guard inputs.count == 1 else {
+            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input")
+        }
         return inputs[0]
     }
 
@@ -25,6 +27,7 @@ public struct ActivationOp: GraphOperator {
 
     public func backward(_ c: NodeContext) {
         guard let dx = c.inputGrads[0] else { return }
-        activation.backward(input: c.inputs[0], output: c.output, outputGrad: c.outputGrad, inputGrad: dx, count: c.outputCount)
+        activation.backward(
+            input: c.inputs[0], output: c.output, outputGrad: c.outputGrad, inputGrad: dx, count: c.outputCount)
     }
 }

@@ -17,7 +17,9 @@ public struct ConditionalBatchNormOp: GraphOperator {
 
     public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
         guard inputs.count == 2, inputs[0].rank >= 1, inputs[0][0] == channels, inputs[1].elementCount == 1 else {
-            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "[\(channels), ...] and one label per sample (shape [])")
+            throw .shapeMismatch(
+                node: node, op: kind, inputs: inputs, expected: "[\(channels), ...] and one label per sample (shape [])"
+            )
         }
         return inputs[0]
     }
@@ -49,7 +51,8 @@ public struct ConditionalBatchNormOp: GraphOperator {
         if c.training {
             BatchNorm.forwardTraining(
                 sizes(c), input: c.inputs[0], gamma: nil, beta: nil, epsilon: epsilon, momentum: momentum,
-                runningMean: c.tensors[2], runningVar: c.tensors[3], savedMean: mean, savedInvStd: invStd, output: c.output)
+                runningMean: c.tensors[2], runningVar: c.tensors[3], savedMean: mean, savedInvStd: invStd,
+                output: c.output)
         } else {
             for ch in 0..<channels {
                 mean[ch] = c.tensors[2][ch]

@@ -14,7 +14,8 @@ public struct Conv2dOp: GraphOperator {
     public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
         let g = geometry
         guard inputs.count == 1, inputs[0] == [g.inChannels, g.inputH, g.inputW] else {
-            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input [\(g.inChannels), \(g.inputH), \(g.inputW)]")
+            throw .shapeMismatch(
+                node: node, op: kind, inputs: inputs, expected: "one input [\(g.inChannels), \(g.inputH), \(g.inputW)]")
         }
         return [g.outChannels, g.outputH, g.outputW]
     }
@@ -23,7 +24,8 @@ public struct Conv2dOp: GraphOperator {
         let g = geometry
         // PyTorch's default: Kaiming-uniform with a = sqrt(5), i.e. U(-1/sqrt(fanIn), 1/sqrt(fanIn)).
         let bound = 1 / Float(g.groupPatchSize).squareRoot()
-        let weight = TensorSpec("weight", [g.outChannels, g.groupInChannels, g.kernelH, g.kernelW], .parameter, .uniform(bound: bound))
+        let weight = TensorSpec(
+            "weight", [g.outChannels, g.groupInChannels, g.kernelH, g.kernelW], .parameter, .uniform(bound: bound))
         return hasBias ? [weight, TensorSpec("bias", [g.outChannels], .parameter, .uniform(bound: bound))] : [weight]
     }
 

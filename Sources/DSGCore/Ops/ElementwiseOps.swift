@@ -24,7 +24,9 @@ public struct MultiplyOp: GraphOperator {
     public init() {}
 
     public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
-        guard inputs.count == 2 else { throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "two inputs of one shape") }
+        guard inputs.count == 2 else {
+            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "two inputs of one shape")
+        }
         return try sameShape(inputs, atLeast: 2, node, kind)
     }
 

@@ -5,7 +5,9 @@ public struct ConcatOp: GraphOperator {
 
     public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
         guard let first = inputs.first, first.rank >= 1,
-            inputs.allSatisfy({ $0.rank == first.rank && Array($0.dimensions.dropFirst()) == Array(first.dimensions.dropFirst()) })
+            inputs.allSatisfy({
+                $0.rank == first.rank && Array($0.dimensions.dropFirst()) == Array(first.dimensions.dropFirst())
+            })
         else {
             throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "inputs that differ only in channels")
         }
@@ -31,7 +33,9 @@ public struct ConcatOp: GraphOperator {
         }
     }
 
-    private func forEachSlice(_ c: NodeContext, _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) {
+    private func forEachSlice(
+        _ c: NodeContext, _ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void
+    ) {
         let sample = c.outputShape.elementCount
         var offset = 0
         for (k, shape) in c.inputShapes.enumerated() {
@@ -86,12 +90,16 @@ public struct ReshapeOp: GraphOperator {
 
     public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
         guard inputs.count == 1, inputs[0].elementCount == shape.elementCount else {
-            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input of \(shape.elementCount) elements for \(shape)")
+            throw .shapeMismatch(
+                node: node, op: kind, inputs: inputs,
+                expected: "one input of \(shape.elementCount) elements for \(shape)")
         }
         return shape
     }
 
-    public func forward(_ c: NodeContext) throws(GraphError) { c.output.update(from: c.inputs[0], count: c.outputCount) }
+    public func forward(_ c: NodeContext) throws(GraphError) {
+        c.output.update(from: c.inputs[0], count: c.outputCount)
+    }
 
     public func backward(_ c: NodeContext) {
         guard let dx = c.inputGrads[0] else { return }

@@ -45,13 +45,18 @@ public struct AvgPool2dOp: GraphOperator {
     }
 }
 
-private func poolOutputShape(_ w: ConvGeometry, _ inputs: [Shape], _ node: String, _ kind: String) throws(GraphError) -> Shape {
+private func poolOutputShape(_ w: ConvGeometry, _ inputs: [Shape], _ node: String, _ kind: String) throws(GraphError)
+    -> Shape
+{
     guard inputs.count == 1, inputs[0] == [w.inChannels, w.inputH, w.inputW] else {
-        throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input [\(w.inChannels), \(w.inputH), \(w.inputW)]")
+        throw .shapeMismatch(
+            node: node, op: kind, inputs: inputs, expected: "one input [\(w.inChannels), \(w.inputH), \(w.inputW)]")
     }
     // As in PyTorch: with more padding than half the window, a window could lie wholly in the padding.
     guard 2 * w.padH <= w.kernelH, 2 * w.padW <= w.kernelW else {
-        throw .invalidGeometry(node: node, op: kind, input: inputs[0], reason: "padding must be at most half the window (\(w.kernelH)x\(w.kernelW))")
+        throw .invalidGeometry(
+            node: node, op: kind, input: inputs[0],
+            reason: "padding must be at most half the window (\(w.kernelH)x\(w.kernelW))")
     }
     return [w.outChannels, w.outputH, w.outputW]
 }

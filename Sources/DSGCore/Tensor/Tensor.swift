@@ -22,7 +22,9 @@ public struct Tensor: Sendable, CustomStringConvertible {
             "Tensor(shape:scalars:): \(scalars.count) scalars do not fill shape \(shape).")
         self.shape = shape
         storage = TensorStorage(count: scalars.count)
-        _ = scalars.withUnsafeBufferPointer { UnsafeMutableBufferPointer(start: storage.pointer, count: $0.count).initialize(from: $0) }
+        _ = scalars.withUnsafeBufferPointer {
+            UnsafeMutableBufferPointer(start: storage.pointer, count: $0.count).initialize(from: $0)
+        }
     }
 
     public var elementCount: Int { shape.elementCount }

@@ -23,8 +23,12 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         guard epochs > 0 else { throw .invalidConfiguration("epochs must be at least 1") }
         guard batchSize > 0 else { throw .invalidConfiguration("the batch size must be at least 1") }
         guard cropPadding >= 0 else { throw .invalidConfiguration("crop padding must not be negative") }
-        guard learningRate > 0, learningRate.isFinite else { throw .invalidConfiguration("the learning rate must be positive") }
-        guard weightDecay >= 0, weightDecay.isFinite else { throw .invalidConfiguration("weight decay must not be negative") }
+        guard learningRate > 0, learningRate.isFinite else {
+            throw .invalidConfiguration("the learning rate must be positive")
+        }
+        guard weightDecay >= 0, weightDecay.isFinite else {
+            throw .invalidConfiguration("weight decay must not be negative")
+        }
         guard momentum >= 0, momentum < 1 else { throw .invalidConfiguration("momentum must be in [0, 1)") }
     }
 }
@@ -93,7 +97,8 @@ public final class ClassifierTrainer {
     public init(model: Model, configuration: TrainingConfiguration, train: LabeledImages, test: LabeledImages) throws {
         try configuration.validate()
         guard configuration.batchSize <= train.count else {
-            throw TrainingError.invalidConfiguration("the batch size must be between 1 and the \(train.count) training images")
+            throw TrainingError.invalidConfiguration(
+                "the batch size must be between 1 and the \(train.count) training images")
         }
         self.model = model
         self.configuration = configuration
@@ -125,15 +130,18 @@ public final class ClassifierTrainer {
                 let done = Double((epoch - firstEpoch) * stepsPerEpoch + step)
                 let elapsed = Date().timeIntervalSince(start)
                 let total = Double((lastEpoch - firstEpoch) * stepsPerEpoch)
-                progress(TrainingProgress(
-                    epoch: epoch, epochs: configuration.epochs, step: step, stepsPerEpoch: stepsPerEpoch, loss: loss,
-                    imagesPerSecond: done * Double(configuration.batchSize) / max(elapsed, 1e-9),
-                    secondsRemaining: elapsed / max(done, 1) * (total - done)))
+                progress(
+                    TrainingProgress(
+                        epoch: epoch, epochs: configuration.epochs, step: step, stepsPerEpoch: stepsPerEpoch,
+                        loss: loss,
+                        imagesPerSecond: done * Double(configuration.batchSize) / max(elapsed, 1e-9),
+                        secondsRemaining: elapsed / max(done, 1) * (total - done)))
             }
             let testAccuracy = try Evaluation.accuracy(of: model, on: test)
-            history.append(EpochReport(
-                epoch: epoch, trainLoss: loss, trainAccuracy: accuracy, testAccuracy: testAccuracy,
-                seconds: Date().timeIntervalSince(epochStart)))
+            history.append(
+                EpochReport(
+                    epoch: epoch, trainLoss: loss, trainAccuracy: accuracy, testAccuracy: testAccuracy,
+                    seconds: Date().timeIntervalSince(epochStart)))
             if let checkpoint { try save(to: checkpoint) }
         }
         return history
@@ -157,7 +165,9 @@ public final class ClassifierTrainer {
             try executor.run(training: true)
             executor.zeroGradients()
             executor.withValue(output) { logits in
-                for i in 0..<n where Evaluation.predictedClass(logits, sample: i, classes: classes) == Int(labels[i]) { correct += 1 }
+                for i in 0..<n where Evaluation.predictedClass(logits, sample: i, classes: classes) == Int(labels[i]) {
+                    correct += 1
+                }
             }
             let loss = try Losses.softmaxCrossEntropy(executor, labels: labels)
             guard loss.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch, step: step) }
@@ -215,15 +225,24 @@ public final class ClassifierTrainer {
         let contents: Safetensors.Contents
         do { contents = try Safetensors.read(url) } catch { throw TrainingError.checkpoint(error) }
         guard contents.metadata[Key.format] == Self.format else {
-            throw TrainingError.checkpointMismatch(file: file, reason: "it is not a classifier training checkpoint of this package")
+            throw TrainingError.checkpointMismatch(
+                file: file, reason: "it is not a classifier training checkpoint of this package")
         }
         let decoder = JSONDecoder()
-        guard let saved = contents.metadata[Key.configuration].flatMap({ try? decoder.decode(TrainingConfiguration.self, from: Data($0.utf8)) }),
-            let history = contents.metadata[Key.history].flatMap({ try? decoder.decode([EpochReport].self, from: Data($0.utf8)) }),
-            let random = contents.metadata[Key.random].flatMap({ try? decoder.decode(SeededRandom.self, from: Data($0.utf8)) })
+        guard
+            let saved = contents.metadata[Key.configuration].flatMap({
+                try? decoder.decode(TrainingConfiguration.self, from: Data($0.utf8))
+            }),
+            let history = contents.metadata[Key.history].flatMap({
+                try? decoder.decode([EpochReport].self, from: Data($0.utf8))
+            }),
+            let random = contents.metadata[Key.random].flatMap({
+                try? decoder.decode(SeededRandom.self, from: Data($0.utf8))
+            })
         else { throw TrainingError.checkpointMismatch(file: file, reason: "its metadata is incomplete") }
         guard saved == configuration else {
-            throw TrainingError.checkpointMismatch(file: file, reason: "it was made with different settings (\(describe(saved)))")
+            throw TrainingError.checkpointMismatch(
+                file: file, reason: "it was made with different settings (\(describe(saved)))")
         }
         do {
             try model.load(contents, file: file, ignoringPrefixes: ["optimizer."])
