@@ -70,6 +70,20 @@ public struct UniformQuantizer: Sendable, Equatable {
         }
     }
 
+    /// Of `candidates`, the range whose quantizer gives the least squared error on `values` (the first on
+    /// ties): the one search behind the `mse` weight and activation ranges, which differ only in their candidates.
+    static func leastSquaredErrorRange<C: Collection<Float>>(
+        _ values: C, bits: Int, candidates: [(low: Float, high: Float)]
+    ) -> (low: Float, high: Float) {
+        var best = candidates[0], bestError = Double.infinity
+        for candidate in candidates {
+            let q = UniformQuantizer(bits: bits, low: candidate.low, high: candidate.high)
+            let error = values.reduce(0.0) { $0 + Double((q($1) - $1) * (q($1) - $1)) }
+            if error < bestError { (best, bestError) = (candidate, error) }
+        }
+        return best
+    }
+
     /// Checks a bit-width from user input.
     public static func validate(_ bits: Int, _ what: String) throws(QuantizationError) {
         guard bitRange.contains(bits) else { throw .bitWidth(bits, what: what) }
