@@ -9,6 +9,7 @@ import DSGCore
 ///
 /// The folded model computes the same function in evaluation mode with one node fewer per pair.
 public enum BatchNormFolding {
+    /// A new model with every such pair folded (`model` is left alone); every other tensor keeps its value.
     public static func fold(_ model: Model) throws -> Model {
         // Which convolutions feed a BatchNorm as their only reader.
         var readers: [Int: Int] = [:]

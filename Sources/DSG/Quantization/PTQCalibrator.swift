@@ -3,8 +3,10 @@ import DSGCore
 /// Post-training quantization from calibration samples (synthetic or real): per-output-channel asymmetric
 /// weights, per-tensor asymmetric activations after every ReLU / ReLU6, BatchNorm kept in Float32 (Docs/DSG.md §8).
 public struct PTQCalibrator: Sendable {
+    /// The bit-widths and range estimates every ``quantize(_:calibration:)`` call uses.
     public let configuration: PTQConfiguration
 
+    /// A calibrator for `configuration`; throws if it is impossible (``PTQConfiguration/validate()``).
     public init(configuration: PTQConfiguration) throws(QuantizationError) {
         try configuration.validate()
         self.configuration = configuration

@@ -2,7 +2,9 @@ import DSGCore
 
 /// Settings of post-training quantization (Docs/DSG.md §8).
 public struct PTQConfiguration: Sendable, Codable, Equatable {
+    /// Bits of every quantized convolution and linear weight (2 to 8), per output channel.
     public var weightBits = 4
+    /// Bits of every activation after a ReLU / ReLU6 (2 to 8), per tensor.
     public var activationBits = 4
 
     /// How each output channel's weight range is chosen.
@@ -27,6 +29,7 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
         /// quantization error; the last batch decides.
         case mse
 
+        /// The case named `rawValue`, accepting the official code's name `"ema"` for ``meanSampleExtremes``.
         public init?(rawValue: String) {
             switch rawValue {
             case "minMax": self = .minMax
@@ -48,8 +51,11 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
         case eightBit
     }
 
+    /// How each weight channel's range is chosen (the paper: min/max).
     public var weightRange: WeightRange = .minMax
+    /// How activation ranges are estimated (the official code's estimate by default).
     public var activationCalibration: ActivationCalibration = .meanSampleExtremes
+    /// What happens to the first and last layers (ZeroQ and DSG quantize them like the rest).
     public var edgeLayers: EdgeLayers = .quantize
     /// Fold each BatchNorm into the convolution before it, then quantize the folded weights (DSG keeps
     /// BatchNorm in Float32, so this is off by default).
@@ -57,6 +63,7 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
     /// Calibration samples per forward pass.
     public var batchSize = 64
 
+    /// W`weightBits`A`activationBits` with every other setting at its default.
     public init(weightBits: Int = 4, activationBits: Int = 4) {
         (self.weightBits, self.activationBits) = (weightBits, activationBits)
     }

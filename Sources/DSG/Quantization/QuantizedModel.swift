@@ -4,7 +4,10 @@ import Foundation
 /// A quantized model: the original graph with fake-quantization nodes after every ReLU / ReLU6 and weights
 /// replaced by their quantized values. It evaluates, saves and loads like any model.
 public struct QuantizedModel: Sendable {
+    /// The graph with its fake-quantization nodes (`<activation>.quant`, range tensor `<activation>.quant.range`)
+    /// and quantize-dequantized weights, in Float32: it runs on any executor like the float model.
     public let model: Model
+    /// How it was quantized; saved with it.
     public let configuration: PTQConfiguration
 
     /// The calibrated range of every quantized activation, in graph order, named by the activation node it

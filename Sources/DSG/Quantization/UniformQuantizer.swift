@@ -3,11 +3,16 @@ import Foundation
 
 /// Why a quantization setting is impossible.
 public enum QuantizationError: Error, Equatable, CustomStringConvertible {
+    /// A bit-width outside 2...8; `what` is "weight" or "activation".
     case bitWidth(Int, what: String)
+    /// An empty calibration set.
     case noCalibrationSamples
+    /// Calibration samples that are not `[N] + ` the model's per-sample input shape.
     case calibrationShape(expected: Shape, got: Shape)
+    /// A calibration batch size below 1.
     case batchSize(Int)
 
+    /// One line naming the setting and the value.
     public var description: String {
         switch self {
         case .bitWidth(let bits, let what): return "\(what) bit-width \(bits) is outside 2...8"
@@ -37,8 +42,11 @@ public struct UniformQuantizer: Sendable, Equatable {
     /// `zero` above, in the signed convention of the formula (q is centred on 0), not ONNX's unsigned zero point.
     public let zeroPoint: Float
 
+    /// The bit-widths this quantizer supports (2 to 8, as ZeroQ and DSG measure).
     public static let bitRange = 2...8
 
+    /// The quantizer whose 2^`bits` levels span `[low, high]` (up to the rounding of the zero point); `bits`
+    /// must be in ``bitRange`` (check user input with ``validate(_:_:)``).
     public init(bits: Int, low: Float, high: Float) {
         precondition(Self.bitRange.contains(bits), "UniformQuantizer: bits must be in 2...8 (validate first).")
         self.bits = bits
