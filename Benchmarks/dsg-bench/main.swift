@@ -39,7 +39,8 @@ func log(_ line: String) { if !json { print(line) } }
 let machine = Harness.machine()
 log("dsg-bench  \(machine["date"]!)")
 log(
-    "cpu: \(machine["cpu"]!), \(machine["cores"]!) cores; kernels split the batch over \(machine["kernelThreads"]!) threads, OpenBLAS runs 1 thread per call"
+    "cpu: \(machine["cpu"]!), \(machine["cores"]!) cores; "
+        + "kernels split the batch over \(machine["kernelThreads"]!) threads, OpenBLAS runs 1 thread per call"
 )
 log("openblas: \(machine["openblas"]!)")
 log("GFLOP/s of our convolution vs. the same GEMM calls in OpenBLAS alone (median of repeated runs)\n")
@@ -64,7 +65,9 @@ for (name, model, batch) in [
         }
         log(
             "  " + r.layer.padding(toLength: 50, withPad: " ", startingAt: 0)
-                + "  \(cell(r.forwardGFLOPS, r.forwardSGEMMGFLOPS))  \(cell(r.backwardDataGFLOPS, r.backwardDataSGEMMGFLOPS))  \(cell(r.backwardWeightGFLOPS, r.backwardWeightSGEMMGFLOPS))"
+                + "  \(cell(r.forwardGFLOPS, r.forwardSGEMMGFLOPS))"
+                + "  \(cell(r.backwardDataGFLOPS, r.backwardDataSGEMMGFLOPS))"
+                + "  \(cell(r.backwardWeightGFLOPS, r.backwardWeightSGEMMGFLOPS))"
         )
     }
     let whole = ConvBenchmark.wholeModelForward(modelResults, flops: flops)
@@ -88,7 +91,8 @@ log(
 log(
     String(
         format:
-            "  forward %.1f ms, backward %.1f ms, optimizer %.1f ms; heap allocations per step: %d (inside OpenBLAS sgemm: %d)",
+            "  forward %.1f ms, backward %.1f ms, optimizer %.1f ms; "
+            + "heap allocations per step: %d (inside OpenBLAS sgemm: %d)",
         step.forwardMilliseconds, step.backwardMilliseconds, step.optimizerMilliseconds, step.allocationsPerStep,
         step.allocationsInsideSGEMM))
 
@@ -96,7 +100,9 @@ let dsg = try DSGBenchmark.measure(iterations: quick ? 5 : 30)
 log(
     String(
         format:
-            "DSG iteration (ResNet-20, batch 64, preset dsg): %.1f ms = forward %.1f + BatchNorm losses %.1f + backward %.1f + image terms %.1f + Adam %.1f; %.0f images/min at 500 iterations; heap allocations per iteration: %d",
+            "DSG iteration (ResNet-20, batch 64, preset dsg): %.1f ms = forward %.1f + BatchNorm losses %.1f "
+            + "+ backward %.1f + image terms %.1f + Adam %.1f; %.0f images/min at 500 iterations; "
+            + "heap allocations per iteration: %d",
         dsg.milliseconds, dsg.forwardMilliseconds, dsg.batchNormLossesMilliseconds, dsg.backwardMilliseconds,
         dsg.imageTermsMilliseconds,
         dsg.optimizerMilliseconds, dsg.imagesPerMinute, dsg.allocationsPerIteration))
@@ -105,7 +111,9 @@ let qat = try QATBenchmark.measure(iterations: quick ? 3 : 20)
 log(
     String(
         format:
-            "QAT iteration (ResNet-20 teacher, batch 64, DSG generator loss, W4A4): %.1f ms = generator forward %.1f + teacher and losses %.1f + generator backward and Adam %.1f + student %.1f; heap allocations per iteration: %d",
+            "QAT iteration (ResNet-20 teacher, batch 64, DSG generator loss, W4A4): %.1f ms = generator forward "
+            + "%.1f + teacher and losses %.1f + generator backward and Adam %.1f + student %.1f; "
+            + "heap allocations per iteration: %d",
         qat.milliseconds, qat.generatorForwardMilliseconds, qat.teacherMilliseconds, qat.generatorBackwardMilliseconds,
         qat.studentMilliseconds,
         qat.allocationsPerIteration))
@@ -114,7 +122,8 @@ let threading = ThreadingBenchmark.measure(minimumTime: minimumTime)
 log(
     String(
         format:
-            "\nThreading, %@ GEMM: OpenBLAS 1 thread %.1f GFLOP/s, OpenBLAS %d threads %.1f, our batch split over %d threads %.1f",
+            "\nThreading, %@ GEMM: OpenBLAS 1 thread %.1f GFLOP/s, OpenBLAS %d threads %.1f, "
+            + "our batch split over %d threads %.1f",
         threading.gemm, threading.openBLAS1ThreadGFLOPS, Parallel.threadCount, threading.openBLASAllThreadsGFLOPS,
         Parallel.threadCount, threading.batchSplitGFLOPS))
 
