@@ -3,10 +3,15 @@ import Foundation
 
 /// Why sample generation stopped.
 public enum GenerationError: Error, Equatable, CustomStringConvertible {
+    /// The model has no BatchNorm layer, so there are no statistics to generate from.
     case noBatchNorm
+    /// A setting is out of range or does not fit the model (the string says which).
     case invalidConfiguration(String)
+    /// A loss term (or the network's values, naming the node) became NaN or infinite at this batch and iteration
+    /// (both from 0).
     case nonFinite(batch: Int, iteration: Int, term: String)
 
+    /// What went wrong, in words, with a remedy where there is one.
     public var description: String {
         switch self {
         case .noBatchNorm:
@@ -34,6 +39,7 @@ public struct GenerationTiming: Sendable, Codable, Equatable {
     /// The Adam step and the learning-rate schedule.
     public var optimizer = 0.0
 
+    /// All phases together.
     public var total: Double { forward + batchNormLosses + backward + imageTerms + optimizer }
 
     static func + (a: Self, b: Self) -> Self {
@@ -108,9 +114,7 @@ final class SampleOptimizer {
         for iteration in 0..<configuration.iterations {
             terms = LossTerms()
             mark = clock.now
-            executor.withInput(0) { input in
-                x.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
-            }
+            try executor.setInput(0, from: x)
             do { try executor.run(training: false) } catch {
                 guard case .nonFinite(let node, _, _) = error else { throw error }
                 throw GenerationError.nonFinite(

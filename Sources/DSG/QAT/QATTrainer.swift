@@ -164,12 +164,8 @@ public final class QATTrainer {
                 y[i] = Float(labels[i])
             }
         }
-        generatorExecutor.withInput(0) { input in
-            latent.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
-        }
-        generatorExecutor.withInput(1) { input in
-            labelValues.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
-        }
+        try generatorExecutor.setInput(0, from: latent)
+        try generatorExecutor.setInput(1, from: labelValues)
         try generatorExecutor.run(training: true)
         lap(\.generatorForward, &mark)
         let output = generator.model.outputs[0]
