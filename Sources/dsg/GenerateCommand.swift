@@ -104,18 +104,3 @@ struct GenerationReport: Codable {
     let seconds: Double
     let diversity: DiversityMetrics
 }
-
-/// A PNG grid of Fashion-MNIST-normalised images, mapped back to pixel brightness.
-func writeGrid(_ images: Tensor, to path: String) throws {
-    let g = PNG.grid(images, columns: Int(Double(images.shape[0]).squareRoot().rounded(.up)), zoom: 3) {
-        $0 * FashionMNIST.standardDeviation + FashionMNIST.mean
-    }
-    try PNG.encode(pixels: g.pixels, width: g.width, height: g.height, channels: g.channels).write(
-        to: URL(fileURLWithPath: path), options: .atomic)
-}
-
-func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    try encoder.encode(value).write(to: URL(fileURLWithPath: path), options: .atomic)
-}
