@@ -10,6 +10,7 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
     /// The file holds a quantized model, which needs the floating-point architecture it was made from.
     case quantizedModel(file: String)
 
+    /// The file's name and what it holds instead, with how to load it where there is a way.
     public var description: String {
         switch self {
         case .unsupportedFormat(let file):

@@ -3,9 +3,13 @@ import Foundation
 /// Element-wise activations. Forward reads `x`, backward reads the saved forward input (or output for tanh)
 /// and accumulates `dx += dy * f'(·)`.
 public enum Activation: Hashable, Sendable {
+    /// `max(x, 0)`; gradient 1 where `x > 0`, else 0.
     case relu
+    /// `min(max(x, 0), 6)` (MobileNetV2's); gradient 1 where `0 < x < 6`, else 0.
     case relu6
+    /// `x` where `x > 0`, else `slope * x`; gradient 1 or `slope`.
     case leakyReLU(slope: Float)
+    /// `tanh(x)`, computed in Double; its gradient `1 - y²` reads the forward output.
     case tanh
 
     /// Below this many elements an activation runs on the calling thread only: waking the other cores costs

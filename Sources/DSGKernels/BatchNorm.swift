@@ -5,8 +5,12 @@
 /// running + m * batch`, the running variance unbiased). Evaluation mode uses the running statistics.
 /// `gamma` and `beta` are nil for an affine-free layer (scale 1, shift 0).
 public enum BatchNorm {
+    /// The layout of an NCHW buffer as BatchNorm sees it: `batch` samples of `channels` planes of `plane` (`H * W`)
+    /// elements each.
     public struct Sizes: Sendable {
+        /// Samples `N`, channels `C` and elements per channel plane `H * W`.
         public let batch: Int, channels: Int, plane: Int
+        /// Sizes of an `[N, C, H, W]` buffer with `plane = H * W`.
         public init(batch: Int, channels: Int, plane: Int) {
             (self.batch, self.channels, self.plane) = (batch, channels, plane)
         }

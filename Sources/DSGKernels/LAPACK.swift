@@ -9,6 +9,7 @@ public enum LAPACKError: Error, Equatable, CustomStringConvertible {
     /// The matrix contained NaN or infinity, which LAPACK cannot decompose.
     case nonFiniteInput(routine: String)
 
+    /// The routine's name and what went wrong, e.g. "dsyevd: failed to converge (info = 3)".
     public var description: String {
         switch self {
         case .illegalArgument(let routine, let argument):
@@ -38,7 +39,9 @@ public protocol LAPACKScalar: BinaryFloatingPoint, Sendable {
 }
 
 extension Float: LAPACKScalar {
+    /// `ssyevd`, the single-precision divide-and-conquer solver.
     public static var symmetricEigenRoutine: String { "ssyevd" }
+    /// Calls `LAPACKE_ssyevd` (row-major, eigenvectors, upper triangle) and returns its `info`.
     public static func symmetricEigenInPlace(n: Int32, a: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>)
         -> Int32
     {
@@ -47,7 +50,9 @@ extension Float: LAPACKScalar {
 }
 
 extension Double: LAPACKScalar {
+    /// `dsyevd`, the double-precision divide-and-conquer solver.
     public static var symmetricEigenRoutine: String { "dsyevd" }
+    /// Calls `LAPACKE_dsyevd` (row-major, eigenvectors, upper triangle) and returns its `info`.
     public static func symmetricEigenInPlace(n: Int32, a: UnsafeMutablePointer<Double>, w: UnsafeMutablePointer<Double>)
         -> Int32
     {
@@ -55,6 +60,7 @@ extension Double: LAPACKScalar {
     }
 }
 
+/// Typed wrappers over the LAPACK routines the package uses; `info` becomes a ``LAPACKError``.
 public enum LAPACK {
     /// LAPACK's character flags: compute eigenvectors, read the upper triangle.
     fileprivate static let vectors = CChar(UInt8(ascii: "V")), upper = CChar(UInt8(ascii: "U"))
@@ -83,13 +89,18 @@ public enum LAPACK {
 /// included, is allocated once (`dsyevd` through `LAPACKE_dsyevd_work`), so a loop that decomposes a matrix
 /// per iteration allocates nothing.
 public final class SymmetricEigenSolver {
+    /// The matrix order: every ``solve(_:)`` takes an `n x n` matrix.
     public let n: Int
     /// After ``solve(_:)``: eigenvalues ascending, and eigenvectors row-major with column `k` for value `k`.
     public private(set) var values: UnsafeMutableBufferPointer<Double>
+    /// After ``solve(_:)``: the eigenvectors, row-major `n x n`, column `k` (`vectors[i * n + k]`) for `values[k]`.
     public private(set) var vectors: UnsafeMutableBufferPointer<Double>
     private let work: UnsafeMutableBufferPointer<Double>
     private let integerWork: UnsafeMutableBufferPointer<Int32>
 
+    /// Allocates the value and vector buffers and asks `dsyevd` for its workspace sizes (the query's `info` is
+    /// discarded: a failed query leaves a one-element workspace, which the first ``solve(_:)`` reports as an illegal
+    /// argument).
     public init(n: Int) {
         self.n = n
         values = .allocate(capacity: max(n, 1))

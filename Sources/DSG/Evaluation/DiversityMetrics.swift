@@ -8,6 +8,7 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
     /// Per BatchNorm layer: the mean over channels of the standard deviation over samples of the per-sample
     /// channel means (`meanSpread`) and channel deviations (`deviationSpread`). Higher is more diverse.
     public var meanSpread: [Double]
+    /// Per BatchNorm layer: the same spread for the per-sample channel deviations (see `meanSpread`).
     public var deviationSpread: [Double]
     /// Per BatchNorm layer: `mean_c |batch mean − running mean| / running deviation`, how far the whole set's
     /// statistics sit from the layer's.

@@ -2,22 +2,31 @@ import Foundation
 
 /// A scatter plot written as SVG (text, so axis labels and a legend need no font files).
 public struct ScatterPlot: Sendable {
+    /// One set of points drawn in one colour, with an entry in the legend.
     public struct Series: Sendable {
+        /// The legend's label, followed there by the number of points.
         public var name: String
         /// CSS colour, e.g. "#1f77b4".
         public var color: String
+        /// The points in data units; non-finite ones are not drawn.
         public var points: [(x: Double, y: Double)]
 
+        /// A series of `points` labelled `name`, drawn in the CSS colour `color`.
         public init(name: String, color: String, points: [(x: Double, y: Double)]) {
             (self.name, self.color, self.points) = (name, color, points)
         }
     }
 
+    /// The heading above the plot.
     public var title: String
+    /// The horizontal axis's label.
     public var xLabel: String
+    /// The vertical axis's label.
     public var yLabel: String
+    /// The series, drawn in order (later ones on top) and listed in the legend in that order.
     public var series: [Series]
 
+    /// A plot of `series` with these labels; the axes' ranges come from the data when the SVG is made.
     public init(title: String, xLabel: String, yLabel: String, series: [Series]) {
         (self.title, self.xLabel, self.yLabel, self.series) = (title, xLabel, yLabel, series)
     }

@@ -2,9 +2,13 @@ import DSGCore
 
 /// The final value of every loss term of one batch, for reports.
 public struct LossTerms: Sendable, Codable, Equatable {
+    /// Weighted values: BatchNorm alignment (summed over layers), input statistics, cross-entropy and
+    /// correlation inhibition (its weight divided by `L`).
     public var batchNorm = 0.0, inputStatistics = 0.0, crossEntropy = 0.0, correlation = 0.0
+    /// Weighted total variation and L2, and `total`, the sum of all six: the loss the learning-rate schedule sees.
     public var totalVariation = 0.0, l2 = 0.0, total = 0.0
 
+    /// All terms zero.
     public init() {}
 }
 
@@ -20,11 +24,13 @@ public struct LossTerms: Sendable, Codable, Equatable {
 ///
 /// Every buffer is made once, in `init`, so a generation loop allocates nothing.
 public struct DSGLoss {
+    /// The weights of the terms, from the configuration.
     public let weights: GenerationConfiguration.Weights
     /// One alignment per BatchNorm layer, in `model.batchNormLayers` order.
     public let alignments: [SlackAlignment]
     /// Per layer, the per-sample weights of layerwise sample enhancement.
     public let layerWeights: [[Float]]
+    /// Images per batch `N`; every executor and buffer passed in must be for this many.
     public let batchSize: Int
 
     private let model: Model

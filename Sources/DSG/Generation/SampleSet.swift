@@ -3,11 +3,16 @@ import Foundation
 
 /// Why a sample-set file cannot be used.
 public enum SampleSetError: Error, Equatable, CustomStringConvertible {
+    /// The safetensors file lacks the sample-set format key: some other file.
     case notASampleSet(file: String)
+    /// A sample set whose images tensor or metadata is missing, unreadable or inconsistent.
     case corrupt(file: String, reason: String)
+    /// Resuming from a checkpoint made with another configuration or batch size.
     case differentConfiguration(file: String)
+    /// Resuming from a checkpoint whose samples do not have the model's input shape.
     case differentModel(file: String, expected: Shape, found: Shape)
 
+    /// The file's name and why it cannot be used.
     public var description: String {
         switch self {
         case .notASampleSet(let f): return "\(f): not a swift-dsg sample set (no sample-set metadata)"
@@ -24,7 +29,9 @@ public enum SampleSetError: Error, Equatable, CustomStringConvertible {
 public struct SampleSet: Sendable {
     /// `[count, C, H, W]` in the model's normalised input space.
     public let images: Tensor
+    /// The configuration that made the samples.
     public let configuration: GenerationConfiguration
+    /// The batch size the samples were optimised in (the configuration's `batchSize` resolved: 0 became `L`).
     public let batchSize: Int
     /// The last iteration's loss terms of every batch.
     public let losses: [LossTerms]
@@ -33,6 +40,7 @@ public struct SampleSet: Sendable {
     /// Where the optimisation's time went, summed over the batches made in the last run.
     public let timing: GenerationTiming
 
+    /// The number of samples `N`: `configuration.count` once complete, fewer in a checkpoint of an unfinished run.
     public var count: Int { images.shape[0] }
 
     private static let format = "swift-dsg sample set 1"

@@ -15,6 +15,8 @@ public struct SlackAlignment: Sendable {
     /// Margins `δ` (mean) and `γ` (deviation): one value for the layer, or one per channel.
     public let meanMargin: [Float], deviationMargin: [Float]
 
+    /// An alignment with the targets of one layer; the deviations must match the means in count, and each margin
+    /// array holds one value or one per channel (preconditions).
     public init(targetMean: [Float], targetDeviation: [Float], meanMargin: [Float], deviationMargin: [Float]) {
         let c = targetMean.count
         precondition(targetDeviation.count == c, "SlackAlignment: one target deviation per channel.")

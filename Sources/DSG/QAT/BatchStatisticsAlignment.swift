@@ -8,18 +8,25 @@ import DSGKernels
 /// - `slack` (DSG, the paper's hinge): `Σ_c [|m̄_c − μ_c| − δ]_+² + [|v̄_c − v_c| − γ]_+²`;
 /// - `gdfq` (the GDFQ baseline): `mean_c (m̄_c − μ_c)² + mean_c (v̄_c − v_c)²`, no margins.
 public struct BatchStatisticsAlignment: Sendable {
+    /// Which of the two losses above.
     public enum Form: String, Sendable, Codable {
+        /// DSG's: squared hinges beyond the margins, summed over channels.
         case slack
+        /// GDFQ's: mean squared errors over channels, no margins.
         case gdfq
     }
 
+    /// The loss computed: DSG's slack hinge or GDFQ's mean squared error.
     public let form: Form
+    /// The layer's running mean `μ` and running variance `v` (the variance, not the deviation), per channel.
     public let targetMean: [Float], targetVariance: [Float]
     /// Margins on the mean (`δ`) and on the variance (`γ`): one value for the layer or one per channel
     /// (unused by `gdfq`).
     public let meanMargin: [Float], varianceMargin: [Float]
     private var means: [Double], variances: [Double], meanGradient: [Double], varianceGradient: [Double]
 
+    /// The term of one layer with its running statistics; margins default to zero. Mismatched counts are
+    /// programmer errors (preconditions).
     public init(
         form: Form, targetMean: [Float], targetVariance: [Float], meanMargin: [Float] = [0],
         varianceMargin: [Float] = [0]

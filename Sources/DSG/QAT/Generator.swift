@@ -3,9 +3,13 @@ import Foundation
 
 /// Why a generator could not be built, loaded or used.
 public enum GeneratorError: Error, Equatable, CustomStringConvertible {
+    /// The image shape is not `[C, H, H]` with `H` divisible by 4 and at least 8 (also thrown for fewer than one
+    /// class or latent value).
     case unsupportedImageShape(Shape)
+    /// A weights file was made for another image shape, number of classes, latent size or conditioning.
     case weightsDoNotMatch(file: String, expected: String, found: String)
 
+    /// What does not fit, in words.
     public var description: String {
         switch self {
         case .unsupportedImageShape(let shape):
@@ -37,8 +41,11 @@ public final class Generator {
 
     /// The image it makes, `[C, H, W]`.
     public let imageShape: Shape
+    /// The number of classes `K` the label indexes: the teacher's outputs.
     public let classes: Int
+    /// Size `d` of the latent input `z`.
     public let latentDimension: Int
+    /// How the label enters: an embedding on the latent, or class-conditional BatchNorm.
     public let conditioning: Conditioning
     /// The network; its parameters are what a `QATTrainer` trains.
     public let model: Model

@@ -12,10 +12,16 @@ import Foundation
 /// straight-through gradients, except during warm-up. Checkpoints after every epoch hold everything a resumed
 /// run needs, so a killed run continues as if it had not stopped.
 public final class QATTrainer {
+    /// The full-precision model being quantized; frozen (evaluation mode) and never changed.
     public let teacher: Model
+    /// The run's settings, validated by `init`; a checkpoint resumes only under the same ones (more epochs are
+    /// allowed).
     public let configuration: QATConfiguration
+    /// The generator trained alongside the student; its images are what the student learns from.
     public let generator: Generator
+    /// One report per finished epoch, in order, those restored from a checkpoint included.
     public internal(set) var history: [QATEpoch] = []
+    /// Where this trainer's iterations spent their time (not saved in checkpoints).
     public private(set) var timing = QATTiming()
 
     let student: QATStudent

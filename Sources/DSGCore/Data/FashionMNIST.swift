@@ -7,13 +7,18 @@ public enum FashionMNIST {
     public static let defaultDirectory = URL(fileURLWithPath: "/usr/share/datasets/fashion-mnist")
     /// Pixel mean and standard deviation of the training set (pixels scaled to [0, 1]).
     public static let mean: Float = 0.2860, standardDeviation: Float = 0.3530
+    /// The number of classes.
     public static let classes = 10
+    /// The class names in label order (label 0 is "T-shirt/top").
     public static let classNames = [
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
     ]
 
+    /// Which of the two sets to load.
     public enum Split: String, Sendable {
+        /// The 60,000 training images (`train-*-idx*-ubyte.gz`).
         case train
+        /// The 10,000 test images (`t10k-*-idx*-ubyte.gz`), on which accuracies are reported.
         case test
         var prefix: String { self == .train ? "train" : "t10k" }
     }

@@ -25,6 +25,7 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
     /// An operator the package does not implement.
     case unsupportedOperator(String)
 
+    /// The node (or name) and what is wrong, with the shapes or values involved.
     public var description: String {
         switch self {
         case .shapeMismatch(let node, let op, let inputs, let expected):

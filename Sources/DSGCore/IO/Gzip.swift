@@ -3,10 +3,14 @@ import Foundation
 
 /// Why a gzip stream could not be decompressed.
 public enum GzipError: Error, Equatable, CustomStringConvertible {
+    /// The data is shorter than a gzip header and trailer (18 bytes) or does not start with the signature `1f 8b`.
     case notGzip
+    /// zlib rejected the stream; the string is zlib's message or status.
     case corrupt(String)
+    /// The input ended before the end of the compressed stream.
     case truncated
 
+    /// What is wrong with the data, in words.
     public var description: String {
         switch self {
         case .notGzip: return "not a gzip file (it does not start with the gzip signature 1f 8b)"

@@ -2,16 +2,26 @@ import Foundation
 
 /// Why an IDX file (the format of MNIST and Fashion-MNIST) could not be read. Every case names the file.
 public enum IDXError: Error, Equatable, CustomStringConvertible {
+    /// The file could not be read from disk; `reason` is the system's message.
     case unreadable(file: String, reason: String)
+    /// The file is not gzip-compressed.
     case notGzip(file: String)
+    /// The gzip data could not be decompressed; `reason` says why.
     case corrupt(file: String, reason: String)
+    /// The magic number is not that of an unsigned-byte IDX file with the expected number of dimensions.
     case badMagic(file: String, found: UInt32, expected: UInt32)
+    /// The decompressed data is shorter than its header, or than the header's dimensions need.
     case truncated(file: String, expectedBytes: Int, actualBytes: Int)
+    /// The decompressed data is longer than the header's dimensions need.
     case trailingBytes(file: String, expectedBytes: Int, actualBytes: Int)
+    /// The file parsed, but its dimensions are not the expected ones (28x28 images for Fashion-MNIST).
     case wrongDimensions(file: String, found: [Int], expected: String)
+    /// The image and label files of one split hold different numbers of entries.
     case countMismatch(images: String, imageCount: Int, labels: String, labelCount: Int)
+    /// A label is not in `0..<classes`; `index` is its position in the file.
     case labelOutOfRange(file: String, index: Int, label: Int, classes: Int)
 
+    /// The file's name and what is wrong with it.
     public var description: String {
         switch self {
         case .unreadable(let f, let reason): return "\(f): cannot be read (\(reason))"
@@ -36,7 +46,9 @@ public enum IDXError: Error, Equatable, CustomStringConvertible {
 
 /// One IDX file of unsigned bytes: its dimensions and its data.
 public struct IDXFile {
+    /// The sizes from the header, outermost first (`[count, 28, 28]` for images, `[count]` for labels).
     public let dimensions: [Int]
+    /// The data after the header, one unsigned byte per element in row-major order.
     public let bytes: Data
 
     /// Magic numbers: two zero bytes, the type code (0x08 = unsigned byte), the number of dimensions.

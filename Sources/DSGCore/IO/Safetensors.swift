@@ -2,19 +2,32 @@ import Foundation
 
 /// Why a safetensors file could not be read or does not fit a model. Every case names the file.
 public enum SafetensorsError: Error, Equatable, CustomStringConvertible {
+    /// The file could not be read from disk; `reason` is the system's message.
     case unreadable(file: String, reason: String)
+    /// The file could not be written (or renamed into place); `reason` is the system's message.
     case unwritable(file: String, reason: String)
+    /// The file is shorter than the 8-byte header size.
     case tooShort(file: String, bytes: Int)
+    /// The header size field claims more bytes than the file holds after it.
     case headerSize(file: String, declared: UInt64, available: Int)
+    /// The header is not a JSON object.
     case headerNotJSON(file: String)
+    /// A header entry is malformed: not an object, no dtype, a bad shape, or `__metadata__` that is not strings.
     case badEntry(file: String, tensor: String, reason: String)
+    /// A tensor's dtype is not F32, the only one supported.
     case unsupportedDType(file: String, tensor: String, dtype: String)
+    /// A tensor's `data_offsets` are malformed, do not span its shape's bytes, or end past the file.
     case offsets(file: String, tensor: String, reason: String)
+    /// The tensors do not tile the data: a gap, an overlap, or bytes after the last tensor.
     case uncoveredData(file: String, reason: String)
+    /// The file lacks a tensor the model needs (``Model/load(_:file:ignoringPrefixes:)``).
     case missingTensor(file: String, tensor: String)
+    /// The file holds a tensor the model does not have and no ignored prefix covers.
     case unexpectedTensor(file: String, tensor: String)
+    /// A tensor's shape differs from the one the model (or optimizer state) needs.
     case shape(file: String, tensor: String, expected: Shape, found: Shape)
 
+    /// The file's name and what is wrong with it, naming the tensor where there is one.
     public var description: String {
         switch self {
         case .unreadable(let f, let r): return "\(f): cannot be read (\(r))"
@@ -41,13 +54,18 @@ public enum SafetensorsError: Error, Equatable, CustomStringConvertible {
 public enum Safetensors {
     /// The tensors of a file in header order, and its `__metadata__` strings.
     public struct Contents: Sendable {
+        /// The named tensors: written in this order; after ``Safetensors/decode(_:name:)`` in data-offset order (the
+        /// JSON header's own order is not kept).
         public var tensors: [(name: String, tensor: Tensor)]
+        /// The header's `__metadata__` (string to string; settings are stored as JSON strings); empty when absent.
         public var metadata: [String: String]
 
+        /// Contents to encode: `tensors` in file order, optional metadata (written only when not empty).
         public init(tensors: [(name: String, tensor: Tensor)], metadata: [String: String] = [:]) {
             (self.tensors, self.metadata) = (tensors, metadata)
         }
 
+        /// The first tensor called `name`, or nil (a linear search).
         public func tensor(named name: String) -> Tensor? { tensors.first { $0.name == name }?.tensor }
     }
 

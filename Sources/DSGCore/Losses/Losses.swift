@@ -5,6 +5,7 @@ public enum LossError: Error, Equatable, CustomStringConvertible {
     /// A class label outside `0..<classes`.
     case labelOutOfRange(sample: Int, label: Int, classes: Int)
 
+    /// The sample, its label and the valid range.
     public var description: String {
         switch self {
         case .labelOutOfRange(let sample, let label, let classes):

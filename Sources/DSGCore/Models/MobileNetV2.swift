@@ -7,6 +7,9 @@ public enum MobileNetV2 {
         (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
     ]
 
+    /// Builds the network with weights initialised from `seed` (PyTorch's defaults), named
+    /// `stem.conv.weight`, `blocks.<i>.expand.bn.running_mean`, `head.conv.weight`, `classifier.bias` and so on (not
+    /// torchvision's names; no dropout). 52 BatchNorm layers. Throws a ``GraphError`` if `input` is too small.
     public static func build(input: Shape = [3, 224, 224], classes: Int = 1000, seed: UInt64 = 0) throws(GraphError)
         -> Model
     {

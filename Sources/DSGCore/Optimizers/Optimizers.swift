@@ -1,12 +1,18 @@
 /// Stochastic gradient descent with PyTorch's semantics: weight decay is added to the gradient, momentum keeps
 /// `v = μ v + g` (the first step sets `v = g`), Nesterov steps along `g + μ v`, plain momentum along `v`.
 public final class SGD {
+    /// The step size; variable so a schedule can set it before each step.
     public var learningRate: Float
+    /// The momentum factor `μ`; 0 (the default) steps along the gradient alone.
     public let momentum: Float
+    /// Whether to take Nesterov steps (`g + μ v`) instead of plain momentum steps (`v`); needs `momentum > 0`.
     public let nesterov: Bool
+    /// The L2 coefficient: `weightDecay * p` is added to the gradient before momentum (PyTorch's coupled decay).
     public let weightDecay: Float
     private var velocity: [Int: UnsafeMutablePointer<Float>] = [:]
 
+    /// An optimizer with no state yet: each tensor's momentum buffer is allocated at its first step. Nesterov without
+    /// a positive momentum is a programmer error (precondition).
     public init(learningRate: Float, momentum: Float = 0, nesterov: Bool = false, weightDecay: Float = 0) {
         precondition(!nesterov || momentum > 0, "SGD: Nesterov momentum needs a positive momentum.")
         (self.learningRate, self.momentum, self.nesterov, self.weightDecay) = (
@@ -75,10 +81,15 @@ public final class SGD {
 
 /// Adam (Kingma & Ba 2015) with PyTorch's semantics, including L2 weight decay added to the gradient.
 public final class Adam {
+    /// The step size `α`; variable so a schedule can set it before each step.
     public var learningRate: Float
+    /// Decay rates of the first- and second-moment estimates, the `ε` added to the denominator, and the L2
+    /// coefficient added to the gradient (PyTorch's `Adam`, not `AdamW`).
     public let beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float
     private var state: [Int: (m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, step: Int)] = [:]
 
+    /// An optimizer with no state yet; the defaults are PyTorch's. Each tensor's moment estimates are allocated at its
+    /// first step, and the bias corrections count that tensor's own steps.
     public init(
         learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8, weightDecay: Float = 0
     ) {

@@ -1,13 +1,18 @@
 /// The dimensions of a tensor, outermost first (NCHW for images).
 public struct Shape: Hashable, Sendable, ExpressibleByArrayLiteral, CustomStringConvertible {
+    /// The size of every axis, outermost first; empty for a scalar.
     public var dimensions: [Int]
 
+    /// A shape with these dimensions, outermost first.
     public init(_ dimensions: [Int]) { self.dimensions = dimensions }
+    /// Lets a shape be written as a literal: `[1, 28, 28]`.
     public init(arrayLiteral dimensions: Int...) { self.dimensions = dimensions }
 
+    /// The number of axes (0 for a scalar).
     public var rank: Int { dimensions.count }
     /// The number of elements: the product of the dimensions (1 for a scalar).
     public var elementCount: Int { dimensions.reduce(1, *) }
+    /// The size of axis `axis`, counted from the outermost (0).
     public subscript(axis: Int) -> Int { dimensions[axis] }
 
     /// Whether this is `[batch] + sample.dimensions` (checked without building that shape).
@@ -20,5 +25,6 @@ public struct Shape: Hashable, Sendable, ExpressibleByArrayLiteral, CustomString
     /// This per-sample shape with a leading batch dimension.
     public func batched(_ batch: Int) -> Shape { Shape([batch] + dimensions) }
 
+    /// The dimensions in brackets, e.g. `[128, 16, 28, 28]`.
     public var description: String { "[" + dimensions.map(String.init).joined(separator: ", ") + "]" }
 }

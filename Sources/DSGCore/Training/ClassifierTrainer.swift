@@ -2,19 +2,27 @@ import Foundation
 
 /// Settings of a classifier training run; saved in every checkpoint so a resumed run uses the same ones.
 public struct TrainingConfiguration: Codable, Sendable, Equatable {
+    /// Passes over the training set; 20 trains the embedded ResNet-20 (Docs/RESULTS.md).
     public var epochs = 20
+    /// Images per SGD step; an epoch leaves out the last `count % batchSize` shuffled images.
     public var batchSize = 128
     /// Peak learning rate, annealed to zero over all steps by a cosine schedule.
     public var learningRate: Float = 0.1
+    /// SGD momentum; 0 turns momentum (and Nesterov) off.
     public var momentum: Float = 0.9
+    /// Nesterov momentum (used only when `momentum > 0`).
     public var nesterov = true
+    /// L2 weight decay added to every parameter's gradient, BatchNorm's scale and shift and biases included.
     public var weightDecay: Float = 5e-4
     /// Random crops of the image padded by this many pixels on each side (0: no cropping).
     public var cropPadding = 2
     /// Mirror images left-right with probability 1/2.
     public var horizontalFlip = true
+    /// Seeds the shuffles, crops and flips (the model's initial weights come from its builder's seed).
     public var seed: UInt64 = 0
 
+    /// The defaults above: 20 epochs of 128 images, learning rate 0.1, Nesterov momentum 0.9, weight decay 5e-4,
+    /// crops padded by 2, flips, seed 0.
     public init() {}
 
     /// Checks every setting that does not depend on the data; the trainer also checks the batch size against
@@ -35,18 +43,27 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
 
 /// What one finished epoch measured.
 public struct EpochReport: Codable, Sendable, Equatable {
+    /// The epoch's index, counted from 0.
     public let epoch: Int
+    /// Mean cross-entropy over the epoch's training batches (augmented, training mode).
     public let trainLoss: Double
+    /// Fraction (0 to 1) of the epoch's training images classified correctly during their step, in training mode.
     public let trainAccuracy: Double
+    /// Top-1 fraction (0 to 1) on the test set after the epoch, in evaluation mode.
     public let testAccuracy: Double
+    /// Wall-clock time of the epoch, test evaluation included.
     public let seconds: Double
 }
 
 /// Progress within an epoch, for progress lines.
 public struct TrainingProgress: Sendable {
+    /// The current epoch (from 0) and the run's total.
     public let epoch: Int, epochs: Int
+    /// Steps done in this epoch (from 1) and the steps of a whole epoch.
     public let step: Int, stepsPerEpoch: Int
+    /// Mean training loss over this epoch's steps so far.
     public let loss: Double
+    /// Training images per second since this call of ``ClassifierTrainer/run(checkpoint:epochLimit:progress:)`` began.
     public let imagesPerSecond: Double
     /// Seconds until the whole run ends, extrapolated from this run's pace.
     public let secondsRemaining: Double
@@ -54,11 +71,17 @@ public struct TrainingProgress: Sendable {
 
 /// Errors of training runs that a user's settings or files can cause.
 public enum TrainingError: Error, Equatable, CustomStringConvertible {
+    /// A setting is out of range (the string says which), or the batch is larger than the training set.
     case invalidConfiguration(String)
+    /// The checkpoint cannot be resumed: not this package's classifier checkpoint, incomplete metadata, or other
+    /// settings.
     case checkpointMismatch(file: String, reason: String)
+    /// The checkpoint could not be read, written or loaded into the model.
     case checkpoint(SafetensorsError)
+    /// The loss became NaN or infinite at this epoch (from 0) and step (from 0); lowering the learning rate helps.
     case nonFiniteLoss(epoch: Int, step: Int)
 
+    /// What went wrong, in words, naming the file or the setting.
     public var description: String {
         switch self {
         case .invalidConfiguration(let reason): return "invalid training settings: \(reason)"
@@ -77,8 +100,11 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
 /// The run is deterministic given the seed: the random-number state at the start of each epoch is saved, so a
 /// resumed run draws the same shuffles and augmentations as an uninterrupted one.
 public final class ClassifierTrainer {
+    /// The model trained in place: after ``run(checkpoint:epochLimit:progress:)`` it holds the trained weights.
     public let model: Model
+    /// The run's settings, validated by `init`; a checkpoint resumes only under the same ones.
     public let configuration: TrainingConfiguration
+    /// One report per finished epoch, in order, those restored from a checkpoint included.
     public private(set) var history: [EpochReport] = []
     private let train: LabeledImages, test: LabeledImages
     private let executor: GraphExecutor
@@ -94,6 +120,9 @@ public final class ClassifierTrainer {
     }
     private static let format = "swift-dsg classifier checkpoint 1"
 
+    /// A trainer of `model` (one image input `[C, H, W]`, logits as its first output) on `train`, measured on
+    /// `test` after every epoch. Throws ``TrainingError/invalidConfiguration(_:)`` for a bad setting or a batch
+    /// larger than `train`, or a ``GraphError`` from the executor.
     public init(model: Model, configuration: TrainingConfiguration, train: LabeledImages, test: LabeledImages) throws {
         try configuration.validate()
         guard configuration.batchSize <= train.count else {
@@ -112,6 +141,7 @@ public final class ClassifierTrainer {
         black = train.images.withUnsafeBufferPointer { $0.min() ?? 0 }
     }
 
+    /// Full batches per epoch: `train.count / batchSize` (the remainder of each shuffle is left out).
     public var stepsPerEpoch: Int { train.count / configuration.batchSize }
 
     /// Continues from `checkpoint` if it exists, then trains the remaining epochs (at most `epochLimit` of
