@@ -42,9 +42,11 @@ struct PTQExperimentCommand: ParsableCommand {
     var testImages = 10_000
 
     @Option(
-        help:
-            "Activation range estimate of the quantizer: minMax, meanSampleExtremes (alias ema), percentile or mse. Other than meanSampleExtremes, results go to results-<estimate>.md/json beside the ema ones, reusing the folder's samples."
-    )
+        help: """
+            Activation range estimate of the quantizer: minMax, meanSampleExtremes (alias ema), percentile or mse. \
+            Other than meanSampleExtremes, results go to results-<estimate>.md/json beside the default ones, \
+            reusing the folder's samples.
+            """)
     var calibration: PTQConfiguration.ActivationCalibration = .meanSampleExtremes
 
     func validate() throws {

@@ -89,7 +89,8 @@ struct GenerateCommand: ParsableCommand {
             say(
                 String(
                     format:
-                        "%d %@ samples in %@ (%@), grid %@, report %@; mean |cosine| %.3f, effective rank %.1f, predicted classes %@",
+                        "%d %@ samples in %@ (%@), grid %@, report %@; "
+                        + "mean |cosine| %.3f, effective rank %.1f, predicted classes %@",
                     samples.count, preset.rawValue, formatDuration(samples.seconds), output, grid, report,
                     metrics.meanAbsoluteCosine, metrics.effectiveRank,
                     metrics.predictedClasses.map(String.init).joined(separator: " ")))

@@ -6,7 +6,10 @@ import Foundation
 struct ModelOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
-            "Trained ResNet-20 weights (safetensors; a `dsg train` checkpoint also works). Default: the embedded model.",
+            """
+            Trained ResNet-20 weights (safetensors; a `dsg train` checkpoint also works). \
+            Default: the embedded model.
+            """,
             valueName: "path"))
     var model: String?
 

@@ -64,7 +64,8 @@ final class PTQExperiment {
             first = start
             let rate = Double(done - start.done) / Date().timeIntervalSince(start.date)
             status(
-                "generating \(name), seed \(seed): iteration \(done)/\(total), ETA \(formatDuration(Double(total - done) / rate))"
+                "generating \(name), seed \(seed): iteration \(done)/\(total), "
+                    + "ETA \(formatDuration(Double(total - done) / rate))"
             )
         }
         return (set.images, set.seconds)

@@ -33,18 +33,22 @@ struct PTQReport: Codable {
         var markdown =
             String(
                 format:
-                    "FP32: %.2f%% on %d test images; %d calibration images per source, %d iterations, seeds %@; activation ranges: %@\n\n",
+                    "FP32: %.2f%% on %d test images; %d calibration images per source, %d iterations, seeds %@; "
+                    + "activation ranges: %@\n\n",
                 100 * fp32, testImages, calibrationImages, iterations, seeds.map(String.init).joined(separator: ", "),
                 activationCalibration.rawValue) + table
         if !ablationSeeds.isEmpty {
             var rows = "| Variant (W4A4) | top-1 |\n|---|---|\n"
             for name in names { rows += "| \(name) | " + Self.summary(ablation[name] ?? []) + " |\n" }
             markdown +=
-                "\nAblation and margin quantile (dsg = 0.9), seeds \(ablationSeeds.map(String.init).joined(separator: ", ")):\n\n"
+                "\nAblation and margin quantile (dsg = 0.9), "
+                + "seeds \(ablationSeeds.map(String.init).joined(separator: ", ")):\n\n"
                 + rows
         }
         var rows =
-            "| Source | mean abs. cosine | effective rank | mean spread (first / last BN) | alignment residual (mean over layers) | classes predicted / largest class |\n|---|---|---|---|---|---|\n"
+            "| Source | mean abs. cosine | effective rank | mean spread (first / last BN) "
+            + "| alignment residual (mean over layers) | classes predicted / largest class |\n"
+            + "|---|---|---|---|---|---|\n"
         for name in sources {
             guard let m = diversity[name] else { continue }
             let images = m.predictedClasses.reduce(0, +)

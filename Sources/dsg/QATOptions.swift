@@ -23,9 +23,10 @@ struct QATOptions: ParsableArguments {
     var calibrationEpochs = 4
 
     @Option(
-        help:
-            "QAT: what each batch adds to the activation ranges' moving average: its extremes (the reference) or the mean of its samples' extremes (as PTQ's ema)."
-    )
+        help: """
+            QAT: what each batch adds to the activation ranges' moving average: its extremes (the reference) or \
+            the mean of its samples' extremes (as PTQ's meanSampleExtremes).
+            """)
     var qatActivationRange: QATConfiguration.ActivationRange = .batchExtremes
 
     @Option(help: "QAT: the student's SGD learning rate.")

@@ -14,11 +14,13 @@ enum QuantizationMethod: String, ExpressibleByArgument, CaseIterable {
 struct QuantizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantize",
-        abstract:
-            "Quantize a model without its data (PTQ from a sample file, or QAT with a generator), accuracy before and after.",
+        abstract: """
+            Quantize a model without its data (PTQ from a sample file, or QAT with a generator), accuracy before \
+            and after.
+            """,
         discussion: """
-            --method ptq calibrates on the samples of `dsg generate`. --method qat trains a generator against the model \
-            and distils the model into a fake-quantized student on the generator's images (the QAT configuration); it \
+            --method ptq calibrates on the samples of `dsg generate`. --method qat trains a generator against the \
+            model and distils the model into a fake-quantized student on the generator's images (the QAT options); it \
             writes a checkpoint after every epoch and continues from it when run again.
             """)
 

@@ -64,7 +64,8 @@ struct TrainCommand: ParsableCommand {
                 say("resuming from \(checkpoint)")
             }
             say(
-                "training ResNet-20 on \(train.count) images: \(epochs) epochs of \(trainer.stepsPerEpoch) steps, batch \(batchSize), seed \(seed)"
+                "training ResNet-20 on \(train.count) images: \(epochs) epochs of \(trainer.stepsPerEpoch) steps, "
+                    + "batch \(batchSize), seed \(seed)"
             )
             let line = ProgressLine()
             var reported = 0
