@@ -39,7 +39,8 @@ public struct ScatterPlot: Sendable {
         func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * (right - left) }
         func py(_ y: Double) -> Double { bottom - (y - y0) / (y1 - y0) * (bottom - top) }
         var svg = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" font-family="sans-serif" font-size="12">
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(width)" height="\(height)" \
+            font-family="sans-serif" font-size="12">
             <rect width="100%" height="100%" fill="white"/>
             <text x="\(width / 2)" y="22" text-anchor="middle" font-size="14">\(Self.escape(title))</text>
             <rect x="\(left)" y="\(top)" width="\(right - left)" height="\(bottom - top)" fill="none" stroke="#444"/>
@@ -51,9 +52,11 @@ public struct ScatterPlot: Sendable {
             svg += "<text x=\"\(left - 6)\" y=\"\(py(fy) + 4)\" text-anchor=\"end\">\(Self.tick(fy))</text>\n"
         }
         svg +=
-            "<text x=\"\((left + right) / 2)\" y=\"\(height - 12)\" text-anchor=\"middle\">\(Self.escape(xLabel))</text>\n"
+            "<text x=\"\((left + right) / 2)\" y=\"\(height - 12)\" text-anchor=\"middle\">"
+            + "\(Self.escape(xLabel))</text>\n"
         svg +=
-            "<text transform=\"translate(16 \((top + bottom) / 2)) rotate(-90)\" text-anchor=\"middle\">\(Self.escape(yLabel))</text>\n"
+            "<text transform=\"translate(16 \((top + bottom) / 2)) rotate(-90)\" text-anchor=\"middle\">"
+            + "\(Self.escape(yLabel))</text>\n"
         for (k, s) in series.enumerated() {
             for p in s.points where p.x.isFinite && p.y.isFinite {
                 svg += String(

@@ -128,7 +128,8 @@ public struct GenerationConfiguration: Sendable, Codable, Equatable {
 }
 
 extension GenerationConfiguration {
-    /// Checks every setting that does not depend on the model (``DSG/generateSamples(from:configuration:checkpoint:progress:)``
+    /// Checks every setting that does not depend on the model
+    /// (``DSG/generateSamples(from:configuration:checkpoint:progress:)``
     /// checks the rest).
     public func validate() throws(GenerationError) {
         guard count > 0 else { throw .invalidConfiguration("the sample count must be at least 1") }

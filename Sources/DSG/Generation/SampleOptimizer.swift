@@ -21,7 +21,8 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
             return "invalid generation configuration: \(reason)"
         case .nonFinite(let batch, let iteration, let term):
             return
-                "batch \(batch), iteration \(iteration): the \(term) term became NaN or infinite; lower the learning rate"
+                "batch \(batch), iteration \(iteration): the \(term) term became NaN or infinite; "
+                + "lower the learning rate"
         }
     }
 }

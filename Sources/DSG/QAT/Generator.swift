@@ -98,7 +98,8 @@ public final class Generator {
 
     /// What the weight files record of the shape, so a file for other images is refused.
     var signature: String {
-        "\(imageShape[0])x\(imageShape[1])x\(imageShape[2]) images, \(classes) classes, latent \(latentDimension), \(conditioning.rawValue) conditioning"
+        "\(imageShape[0])x\(imageShape[1])x\(imageShape[2]) images, \(classes) classes, latent \(latentDimension), "
+            + "\(conditioning.rawValue) conditioning"
     }
 
     /// Writes the weights (and running statistics) as safetensors, atomically.

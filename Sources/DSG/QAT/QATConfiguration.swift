@@ -156,10 +156,12 @@ public enum QATError: Error, Equatable, CustomStringConvertible {
             return "invalid QAT configuration: \(reason)"
         case .nonFinite(let epoch, let iteration, let loss):
             return
-                "epoch \(epoch + 1), iteration \(iteration + 1): the \(loss) loss became NaN or infinite; lower its learning rate"
+                "epoch \(epoch + 1), iteration \(iteration + 1): the \(loss) loss became NaN or infinite; "
+                + "lower its learning rate"
         case .checkpointMismatch(let file, let reason):
             return
-                "\(file): this checkpoint belongs to another run (\(reason)); use another checkpoint file or the same settings"
+                "\(file): this checkpoint belongs to another run (\(reason)); "
+                + "use another checkpoint file or the same settings"
         }
     }
 }

@@ -150,7 +150,8 @@ public final class GraphExecutor {
         }
     }
 
-    /// The gradient buffer of `value` (`[batch, shape...]`): add loss gradients here before ``backward(parameterGradients:)``.
+    /// The gradient buffer of `value` (`[batch, shape...]`): add loss gradients here before
+    /// ``backward(parameterGradients:)``.
     public func gradient(of value: ValueID) -> UnsafeMutableBufferPointer<Float> {
         precondition(supportsBackward, "GraphExecutor: this executor was made with backward: false.")
         return UnsafeMutableBufferPointer(start: gradients[value.index], count: count(value))

@@ -29,7 +29,8 @@ public enum IDXError: Error, Equatable, CustomStringConvertible {
         case .corrupt(let f, let reason): return "\(f): \(reason)"
         case .badMagic(let f, let found, let expected):
             return
-                "\(f): IDX magic number is 0x\(String(found, radix: 16)), expected 0x\(String(format: "%08x", expected))"
+                "\(f): IDX magic number is 0x\(String(found, radix: 16)), "
+                + "expected 0x\(String(format: "%08x", expected))"
         case .truncated(let f, let expected, let actual):
             return "\(f): truncated: the header promises \(expected) bytes, the file has \(actual)"
         case .trailingBytes(let f, let expected, let actual):

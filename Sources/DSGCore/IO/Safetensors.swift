@@ -161,7 +161,8 @@ public enum Safetensors {
                 throw .offsets(
                     file: name, tensor: key,
                     reason:
-                        "data_offsets end at \(offsets[1]), past the \(bytes.count - dataStart) data bytes (truncated file?)"
+                        "data_offsets end at \(offsets[1]), past the \(bytes.count - dataStart) data bytes "
+                        + "(truncated file?)"
                 )
             }
             entries.append((key, Shape(shape), offsets[0], offsets[1]))

@@ -94,8 +94,8 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
 }
 
 /// Trains an image classifier with SGD (Nesterov momentum, weight decay, cosine learning rate), random crops and
-/// flips, shuffled batches from a seeded random-number generator, test accuracy after every epoch, and an atomic checkpoint
-/// after every epoch from which a killed run resumes with nothing lost.
+/// flips, shuffled batches from a seeded random-number generator, test accuracy after every epoch, and an atomic
+/// checkpoint after every epoch from which a killed run resumes with nothing lost.
 ///
 /// The run is deterministic given the seed: the random-number state at the start of each epoch is saved, so a
 /// resumed run draws the same shuffles and augmentations as an uninterrupted one.
