@@ -42,6 +42,9 @@ public enum FashionMNIST {
             throw .wrongDimensions(file: imagesName, found: images.dimensions, expected: "[count, 28, 28]")
         }
         let count = images.dimensions[0]
+        guard labels.dimensions.count == 1 else {
+            throw .wrongDimensions(file: labelsName, found: labels.dimensions, expected: "[count]")
+        }
         guard labels.dimensions[0] == count else {
             throw .countMismatch(
                 images: imagesName, imageCount: count, labels: labelsName, labelCount: labels.dimensions[0])

@@ -55,8 +55,10 @@ public enum Gzip {
     /// The decompressed bytes of a whole gzip file.
     public static func decompress(_ data: Data) throws(GzipError) -> Data {
         guard data.count >= 18, data[data.startIndex] == 0x1f, data[data.startIndex + 1] == 0x8b else { throw .notGzip }
-        // The trailer's last four bytes hold the uncompressed size modulo 2^32: a good first capacity.
-        let sizeHint = data.suffix(4).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        // The trailer's last four bytes hold the uncompressed size modulo 2^32: a good first capacity, but only a
+        // hint (a corrupt trailer must not make us reserve 4 GB), so it is capped at 64 times the input.
+        let trailer = data.suffix(4).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let sizeHint = min(trailer, 64 * data.count)
         // 16 + MAX_WBITS: expect a gzip header and trailer rather than a raw zlib stream.
         return try inflateStream(data, windowBits: 16 + MAX_WBITS, sizeHint: sizeHint)
     }

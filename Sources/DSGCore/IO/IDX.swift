@@ -83,7 +83,8 @@ public struct IDXFile {
             throw .truncated(file: name, expectedBytes: headerSize, actualBytes: data.count)
         }
         let dimensions = (1...rank).map { Int(word($0)) }
-        let expected = headerSize + dimensions.reduce(1, *)
+        // A corrupt header can claim more bytes than an Int holds: that is a truncated file, not a crash.
+        let expected = headerSize + (Shape(dimensions).checkedElementCount ?? (Int.max - headerSize))
         guard data.count >= expected else {
             throw .truncated(file: name, expectedBytes: expected, actualBytes: data.count)
         }

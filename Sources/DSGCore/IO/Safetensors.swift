@@ -151,7 +151,12 @@ public enum Safetensors {
                 throw .offsets(
                     file: name, tensor: key, reason: "data_offsets must be [begin, end] with 0 <= begin <= end")
             }
-            let expected = shape.reduce(1, *) * 4
+            // A shape whose byte count overflows is refused as not matching its offsets.
+            let expected =
+                Shape(shape).checkedElementCount.flatMap { n in
+                    let (bytes, overflow) = n.multipliedReportingOverflow(by: 4)
+                    return overflow ? nil : bytes
+                } ?? -1
             guard offsets[1] - offsets[0] == expected else {
                 throw .offsets(
                     file: name, tensor: key,

@@ -161,6 +161,10 @@ public final class Adam {
             for (key, saved) in [("m.", m), ("v.", v)] where saved.shape != shape {
                 throw .shape(file: file, tensor: prefix + key + name, expected: shape, found: saved.shape)
             }
+            guard step.shape == [1], step[0] >= 0, step[0] < 1e9, step[0] == step[0].rounded() else {
+                throw .badEntry(
+                    file: file, tensor: prefix + "step." + name, reason: "the step count must be [1] and whole")
+            }
             let n = shape.elementCount
             let s =
                 state[i] ?? (

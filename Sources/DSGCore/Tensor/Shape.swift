@@ -12,6 +12,18 @@ public struct Shape: Hashable, Sendable, ExpressibleByArrayLiteral, CustomString
     public var rank: Int { dimensions.count }
     /// The number of elements: the product of the dimensions (1 for a scalar).
     public var elementCount: Int { dimensions.reduce(1, *) }
+
+    /// ``elementCount``, or nil when the product does not fit an `Int` (a shape read from a corrupt file).
+    public var checkedElementCount: Int? {
+        var count = 1
+        for d in dimensions {
+            let (product, overflow) = count.multipliedReportingOverflow(by: d)
+            if overflow { return dimensions.contains(0) ? 0 : nil }
+            count = product
+        }
+        return count
+    }
+
     /// The size of axis `axis`, counted from the outermost (0).
     public subscript(axis: Int) -> Int { dimensions[axis] }
 
