@@ -2,6 +2,19 @@ import DSGCore
 import DSGKernels
 import Foundation
 
+/// Why diversity cannot be measured.
+public enum DiversityError: Error, Equatable, CustomStringConvertible {
+    /// Fewer than two images: spreads and similarities need at least two.
+    case tooFewImages(Int)
+
+    /// One line with the count.
+    public var description: String {
+        switch self {
+        case .tooFewImages(let n): return "diversity needs at least two images, got \(n)"
+        }
+    }
+}
+
 /// How diverse a set of images is, seen by a model's BatchNorm layers and by the images themselves
 /// (Docs/DSG.md §9). Works the same for synthetic and real images.
 public struct DiversityMetrics: Sendable, Codable, Equatable {
@@ -21,10 +34,12 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
     /// classes shows the network only what those classes look like.
     public var predictedClasses: [Int]
 
-    /// Measures `images` (`[N, C, H, W]`, N ≥ 2) through `model` in evaluation mode.
+    /// Measures `images` (`[N, C, H, W]`, N ≥ 2) through `model` in evaluation mode; fewer than two images
+    /// throw ``DiversityError/tooFewImages(_:)`` (a spread needs two).
     public static func measure(_ images: Tensor, model: Model, batchSize: Int = 64) throws -> DiversityMetrics {
-        let n = images.shape[0], size = images.elementCount / n
-        precondition(n >= 2, "DiversityMetrics: at least two images are needed.")
+        let n = images.shape.rank > 0 ? images.shape[0] : 0
+        guard n >= 2 else { throw DiversityError.tooFewImages(n) }
+        let size = images.elementCount / n
         let targets = model.batchNormLayers.map { BatchNormTarget(model: model, layer: $0) }
         // Per-sample statistics of every layer, gathered batch by batch.
         var means = targets.map { _ in [Float]() }, deviations = means

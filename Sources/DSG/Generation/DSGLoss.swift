@@ -192,8 +192,10 @@ extension LossTerms {
         return l2.isFinite ? nil : "L2"
     }
 
-    /// Sums the terms into `total`.
-    mutating func addUp() {
+    /// Sums the terms into `total`. ``DSGLoss/networkTerms(_:labels:into:)`` adds into `batchNorm` and
+    /// ``DSGLoss/imageTerms(_:gradient:random:into:)`` sets the image terms, so a caller with its own loop starts
+    /// each iteration from a fresh `LossTerms()` and calls this last.
+    public mutating func addUp() {
         total = batchNorm + inputStatistics + crossEntropy + correlation + totalVariation + l2
     }
 }

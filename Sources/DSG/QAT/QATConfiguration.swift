@@ -94,7 +94,11 @@ public struct QATConfiguration: Sendable, Codable, Equatable {
             throw .invalidConfiguration("warm-up and calibration epochs must not be negative")
         }
         guard generatorLearningRate > 0, studentLearningRate >= 0, temperature > 0 else {
-            throw .invalidConfiguration("learning rates and the temperature must be positive")
+            throw .invalidConfiguration(
+                "the generator's learning rate and the temperature must be positive, the student's not negative")
+        }
+        guard latentDimension >= 1, distillationWeight >= 0, distillationWeight.isFinite else {
+            throw .invalidConfiguration("the latent dimension must be at least 1, the distillation weight not negative")
         }
         guard (0...1).contains(marginQuantile) else {
             throw .invalidConfiguration("the margin quantile must be between 0 and 1")

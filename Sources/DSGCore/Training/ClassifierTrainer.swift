@@ -125,6 +125,12 @@ public final class ClassifierTrainer {
     /// larger than `train`, or a ``GraphError`` from the executor.
     public init(model: Model, configuration: TrainingConfiguration, train: LabeledImages, test: LabeledImages) throws {
         try configuration.validate()
+        // The batch is written straight into the executor's input buffer, so the shapes must agree exactly.
+        for images in [train, test] where model.inputs.count != 1 || images.sampleShape != model.inputs[0].shape {
+            throw GraphError.tensorShape(
+                name: model.inputs.first?.name ?? "input", expected: model.inputs.first?.shape ?? [],
+                got: images.sampleShape)
+        }
         guard configuration.batchSize <= train.count else {
             throw TrainingError.invalidConfiguration(
                 "the batch size must be between 1 and the \(train.count) training images")
