@@ -19,7 +19,8 @@ struct ConvResult: Codable {
     var backwardWeightRatio: Double { backwardWeightGFLOPS / backwardWeightSGEMMGFLOPS }
 
     enum CodingKeys: String, CodingKey {
-        case model, layer, occurrences, batch, gemm, forwardGFLOPS, forwardSGEMMGFLOPS, backwardDataGFLOPS, backwardDataSGEMMGFLOPS
+        case model, layer, occurrences, batch, gemm, forwardGFLOPS, forwardSGEMMGFLOPS, backwardDataGFLOPS,
+            backwardDataSGEMMGFLOPS
         case backwardWeightGFLOPS, backwardWeightSGEMMGFLOPS
     }
 }
@@ -65,38 +66,58 @@ enum ConvBenchmark {
         let flops = g.flopsPerSample * Double(batch)
         let (plane, patch, og) = (g.outputPlane, g.groupPatchSize, g.groupOutChannels)
         /// GFLOP/s of `body` and of the same GEMM calls alone: `call(sample, group, chunk's patch matrix, chunk)`.
-        func rates(_ body: () -> Void, gemm call: @escaping (Int, Int, UnsafeMutablePointer<Float>, Int) -> Void) -> (Double, Double) {
+        func rates(_ body: () -> Void, gemm call: @escaping (Int, Int, UnsafeMutablePointer<Float>, Int) -> Void) -> (
+            Double, Double
+        ) {
             let (t, tg) = Harness.pairedMedians(repetitions: 5, minimumTime: minimumTime, body) {
                 Parallel.forEachChunk(of: batch) { samples, chunk in
-                    for n in samples { for k in 0..<g.groups { call(n, k, cols.pointer + chunk * g.columnCount + k * patch * plane, chunk) } }
+                    for n in samples {
+                        for k in 0..<g.groups {
+                            call(n, k, cols.pointer + chunk * g.columnCount + k * patch * plane, chunk)
+                        }
+                    }
                 }
             }
             return (flops / t / 1e9, flops / tg / 1e9)
         }
 
-        let (forward, forwardGEMM) = rates({
-            Conv2D.forward(g, batch: batch, input: x.pointer, weight: w.pointer, bias: nil, output: y.pointer, workspace: ws.pointer)
-        }) { n, k, columns, _ in
-            let t = Conv2D.forwardTransposesWeights(g)  // the call our forward pass makes
-            BLAS.sgemm(
-                t ? .transposed : .none, .none, m: og, n: plane, k: patch, a: w.pointer + k * og * patch, lda: t ? og : patch,
-                b: columns, ldb: plane, c: y.pointer + (n * g.groups + k) * og * plane, ldc: plane)
-        }
-        let (data, dataGEMM) = rates({
-            Conv2D.backwardData(g, batch: batch, outputGrad: dy.pointer, weight: w.pointer, inputGrad: dx.pointer, workspace: ws.pointer)
-        }) { n, k, columns, _ in
-            BLAS.sgemm(
-                .transposed, .none, m: patch, n: plane, k: og, a: w.pointer + k * og * patch, lda: patch,
-                b: dy.pointer + (n * g.groups + k) * og * plane, ldb: plane, c: columns, ldc: plane)
-        }
-        let (weight, weightGEMM) = rates({
-            Conv2D.backwardWeight(
-                g, batch: batch, input: x.pointer, outputGrad: dy.pointer, weightGrad: dw.pointer, biasGrad: nil, workspace: ws.pointer)
-        }) { n, k, columns, chunk in
-            BLAS.sgemm(
-                .none, .transposed, m: og, n: patch, k: plane, a: dy.pointer + (n * g.groups + k) * og * plane, lda: plane,
-                b: columns, ldb: plane, beta: 1, c: dw.pointer + chunk * g.weightCount + k * og * patch, ldc: patch)
-        }
+        let (forward, forwardGEMM) = rates(
+            {
+                Conv2D.forward(
+                    g, batch: batch, input: x.pointer, weight: w.pointer, bias: nil, output: y.pointer,
+                    workspace: ws.pointer)
+            },
+            gemm: { n, k, columns, _ in
+                let t = Conv2D.forwardTransposesWeights(g)  // the call our forward pass makes
+                BLAS.sgemm(
+                    t ? .transposed : .none, .none, m: og, n: plane, k: patch, a: w.pointer + k * og * patch,
+                    lda: t ? og : patch,
+                    b: columns, ldb: plane, c: y.pointer + (n * g.groups + k) * og * plane, ldc: plane)
+            })
+        let (data, dataGEMM) = rates(
+            {
+                Conv2D.backwardData(
+                    g, batch: batch, outputGrad: dy.pointer, weight: w.pointer, inputGrad: dx.pointer,
+                    workspace: ws.pointer
+                )
+            },
+            gemm: { n, k, columns, _ in
+                BLAS.sgemm(
+                    .transposed, .none, m: patch, n: plane, k: og, a: w.pointer + k * og * patch, lda: patch,
+                    b: dy.pointer + (n * g.groups + k) * og * plane, ldb: plane, c: columns, ldc: plane)
+            })
+        let (weight, weightGEMM) = rates(
+            {
+                Conv2D.backwardWeight(
+                    g, batch: batch, input: x.pointer, outputGrad: dy.pointer, weightGrad: dw.pointer, biasGrad: nil,
+                    workspace: ws.pointer)
+            },
+            gemm: { n, k, columns, chunk in
+                BLAS.sgemm(
+                    .none, .transposed, m: og, n: patch, k: plane, a: dy.pointer + (n * g.groups + k) * og * plane,
+                    lda: plane,
+                    b: columns, ldb: plane, beta: 1, c: dw.pointer + chunk * g.weightCount + k * og * patch, ldc: patch)
+            })
         return ConvResult(
             model: model, layer: "\(layer): \(g)", occurrences: occurrences, batch: batch,
             gemm: "\(batch * g.groups) x (\(og)x\(plane)x\(patch))",

@@ -26,7 +26,8 @@ enum DSGBenchmark {
         var long = configuration
         long.iterations = 12
         var counts = [Int](repeating: 0, count: 13)
-        _ = try DSG.generateSamples(from: model, configuration: long) { done, _ in counts[done] = dsg_allocation_count() }
+        _ = try DSG.generateSamples(from: model, configuration: long) { done, _ in counts[done] = dsg_allocation_count()
+        }
         let perIteration = (counts[12] - counts[2]) / 10
         return DSGIterationResult(
             batch: 64, milliseconds: 1000 * t.total / n,

@@ -6,7 +6,9 @@ import Foundation
 enum Harness {
     /// Median seconds of `body` over `repetitions` runs after `warmup` runs; with `minimumTime`, the runs
     /// continue until that much time has passed.
-    static func median(warmup: Int = 2, repetitions: Int, minimumTime: Double = 0, _ body: () throws -> Void) rethrows -> Double {
+    static func median(warmup: Int = 2, repetitions: Int, minimumTime: Double = 0, _ body: () throws -> Void) rethrows
+        -> Double
+    {
         for _ in 0..<warmup { try body() }
         let clock = ContinuousClock()
         var times: [Double] = []
@@ -23,7 +25,9 @@ enum Harness {
 
     /// Median seconds of `a` and of `b`, timed alternately (a, b, a, b, ...) so that drifts in the machine's
     /// speed touch both alike; at least `repetitions` pairs and `minimumTime` seconds after one warm-up pair.
-    static func pairedMedians(repetitions: Int, minimumTime: Double, _ a: () -> Void, _ b: () -> Void) -> (Double, Double) {
+    static func pairedMedians(repetitions: Int, minimumTime: Double, _ a: () -> Void, _ b: () -> Void) -> (
+        Double, Double
+    ) {
         a()
         b()
         let clock = ContinuousClock()
@@ -58,7 +62,8 @@ enum Harness {
 
     static func machine() -> [String: String] {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+        let model =
+            cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
             .map { $0.split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces) } ?? "unknown"
         let formatter = ISO8601DateFormatter()
         return [

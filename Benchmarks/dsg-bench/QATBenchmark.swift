@@ -30,8 +30,10 @@ enum QATBenchmark {
         let perIteration = (counts[12] - counts[2]) / 10
         func ms(_ a: Double, _ b: Double) -> Double { 1000 * (a - b) / n }
         return QATIterationResult(
-            batch: 64, milliseconds: ms(t.total, f.total), generatorForwardMilliseconds: ms(t.generatorForward, f.generatorForward),
-            teacherMilliseconds: ms(t.teacher, f.teacher), generatorBackwardMilliseconds: ms(t.generatorBackward, f.generatorBackward),
+            batch: 64, milliseconds: ms(t.total, f.total),
+            generatorForwardMilliseconds: ms(t.generatorForward, f.generatorForward),
+            teacherMilliseconds: ms(t.teacher, f.teacher),
+            generatorBackwardMilliseconds: ms(t.generatorBackward, f.generatorBackward),
             studentMilliseconds: ms(t.student, f.student), allocationsPerIteration: perIteration)
     }
 }

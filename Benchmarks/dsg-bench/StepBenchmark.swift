@@ -32,7 +32,9 @@ enum StepBenchmark {
                 (.transposed, .none, k, n, m), (.none, .transposed, m, k, n),
             ] {
                 let before = dsg_allocation_count()
-                BLAS.sgemm(ta, tb, m: mm, n: nn, k: kk, a: p, lda: ta == .none ? kk : mm, b: p + 1_000_000, ldb: tb == .none ? nn : kk, c: p + 2_000_000, ldc: nn)
+                BLAS.sgemm(
+                    ta, tb, m: mm, n: nn, k: kk, a: p, lda: ta == .none ? kk : mm, b: p + 1_000_000,
+                    ldb: tb == .none ? nn : kk, c: p + 2_000_000, ldc: nn)
                 total += (dsg_allocation_count() - before) * batch * g.groups
             }
         }

@@ -17,9 +17,13 @@ enum ThreadingBenchmark {
         let a = Buffer(m * k), b = Buffer(k * n * Parallel.threadCount), c = Buffer(m * n * batch)
         let flops = 2 * Double(m * n * k * batch)
         func gemm(_ sample: Int, _ chunk: Int) {
-            BLAS.sgemm(.none, .none, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer + chunk * k * n, ldb: n, c: c.pointer + sample * m * n, ldc: n)
+            BLAS.sgemm(
+                .none, .none, m: m, n: n, k: k, a: a.pointer, lda: k, b: b.pointer + chunk * k * n, ldb: n,
+                c: c.pointer + sample * m * n, ldc: n)
         }
-        func rate(_ body: () -> Void) -> Double { flops / Harness.median(repetitions: 5, minimumTime: minimumTime, body) / 1e9 }
+        func rate(_ body: () -> Void) -> Double {
+            flops / Harness.median(repetitions: 5, minimumTime: minimumTime, body) / 1e9
+        }
         let split = rate { Parallel.forEachChunk(of: batch) { samples, chunk in for s in samples { gemm(s, chunk) } } }
         BLAS.threadCount = 1
         let single = rate { for s in 0..<batch { gemm(s, 0) } }

@@ -38,7 +38,10 @@ func log(_ line: String) { if !json { print(line) } }
 
 let machine = Harness.machine()
 log("dsg-bench  \(machine["date"]!)")
-log("cpu: \(machine["cpu"]!), \(machine["cores"]!) cores; kernels split the batch over \(machine["kernelThreads"]!) threads, OpenBLAS runs 1 thread per call")
+log(
+    "cpu: \(machine["cpu"]!), \(machine["cores"]!) cores; "
+        + "kernels split the batch over \(machine["kernelThreads"]!) threads, OpenBLAS runs 1 thread per call"
+)
 log("openblas: \(machine["openblas"]!)")
 log("GFLOP/s of our convolution vs. the same GEMM calls in OpenBLAS alone (median of repeated runs)\n")
 
@@ -48,45 +51,89 @@ for (name, model, batch) in [
     ("ResNet-20 1x28x28", try ResNet.resnet20(), 64), ("ResNet-18 3x224x224", try ResNet.resnet18(), 8),
 ] {
     log("\(name), batch \(batch)")
-    log("  layer".padding(toLength: 52, withPad: " ", startingAt: 0) + "   forward (sgemm, ratio)    bwd-data (sgemm, ratio)   bwd-weight (sgemm, ratio)")
+    log(
+        "  layer".padding(toLength: 52, withPad: " ", startingAt: 0)
+            + "   forward (sgemm, ratio)    bwd-data (sgemm, ratio)   bwd-weight (sgemm, ratio)")
     var modelResults: [ConvResult] = [], flops: [Double] = []
     for (layer, g, count) in ConvBenchmark.distinctConvolutions(model) {
-        let r = ConvBenchmark.measure(model: name, layer: layer, g, occurrences: count, batch: batch, minimumTime: minimumTime)
+        let r = ConvBenchmark.measure(
+            model: name, layer: layer, g, occurrences: count, batch: batch, minimumTime: minimumTime)
         modelResults.append(r)
         flops.append(g.flopsPerSample * Double(batch))
         func cell(_ a: Double, _ b: Double) -> String {
             String(format: "%6.1f (%5.1f, %3.0f%%)", a, b, 100 * a / b)
         }
-        log("  " + r.layer.padding(toLength: 50, withPad: " ", startingAt: 0)
-            + "  \(cell(r.forwardGFLOPS, r.forwardSGEMMGFLOPS))  \(cell(r.backwardDataGFLOPS, r.backwardDataSGEMMGFLOPS))  \(cell(r.backwardWeightGFLOPS, r.backwardWeightSGEMMGFLOPS))")
+        log(
+            "  " + r.layer.padding(toLength: 50, withPad: " ", startingAt: 0)
+                + "  \(cell(r.forwardGFLOPS, r.forwardSGEMMGFLOPS))"
+                + "  \(cell(r.backwardDataGFLOPS, r.backwardDataSGEMMGFLOPS))"
+                + "  \(cell(r.backwardWeightGFLOPS, r.backwardWeightSGEMMGFLOPS))"
+        )
     }
     let whole = ConvBenchmark.wholeModelForward(modelResults, flops: flops)
-    log(String(format: "  all %d convolutions, forward: %.1f GFLOP/s vs. SGEMM %.1f GFLOP/s = %.0f%%", modelResults.reduce(0) { $0 + $1.occurrences }, whole.ours, whole.sgemm, 100 * whole.ours / whole.sgemm))
-    wholeModel.append(WholeModelResult(model: name, convolutions: modelResults.reduce(0) { $0 + $1.occurrences }, forwardGFLOPS: whole.ours, forwardSGEMMGFLOPS: whole.sgemm))
+    log(
+        String(
+            format: "  all %d convolutions, forward: %.1f GFLOP/s vs. SGEMM %.1f GFLOP/s = %.0f%%",
+            modelResults.reduce(0) { $0 + $1.occurrences }, whole.ours, whole.sgemm, 100 * whole.ours / whole.sgemm))
+    wholeModel.append(
+        WholeModelResult(
+            model: name, convolutions: modelResults.reduce(0) { $0 + $1.occurrences }, forwardGFLOPS: whole.ours,
+            forwardSGEMMGFLOPS: whole.sgemm))
     results += modelResults
     log("")
 }
 
 let step = try StepBenchmark.resnet20(batch: 64, minimumTime: quick ? 0.5 : 3)
-log(String(format: "ResNet-20 training step (batch 64, forward + backward + SGD): %.1f ms, %.0f images/s", step.milliseconds, step.imagesPerSecond))
-log(String(format: "  forward %.1f ms, backward %.1f ms, optimizer %.1f ms; heap allocations per step: %d (inside OpenBLAS sgemm: %d)", step.forwardMilliseconds, step.backwardMilliseconds, step.optimizerMilliseconds, step.allocationsPerStep, step.allocationsInsideSGEMM))
+log(
+    String(
+        format: "ResNet-20 training step (batch 64, forward + backward + SGD): %.1f ms, %.0f images/s",
+        step.milliseconds, step.imagesPerSecond))
+log(
+    String(
+        format:
+            "  forward %.1f ms, backward %.1f ms, optimizer %.1f ms; "
+            + "heap allocations per step: %d (inside OpenBLAS sgemm: %d)",
+        step.forwardMilliseconds, step.backwardMilliseconds, step.optimizerMilliseconds, step.allocationsPerStep,
+        step.allocationsInsideSGEMM))
 
 let dsg = try DSGBenchmark.measure(iterations: quick ? 5 : 30)
-log(String(format: "DSG iteration (ResNet-20, batch 64, preset dsg): %.1f ms = forward %.1f + BatchNorm losses %.1f + backward %.1f + image terms %.1f + Adam %.1f; %.0f images/min at 500 iterations; heap allocations per iteration: %d",
-    dsg.milliseconds, dsg.forwardMilliseconds, dsg.batchNormLossesMilliseconds, dsg.backwardMilliseconds, dsg.imageTermsMilliseconds,
-    dsg.optimizerMilliseconds, dsg.imagesPerMinute, dsg.allocationsPerIteration))
+log(
+    String(
+        format:
+            "DSG iteration (ResNet-20, batch 64, preset dsg): %.1f ms = forward %.1f + BatchNorm losses %.1f "
+            + "+ backward %.1f + image terms %.1f + Adam %.1f; %.0f images/min at 500 iterations; "
+            + "heap allocations per iteration: %d",
+        dsg.milliseconds, dsg.forwardMilliseconds, dsg.batchNormLossesMilliseconds, dsg.backwardMilliseconds,
+        dsg.imageTermsMilliseconds,
+        dsg.optimizerMilliseconds, dsg.imagesPerMinute, dsg.allocationsPerIteration))
 
 let qat = try QATBenchmark.measure(iterations: quick ? 3 : 20)
-log(String(format: "QAT iteration (ResNet-20 teacher, batch 64, DSG generator loss, W4A4): %.1f ms = generator forward %.1f + teacher and losses %.1f + generator backward and Adam %.1f + student %.1f; heap allocations per iteration: %d",
-    qat.milliseconds, qat.generatorForwardMilliseconds, qat.teacherMilliseconds, qat.generatorBackwardMilliseconds, qat.studentMilliseconds,
-    qat.allocationsPerIteration))
+log(
+    String(
+        format:
+            "QAT iteration (ResNet-20 teacher, batch 64, DSG generator loss, W4A4): %.1f ms = generator forward "
+            + "%.1f + teacher and losses %.1f + generator backward and Adam %.1f + student %.1f; "
+            + "heap allocations per iteration: %d",
+        qat.milliseconds, qat.generatorForwardMilliseconds, qat.teacherMilliseconds, qat.generatorBackwardMilliseconds,
+        qat.studentMilliseconds,
+        qat.allocationsPerIteration))
 
 let threading = ThreadingBenchmark.measure(minimumTime: minimumTime)
-log(String(format: "\nThreading, %@ GEMM: OpenBLAS 1 thread %.1f GFLOP/s, OpenBLAS %d threads %.1f, our batch split over %d threads %.1f",
-    threading.gemm, threading.openBLAS1ThreadGFLOPS, Parallel.threadCount, threading.openBLASAllThreadsGFLOPS, Parallel.threadCount, threading.batchSplitGFLOPS))
+log(
+    String(
+        format:
+            "\nThreading, %@ GEMM: OpenBLAS 1 thread %.1f GFLOP/s, OpenBLAS %d threads %.1f, "
+            + "our batch split over %d threads %.1f",
+        threading.gemm, threading.openBLAS1ThreadGFLOPS, Parallel.threadCount, threading.openBLASAllThreadsGFLOPS,
+        Parallel.threadCount, threading.batchSplitGFLOPS))
 
 if json {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    print(String(decoding: try encoder.encode(Report(machine: machine, convolutions: results, wholeModelForward: wholeModel, resnet20Step: step, dsgIteration: dsg, qatIteration: qat, threading: threading)), as: UTF8.self))
+    print(
+        String(
+            decoding: try encoder.encode(
+                Report(
+                    machine: machine, convolutions: results, wholeModelForward: wholeModel, resnet20Step: step,
+                    dsgIteration: dsg, qatIteration: qat, threading: threading)), as: UTF8.self))
 }

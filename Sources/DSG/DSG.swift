@@ -1,7 +1,6 @@
 // The library users import. It re-exports the neural core (tensors, graphs, layers, models, optimizers), so
 // `import DSG` is the only import a user needs.
 @_exported import DSGCore
-
 import Foundation
 
 /// The namespace of swift-dsg's public entry points.
@@ -32,7 +31,8 @@ public enum DSG {
                 throw SampleSetError.differentConfiguration(file: checkpoint.lastPathComponent)
             }
             guard Array(saved.images.shape.dimensions.dropFirst()) == sample.dimensions else {
-                throw SampleSetError.differentModel(file: checkpoint.lastPathComponent, expected: sample, found: saved.images.shape)
+                throw SampleSetError.differentModel(
+                    file: checkpoint.lastPathComponent, expected: sample, found: saved.images.shape)
             }
             images = saved.images.scalars
             terms = saved.losses
@@ -47,7 +47,9 @@ public enum DSG {
                 seconds: earlierSeconds + Date().timeIntervalSince(start), timing: timing)
         }
         for b in terms.count..<batches {
-            let (batch, losses, batchTiming) = try optimizer.makeBatch(b) { try progress(b * configuration.iterations + $0, total) }
+            let (batch, losses, batchTiming) = try optimizer.makeBatch(b) {
+                try progress(b * configuration.iterations + $0, total)
+            }
             images += batch.scalars
             terms.append(losses)
             timing = timing + batchTiming

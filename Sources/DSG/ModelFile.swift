@@ -10,6 +10,7 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
     /// The file holds a quantized model, which needs the floating-point architecture it was made from.
     case quantizedModel(file: String)
 
+    /// The file's name and what it holds instead, with how to load it where there is a way.
     public var description: String {
         switch self {
         case .unsupportedFormat(let file):
@@ -17,7 +18,8 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
         case .unsupportedArchitecture(let file, let architecture):
             return "\(file): architecture '\(architecture)'; swift-dsg builds 'resnet20' from a weights file"
         case .quantizedModel(let file):
-            return "\(file): a quantized model; load it with QuantizedModel.load(from:architecture:) and its float model"
+            return
+                "\(file): a quantized model; load it with QuantizedModel.load(from:architecture:) and its float model"
         }
     }
 }
@@ -34,7 +36,9 @@ extension Model {
     /// from the `input` metadata (28, Fashion-MNIST's, in files that predate it).
     public static func load(contentsOf url: URL) throws -> Model {
         let file = url.lastPathComponent
-        guard url.pathExtension.lowercased() == "safetensors" else { throw ModelFileError.unsupportedFormat(file: file) }
+        guard url.pathExtension.lowercased() == "safetensors" else {
+            throw ModelFileError.unsupportedFormat(file: file)
+        }
         let contents = try Safetensors.read(url)
         guard contents.metadata["ptq"] == nil else { throw ModelFileError.quantizedModel(file: file) }
         let architecture = contents.metadata[architectureKey] ?? "resnet20"
@@ -52,7 +56,8 @@ extension Model {
             let sides = text.split(separator: "x").compactMap { Int($0) }
             guard sides.count == 3, sides.allSatisfy({ $0 > 0 }), sides[0] == conv.shape[1] else {
                 throw SafetensorsError.badEntry(
-                    file: file, tensor: "__metadata__", reason: "input shape '\(text)' is not C x H x W with C = \(conv.shape[1])")
+                    file: file, tensor: "__metadata__",
+                    reason: "input shape '\(text)' is not C x H x W with C = \(conv.shape[1])")
             }
             input = Shape(sides)
         }

@@ -3,8 +3,11 @@ import Foundation
 /// A seeded pseudo-random generator (xoshiro256**, seeded through SplitMix64) so every run is reproducible
 /// across machines. Normals use the Box-Muller transform in Double.
 public struct SeededRandom: RandomNumberGenerator, Sendable, Equatable, Codable {
+    /// The four 64-bit words of xoshiro256** state, never all zero; saved in checkpoints so a resumed run continues
+    /// the same sequence.
     public private(set) var state: [UInt64]
 
+    /// Expands `seed` into the four state words with SplitMix64: one seed gives one sequence on every machine.
     public init(seed: UInt64) {
         var s = seed
         state = (0..<4).map { _ in
@@ -22,15 +25,21 @@ public struct SeededRandom: RandomNumberGenerator, Sendable, Equatable, Codable 
         try container.encode(state.map { String($0, radix: 16) })
     }
 
+    /// Decodes the state written by ``encode(to:)``; throws `DecodingError.dataCorrupted` unless it is four
+    /// hexadecimal words, not all zero.
     public init(from decoder: any Decoder) throws {
         let words = try decoder.singleValueContainer().decode([String].self)
         let state = words.compactMap { UInt64($0, radix: 16) }
         guard state.count == 4, state.contains(where: { $0 != 0 }) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "a generator state is four non-zero hexadecimal words"))
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "a generator state is four non-zero hexadecimal words"))
         }
         self.state = state
     }
 
+    /// The next 64 random bits (xoshiro256**), advancing the state.
     public mutating func next() -> UInt64 {
         let result = rotate(state[1] &* 5, 7) &* 9
         let t = state[1] << 17
@@ -74,6 +83,8 @@ public struct SeededRandom: RandomNumberGenerator, Sendable, Equatable, Codable 
 
     /// A tensor of independent normal values.
     public mutating func normalTensor(_ shape: Shape, mean: Float = 0, standardDeviation: Float = 1) -> Tensor {
-        Tensor(shape: shape, scalars: (0..<shape.elementCount).map { _ in normal(mean: mean, standardDeviation: standardDeviation) })
+        Tensor(
+            shape: shape,
+            scalars: (0..<shape.elementCount).map { _ in normal(mean: mean, standardDeviation: standardDeviation) })
     }
 }

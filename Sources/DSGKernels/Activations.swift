@@ -3,9 +3,13 @@ import Foundation
 /// Element-wise activations. Forward reads `x`, backward reads the saved forward input (or output for tanh)
 /// and accumulates `dx += dy * f'(·)`.
 public enum Activation: Hashable, Sendable {
+    /// `max(x, 0)`; gradient 1 where `x > 0`, else 0.
     case relu
+    /// `min(max(x, 0), 6)` (MobileNetV2's); gradient 1 where `0 < x < 6`, else 0.
     case relu6
+    /// `x` where `x > 0`, else `slope * x`; gradient 1 or `slope`.
     case leakyReLU(slope: Float)
+    /// `tanh(x)`, computed in Double; its gradient `1 - y²` reads the forward output.
     case tanh
 
     /// Below this many elements an activation runs on the calling thread only: waking the other cores costs
@@ -27,7 +31,8 @@ public enum Activation: Hashable, Sendable {
         inputGrad dx: UnsafeMutablePointer<Float>, count: Int
     ) {
         guard count < Self.parallelThreshold else {
-            return Parallel.forEachChunk(of: count, ActivationJob(activation: self, x: x, y: UnsafeMutablePointer(mutating: y), dy: dy, dx: dx))
+            return Parallel.forEachChunk(
+                of: count, ActivationJob(activation: self, x: x, y: UnsafeMutablePointer(mutating: y), dy: dy, dx: dx))
         }
         backwardRange(x, y, dy, dx, 0..<count)
     }
@@ -42,7 +47,8 @@ public enum Activation: Hashable, Sendable {
     }
 
     fileprivate func backwardRange(
-        _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+        _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+        _ dx: UnsafeMutablePointer<Float>,
         _ range: Range<Int>
     ) {
         switch self {

@@ -2,7 +2,9 @@ internal import COpenBLAS
 
 /// Whether a GEMM operand is used as stored or transposed.
 public enum Transpose: Sendable {
+    /// The operand is used as stored (`CblasNoTrans`).
     case none
+    /// The operand is used transposed (`CblasTrans`).
     case transposed
 
     fileprivate var cblas: CBLAS_TRANSPOSE {

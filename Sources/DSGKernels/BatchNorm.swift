@@ -5,8 +5,12 @@
 /// running + m * batch`, the running variance unbiased). Evaluation mode uses the running statistics.
 /// `gamma` and `beta` are nil for an affine-free layer (scale 1, shift 0).
 public enum BatchNorm {
+    /// The layout of an NCHW buffer as BatchNorm sees it: `batch` samples of `channels` planes of `plane` (`H * W`)
+    /// elements each.
     public struct Sizes: Sendable {
+        /// Samples `N`, channels `C` and elements per channel plane `H * W`.
         public let batch: Int, channels: Int, plane: Int
+        /// Sizes of an `[N, C, H, W]` buffer with `plane = H * W`.
         public init(batch: Int, channels: Int, plane: Int) {
             (self.batch, self.channels, self.plane) = (batch, channels, plane)
         }
@@ -21,9 +25,12 @@ public enum BatchNorm {
         savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>,
         output: UnsafeMutablePointer<Float>
     ) {
-        Parallel.forEachChunk(of: s.channels, TrainingJob(
-            s: s, input: input, gamma: gamma, beta: beta, epsilon: epsilon, momentum: momentum, runningMean: runningMean,
-            runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd, output: output))
+        Parallel.forEachChunk(
+            of: s.channels,
+            TrainingJob(
+                s: s, input: input, gamma: gamma, beta: beta, epsilon: epsilon, momentum: momentum,
+                runningMean: runningMean,
+                runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd, output: output))
     }
 
     /// Evaluation-mode forward with the running statistics.
@@ -32,8 +39,11 @@ public enum BatchNorm {
         epsilon: Float, runningMean: UnsafePointer<Float>, runningVar: UnsafePointer<Float>,
         output: UnsafeMutablePointer<Float>
     ) {
-        Parallel.forEachChunk(of: s.channels, EvaluationJob(
-            s: s, input: input, gamma: gamma, beta: beta, epsilon: epsilon, runningMean: runningMean, runningVar: runningVar, output: output))
+        Parallel.forEachChunk(
+            of: s.channels,
+            EvaluationJob(
+                s: s, input: input, gamma: gamma, beta: beta, epsilon: epsilon, runningMean: runningMean,
+                runningVar: runningVar, output: output))
     }
 
     /// Backward through either mode. `mean`/`invStd` are the saved batch statistics (training) or the running
@@ -48,9 +58,12 @@ public enum BatchNorm {
         inputGrad: UnsafeMutablePointer<Float>?,
         gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?
     ) {
-        Parallel.forEachChunk(of: s.channels, BackwardJob(
-            s: s, training: training, input: input, outputGrad: outputGrad, gamma: gamma, mean: mean, invStd: invStd,
-            inputGrad: inputGrad, gammaGrad: gammaGrad, betaGrad: betaGrad))
+        Parallel.forEachChunk(
+            of: s.channels,
+            BackwardJob(
+                s: s, training: training, input: input, outputGrad: outputGrad, gamma: gamma, mean: mean,
+                invStd: invStd,
+                inputGrad: inputGrad, gammaGrad: gammaGrad, betaGrad: betaGrad))
     }
 
     @inline(__always)
@@ -79,7 +92,8 @@ private struct TrainingJob: ChunkJob {
     let s: BatchNorm.Sizes, input: UnsafePointer<Float>, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?
     let epsilon: Float, momentum: Float
     let runningMean: UnsafeMutablePointer<Float>, runningVar: UnsafeMutablePointer<Float>
-    let savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>
+    let savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>,
+        output: UnsafeMutablePointer<Float>
 
     func run(samples channels: Range<Int>, chunk: Int) {
         let m = Double(s.reduced)
@@ -89,7 +103,9 @@ private struct TrainingJob: ChunkJob {
             BatchNorm.forEachRow(s, c) { row in sum += Reductions.sum(input + row, count: s.plane) }
             let mean = sum / m
             var squares = 0.0
-            BatchNorm.forEachRow(s, c) { row in squares += Reductions.squaredDeviations(input + row, count: s.plane, mean: mean) }
+            BatchNorm.forEachRow(s, c) { row in
+                squares += Reductions.squaredDeviations(input + row, count: s.plane, mean: mean)
+            }
             let variance = squares / m
             let invStd = 1 / (variance + Double(epsilon)).squareRoot()
             savedMean[c] = Float(mean)
@@ -104,7 +120,8 @@ private struct TrainingJob: ChunkJob {
 
 private struct EvaluationJob: ChunkJob {
     let s: BatchNorm.Sizes, input: UnsafePointer<Float>, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?
-    let epsilon: Float, runningMean: UnsafePointer<Float>, runningVar: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+    let epsilon: Float, runningMean: UnsafePointer<Float>, runningVar: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>
 
     func run(samples channels: Range<Int>, chunk: Int) {
         for c in channels {
@@ -117,7 +134,8 @@ private struct EvaluationJob: ChunkJob {
 private struct BackwardJob: ChunkJob {
     let s: BatchNorm.Sizes, training: Bool, input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>
     let gamma: UnsafePointer<Float>?, mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>
-    let inputGrad: UnsafeMutablePointer<Float>?, gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?
+    let inputGrad: UnsafeMutablePointer<Float>?, gammaGrad: UnsafeMutablePointer<Float>?,
+        betaGrad: UnsafeMutablePointer<Float>?
 
     func run(samples channels: Range<Int>, chunk: Int) {
         let m = Double(s.reduced)

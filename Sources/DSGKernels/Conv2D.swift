@@ -61,8 +61,10 @@ public enum Conv2D {
         }
         Parallel.forEachChunk(
             of: batch,
-            ForwardJob(g: g, input: input, weight: transposes ? UnsafePointer(workspace) : weight, weightIsTransposed: transposes, bias: bias,
-                       output: output, workspace: workspace + g.weightCount, accumulate: false))
+            ForwardJob(
+                g: g, input: input, weight: transposes ? UnsafePointer(workspace) : weight,
+                weightIsTransposed: transposes, bias: bias,
+                output: output, workspace: workspace + g.weightCount, accumulate: false))
     }
 
     /// `inputGrad += conv_transpose(outputGrad, weight)`.
@@ -78,18 +80,23 @@ public enum Conv2D {
             for o in 0..<g.outChannels {
                 for c in 0..<g.inChannels {
                     let src = weight + (o * g.inChannels + c) * kh * kw
-                    let (start, step) = transposes ? (o * kh * kw * g.inChannels + c, g.inChannels) : ((c * g.outChannels + o) * kh * kw, 1)
+                    let (start, step) =
+                        transposes
+                        ? (o * kh * kw * g.inChannels + c, g.inChannels) : ((c * g.outChannels + o) * kh * kw, 1)
                     for k in 0..<(kh * kw) { workspace[start + k * step] = src[kh * kw - 1 - k] }
                 }
             }
             Parallel.forEachChunk(
                 of: batch,
-                ForwardJob(g: t, input: outputGrad, weight: workspace, weightIsTransposed: transposes, bias: nil, output: inputGrad,
-                           workspace: workspace + g.weightCount, accumulate: true))
+                ForwardJob(
+                    g: t, input: outputGrad, weight: workspace, weightIsTransposed: transposes, bias: nil,
+                    output: inputGrad,
+                    workspace: workspace + g.weightCount, accumulate: true))
             return
         }
         Parallel.forEachChunk(
-            of: batch, BackwardDataJob(g: g, outputGrad: outputGrad, weight: weight, inputGrad: inputGrad, workspace: workspace))
+            of: batch,
+            BackwardDataJob(g: g, outputGrad: outputGrad, weight: weight, inputGrad: inputGrad, workspace: workspace))
     }
 
     /// `weightGrad += dL/dW` and, when given, `biasGrad += dL/db`.
@@ -102,7 +109,8 @@ public enum Conv2D {
         // Chunk 0 accumulates into the caller's buffers; the others into private ones, summed at the end.
         let chunks = Parallel.chunkCount(batch)
         let job = BackwardWeightJob(
-            g: g, input: input, outputGrad: outputGrad, weightGrad: weightGrad, biasGrad: biasGrad, workspace: workspace,
+            g: g, input: input, outputGrad: outputGrad, weightGrad: weightGrad, biasGrad: biasGrad,
+            workspace: workspace,
             privateGrads: workspace + chunks * scratchPerChunk(g))
         Parallel.forEachChunk(of: batch, job)
         for chunk in 1..<chunks {

@@ -171,7 +171,9 @@ public enum Im2Col {
 
     /// Zeroes columns outside `inside` in the given rows of a `width`-wide matrix row.
     @inline(__always)
-    private static func zeroEdgeColumns(_ row: UnsafeMutablePointer<Float>, rows: Range<Int>, width w: Int, inside: Range<Int>) {
+    private static func zeroEdgeColumns(
+        _ row: UnsafeMutablePointer<Float>, rows: Range<Int>, width w: Int, inside: Range<Int>
+    ) {
         // Usually one column or none: a loop over rows with a fixed column beats an inner loop per row.
         for x in 0..<inside.lowerBound { for y in rows { row[y * w + x] = 0 } }
         for x in inside.upperBound..<w { for y in rows { row[y * w + x] = 0 } }
@@ -195,7 +197,9 @@ public enum Im2Col {
     }
 
     /// `phases[c][a][b][y][x] = image[c][2y + a][2x + b]`, for the phases some tap reads.
-    private static func splitPhases(_ image: UnsafePointer<Float>, _ g: ConvGeometry, into phases: UnsafeMutablePointer<Float>) {
+    private static func splitPhases(
+        _ image: UnsafePointer<Float>, _ g: ConvGeometry, into phases: UnsafeMutablePointer<Float>
+    ) {
         let (ph, pw, w) = (g.inputH / 2, g.inputW / 2, g.inputW)
         for c in 0..<g.inChannels {
             let src = image + c * g.inputPlane, dst = phases + c * g.inputPlane
@@ -212,7 +216,9 @@ public enum Im2Col {
     }
 
     /// `image[c][2y + a][2x + b] += phases[c][a][b][y][x]`: the adjoint of ``splitPhases``.
-    private static func mergePhases(_ phases: UnsafePointer<Float>, _ g: ConvGeometry, into image: UnsafeMutablePointer<Float>) {
+    private static func mergePhases(
+        _ phases: UnsafePointer<Float>, _ g: ConvGeometry, into image: UnsafeMutablePointer<Float>
+    ) {
         let (ph, pw, w) = (g.inputH / 2, g.inputW / 2, g.inputW)
         for c in 0..<g.inChannels {
             let src = phases + c * g.inputPlane, dst = image + c * g.inputPlane
@@ -230,7 +236,9 @@ public enum Im2Col {
 
     // MARK: - Line-by-line path
 
-    private static func lowerByLines(_ image: UnsafePointer<Float>, _ g: ConvGeometry, into columns: UnsafeMutablePointer<Float>) {
+    private static func lowerByLines(
+        _ image: UnsafePointer<Float>, _ g: ConvGeometry, into columns: UnsafeMutablePointer<Float>
+    ) {
         let (ow, sw, w) = (g.outputW, g.strideW, g.inputW)
         forEachTap(g, columns) { c, i, j, row in
             let (y0, y1) = lineRange(i * g.dilationH - g.padH, stride: g.strideH, count: g.outputH, size: g.inputH)
@@ -245,7 +253,9 @@ public enum Im2Col {
         }
     }
 
-    private static func accumulateByLines(_ columns: UnsafeMutablePointer<Float>, _ g: ConvGeometry, into image: UnsafeMutablePointer<Float>) {
+    private static func accumulateByLines(
+        _ columns: UnsafeMutablePointer<Float>, _ g: ConvGeometry, into image: UnsafeMutablePointer<Float>
+    ) {
         let (ow, sw, w) = (g.outputW, g.strideW, g.inputW)
         forEachTap(g, columns) { c, i, j, row in
             let (y0, y1) = lineRange(i * g.dilationH - g.padH, stride: g.strideH, count: g.outputH, size: g.inputH)

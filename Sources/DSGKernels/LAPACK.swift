@@ -9,6 +9,7 @@ public enum LAPACKError: Error, Equatable, CustomStringConvertible {
     /// The matrix contained NaN or infinity, which LAPACK cannot decompose.
     case nonFiniteInput(routine: String)
 
+    /// The routine's name and what went wrong, e.g. "dsyevd: failed to converge (info = 3)".
     public var description: String {
         switch self {
         case .illegalArgument(let routine, let argument):
@@ -38,19 +39,28 @@ public protocol LAPACKScalar: BinaryFloatingPoint, Sendable {
 }
 
 extension Float: LAPACKScalar {
+    /// `ssyevd`, the single-precision divide-and-conquer solver.
     public static var symmetricEigenRoutine: String { "ssyevd" }
-    public static func symmetricEigenInPlace(n: Int32, a: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>) -> Int32 {
+    /// Calls `LAPACKE_ssyevd` (row-major, eigenvectors, upper triangle) and returns its `info`.
+    public static func symmetricEigenInPlace(n: Int32, a: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>)
+        -> Int32
+    {
         LAPACKE_ssyevd(LAPACK_ROW_MAJOR, LAPACK.vectors, LAPACK.upper, n, a, max(n, 1), w)
     }
 }
 
 extension Double: LAPACKScalar {
+    /// `dsyevd`, the double-precision divide-and-conquer solver.
     public static var symmetricEigenRoutine: String { "dsyevd" }
-    public static func symmetricEigenInPlace(n: Int32, a: UnsafeMutablePointer<Double>, w: UnsafeMutablePointer<Double>) -> Int32 {
+    /// Calls `LAPACKE_dsyevd` (row-major, eigenvectors, upper triangle) and returns its `info`.
+    public static func symmetricEigenInPlace(n: Int32, a: UnsafeMutablePointer<Double>, w: UnsafeMutablePointer<Double>)
+        -> Int32
+    {
         LAPACKE_dsyevd(LAPACK_ROW_MAJOR, LAPACK.vectors, LAPACK.upper, n, a, max(n, 1), w)
     }
 }
 
+/// Typed wrappers over the LAPACK routines the package uses; `info` becomes a ``LAPACKError``.
 public enum LAPACK {
     /// LAPACK's character flags: compute eigenvectors, read the upper triangle.
     fileprivate static let vectors = CChar(UInt8(ascii: "V")), upper = CChar(UInt8(ascii: "U"))
@@ -58,7 +68,9 @@ public enum LAPACK {
     /// Eigenvalues (ascending) and eigenvectors of the symmetric `n x n` row-major `matrix`; only its upper
     /// triangle is read. Uses `dsyevd` for Double (the routine DSG's correlation term runs, through
     /// `SymmetricEigenSolver`, which allocates once) and `ssyevd` for Float.
-    public static func symmetricEigen<Scalar: LAPACKScalar>(_ matrix: [Scalar], n: Int) throws(LAPACKError) -> SymmetricEigen<Scalar> {
+    public static func symmetricEigen<Scalar: LAPACKScalar>(_ matrix: [Scalar], n: Int) throws(LAPACKError)
+        -> SymmetricEigen<Scalar>
+    {
         precondition(matrix.count == n * n, "symmetricEigen: matrix must hold n * n elements.")
         let routine = Scalar.symmetricEigenRoutine
         // A plain loop: a key path here, in generic code, allocated once per element.
@@ -77,13 +89,18 @@ public enum LAPACK {
 /// included, is allocated once (`dsyevd` through `LAPACKE_dsyevd_work`), so a loop that decomposes a matrix
 /// per iteration allocates nothing.
 public final class SymmetricEigenSolver {
+    /// The matrix order: every ``solve(_:)`` takes an `n x n` matrix.
     public let n: Int
     /// After ``solve(_:)``: eigenvalues ascending, and eigenvectors row-major with column `k` for value `k`.
     public private(set) var values: UnsafeMutableBufferPointer<Double>
+    /// After ``solve(_:)``: the eigenvectors, row-major `n x n`, column `k` (`vectors[i * n + k]`) for `values[k]`.
     public private(set) var vectors: UnsafeMutableBufferPointer<Double>
     private let work: UnsafeMutableBufferPointer<Double>
     private let integerWork: UnsafeMutableBufferPointer<Int32>
 
+    /// Allocates the value and vector buffers and asks `dsyevd` for its workspace sizes (the query's `info` is
+    /// discarded: a failed query leaves a one-element workspace, which the first ``solve(_:)`` reports as an illegal
+    /// argument).
     public init(n: Int) {
         self.n = n
         values = .allocate(capacity: max(n, 1))

@@ -1,6 +1,6 @@
+internal import COpenBLAS
 import Dispatch
 import Foundation
-internal import COpenBLAS
 
 /// Work on a range of samples, run by ``Parallel/forEachChunk(of:_:)`` once per chunk.
 public protocol ChunkJob {

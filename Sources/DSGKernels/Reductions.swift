@@ -8,10 +8,16 @@ public enum Reductions {
         var (a, b, c, d) = (0.0, 0.0, 0.0, 0.0)
         var i = 0
         while i + 4 <= count {
-            a += Double(x[i]); b += Double(x[i + 1]); c += Double(x[i + 2]); d += Double(x[i + 3])
+            a += Double(x[i])
+            b += Double(x[i + 1])
+            c += Double(x[i + 2])
+            d += Double(x[i + 3])
             i += 4
         }
-        while i < count { a += Double(x[i]); i += 1 }
+        while i < count {
+            a += Double(x[i])
+            i += 1
+        }
         return (a + b) + (c + d)
     }
 
@@ -21,11 +27,20 @@ public enum Reductions {
         var (a, b, c, d) = (0.0, 0.0, 0.0, 0.0)
         var i = 0
         while i + 4 <= count {
-            let (p, q, r, s) = (Double(x[i]) - mean, Double(x[i + 1]) - mean, Double(x[i + 2]) - mean, Double(x[i + 3]) - mean)
-            a += p * p; b += q * q; c += r * r; d += s * s
+            let (p, q, r, s) = (
+                Double(x[i]) - mean, Double(x[i + 1]) - mean, Double(x[i + 2]) - mean, Double(x[i + 3]) - mean
+            )
+            a += p * p
+            b += q * q
+            c += r * r
+            d += s * s
             i += 4
         }
-        while i < count { let p = Double(x[i]) - mean; a += p * p; i += 1 }
+        while i < count {
+            let p = Double(x[i]) - mean
+            a += p * p
+            i += 1
+        }
         return (a + b) + (c + d)
     }
 }

@@ -9,8 +9,9 @@ struct DemoCommand: ParsableCommand {
         abstract: "Quantize a model without data: DSG vs. ZeroQ samples, W8A8 and W4A4, accuracy before and after.",
         discussion: """
             Generates DSG and ZeroQ calibration samples, quantizes with each at W8A8 and W4A4, and measures top-1 \
-            on the Fashion-MNIST test set. Writes results.md and results.json, sample grids (PNG) and a scatter plot of per-sample \
-            statistics (SVG) into the output folder. A stopped run continues where it was when started again.
+            on the Fashion-MNIST test set. Writes results.md and results.json, sample grids (PNG) and a scatter \
+            plot of per-sample statistics (SVG) into the output folder. A stopped run continues where it was when \
+            started again.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -39,7 +40,8 @@ struct DemoCommand: ParsableCommand {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             let experiment = try PTQExperiment(
                 model: try modelOptions.load(), data: dataOptions.directory, folder: folder, count: count,
-                iterations: iterations, seeds: [seed], testImages: 10_000, sources: ["zeroQ", "dsg"], bitWidths: [(8, 8), (4, 4)])
+                iterations: iterations, seeds: [seed], testImages: 10_000, sources: ["zeroQ", "dsg"],
+                bitWidths: [(8, 8), (4, 4)])
             try experiment.run(ablationSeeds: [], modelName: modelOptions.name)
         }
     }

@@ -28,7 +28,10 @@ struct EvaluateCommand: ParsableCommand {
                 line.update("evaluating \(done)/\(test.count)")
             }
             line.finish()
-            say(String(format: "top-1 accuracy %.2f%% on %d Fashion-MNIST test images (%@)", 100 * accuracy, test.count, modelOptions.name))
+            say(
+                String(
+                    format: "top-1 accuracy %.2f%% on %d Fashion-MNIST test images (%@)", 100 * accuracy, test.count,
+                    modelOptions.name))
         }
     }
 }

@@ -41,7 +41,12 @@ struct PTQExperimentCommand: ParsableCommand {
     @Option(help: "Evaluate on the first N test images only (for quick trials; the recorded tables use all 10,000).")
     var testImages = 10_000
 
-    @Option(help: "Activation range estimate of the quantizer: minMax, meanSampleExtremes (alias ema), percentile or mse. Other than meanSampleExtremes, results go to results-<estimate>.md/json beside the ema ones, reusing the folder's samples.")
+    @Option(
+        help: """
+            Activation range estimate of the quantizer: minMax, meanSampleExtremes (alias ema), percentile or mse. \
+            Other than meanSampleExtremes, results go to results-<estimate>.md/json beside the default ones, \
+            reusing the folder's samples.
+            """)
     var calibration: PTQConfiguration.ActivationCalibration = .meanSampleExtremes
 
     func validate() throws {
@@ -49,7 +54,9 @@ struct PTQExperimentCommand: ParsableCommand {
         guard iterations >= 0 else { throw ValidationError("--iterations must not be negative.") }
         guard !seeds.isEmpty else { throw ValidationError("--seeds needs at least one seed.") }
         guard testImages >= 1 else { throw ValidationError("--test-images must be at least 1.") }
-        guard (1...seeds.count).contains(ablationSeeds) else { throw ValidationError("--ablation-seeds must be between 1 and the number of seeds.") }
+        guard (1...seeds.count).contains(ablationSeeds) else {
+            throw ValidationError("--ablation-seeds must be between 1 and the number of seeds.")
+        }
     }
 
     func run() throws {
@@ -59,7 +66,8 @@ struct PTQExperimentCommand: ParsableCommand {
             let experiment = try PTQExperiment(
                 model: try modelOptions.load(), data: dataOptions.directory, folder: folder, count: count,
                 iterations: iterations, seeds: seeds, testImages: testImages, calibration: calibration)
-            try experiment.run(ablationSeeds: tableOnly ? [] : Array(seeds.prefix(ablationSeeds)), modelName: modelOptions.name)
+            try experiment.run(
+                ablationSeeds: tableOnly ? [] : Array(seeds.prefix(ablationSeeds)), modelName: modelOptions.name)
         }
     }
 }

@@ -19,12 +19,14 @@ final class ExperimentState {
         self.url = url
         values = (try? JSONDecoder().decode([String: Double].self, from: Data(contentsOf: url))) ?? [:]
         if values["settings"] != nil {
-            throw ExperimentStateError(file: url.path, reason: "written by an older swift-dsg, whose settings key could not tell runs apart")
+            throw ExperimentStateError(
+                file: url.path, reason: "written by an older swift-dsg, whose settings key could not tell runs apart")
         }
         for (name, value) in settings.sorted(by: { $0.key < $1.key }) {
             let key = "settings/" + name
             if let saved = values[key], saved != Double(value) {
-                throw ExperimentStateError(file: url.path, reason: "holds results for \(name) \(Int(saved)), not \(value)")
+                throw ExperimentStateError(
+                    file: url.path, reason: "holds results for \(name) \(Int(saved)), not \(value)")
             }
             values[key] = Double(value)
         }

@@ -16,7 +16,8 @@ struct GenerateCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Method: gaussian, zeroQ, dsgCVPR, dsg (the paper's form) or dsgCode (the official code's behaviour).")
+    @Option(
+        help: "Method: gaussian, zeroQ, dsgCVPR, dsg (the paper's form) or dsgCode (the official code's behaviour).")
     var preset: GenerationConfiguration.Preset = .dsg
 
     @Option(help: "Samples to make.")
@@ -43,7 +44,8 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("PNG grid of the samples.", valueName: "path"))
     var grid = "samples.png"
 
-    @Option(help: ArgumentHelp("JSON report: options, loss terms per batch, diversity metrics, time.", valueName: "path"))
+    @Option(
+        help: ArgumentHelp("JSON report: options, loss terms per batch, diversity metrics, time.", valueName: "path"))
     var report = "samples.json"
 
     func validate() throws {
@@ -68,18 +70,30 @@ struct GenerateCommand: ParsableCommand {
             let configuration = generationConfiguration()
             let line = ProgressLine()
             let start = Date()
-            let samples = try DSG.generateSamples(from: model, configuration: configuration, checkpoint: URL(fileURLWithPath: output)) { done, total in
+            let samples = try DSG.generateSamples(
+                from: model, configuration: configuration, checkpoint: URL(fileURLWithPath: output)
+            ) { done, total in
                 let elapsed = Date().timeIntervalSince(start)
-                line.update(String(format: "generating %@: iteration %d/%d  ETA %@", preset.rawValue, done, total,
-                    formatDuration(elapsed / Double(max(done, 1)) * Double(total - done))))
+                line.update(
+                    String(
+                        format: "generating %@: iteration %d/%d  ETA %@", preset.rawValue, done, total,
+                        formatDuration(elapsed / Double(max(done, 1)) * Double(total - done))))
             }
             line.finish()
             try writeGrid(samples.images, to: grid)
             let metrics = try DiversityMetrics.measure(samples.images, model: model)
-            try writeJSON(GenerationReport(configuration: configuration, batchSize: samples.batchSize, losses: samples.losses, seconds: samples.seconds, diversity: metrics), to: report)
-            say(String(format: "%d %@ samples in %@ (%@), grid %@, report %@; mean |cosine| %.3f, effective rank %.1f, predicted classes %@",
-                samples.count, preset.rawValue, formatDuration(samples.seconds), output, grid, report, metrics.meanAbsoluteCosine, metrics.effectiveRank,
-                metrics.predictedClasses.map(String.init).joined(separator: " ")))
+            try writeJSON(
+                GenerationReport(
+                    configuration: configuration, batchSize: samples.batchSize, losses: samples.losses,
+                    seconds: samples.seconds, diversity: metrics), to: report)
+            say(
+                String(
+                    format:
+                        "%d %@ samples in %@ (%@), grid %@, report %@; "
+                        + "mean |cosine| %.3f, effective rank %.1f, predicted classes %@",
+                    samples.count, preset.rawValue, formatDuration(samples.seconds), output, grid, report,
+                    metrics.meanAbsoluteCosine, metrics.effectiveRank,
+                    metrics.predictedClasses.map(String.init).joined(separator: " ")))
         }
     }
 }
@@ -90,18 +104,4 @@ struct GenerationReport: Codable {
     let losses: [LossTerms]
     let seconds: Double
     let diversity: DiversityMetrics
-}
-
-/// A PNG grid of Fashion-MNIST-normalised images, mapped back to pixel brightness.
-func writeGrid(_ images: Tensor, to path: String) throws {
-    let g = PNG.grid(images, columns: Int(Double(images.shape[0]).squareRoot().rounded(.up)), zoom: 3) {
-        $0 * FashionMNIST.standardDeviation + FashionMNIST.mean
-    }
-    try PNG.encode(pixels: g.pixels, width: g.width, height: g.height, channels: g.channels).write(to: URL(fileURLWithPath: path), options: .atomic)
-}
-
-func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    try encoder.encode(value).write(to: URL(fileURLWithPath: path), options: .atomic)
 }

@@ -4,9 +4,13 @@ import Foundation
 
 /// The `--model` option of commands that work on a trained ResNet-20 for Fashion-MNIST.
 struct ModelOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "Trained ResNet-20 weights (safetensors; a `dsg train` checkpoint also works). Default: the embedded model.",
-        valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            """
+            Trained ResNet-20 weights (safetensors; a `dsg train` checkpoint also works). \
+            Default: the embedded model.
+            """,
+            valueName: "path"))
     var model: String?
 
     /// What the reports call the model.

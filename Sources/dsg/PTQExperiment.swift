@@ -63,7 +63,10 @@ final class PTQExperiment {
             let start = first ?? (done, Date())
             first = start
             let rate = Double(done - start.done) / Date().timeIntervalSince(start.date)
-            status("generating \(name), seed \(seed): iteration \(done)/\(total), ETA \(formatDuration(Double(total - done) / rate))")
+            status(
+                "generating \(name), seed \(seed): iteration \(done)/\(total), "
+                    + "ETA \(formatDuration(Double(total - done) / rate))"
+            )
         }
         return (set.images, set.seconds)
     }
@@ -94,9 +97,13 @@ final class PTQExperiment {
             activationCalibration: calibration, fp32: fp32)
         for name in sources {
             for bits in bitWidths {
-                report.accuracy["\(name)/W\(bits.0)A\(bits.1)"] = try seeds.map { try accuracy(name, seed: $0, bits: bits) }
+                report.accuracy["\(name)/W\(bits.0)A\(bits.1)"] = try seeds.map {
+                    try accuracy(name, seed: $0, bits: bits)
+                }
             }
-            if name != "real" { report.generationSeconds[name] = seeds.compactMap { state["seconds/\(name)/seed\($0)"] } }
+            if name != "real" {
+                report.generationSeconds[name] = seeds.compactMap { state["seconds/\(name)/seed\($0)"] }
+            }
         }
         if !ablationSeeds.isEmpty {
             for name in PTQVariants.ablation {
@@ -126,15 +133,21 @@ final class PTQExperiment {
         let channel = 0
         var series: [ScatterPlot.Series] = []
         // Real training images are always drawn (they cost no generation): they are what the others imitate.
-        for (name, color) in [("real", "#2ca02c"), ("zeroQ", "#d62728"), ("dsg", "#1f77b4")] where name == "real" || sources.contains(name) {
+        for (name, color) in [("real", "#2ca02c"), ("zeroQ", "#d62728"), ("dsg", "#1f77b4")]
+        where name == "real" || sources.contains(name) {
             let stats = try SampleStatistics.measure(try samples(name, seed: seed).images, model: model, layer: layer)
             let points = (0..<stats.batch).map { n in
-                (x: Double(stats.means[n * stats.channels + channel]), y: Double(stats.deviations[n * stats.channels + channel]))
+                (
+                    x: Double(stats.means[n * stats.channels + channel]),
+                    y: Double(stats.deviations[n * stats.channels + channel])
+                )
             }
             series.append(ScatterPlot.Series(name: name, color: color, points: points))
         }
-        series.append(ScatterPlot.Series(
-            name: "BatchNorm statistics", color: "#000000", points: [(Double(target.mean[channel]), Double(target.deviation[channel]))]))
+        series.append(
+            ScatterPlot.Series(
+                name: "BatchNorm statistics", color: "#000000",
+                points: [(Double(target.mean[channel]), Double(target.deviation[channel]))]))
         let plot = ScatterPlot(
             title: "Per-sample statistics of \(layer.name)'s input, channel \(channel)",
             xLabel: "per-sample mean", yLabel: "per-sample standard deviation", series: series)

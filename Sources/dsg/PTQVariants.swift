@@ -9,7 +9,8 @@ enum PTQVariants {
     /// The W4A4 ablation rows: ZeroQ plus each of DSG's three parts, all three, the `dsg` preset without its
     /// image priors or its cross-entropy (what the preset adds to the paper's terms), and the margin sweep.
     static let ablation = [
-        "zeroQ", "zeroQ+SDA", "zeroQ+LSE", "zeroQ+SCI", "zeroQ+SDA+LSE+SCI", "dsg-priors", "dsg-CE", "dsg@0.5", "dsg@0.8",
+        "zeroQ", "zeroQ+SDA", "zeroQ+LSE", "zeroQ+SCI", "zeroQ+SDA+LSE+SCI", "dsg-priors", "dsg-CE", "dsg@0.5",
+        "dsg@0.8",
         "dsg", "dsg@1.0",
     ]
 
@@ -41,7 +42,9 @@ enum PTQVariants {
             c = GenerationConfiguration(preset: .dsg)
             c.weights.crossEntropy = 0
         default:
-            guard name.hasPrefix("dsg@"), let q = Double(name.dropFirst(4)) else { preconditionFailure("unknown source \(name)") }
+            guard name.hasPrefix("dsg@"), let q = Double(name.dropFirst(4)) else {
+                preconditionFailure("unknown source \(name)")
+            }
             c = GenerationConfiguration(preset: .dsg)
             c.marginQuantile = q
         }

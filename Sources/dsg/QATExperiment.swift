@@ -33,21 +33,13 @@ struct QATExperimentCommand: ParsableCommand {
     var testImages = 10_000
 
     func validate() throws {
-        try validated { for b in bits { try qat.configuration(weightBits: b, activationBits: b, loss: .dsg).validate() } }
-        guard ptqCount >= 2, ptqIterations >= 1 else { throw ValidationError("--ptq-count must be at least 2 and --ptq-iterations at least 1.") }
+        try validated {
+            for b in bits { try qat.configuration(weightBits: b, activationBits: b, loss: .dsg).validate() }
+        }
+        guard ptqCount >= 2, ptqIterations >= 1 else {
+            throw ValidationError("--ptq-count must be at least 2 and --ptq-iterations at least 1.")
+        }
         guard testImages >= 1 else { throw ValidationError("--test-images must be at least 1.") }
-    }
-
-    struct Report: Codable {
-        var model: String, date: String
-        var configuration: QATConfiguration
-        var fp32: Double
-        /// "loss/WxAx" → final top-1, best top-1 over epochs, wall seconds.
-        var qat: [String: Run] = [:]
-        /// "WxAx" → top-1 of PTQ with `ptqCount` DSG samples.
-        var ptq: [String: Double] = [:]
-
-        struct Run: Codable { var final: Double, best: Double, seconds: Double, epochs: [QATEpoch] }
     }
 
     func run() throws {
@@ -58,7 +50,7 @@ struct QATExperimentCommand: ParsableCommand {
             let model = try modelOptions.load()
             let test = try FashionMNIST.load(.test, from: dataOptions.directory).prefix(testImages)
             let base = qat.configuration(weightBits: 4, activationBits: 4, loss: .dsg)
-            var report = Report(
+            var report = QATReport(
                 model: modelOptions.name, date: ISO8601DateFormatter().string(from: Date()), configuration: base,
                 fp32: try Evaluation.accuracy(of: model, on: test))
 
@@ -67,11 +59,13 @@ struct QATExperimentCommand: ParsableCommand {
             configuration.iterations = ptqIterations
             let line = ProgressLine()
             let samples = try DSG.generateSamples(
-                from: model, configuration: configuration, checkpoint: folder.appendingPathComponent("samples-dsg-seed0.safetensors")
+                from: model, configuration: configuration,
+                checkpoint: folder.appendingPathComponent("samples-dsg-seed0.safetensors")
             ) { done, total in line.update("PTQ reference: generating DSG samples, iteration \(done)/\(total)") }
             line.finish()
             for b in bits {
-                let q = try PTQCalibrator(configuration: PTQConfiguration(weightBits: b, activationBits: b)).quantize(model, calibration: samples.images)
+                let q = try PTQCalibrator(configuration: PTQConfiguration(weightBits: b, activationBits: b)).quantize(
+                    model, calibration: samples.images)
                 report.ptq["W\(b)A\(b)"] = try Evaluation.accuracy(of: q.model, on: test)
             }
             for b in bits {
@@ -79,31 +73,20 @@ struct QATExperimentCommand: ParsableCommand {
                     let configuration = qat.configuration(weightBits: b, activationBits: b, loss: loss)
                     let name = "\(loss.rawValue)-\(configuration.label)"
                     let trainer = try QATTrainer(teacher: model, configuration: configuration)
-                    try runQAT(trainer, test: test, checkpoint: folder.appendingPathComponent("\(name).safetensors"), grids: grids, name: name)
+                    try runQAT(
+                        trainer, test: test, checkpoint: folder.appendingPathComponent("\(name).safetensors"),
+                        grids: grids, name: name)
                     let accuracies = trainer.history.compactMap(\.testAccuracy)
-                    report.qat["\(loss.rawValue)/\(configuration.label)"] = Report.Run(
-                        final: accuracies.last ?? 0, best: accuracies.max() ?? 0, seconds: trainer.history.reduce(0) { $0 + $1.seconds },
+                    report.qat["\(loss.rawValue)/\(configuration.label)"] = QATReport.Run(
+                        final: accuracies.last ?? 0, best: accuracies.max() ?? 0,
+                        seconds: trainer.history.reduce(0) { $0 + $1.seconds },
                         epochs: trainer.history)
                 }
             }
             try writeJSON(report, to: folder.appendingPathComponent("results.json").path)
-            let markdown = Self.markdown(report, bits: bits, losses: losses, ptqCount: ptqCount)
+            let markdown = report.markdown(bits: bits, losses: losses, ptqCount: ptqCount)
             try markdown.write(to: folder.appendingPathComponent("results.md"), atomically: true, encoding: .utf8)
             say(markdown)
         }
-    }
-
-    static func markdown(_ r: Report, bits: [Int], losses: [QATConfiguration.GeneratorLoss], ptqCount: Int) -> String {
-        let c = r.configuration
-        var s = String(format: "FP32: %.2f%%. QAT: %d epochs x %d iterations, batch %d, warm-up %d, activation ranges from %@, seed %llu; top-1 after the last epoch (best epoch in brackets).\n\n",
-            100 * r.fp32, c.epochs, c.iterationsPerEpoch, c.batchSize, c.warmupEpochs, c.activationRange.rawValue, c.seed)
-        s += "| Method | " + bits.map { "W\($0)A\($0)" }.joined(separator: " | ") + " | wall time |\n|---|" + String(repeating: "---|", count: bits.count + 1) + "\n"
-        s += "| PTQ, \(ptqCount) DSG samples | " + bits.map { String(format: "%.2f", 100 * (r.ptq["W\($0)A\($0)"] ?? 0)) }.joined(separator: " | ") + " | - |\n"
-        for loss in losses {
-            let runs = bits.map { r.qat["\(loss.rawValue)/W\($0)A\($0)"] }
-            s += "| QAT, \(loss.rawValue) generator | " + runs.map { run in run.map { String(format: "%.2f (%.2f)", 100 * $0.final, 100 * $0.best) } ?? "-" }.joined(separator: " | ")
-            s += " | " + formatDuration(runs.compactMap { $0?.seconds }.reduce(0, +)) + " |\n"
-        }
-        return s
     }
 }

@@ -14,10 +14,13 @@ enum QuantizationMethod: String, ExpressibleByArgument, CaseIterable {
 struct QuantizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantize",
-        abstract: "Quantize a model without its data (PTQ from a sample file, or QAT with a generator), accuracy before and after.",
+        abstract: """
+            Quantize a model without its data (PTQ from a sample file, or QAT with a generator), accuracy before \
+            and after.
+            """,
         discussion: """
-            --method ptq calibrates on the samples of `dsg generate`. --method qat trains a generator against the model \
-            and distils the model into a fake-quantized student on the generator's images (the QAT configuration); it \
+            --method ptq calibrates on the samples of `dsg generate`. --method qat trains a generator against the \
+            model and distils the model into a fake-quantized student on the generator's images (the QAT options); it \
             writes a checkpoint after every epoch and continues from it when run again.
             """)
 
@@ -30,7 +33,10 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Calibration samples made by `dsg generate` (ptq).", valueName: "path"))
     var samples: String?
 
-    @Option(help: ArgumentHelp("PTQ on this many real training images instead of --samples: the reference that uses data.", valueName: "count"))
+    @Option(
+        help: ArgumentHelp(
+            "PTQ on this many real training images instead of --samples: the reference that uses data.",
+            valueName: "count"))
     var realImages: Int?
 
     @Option(help: "Seed that draws the real training images.")
@@ -68,12 +74,14 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: ArgumentHelp("QAT: checkpoint file, written after every epoch.", valueName: "path"))
     var checkpoint = "qat-checkpoint.safetensors"
 
-    @Option(help: ArgumentHelp("QAT: folder for a PNG grid of generator samples after every epoch.", valueName: "folder"))
+    @Option(
+        help: ArgumentHelp("QAT: folder for a PNG grid of generator samples after every epoch.", valueName: "folder"))
     var grids: String?
 
     func validate() throws {
         if method == .ptq && (samples == nil) == (realImages == nil) {
-            throw ValidationError("--method ptq needs --samples (make them with `dsg generate`) or --real-images, one of them.")
+            throw ValidationError(
+                "--method ptq needs --samples (make them with `dsg generate`) or --real-images, one of them.")
         }
         if let realImages, realImages < 1 { throw ValidationError("--real-images must be at least 1.") }
         try validated {
@@ -108,20 +116,33 @@ struct QuantizeCommand: ParsableCommand {
             case .qat:
                 let trainer = try QATTrainer(teacher: model, configuration: qatConfiguration())
                 let gridFolder = grids.map { URL(fileURLWithPath: $0) }
-                if let gridFolder { try FileManager.default.createDirectory(at: gridFolder, withIntermediateDirectories: true) }
-                try runQAT(trainer, test: test, checkpoint: URL(fileURLWithPath: checkpoint), grids: gridFolder, name: "\(generatorLoss.rawValue)-\(trainer.configuration.label)")
-                (quantized, source) = (try trainer.quantizedStudent(), "QAT with the \(generatorLoss.rawValue) generator")
+                if let gridFolder {
+                    try FileManager.default.createDirectory(at: gridFolder, withIntermediateDirectories: true)
+                }
+                try runQAT(
+                    trainer, test: test, checkpoint: URL(fileURLWithPath: checkpoint), grids: gridFolder,
+                    name: "\(generatorLoss.rawValue)-\(trainer.configuration.label)")
+                (quantized, source) = (
+                    try trainer.quantizedStudent(), "QAT with the \(generatorLoss.rawValue) generator"
+                )
             }
             if showRanges {
-                for r in quantized.activationRanges { say(String(format: "%@  %.4f ... %.4f", r.activation, r.low, r.high)) }
+                for r in quantized.activationRanges {
+                    say(String(format: "%@  %.4f ... %.4f", r.activation, r.low, r.high))
+                }
             }
             try quantized.save(to: URL(fileURLWithPath: output))
             let line = ProgressLine()
             let label = quantized.configuration.label
             let fp32 = try Evaluation.accuracy(of: model, on: test) { line.update("FP32: \($0)/\(test.count)") }
-            let q = try Evaluation.accuracy(of: quantized.model, on: test) { line.update("\(label): \($0)/\(test.count)") }
+            let q = try Evaluation.accuracy(of: quantized.model, on: test) {
+                line.update("\(label): \($0)/\(test.count)")
+            }
             line.finish()
-            say(String(format: "FP32 %.2f%%  %@ %.2f%%  (%@; quantized model written to %@)", 100 * fp32, label, 100 * q, source, output))
+            say(
+                String(
+                    format: "FP32 %.2f%%  %@ %.2f%%  (%@; quantized model written to %@)", 100 * fp32, label, 100 * q,
+                    source, output))
         }
     }
 
@@ -129,7 +150,8 @@ struct QuantizeCommand: ParsableCommand {
     private func postTraining(_ model: Model) throws -> (QuantizedModel, String) {
         let images: Tensor, source: String
         if let realImages {
-            images = try FashionMNIST.load(.train, from: dataOptions.directory).randomSample(realImages, seed: realSeed).images
+            images = try FashionMNIST.load(.train, from: dataOptions.directory).randomSample(realImages, seed: realSeed)
+                .images
             source = "\(images.shape[0]) real training images, seed \(realSeed)"
         } else {
             let set = try SampleSet.load(from: URL(fileURLWithPath: samples ?? ""))

@@ -30,7 +30,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Seed for initialisation, shuffling and augmentation.")
     var seed: UInt64 = 0
 
-    @Option(help: ArgumentHelp("Checkpoint file, written after every epoch and resumed from if it exists.", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Checkpoint file, written after every epoch and resumed from if it exists.", valueName: "path"))
     var checkpoint = "dsg-train-checkpoint.safetensors"
 
     @Option(help: ArgumentHelp("Where to write the trained weights (safetensors).", valueName: "path"))
@@ -61,32 +63,47 @@ struct TrainCommand: ParsableCommand {
             if FileManager.default.fileExists(atPath: checkpointURL.path) {
                 say("resuming from \(checkpoint)")
             }
-            say("training ResNet-20 on \(train.count) images: \(epochs) epochs of \(trainer.stepsPerEpoch) steps, batch \(batchSize), seed \(seed)")
+            say(
+                "training ResNet-20 on \(train.count) images: \(epochs) epochs of \(trainer.stepsPerEpoch) steps, "
+                    + "batch \(batchSize), seed \(seed)"
+            )
             let line = ProgressLine()
             var reported = 0
             let history = try trainer.run(checkpoint: checkpointURL) { p in
                 // Epochs finished since the last call are printed once, on their own lines.
-                while reported < trainer.history.count { printEpoch(trainer.history[reported], of: epochs, line: line); reported += 1 }
-                line.update(String(
-                    format: "epoch %d/%d  step %d/%d  loss %.4f  %.0f images/s  ETA %@", p.epoch + 1, p.epochs, p.step,
-                    p.stepsPerEpoch, p.loss, p.imagesPerSecond, formatDuration(p.secondsRemaining)))
+                while reported < trainer.history.count {
+                    printEpoch(trainer.history[reported], of: epochs, line: line)
+                    reported += 1
+                }
+                line.update(
+                    String(
+                        format: "epoch %d/%d  step %d/%d  loss %.4f  %.0f images/s  ETA %@", p.epoch + 1, p.epochs,
+                        p.step,
+                        p.stepsPerEpoch, p.loss, p.imagesPerSecond, formatDuration(p.secondsRemaining)))
             }
             for report in history[reported...] { printEpoch(report, of: epochs, line: line) }
             try Safetensors.write(
-                Safetensors.Contents(tensors: model.stateDict, metadata: [
-                    Model.architectureKey: "resnet20", Model.inputShapeKey: "1x28x28", "dataset": "fashion-mnist",
-                    "seed": String(seed),
-                ]),
+                Safetensors.Contents(
+                    tensors: model.stateDict,
+                    metadata: [
+                        Model.architectureKey: "resnet20", Model.inputShapeKey: "1x28x28", "dataset": "fashion-mnist",
+                        "seed": String(seed),
+                    ]),
                 to: URL(fileURLWithPath: output))
             let seconds = history.reduce(0) { $0 + $1.seconds }
-            say(String(format: "test accuracy %.2f%% after %d epochs (%@ of training); weights written to %@",
-                100 * (history.last?.testAccuracy ?? 0), history.count, formatDuration(seconds), output))
+            say(
+                String(
+                    format: "test accuracy %.2f%% after %d epochs (%@ of training); weights written to %@",
+                    100 * (history.last?.testAccuracy ?? 0), history.count, formatDuration(seconds), output))
         }
     }
 
     private func printEpoch(_ r: EpochReport, of epochs: Int, line: ProgressLine) {
         line.finish()
-        say(String(format: "epoch %d/%d  train loss %.4f  train accuracy %.2f%%  test accuracy %.2f%%  (%@)",
-            r.epoch + 1, epochs, r.trainLoss, 100 * r.trainAccuracy, 100 * r.testAccuracy, formatDuration(r.seconds)))
+        say(
+            String(
+                format: "epoch %d/%d  train loss %.4f  train accuracy %.2f%%  test accuracy %.2f%%  (%@)",
+                r.epoch + 1, epochs, r.trainLoss, 100 * r.trainAccuracy, 100 * r.testAccuracy, formatDuration(r.seconds)
+            ))
     }
 }

@@ -1,6 +1,19 @@
-import Foundation
 import DSGCore
 import DSGKernels
+import Foundation
+
+/// Why diversity cannot be measured.
+public enum DiversityError: Error, Equatable, CustomStringConvertible {
+    /// Fewer than two images: spreads and similarities need at least two.
+    case tooFewImages(Int)
+
+    /// One line with the count.
+    public var description: String {
+        switch self {
+        case .tooFewImages(let n): return "diversity needs at least two images, got \(n)"
+        }
+    }
+}
 
 /// How diverse a set of images is, seen by a model's BatchNorm layers and by the images themselves
 /// (Docs/DSG.md §9). Works the same for synthetic and real images.
@@ -8,6 +21,7 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
     /// Per BatchNorm layer: the mean over channels of the standard deviation over samples of the per-sample
     /// channel means (`meanSpread`) and channel deviations (`deviationSpread`). Higher is more diverse.
     public var meanSpread: [Double]
+    /// Per BatchNorm layer: the same spread for the per-sample channel deviations (see `meanSpread`).
     public var deviationSpread: [Double]
     /// Per BatchNorm layer: `mean_c |batch mean − running mean| / running deviation`, how far the whole set's
     /// statistics sit from the layer's.
@@ -20,10 +34,12 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
     /// classes shows the network only what those classes look like.
     public var predictedClasses: [Int]
 
-    /// Measures `images` (`[N, C, H, W]`, N ≥ 2) through `model` in evaluation mode.
+    /// Measures `images` (`[N, C, H, W]`, N ≥ 2) through `model` in evaluation mode; fewer than two images
+    /// throw ``DiversityError/tooFewImages(_:)`` (a spread needs two).
     public static func measure(_ images: Tensor, model: Model, batchSize: Int = 64) throws -> DiversityMetrics {
-        let n = images.shape[0], size = images.elementCount / n
-        precondition(n >= 2, "DiversityMetrics: at least two images are needed.")
+        let n = images.shape.rank > 0 ? images.shape[0] : 0
+        guard n >= 2 else { throw DiversityError.tooFewImages(n) }
+        let size = images.elementCount / n
         let targets = model.batchNormLayers.map { BatchNormTarget(model: model, layer: $0) }
         // Per-sample statistics of every layer, gathered batch by batch.
         var means = targets.map { _ in [Float]() }, deviations = means
@@ -37,15 +53,20 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
                 deviations[l] += s.deviations
             }
             executor.withValue(model.outputs[0]) { logits in
-                for i in 0..<samples.count { predicted[Evaluation.predictedClass(logits, sample: i, classes: classes)] += 1 }
+                for i in 0..<samples.count {
+                    predicted[Evaluation.predictedClass(logits, sample: i, classes: classes)] += 1
+                }
             }
         }
-        var metrics = DiversityMetrics(meanSpread: [], deviationSpread: [], alignmentResidual: [], meanAbsoluteCosine: 0, effectiveRank: 0, predictedClasses: predicted)
+        var metrics = DiversityMetrics(
+            meanSpread: [], deviationSpread: [], alignmentResidual: [], meanAbsoluteCosine: 0, effectiveRank: 0,
+            predictedClasses: predicted)
         for (l, target) in targets.enumerated() {
             let c = target.layer.channels
             var spreadM = 0.0, spreadS = 0.0, residual = 0.0
             for ch in 0..<c {
-                let m = (0..<n).map { Double(means[l][$0 * c + ch]) }, s = (0..<n).map { Double(deviations[l][$0 * c + ch]) }
+                let m = (0..<n).map { Double(means[l][$0 * c + ch]) },
+                    s = (0..<n).map { Double(deviations[l][$0 * c + ch]) }
                 spreadM += standardDeviation(m)
                 spreadS += standardDeviation(s)
                 // The set's mean of a channel is the mean of the per-sample means (equal plane sizes).
@@ -72,7 +93,8 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
         metrics.meanAbsoluteCosine = cosine / Double(n * (n - 1))
         let spectrum = try LAPACK.symmetricEigen(gram, n: n).values.map { max($0, 0) }
         let total = spectrum.reduce(0, +)
-        metrics.effectiveRank = total > 0 ? exp(-spectrum.reduce(0.0) { p, λ in λ > 0 ? p + (λ / total) * log(λ / total) : p }) : 0
+        metrics.effectiveRank =
+            total > 0 ? exp(-spectrum.reduce(0.0) { p, λ in λ > 0 ? p + (λ / total) * log(λ / total) : p }) : 0
         return metrics
     }
 

@@ -26,10 +26,13 @@ public final class CorrelationInhibition {
         case values([Double])
     }
 
+    /// Images per batch `N` and values per flattened image `D = C * H * W`.
     public let batch: Int, dimension: Int
-    private var rows: [Double], norms: [Double], gram: [Double], gramGradient: [Double], row: [Double], reference: [Double]
+    private var rows: [Double], norms: [Double], gram: [Double], gramGradient: [Double], row: [Double],
+        reference: [Double]
     private let solver: SymmetricEigenSolver
 
+    /// Allocates every buffer, the eigensolver's included, for batches of `batch` images of `dimension` values.
     public init(batch: Int, dimension: Int) {
         (self.batch, self.dimension) = (batch, dimension)
         rows = Array(repeating: 0, count: batch * dimension)

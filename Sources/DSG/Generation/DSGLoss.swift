@@ -2,9 +2,13 @@ import DSGCore
 
 /// The final value of every loss term of one batch, for reports.
 public struct LossTerms: Sendable, Codable, Equatable {
+    /// Weighted values: BatchNorm alignment (summed over layers), input statistics, cross-entropy and
+    /// correlation inhibition (its weight divided by `L`).
     public var batchNorm = 0.0, inputStatistics = 0.0, crossEntropy = 0.0, correlation = 0.0
+    /// Weighted total variation and L2, and `total`, the sum of all six: the loss the learning-rate schedule sees.
     public var totalVariation = 0.0, l2 = 0.0, total = 0.0
 
+    /// All terms zero.
     public init() {}
 }
 
@@ -20,11 +24,13 @@ public struct LossTerms: Sendable, Codable, Equatable {
 ///
 /// Every buffer is made once, in `init`, so a generation loop allocates nothing.
 public struct DSGLoss {
+    /// The weights of the terms, from the configuration.
     public let weights: GenerationConfiguration.Weights
     /// One alignment per BatchNorm layer, in `model.batchNormLayers` order.
     public let alignments: [SlackAlignment]
     /// Per layer, the per-sample weights of layerwise sample enhancement.
     public let layerWeights: [[Float]]
+    /// Images per batch `N`; every executor and buffer passed in must be for this many.
     public let batchSize: Int
 
     private let model: Model
@@ -41,7 +47,9 @@ public struct DSGLoss {
 
     /// The loss for batches of `batchSize` images of `model`, with the weights, enhancement, correlation mode
     /// and jitter of `configuration` and the given margins (`SlackMargins.zero` for exact alignment).
-    public init(model: Model, batchSize: Int, configuration: GenerationConfiguration, margins: SlackMargins) throws(GenerationError) {
+    public init(model: Model, batchSize: Int, configuration: GenerationConfiguration, margins: SlackMargins)
+        throws(GenerationError)
+    {
         let layers = model.batchNormLayers
         guard !layers.isEmpty else { throw .noBatchNorm }
         guard batchSize > 0 else { throw .invalidConfiguration("the batch size must be at least 1") }
@@ -59,18 +67,24 @@ public struct DSGLoss {
         alignments = try targets.indices.map { l throws(GenerationError) in
             let (m, s, c) = (margins.mean[l], margins.deviation[l], targets[l].layer.channels)
             guard [1, c].contains(m.count), [1, c].contains(s.count) else {
-                throw .invalidConfiguration("BatchNorm layer \(l) has \(c) channels but \(m.count) mean and \(s.count) deviation margins")
+                throw .invalidConfiguration(
+                    "BatchNorm layer \(l) has \(c) channels but \(m.count) mean and \(s.count) deviation margins")
             }
-            return SlackAlignment(targetMean: targets[l].mean, targetDeviation: targets[l].deviation, meanMargin: m, deviationMargin: s)
+            return SlackAlignment(
+                targetMean: targets[l].mean, targetDeviation: targets[l].deviation, meanMargin: m, deviationMargin: s)
         }
-        layerWeights = targets.indices.map { configuration.enhancement.weights(layer: $0, layers: layers.count, batch: batchSize) }
+        layerWeights = targets.indices.map {
+            configuration.enhancement.weights(layer: $0, layers: layers.count, batch: batchSize)
+        }
         let image = model.inputs[0].shape
         imageShape = image.batched(batchSize)
         inputTarget = SlackAlignment(
             targetMean: Array(repeating: 0, count: image[0]), targetDeviation: Array(repeating: 1, count: image[0]),
             meanMargin: [0], deviationMargin: [0])
         correlationMode = configuration.correlation
-        correlation = configuration.correlation == .off ? nil : CorrelationInhibition(batch: batchSize, dimension: image.elementCount)
+        correlation =
+            configuration.correlation == .off
+            ? nil : CorrelationInhibition(batch: batchSize, dimension: image.elementCount)
         jitter = configuration.jitter
         statistics = targets.map { $0.emptyStatistics(batch: batchSize) }
         inputStatistics = SampleStatistics(batch: batchSize, channels: image[0], plane: image[1] * image[2])
@@ -85,29 +99,37 @@ public struct DSGLoss {
     /// evaluation mode): their values go into `terms`, their gradients are added at the BatchNorm inputs and
     /// the logits, ready for `executor.backward`. `labels` are the target classes (one per sample).
     public mutating func networkTerms(_ executor: GraphExecutor, labels: [Int32], into terms: inout LossTerms) throws {
-        precondition(executor.batchSize == batchSize && labels.count == batchSize, "DSGLoss.networkTerms: batch size mismatch.")
+        precondition(
+            executor.batchSize == batchSize && labels.count == batchSize, "DSGLoss.networkTerms: batch size mismatch.")
         for l in targets.indices {
             executor.withValue(targets[l].layer.input) { statistics[l].measure($0) }
             let value = alignments[l].evaluate(
-                statistics[l], weights: layerWeights[l], meanGradient: &meanGradients[l], deviationGradient: &deviationGradients[l])
+                statistics[l], weights: layerWeights[l], meanGradient: &meanGradients[l],
+                deviationGradient: &deviationGradients[l])
             terms.batchNorm += Double(weights.batchNorm) * value
             if weights.batchNorm != 1 {
-                for i in meanGradients[l].indices { meanGradients[l][i] *= weights.batchNorm; deviationGradients[l][i] *= weights.batchNorm }
+                for i in meanGradients[l].indices {
+                    meanGradients[l][i] *= weights.batchNorm
+                    deviationGradients[l][i] *= weights.batchNorm
+                }
             }
             let target = executor.gradient(of: targets[l].layer.input)
             executor.withValue(targets[l].layer.input) { activation in
-                statistics[l].backward(activation: activation, meanGradient: meanGradients[l], deviationGradient: deviationGradients[l], into: target)
+                statistics[l].backward(
+                    activation: activation, meanGradient: meanGradients[l], deviationGradient: deviationGradients[l],
+                    into: target)
             }
         }
         if weights.crossEntropy != 0 {
             let output = model.outputs[0]
             let logits = executor.gradient(of: output)
             let classes = logits.count / batchSize
-            terms.crossEntropy = Double(try executor.withValue(output) { out in
-                try Losses.softmaxCrossEntropy(
-                    logits: out.baseAddress!, labels: labels, batch: batchSize, classes: classes,
-                    gradient: logits.baseAddress!, scale: weights.crossEntropy)
-            })
+            terms.crossEntropy = Double(
+                try executor.withValue(output) { out in
+                    try Losses.softmaxCrossEntropy(
+                        logits: out.baseAddress!, labels: labels, batch: batchSize, classes: classes,
+                        gradient: logits.baseAddress!, scale: weights.crossEntropy)
+                })
         }
     }
 
@@ -118,31 +140,42 @@ public struct DSGLoss {
         _ images: UnsafeBufferPointer<Float>, gradient g: UnsafeMutableBufferPointer<Float>, random: inout SeededRandom,
         into terms: inout LossTerms
     ) throws {
-        precondition(images.count == imageShape.elementCount && g.count == images.count, "DSGLoss.imageTerms: wrong image count.")
+        precondition(
+            images.count == imageShape.elementCount && g.count == images.count, "DSGLoss.imageTerms: wrong image count."
+        )
         if weights.inputStatistics != 0 {
             inputStatistics.measure(images)
-            terms.inputStatistics = Double(weights.inputStatistics) * inputTarget.evaluate(
-                inputStatistics, weights: sampleWeights, meanGradient: &inputMeanGradient, deviationGradient: &inputDeviationGradient)
+            terms.inputStatistics =
+                Double(weights.inputStatistics)
+                * inputTarget.evaluate(
+                    inputStatistics, weights: sampleWeights, meanGradient: &inputMeanGradient,
+                    deviationGradient: &inputDeviationGradient)
             for i in inputMeanGradient.indices {
                 inputMeanGradient[i] *= weights.inputStatistics
                 inputDeviationGradient[i] *= weights.inputStatistics
             }
-            inputStatistics.backward(activation: images, meanGradient: inputMeanGradient, deviationGradient: inputDeviationGradient, into: g)
+            inputStatistics.backward(
+                activation: images, meanGradient: inputMeanGradient, deviationGradient: inputDeviationGradient, into: g)
         }
         let r = jitter > 0 ? random.integer(in: -jitter..<jitter) : 0
         if weights.totalVariation != 0 {
-            terms.totalVariation = Double(weights.totalVariation) * ImagePriors.totalVariation(
-                images, shape: imageShape, jitter: r, gradient: g, gradientScale: weights.totalVariation)
+            terms.totalVariation =
+                Double(weights.totalVariation)
+                * ImagePriors.totalVariation(
+                    images, shape: imageShape, jitter: r, gradient: g, gradientScale: weights.totalVariation)
         }
         if weights.l2 != 0 {
-            terms.l2 = Double(weights.l2) * ImagePriors.l2(images, batch: batchSize, gradient: g, gradientScale: weights.l2)
+            terms.l2 =
+                Double(weights.l2) * ImagePriors.l2(images, batch: batchSize, gradient: g, gradientScale: weights.l2)
         }
         if let correlation {
             // The official code divides the correlation weight by the number of BatchNorm layers.
             let weight = Double(weights.correlation) / Double(targets.count)
-            terms.correlation = weight * (try correlation.evaluate(
-                images, reference: .gaussian, random: &random,
-                gradient: correlationMode == .differentiable ? g : nil, gradientScale: weight))
+            terms.correlation =
+                weight
+                * (try correlation.evaluate(
+                    images, reference: .gaussian, random: &random,
+                    gradient: correlationMode == .differentiable ? g : nil, gradientScale: weight))
         }
     }
 }
@@ -159,8 +192,10 @@ extension LossTerms {
         return l2.isFinite ? nil : "L2"
     }
 
-    /// Sums the terms into `total`.
-    mutating func addUp() {
+    /// Sums the terms into `total`. ``DSGLoss/networkTerms(_:labels:into:)`` adds into `batchNorm` and
+    /// ``DSGLoss/imageTerms(_:gradient:random:into:)`` sets the image terms, so a caller with its own loop starts
+    /// each iteration from a fresh `LossTerms()` and calls this last.
+    public mutating func addUp() {
         total = batchNorm + inputStatistics + crossEntropy + correlation + totalVariation + l2
     }
 }

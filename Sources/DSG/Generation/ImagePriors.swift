@@ -11,7 +11,8 @@ public enum ImagePriors {
     /// Total variation as the sum of four un-squared L2 norms over the whole batch: horizontal, vertical and
     /// both diagonal neighbour differences.
     public static func totalVariation(
-        _ x: UnsafeBufferPointer<Float>, shape: Shape, jitter r: Int, gradient: UnsafeMutableBufferPointer<Float>?, gradientScale: Float
+        _ x: UnsafeBufferPointer<Float>, shape: Shape, jitter r: Int, gradient: UnsafeMutableBufferPointer<Float>?,
+        gradientScale: Float
     ) -> Double {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         var total = 0.0
@@ -36,7 +37,10 @@ public enum ImagePriors {
     }
 
     /// The mean over samples of each sample's L2 norm (rolling does not change it).
-    public static func l2(_ x: UnsafeBufferPointer<Float>, batch n: Int, gradient: UnsafeMutableBufferPointer<Float>?, gradientScale: Float) -> Double {
+    public static func l2(
+        _ x: UnsafeBufferPointer<Float>, batch n: Int, gradient: UnsafeMutableBufferPointer<Float>?,
+        gradientScale: Float
+    ) -> Double {
         let d = x.count / n
         var total = 0.0
         for i in 0..<n {
@@ -56,7 +60,8 @@ public enum ImagePriors {
     /// rolled pixel (y, x) is original pixel ((y − r) mod H, (x − r) mod W).
     @inline(__always)
     private static func forEachPair(
-        _ planes: Int, _ h: Int, _ w: Int, _ dy: Int, _ dx: Int, _ y0: Int, _ x0: Int, _ rows: Int, _ cols: Int, _ r: Int,
+        _ planes: Int, _ h: Int, _ w: Int, _ dy: Int, _ dx: Int, _ y0: Int, _ x0: Int, _ rows: Int, _ cols: Int,
+        _ r: Int,
         _ body: (Int, Int) -> Void
     ) {
         func source(_ y: Int, _ x: Int) -> Int { (((y - r) % h + h) % h) * w + (((x - r) % w + w) % w) }

@@ -3,18 +3,26 @@ import Foundation
 
 /// Why sample generation stopped.
 public enum GenerationError: Error, Equatable, CustomStringConvertible {
+    /// The model has no BatchNorm layer, so there are no statistics to generate from.
     case noBatchNorm
+    /// A setting is out of range or does not fit the model (the string says which).
     case invalidConfiguration(String)
+    /// A loss term (or the network's values, naming the node) became NaN or infinite at this batch and iteration
+    /// (both from 0).
     case nonFinite(batch: Int, iteration: Int, term: String)
 
+    /// What went wrong, in words, with a remedy where there is one.
     public var description: String {
         switch self {
         case .noBatchNorm:
-            return "the model has no BatchNorm layer: DSG synthesises samples from BatchNorm statistics, so it needs them"
+            return
+                "the model has no BatchNorm layer: DSG synthesises samples from BatchNorm statistics, so it needs them"
         case .invalidConfiguration(let reason):
             return "invalid generation configuration: \(reason)"
         case .nonFinite(let batch, let iteration, let term):
-            return "batch \(batch), iteration \(iteration): the \(term) term became NaN or infinite; lower the learning rate"
+            return
+                "batch \(batch), iteration \(iteration): the \(term) term became NaN or infinite; "
+                + "lower the learning rate"
         }
     }
 }
@@ -32,11 +40,14 @@ public struct GenerationTiming: Sendable, Codable, Equatable {
     /// The Adam step and the learning-rate schedule.
     public var optimizer = 0.0
 
+    /// All phases together.
     public var total: Double { forward + batchNormLosses + backward + imageTerms + optimizer }
 
     static func + (a: Self, b: Self) -> Self {
-        Self(forward: a.forward + b.forward, batchNormLosses: a.batchNormLosses + b.batchNormLosses, backward: a.backward + b.backward,
-             imageTerms: a.imageTerms + b.imageTerms, optimizer: a.optimizer + b.optimizer)
+        Self(
+            forward: a.forward + b.forward, batchNormLosses: a.batchNormLosses + b.batchNormLosses,
+            backward: a.backward + b.backward,
+            imageTerms: a.imageTerms + b.imageTerms, optimizer: a.optimizer + b.optimizer)
     }
 }
 
@@ -68,7 +79,9 @@ final class SampleOptimizer {
     }
 
     /// Makes batch number `index` (its own seed derives from the configuration' seed and the index).
-    func makeBatch(_ index: Int, progress: (Int) throws -> Void) throws -> (images: Tensor, terms: LossTerms, timing: GenerationTiming) {
+    func makeBatch(_ index: Int, progress: (Int) throws -> Void) throws -> (
+        images: Tensor, terms: LossTerms, timing: GenerationTiming
+    ) {
         var random = SeededRandom(seed: configuration.seed &+ 0x9E37_79B9 &* UInt64(index + 1))
         let shape = inputShape.batched(batchSize)
         var x = initialImages(shape, &random)
@@ -76,10 +89,12 @@ final class SampleOptimizer {
 
         // Margins from N(0, 1) inputs: the starting batch itself when it is Gaussian (one extra forward pass, as
         // the paper says), otherwise a Gaussian batch drawn for the purpose (Docs/DSG.md §2.2).
-        let margins = try configuration.marginQuantile.map { q in
-            let noise = configuration.initialization == .gaussian ? x : random.normalTensor(shape)
-            return try SlackMargins.measure(model: model, images: noise, quantile: q, granularity: configuration.marginGranularity)
-        } ?? SlackMargins.zero(layers: layerCount)
+        let margins =
+            try configuration.marginQuantile.map { q in
+                let noise = configuration.initialization == .gaussian ? x : random.normalTensor(shape)
+                return try SlackMargins.measure(
+                    model: model, images: noise, quantile: q, granularity: configuration.marginGranularity)
+            } ?? SlackMargins.zero(layers: layerCount)
         var loss = try DSGLoss(model: model, batchSize: batchSize, configuration: configuration, margins: margins)
         let labels = (0..<batchSize).map { _ in Int32(random.integer(in: 0..<classes)) }
         var gradient = [Float](repeating: 0, count: shape.elementCount)
@@ -100,10 +115,11 @@ final class SampleOptimizer {
         for iteration in 0..<configuration.iterations {
             terms = LossTerms()
             mark = clock.now
-            executor.withInput(0) { input in x.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
+            try executor.setInput(0, from: x)
             do { try executor.run(training: false) } catch {
                 guard case .nonFinite(let node, _, _) = error else { throw error }
-                throw GenerationError.nonFinite(batch: index, iteration: iteration, term: "network (values at '\(node)')")
+                throw GenerationError.nonFinite(
+                    batch: index, iteration: iteration, term: "network (values at '\(node)')")
             }
             lap(\.forward)
             executor.zeroGradients()
@@ -119,9 +135,13 @@ final class SampleOptimizer {
             }
             lap(\.imageTerms)
             terms.addUp()
-            if let bad = terms.firstNonFinite { throw GenerationError.nonFinite(batch: index, iteration: iteration, term: bad) }
+            if let bad = terms.firstNonFinite {
+                throw GenerationError.nonFinite(batch: index, iteration: iteration, term: bad)
+            }
             adam.learningRate = plateau.rate(base: configuration.learningRate, loss: terms.total)
-            x.withUnsafeMutableBufferPointer { adam.step($0.baseAddress!, gradient: gradient, count: $0.count, slot: 0) }
+            x.withUnsafeMutableBufferPointer {
+                adam.step($0.baseAddress!, gradient: gradient, count: $0.count, slot: 0)
+            }
             lap(\.optimizer)
             try progress(iteration + 1)
         }
@@ -133,7 +153,9 @@ final class SampleOptimizer {
         case .gaussian: return random.normalTensor(shape)
         case .uniform: return random.uniformTensor(shape, 0, 1)
         case .zeroQ:
-            return Tensor(shape: shape, scalars: (0..<shape.elementCount).map { _ in (Float(random.integer(in: 0..<255)) - 127.5) / 5418.75 })
+            return Tensor(
+                shape: shape,
+                scalars: (0..<shape.elementCount).map { _ in (Float(random.integer(in: 0..<255)) - 127.5) / 5418.75 })
         }
     }
 }

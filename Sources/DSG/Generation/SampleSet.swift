@@ -3,17 +3,24 @@ import Foundation
 
 /// Why a sample-set file cannot be used.
 public enum SampleSetError: Error, Equatable, CustomStringConvertible {
+    /// The safetensors file lacks the sample-set format key: some other file.
     case notASampleSet(file: String)
+    /// A sample set whose images tensor or metadata is missing, unreadable or inconsistent.
     case corrupt(file: String, reason: String)
+    /// Resuming from a checkpoint made with another configuration or batch size.
     case differentConfiguration(file: String)
+    /// Resuming from a checkpoint whose samples do not have the model's input shape.
     case differentModel(file: String, expected: Shape, found: Shape)
 
+    /// The file's name and why it cannot be used.
     public var description: String {
         switch self {
         case .notASampleSet(let f): return "\(f): not a swift-dsg sample set (no sample-set metadata)"
         case .corrupt(let f, let reason): return "\(f): \(reason)"
-        case .differentConfiguration(let f): return "\(f) was made with another generation configuration; use another file or the same configuration"
-        case .differentModel(let f, let expected, let found): return "\(f) holds samples of shape \(found), the model takes \(expected)"
+        case .differentConfiguration(let f):
+            return "\(f) was made with another generation configuration; use another file or the same configuration"
+        case .differentModel(let f, let expected, let found):
+            return "\(f) holds samples of shape \(found), the model takes \(expected)"
         }
     }
 }
@@ -22,7 +29,9 @@ public enum SampleSetError: Error, Equatable, CustomStringConvertible {
 public struct SampleSet: Sendable {
     /// `[count, C, H, W]` in the model's normalised input space.
     public let images: Tensor
+    /// The configuration that made the samples.
     public let configuration: GenerationConfiguration
+    /// The batch size the samples were optimised in (the configuration's `batchSize` resolved: 0 became `L`).
     public let batchSize: Int
     /// The last iteration's loss terms of every batch.
     public let losses: [LossTerms]
@@ -31,10 +40,14 @@ public struct SampleSet: Sendable {
     /// Where the optimisation's time went, summed over the batches made in the last run.
     public let timing: GenerationTiming
 
+    /// The number of samples `N`: `configuration.count` once complete, fewer in a checkpoint of an unfinished run.
     public var count: Int { images.shape[0] }
 
     private static let format = "swift-dsg sample set 1"
-    private enum Key { static let format = "format", options = "options", batchSize = "batch_size", losses = "losses", seconds = "seconds" }
+    private enum Key {
+        static let format = "format", options = "options", batchSize = "batch_size", losses = "losses",
+            seconds = "seconds"
+    }
 
     /// Writes the images (safetensors tensor `images`) with everything else as JSON metadata, atomically.
     public func save(to url: URL) throws {
@@ -57,14 +70,25 @@ public struct SampleSet: Sendable {
         guard let images = contents.tensor(named: "images"), images.shape.rank == 4 else {
             throw SampleSetError.corrupt(file: file, reason: "no [N, C, H, W] tensor named 'images'")
         }
-        guard let configuration = contents.metadata[Key.options].flatMap({ try? decoder.decode(GenerationConfiguration.self, from: Data($0.utf8)) }),
+        guard
+            let configuration = contents.metadata[Key.options].flatMap({
+                try? decoder.decode(GenerationConfiguration.self, from: Data($0.utf8))
+            }),
             let batchSize = contents.metadata[Key.batchSize].flatMap(Int.init), batchSize > 0,
-            let losses = contents.metadata[Key.losses].flatMap({ try? decoder.decode([LossTerms].self, from: Data($0.utf8)) }),
+            let losses = contents.metadata[Key.losses].flatMap({
+                try? decoder.decode([LossTerms].self, from: Data($0.utf8))
+            }),
             let seconds = contents.metadata[Key.seconds].flatMap(Double.init)
         else { throw SampleSetError.corrupt(file: file, reason: "its metadata is incomplete or unreadable") }
-        guard images.shape[0] <= configuration.count, losses.count == (images.shape[0] + batchSize - 1) / batchSize else {
-            throw SampleSetError.corrupt(file: file, reason: "\(images.shape[0]) images and \(losses.count) batch reports do not fit batches of \(batchSize)")
+        guard images.shape[0] <= configuration.count, losses.count == (images.shape[0] + batchSize - 1) / batchSize
+        else {
+            throw SampleSetError.corrupt(
+                file: file,
+                reason: "\(images.shape[0]) images and \(losses.count) batch reports do not fit batches of \(batchSize)"
+            )
         }
-        return SampleSet(images: images, configuration: configuration, batchSize: batchSize, losses: losses, seconds: seconds, timing: GenerationTiming())
+        return SampleSet(
+            images: images, configuration: configuration, batchSize: batchSize, losses: losses, seconds: seconds,
+            timing: GenerationTiming())
     }
 }

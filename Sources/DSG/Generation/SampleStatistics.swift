@@ -7,13 +7,17 @@ import DSGKernels
 ///
 /// Layout: `means[n * C + c]`, `deviations[n * C + c]`.
 public struct SampleStatistics: Sendable {
+    /// Samples `N`, channels `C` and elements per channel plane `H * W` (at least 2).
     public let batch: Int, channels: Int, plane: Int
+    /// Per sample and channel, the mean over the plane, at `n * C + c`.
     public private(set) var means: [Float]
+    /// Per sample and channel, `sqrt(unbiased variance + 1e-6)` over the plane, at `n * C + c`.
     public private(set) var deviations: [Float]
 
     /// The constant under the square root, as in the official code.
     public static let epsilon: Double = 1e-6
 
+    /// Zeroed statistics for a batch of `batch` samples; a plane of fewer than two values is a programmer error.
     public init(batch: Int, channels: Int, plane: Int) {
         precondition(plane > 1, "SampleStatistics: the unbiased variance needs at least two values per plane.")
         (self.batch, self.channels, self.plane) = (batch, channels, plane)

@@ -1,4 +1,5 @@
 import DSGCore
+
 /// Slack distribution alignment (Docs/DSG.md §2) for one BatchNorm layer: per sample and channel, the squared
 /// dead-zone hinge of the distance between the sample's statistic and the BatchNorm statistic,
 ///
@@ -14,11 +15,17 @@ public struct SlackAlignment: Sendable {
     /// Margins `δ` (mean) and `γ` (deviation): one value for the layer, or one per channel.
     public let meanMargin: [Float], deviationMargin: [Float]
 
+    /// An alignment with the targets of one layer; the deviations must match the means in count, and each margin
+    /// array holds one value or one per channel (preconditions).
     public init(targetMean: [Float], targetDeviation: [Float], meanMargin: [Float], deviationMargin: [Float]) {
         let c = targetMean.count
         precondition(targetDeviation.count == c, "SlackAlignment: one target deviation per channel.")
-        precondition([1, c].contains(meanMargin.count) && [1, c].contains(deviationMargin.count), "SlackAlignment: margins are per layer or per channel.")
-        (self.targetMean, self.targetDeviation, self.meanMargin, self.deviationMargin) = (targetMean, targetDeviation, meanMargin, deviationMargin)
+        precondition(
+            [1, c].contains(meanMargin.count) && [1, c].contains(deviationMargin.count),
+            "SlackAlignment: margins are per layer or per channel.")
+        (self.targetMean, self.targetDeviation, self.meanMargin, self.deviationMargin) = (
+            targetMean, targetDeviation, meanMargin, deviationMargin
+        )
     }
 
     /// The loss over `statistics` with per-sample weights `weights` (`N` values; all 1 without enhancement).
@@ -29,14 +36,19 @@ public struct SlackAlignment: Sendable {
     ) -> Double {
         let (n, c) = (statistics.batch, statistics.channels)
         precondition(c == targetMean.count && weights.count == n, "SlackAlignment.evaluate: shapes do not match.")
-        precondition(meanGradient.count == n * c && deviationGradient.count == n * c, "SlackAlignment.evaluate: gradients need N * C values.")
+        precondition(
+            meanGradient.count == n * c && deviationGradient.count == n * c,
+            "SlackAlignment.evaluate: gradients need N * C values.")
         var value = 0.0
         for sample in 0..<n {
             let w = Double(weights[sample]) / Double(n)
             for channel in 0..<c {
                 let i = sample * c + channel
-                let (vm, gm) = Self.hinge(statistics.means[i], targetMean[channel], meanMargin[meanMargin.count == 1 ? 0 : channel])
-                let (vs, gs) = Self.hinge(statistics.deviations[i], targetDeviation[channel], deviationMargin[deviationMargin.count == 1 ? 0 : channel])
+                let (vm, gm) = Self.hinge(
+                    statistics.means[i], targetMean[channel], meanMargin[meanMargin.count == 1 ? 0 : channel])
+                let (vs, gs) = Self.hinge(
+                    statistics.deviations[i], targetDeviation[channel],
+                    deviationMargin[deviationMargin.count == 1 ? 0 : channel])
                 value += w * (vm + vs)
                 meanGradient[i] = Float(w * gm)
                 deviationGradient[i] = Float(w * gs)

@@ -4,9 +4,12 @@ import DSGCore
 /// sample's per-channel mean (`mean`) and standard deviation (`deviation`) may stray from the BatchNorm
 /// statistics at no cost. Each entry holds one value for the layer or one per channel.
 public struct SlackMargins: Sendable, Equatable, Codable {
+    /// Per BatchNorm layer, the margins `δ` on the per-sample channel means: one value, or one per channel.
     public var mean: [[Float]]
+    /// Per BatchNorm layer, the margins `γ` on the per-sample channel deviations: one value, or one per channel.
     public var deviation: [[Float]]
 
+    /// Margins as given; ``DSGLoss`` checks them against the model (one entry per layer, 1 or `C` values each).
     public init(mean: [[Float]], deviation: [[Float]]) { (self.mean, self.deviation) = (mean, deviation) }
 
     /// Margins of zero: ZeroQ's exact alignment.
@@ -16,7 +19,9 @@ public struct SlackMargins: Sendable, Equatable, Codable {
 
     /// Per layer, or per layer and channel.
     public enum Granularity: String, Sendable, Codable, CaseIterable {
+        /// One margin pair per layer, the quantile over all samples and channels (the default).
         case perLayer
+        /// One margin pair per channel, the quantile over samples.
         case perChannel
     }
 
@@ -69,12 +74,16 @@ public struct SlackMargins: Sendable, Equatable, Codable {
 
 /// The statistics a BatchNorm layer expects of its input: the running mean and `sqrt(running_var + 1e-6)`.
 public struct BatchNormTarget: Sendable {
+    /// The BatchNorm layer these statistics belong to.
     public let layer: BatchNormLayer
+    /// The running mean `μ`, one per channel.
     public let mean: [Float]
+    /// `σ = sqrt(running_var + 1e-6)`, one per channel (1e-6 whatever the layer's own epsilon, as the official code).
     public let deviation: [Float]
     /// Per-sample plane size of the layer's input.
     public let plane: Int
 
+    /// Reads `layer`'s running statistics from `model` as they are now.
     public init(model: Model, layer: BatchNormLayer) {
         let (mean, variance) = model.runningStatistics(of: layer)
         self.layer = layer
@@ -83,6 +92,8 @@ public struct BatchNormTarget: Sendable {
         plane = model.shape(of: layer.input).elementCount / layer.channels
     }
 
+    /// Zeroed per-sample statistics of this layer's input for a batch of `batch`, ready for
+    /// ``SampleStatistics/measure(_:firstSample:)``.
     public func emptyStatistics(batch: Int) -> SampleStatistics {
         SampleStatistics(batch: batch, channels: layer.channels, plane: plane)
     }

@@ -8,23 +8,37 @@ import DSGKernels
 /// - `slack` (DSG, the paper's hinge): `Σ_c [|m̄_c − μ_c| − δ]_+² + [|v̄_c − v_c| − γ]_+²`;
 /// - `gdfq` (the GDFQ baseline): `mean_c (m̄_c − μ_c)² + mean_c (v̄_c − v_c)²`, no margins.
 public struct BatchStatisticsAlignment: Sendable {
+    /// Which of the two losses above.
     public enum Form: String, Sendable, Codable {
+        /// DSG's: squared hinges beyond the margins, summed over channels.
         case slack
+        /// GDFQ's: mean squared errors over channels, no margins.
         case gdfq
     }
 
+    /// The loss computed: DSG's slack hinge or GDFQ's mean squared error.
     public let form: Form
+    /// The layer's running mean `μ` and running variance `v` (the variance, not the deviation), per channel.
     public let targetMean: [Float], targetVariance: [Float]
     /// Margins on the mean (`δ`) and on the variance (`γ`): one value for the layer or one per channel
     /// (unused by `gdfq`).
     public let meanMargin: [Float], varianceMargin: [Float]
     private var means: [Double], variances: [Double], meanGradient: [Double], varianceGradient: [Double]
 
-    public init(form: Form, targetMean: [Float], targetVariance: [Float], meanMargin: [Float] = [0], varianceMargin: [Float] = [0]) {
+    /// The term of one layer with its running statistics; margins default to zero. Mismatched counts are
+    /// programmer errors (preconditions).
+    public init(
+        form: Form, targetMean: [Float], targetVariance: [Float], meanMargin: [Float] = [0],
+        varianceMargin: [Float] = [0]
+    ) {
         let c = targetMean.count
         precondition(targetVariance.count == c, "BatchStatisticsAlignment: one target variance per channel.")
-        precondition([1, c].contains(meanMargin.count) && [1, c].contains(varianceMargin.count), "BatchStatisticsAlignment: margins are per layer or per channel.")
-        (self.form, self.targetMean, self.targetVariance, self.meanMargin, self.varianceMargin) = (form, targetMean, targetVariance, meanMargin, varianceMargin)
+        precondition(
+            [1, c].contains(meanMargin.count) && [1, c].contains(varianceMargin.count),
+            "BatchStatisticsAlignment: margins are per layer or per channel.")
+        (self.form, self.targetMean, self.targetVariance, self.meanMargin, self.varianceMargin) = (
+            form, targetMean, targetVariance, meanMargin, varianceMargin
+        )
         means = Array(repeating: 0, count: c)
         variances = means
         meanGradient = means
@@ -33,10 +47,13 @@ public struct BatchStatisticsAlignment: Sendable {
 
     /// The term for `activation` (`[N, C, plane]` values); adds `gradientScale * dL/dA` into `gradient`.
     public mutating func evaluate(
-        _ activation: UnsafeBufferPointer<Float>, batch n: Int, plane: Int, gradient: UnsafeMutableBufferPointer<Float>, gradientScale: Float
+        _ activation: UnsafeBufferPointer<Float>, batch n: Int, plane: Int, gradient: UnsafeMutableBufferPointer<Float>,
+        gradientScale: Float
     ) -> Double {
         let c = targetMean.count
-        precondition(activation.count == n * c * plane && gradient.count == activation.count, "BatchStatisticsAlignment: wrong activation size.")
+        precondition(
+            activation.count == n * c * plane && gradient.count == activation.count,
+            "BatchStatisticsAlignment: wrong activation size.")
         let count = Double(n * plane)
         Self.batchStatistics(activation, batch: n, channels: c, plane: plane, means: &means, variances: &variances)
         var value = 0.0
@@ -48,8 +65,10 @@ public struct BatchStatisticsAlignment: Sendable {
                 meanGradient[ch] = 2 * dm / Double(c)
                 varianceGradient[ch] = 2 * dv / Double(c)
             case .slack:
-                let (vm, gm) = SlackAlignment.hinge(Float(means[ch]), targetMean[ch], meanMargin[meanMargin.count == 1 ? 0 : ch])
-                let (vv, gv) = SlackAlignment.hinge(Float(variances[ch]), targetVariance[ch], varianceMargin[varianceMargin.count == 1 ? 0 : ch])
+                let (vm, gm) = SlackAlignment.hinge(
+                    Float(means[ch]), targetMean[ch], meanMargin[meanMargin.count == 1 ? 0 : ch])
+                let (vv, gv) = SlackAlignment.hinge(
+                    Float(variances[ch]), targetVariance[ch], varianceMargin[varianceMargin.count == 1 ? 0 : ch])
                 value += vm + vv
                 meanGradient[ch] = gm
                 varianceGradient[ch] = gv
@@ -58,9 +77,11 @@ public struct BatchStatisticsAlignment: Sendable {
         // dm̄/dA = 1 / (N·P); dv̄/dA = 2 (A − m̄) / (N·P).
         for s in 0..<n {
             for ch in 0..<c where meanGradient[ch] != 0 || varianceGradient[ch] != 0 {
-                let a = Float(Double(gradientScale) * meanGradient[ch] / count), b = Float(Double(gradientScale) * 2 * varianceGradient[ch] / count)
+                let a = Float(Double(gradientScale) * meanGradient[ch] / count),
+                    b = Float(Double(gradientScale) * 2 * varianceGradient[ch] / count)
                 let m = Float(means[ch])
-                let row = activation.baseAddress! + (s * c + ch) * plane, out = gradient.baseAddress! + (s * c + ch) * plane
+                let row = activation.baseAddress! + (s * c + ch) * plane,
+                    out = gradient.baseAddress! + (s * c + ch) * plane
                 for k in 0..<plane { out[k] += a + b * (row[k] - m) }
             }
         }
@@ -70,7 +91,8 @@ public struct BatchStatisticsAlignment: Sendable {
     /// Per channel, the mean and the biased variance over samples and positions of `activation`
     /// (`[N, C, plane]`), in Double, written into `means` and `variances` (C values each).
     static func batchStatistics(
-        _ activation: UnsafeBufferPointer<Float>, batch n: Int, channels c: Int, plane: Int, means: inout [Double], variances: inout [Double]
+        _ activation: UnsafeBufferPointer<Float>, batch n: Int, channels c: Int, plane: Int, means: inout [Double],
+        variances: inout [Double]
     ) {
         let count = Double(n * plane)
         for ch in 0..<c {
@@ -78,7 +100,10 @@ public struct BatchStatisticsAlignment: Sendable {
             for s in 0..<n { sum += Reductions.sum(activation.baseAddress! + (s * c + ch) * plane, count: plane) }
             let mean = sum / count
             var squares = 0.0
-            for s in 0..<n { squares += Reductions.squaredDeviations(activation.baseAddress! + (s * c + ch) * plane, count: plane, mean: mean) }
+            for s in 0..<n {
+                squares += Reductions.squaredDeviations(
+                    activation.baseAddress! + (s * c + ch) * plane, count: plane, mean: mean)
+            }
             means[ch] = mean
             variances[ch] = squares / count
         }
@@ -99,7 +124,8 @@ public struct BatchStatisticsAlignment: Sendable {
                 let c = layer.channels
                 var means = [Double](repeating: 0, count: c), variances = means
                 executor.withValue(layer.input) {
-                    batchStatistics($0, batch: n, channels: c, plane: $0.count / (n * c), means: &means, variances: &variances)
+                    batchStatistics(
+                        $0, batch: n, channels: c, plane: $0.count / (n * c), means: &means, variances: &variances)
                 }
                 for ch in 0..<c {
                     meanGaps[l].append(abs(means[ch] - Double(mean.scalars[ch])))
@@ -108,7 +134,10 @@ public struct BatchStatisticsAlignment: Sendable {
             }
         }
         return layers.indices.map {
-            (Float(SlackMargins.quantile(meanGaps[$0], quantile)), Float(SlackMargins.quantile(varianceGaps[$0], quantile)))
+            (
+                Float(SlackMargins.quantile(meanGaps[$0], quantile)),
+                Float(SlackMargins.quantile(varianceGaps[$0], quantile))
+            )
         }
     }
 }

@@ -3,9 +3,13 @@ import Foundation
 
 /// Why a generator could not be built, loaded or used.
 public enum GeneratorError: Error, Equatable, CustomStringConvertible {
+    /// The image shape is not `[C, H, H]` with `H` divisible by 4 and at least 8 (also thrown for fewer than one
+    /// class or latent value).
     case unsupportedImageShape(Shape)
+    /// A weights file was made for another image shape, number of classes, latent size or conditioning.
     case weightsDoNotMatch(file: String, expected: String, found: String)
 
+    /// What does not fit, in words.
     public var description: String {
         switch self {
         case .unsupportedImageShape(let shape):
@@ -37,20 +41,27 @@ public final class Generator {
 
     /// The image it makes, `[C, H, W]`.
     public let imageShape: Shape
+    /// The number of classes `K` the label indexes: the teacher's outputs.
     public let classes: Int
+    /// Size `d` of the latent input `z`.
     public let latentDimension: Int
+    /// How the label enters: an embedding on the latent, or class-conditional BatchNorm.
     public let conditioning: Conditioning
     /// The network; its parameters are what a `QATTrainer` trains.
     public let model: Model
 
     /// A freshly initialised generator (seeded, like every model of the package).
     public init(
-        imageShape: Shape, classes: Int, latentDimension: Int = 100, conditioning: Conditioning = .embedding, seed: UInt64 = 0
+        imageShape: Shape, classes: Int, latentDimension: Int = 100, conditioning: Conditioning = .embedding,
+        seed: UInt64 = 0
     ) throws {
-        guard imageShape.rank == 3, imageShape[1] == imageShape[2], imageShape[1] % 4 == 0, imageShape[1] >= 8, classes >= 1,
-              latentDimension >= 1
+        guard imageShape.rank == 3, imageShape[1] == imageShape[2], imageShape[1] % 4 == 0, imageShape[1] >= 8,
+            classes >= 1,
+            latentDimension >= 1
         else { throw GeneratorError.unsupportedImageShape(imageShape) }
-        (self.imageShape, self.classes, self.latentDimension, self.conditioning) = (imageShape, classes, latentDimension, conditioning)
+        (self.imageShape, self.classes, self.latentDimension, self.conditioning) = (
+            imageShape, classes, latentDimension, conditioning
+        )
         let s0 = imageShape[1] / 4
         var b = ModelBuilder(seed: seed)
         let z = b.input("z", [latentDimension])
@@ -61,7 +72,9 @@ public final class Generator {
             switch conditioning {
             case .embedding: return try b.batchNorm(h, name, epsilon: epsilon)
             case .batchNorm:
-                return try b.add(ConditionalBatchNormOp(channels: b.model.shape(of: h)[0], classes: classes, epsilon: epsilon), name, [h, label])
+                return try b.add(
+                    ConditionalBatchNormOp(channels: b.model.shape(of: h)[0], classes: classes, epsilon: epsilon), name,
+                    [h, label])
             }
         }
         var h = z
@@ -85,12 +98,14 @@ public final class Generator {
 
     /// What the weight files record of the shape, so a file for other images is refused.
     var signature: String {
-        "\(imageShape[0])x\(imageShape[1])x\(imageShape[2]) images, \(classes) classes, latent \(latentDimension), \(conditioning.rawValue) conditioning"
+        "\(imageShape[0])x\(imageShape[1])x\(imageShape[2]) images, \(classes) classes, latent \(latentDimension), "
+            + "\(conditioning.rawValue) conditioning"
     }
 
     /// Writes the weights (and running statistics) as safetensors, atomically.
     public func save(to url: URL) throws {
-        try Safetensors.write(Safetensors.Contents(tensors: model.stateDict, metadata: ["generator": signature]), to: url)
+        try Safetensors.write(
+            Safetensors.Contents(tensors: model.stateDict, metadata: ["generator": signature]), to: url)
     }
 
     /// Reads weights written by `save(to:)` for the same image shape, classes and latent size.

@@ -16,8 +16,10 @@ struct QATGeneratorLoss {
     init(teacher: Model, executor: GraphExecutor, configuration: QATConfiguration, random: inout SeededRandom) throws {
         layers = teacher.batchNormLayers
         let dsg = configuration.generatorLoss == .dsg, n = configuration.batchSize
-        let margins = dsg
-            ? try BatchStatisticsAlignment.margins(model: teacher, executor: executor, quantile: configuration.marginQuantile, random: &random)
+        let margins =
+            dsg
+            ? try BatchStatisticsAlignment.margins(
+                model: teacher, executor: executor, quantile: configuration.marginQuantile, random: &random)
             : layers.map { _ in (mean: Float(0), variance: Float(0)) }
         alignments = zip(layers, margins).map { layer, margin in
             let (mean, variance) = teacher.runningStatistics(of: layer)
@@ -31,13 +33,16 @@ struct QATGeneratorLoss {
             // Only the per-sample BatchNorm term, with the paper's enhancement and per-sample margins.
             var generation = GenerationConfiguration(preset: .dsg)
             generation.weights.batchNorm = 0.1 / Float(layers.count)
-            (generation.weights.inputStatistics, generation.weights.crossEntropy, generation.weights.correlation) = (0, 0, 0)
+            (generation.weights.inputStatistics, generation.weights.crossEntropy, generation.weights.correlation) = (
+                0, 0, 0
+            )
             (generation.weights.totalVariation, generation.weights.l2) = (0, 0)
             generation.correlation = .off
             // Their own Gaussian batch, so turning the term on leaves the run's latents and labels as they were.
             var noise = SeededRandom(seed: configuration.seed &+ 2)
             let perSample = try SlackMargins.measure(
-                model: teacher, images: noise.normalTensor(imageShape.batched(n)), quantile: configuration.marginQuantile,
+                model: teacher, images: noise.normalTensor(imageShape.batched(n)),
+                quantile: configuration.marginQuantile,
                 granularity: .perLayer)
             enhancement = try DSGLoss(model: teacher, batchSize: n, configuration: generation, margins: perSample)
         }
@@ -52,17 +57,21 @@ struct QATGeneratorLoss {
         let n = executor.batchSize, model = executor.model
         executor.zeroGradients()
         let logits = model.outputs[0]
-        var loss = Double(try executor.withValue(logits) { l in
-            try Losses.softmaxCrossEntropy(
-                logits: l.baseAddress!, labels: labels, batch: n, classes: classes, gradient: executor.gradient(of: logits).baseAddress!)
-        })
+        var loss = Double(
+            try executor.withValue(logits) { l in
+                try Losses.softmaxCrossEntropy(
+                    logits: l.baseAddress!, labels: labels, batch: n, classes: classes,
+                    gradient: executor.gradient(of: logits).baseAddress!)
+            })
         let weight = 0.1 / Float(layers.count)
         for l in layers.indices {
             let target = executor.gradient(of: layers[l].input)
             let plane = target.count / (n * layers[l].channels)
-            loss += Double(weight) * executor.withValue(layers[l].input) {
-                alignments[l].evaluate($0, batch: n, plane: plane, gradient: target, gradientScale: weight)
-            }
+            loss +=
+                Double(weight)
+                * executor.withValue(layers[l].input) {
+                    alignments[l].evaluate($0, batch: n, plane: plane, gradient: target, gradientScale: weight)
+                }
         }
         if enhancement != nil {
             var terms = LossTerms()
@@ -73,9 +82,12 @@ struct QATGeneratorLoss {
         if let correlation {
             let scale = 1 / Double(layers.count)
             let imageGradient = executor.gradient(of: ValueID(index: 0))
-            loss += scale * (try images.withUnsafeBufferPointer {
-                try correlation.evaluate($0, reference: .gaussian, random: &random, gradient: imageGradient, gradientScale: scale)
-            })
+            loss +=
+                scale
+                * (try images.withUnsafeBufferPointer {
+                    try correlation.evaluate(
+                        $0, reference: .gaussian, random: &random, gradient: imageGradient, gradientScale: scale)
+                })
         }
         return loss
     }

@@ -28,7 +28,9 @@ final class QATStudent {
         self.weightBits = weightBits
         self.rangeEstimate = rangeEstimate
         let model = model
-        weights = try model.nodes.filter { $0.op is Conv2dOp || $0.op is LinearOp }.map { try model.tensorPosition(named: $0.name + ".weight") }
+        weights = try model.nodes.filter { $0.op is Conv2dOp || $0.op is LinearOp }.map {
+            try model.tensorPosition(named: $0.name + ".weight")
+        }
         floatWeights = weights.map { [Float](repeating: 0, count: model.tensors[$0].tensor.elementCount) }
         let quantNodes = model.nodes.filter { $0.op is FakeQuantOp }
         activations = quantNodes.map { $0.inputs[0] }
@@ -42,7 +44,9 @@ final class QATStudent {
             let shape = model.tensors[i].tensor.shape
             let rows = shape[0], size = shape.elementCount / rows
             let w = model.mutablePointer(tensor: i)
-            floatWeights[k].withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: w, count: shape.elementCount) }
+            floatWeights[k].withUnsafeMutableBufferPointer {
+                $0.baseAddress!.update(from: w, count: shape.elementCount)
+            }
             UniformQuantizer.quantizeRows(w, rows: rows, size: size) {
                 UniformQuantizer(bits: weightBits, low: $0.min() ?? 0, high: $0.max() ?? 0)
             }
@@ -52,7 +56,9 @@ final class QATStudent {
     /// Puts the float weights back (after backward, before the optimiser step).
     func restoreWeights() {
         for (k, i) in weights.enumerated() {
-            floatWeights[k].withUnsafeBufferPointer { model.mutablePointer(tensor: i).update(from: $0.baseAddress!, count: $0.count) }
+            floatWeights[k].withUnsafeBufferPointer {
+                model.mutablePointer(tensor: i).update(from: $0.baseAddress!, count: $0.count)
+            }
         }
     }
 
@@ -61,7 +67,9 @@ final class QATStudent {
     func initializeRanges(from teacher: GraphExecutor) throws {
         guard ranges == nil else { return }
         ranges = try activationNames.map { name in
-            guard let node = teacher.model.nodes.first(where: { $0.name == name }) else { throw GraphError.unknownTensor(name) }
+            guard let node = teacher.model.nodes.first(where: { $0.name == name }) else {
+                throw GraphError.unknownTensor(name)
+            }
             return teacher.withValue(node.output) { extremes($0, samples: teacher.batchSize) }
         }
         writeRanges()
@@ -87,7 +95,10 @@ final class QATStudent {
 
     /// Restores ranges saved in a checkpoint (the model's range tensors already hold them).
     func adoptSavedRanges() {
-        ranges = rangeTensors.map { let r = model.mutablePointer(tensor: $0); return (r[0], r[1]) }
+        ranges = rangeTensors.map {
+            let r = model.mutablePointer(tensor: $0)
+            return (r[0], r[1])
+        }
     }
 
     private func writeRanges() {
@@ -103,6 +114,7 @@ final class QATStudent {
         quantizeWeights()
         let copy = model.copy()
         restoreWeights()
-        return QuantizedModel(model: copy, configuration: PTQConfiguration(weightBits: weightBits, activationBits: activationBits))
+        return QuantizedModel(
+            model: copy, configuration: PTQConfiguration(weightBits: weightBits, activationBits: activationBits))
     }
 }

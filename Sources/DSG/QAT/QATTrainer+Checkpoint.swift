@@ -10,7 +10,10 @@ extension QATTrainer {
         var sum = 0.0, weighted = 0.0, count = 0
         for t in model.tensors {
             t.tensor.withUnsafeBufferPointer { p in
-                for (i, x) in p.enumerated() { sum += Double(x); weighted += Double(x) * Double(i % 97 + 1) }
+                for (i, x) in p.enumerated() {
+                    sum += Double(x)
+                    weighted += Double(x) * Double(i % 97 + 1)
+                }
             }
             count += t.tensor.elementCount
         }
@@ -33,9 +36,12 @@ extension QATTrainer {
         tensors += adam.state(of: generator.model, prefix: "generator.adam.")
         tensors += student.model.stateDict.map { ("student." + $0.name, $0.tensor) }
         tensors += sgd.state(of: student.model, prefix: "student.sgd.")
-        let metadata = Metadata(configuration: configuration, history: history, random: random, teacher: fingerprint, rangesInitialized: student.ranges != nil)
+        let metadata = Metadata(
+            configuration: configuration, history: history, random: random, teacher: fingerprint,
+            rangesInitialized: student.ranges != nil)
         let json = String(decoding: try JSONEncoder().encode(metadata), as: UTF8.self)
-        try Safetensors.write(Safetensors.Contents(tensors: tensors, metadata: ["format": Self.checkpointFormat, "qat": json]), to: url)
+        try Safetensors.write(
+            Safetensors.Contents(tensors: tensors, metadata: ["format": Self.checkpointFormat, "qat": json]), to: url)
     }
 
     func resume(from url: URL) throws {
@@ -44,23 +50,35 @@ extension QATTrainer {
         if let format = contents.metadata["format"], format != Self.checkpointFormat {
             throw QATError.checkpointMismatch(file: file, reason: "format '\(format)', not '\(Self.checkpointFormat)'")
         }
-        guard let json = contents.metadata["qat"], let saved = try? JSONDecoder().decode(Metadata.self, from: Data(json.utf8)) else {
+        guard let json = contents.metadata["qat"],
+            let saved = try? JSONDecoder().decode(Metadata.self, from: Data(json.utf8))
+        else {
             throw QATError.checkpointMismatch(file: file, reason: "not a QAT checkpoint")
         }
-        guard saved.teacher == fingerprint else { throw QATError.checkpointMismatch(file: file, reason: "a different teacher model") }
+        guard saved.teacher == fingerprint else {
+            throw QATError.checkpointMismatch(file: file, reason: "a different teacher model")
+        }
         var other = saved.configuration
         other.epochs = configuration.epochs  // more epochs may be asked for later
         if other != configuration {
             let a = saved.configuration, b = configuration
-            let reason = a.label != b.label ? "\(a.label), not \(b.label)"
-                : a.batchSize != b.batchSize ? "batch size \(a.batchSize), not \(b.batchSize)"
-                : a.generatorLoss != b.generatorLoss ? "the \(a.generatorLoss.rawValue) loss, not \(b.generatorLoss.rawValue)"
-                : a.activationRange != b.activationRange ? "activation ranges from \(a.activationRange.rawValue), not \(b.activationRange.rawValue)"
-                : "other settings"
+            let reason =
+                a.label != b.label
+                ? "\(a.label), not \(b.label)"
+                : a.batchSize != b.batchSize
+                    ? "batch size \(a.batchSize), not \(b.batchSize)"
+                    : a.generatorLoss != b.generatorLoss
+                        ? "the \(a.generatorLoss.rawValue) loss, not \(b.generatorLoss.rawValue)"
+                        : a.activationRange != b.activationRange
+                            ? "activation ranges from \(a.activationRange.rawValue), not \(b.activationRange.rawValue)"
+                            : "other settings"
             throw QATError.checkpointMismatch(file: file, reason: reason)
         }
         func part(_ prefix: String) -> Safetensors.Contents {
-            Safetensors.Contents(tensors: contents.tensors.compactMap { $0.name.hasPrefix(prefix) ? (String($0.name.dropFirst(prefix.count)), $0.tensor) : nil })
+            Safetensors.Contents(
+                tensors: contents.tensors.compactMap {
+                    $0.name.hasPrefix(prefix) ? (String($0.name.dropFirst(prefix.count)), $0.tensor) : nil
+                })
         }
         try generator.model.load(part("generator."), file: file, ignoringPrefixes: ["adam."])
         try adam.restoreState(contents, of: generator.model, prefix: "generator.adam.", file: file)

@@ -12,10 +12,16 @@ import Foundation
 /// straight-through gradients, except during warm-up. Checkpoints after every epoch hold everything a resumed
 /// run needs, so a killed run continues as if it had not stopped.
 public final class QATTrainer {
+    /// The full-precision model being quantized; frozen (evaluation mode) and never changed.
     public let teacher: Model
+    /// The run's settings, validated by `init`; a checkpoint resumes only under the same ones (more epochs are
+    /// allowed).
     public let configuration: QATConfiguration
+    /// The generator trained alongside the student; its images are what the student learns from.
     public let generator: Generator
+    /// One report per finished epoch, in order, those restored from a checkpoint included.
     public internal(set) var history: [QATEpoch] = []
+    /// Where this trainer's iterations spent their time (not saved in checkpoints).
     public private(set) var timing = QATTiming()
 
     let student: QATStudent
@@ -33,14 +39,17 @@ public final class QATTrainer {
     public init(teacher: Model, configuration: QATConfiguration = QATConfiguration()) throws {
         try configuration.validate()
         guard !teacher.batchNormLayers.isEmpty else { throw QATError.noBatchNorm }
-        guard teacher.inputs.count == 1 else { throw QATError.invalidConfiguration("the teacher must take one image input") }
+        guard teacher.inputs.count == 1 else {
+            throw QATError.invalidConfiguration("the teacher must take one image input")
+        }
         self.teacher = teacher
         self.configuration = configuration
         let n = configuration.batchSize
         let imageShape = teacher.inputs[0].shape
         classes = teacher.shape(of: teacher.outputs[0]).elementCount
         generator = try Generator(
-            imageShape: imageShape, classes: classes, latentDimension: configuration.latentDimension, conditioning: configuration.conditioning,
+            imageShape: imageShape, classes: classes, latentDimension: configuration.latentDimension,
+            conditioning: configuration.conditioning,
             seed: configuration.seed)
         student = try QATStudent(
             teacher: teacher, weightBits: configuration.weightBits, activationBits: configuration.activationBits,
@@ -53,7 +62,8 @@ public final class QATTrainer {
         sgd = SGD(learningRate: configuration.studentLearningRate, momentum: 0.9, nesterov: true, weightDecay: 1e-4)
         random = SeededRandom(seed: configuration.seed &+ 1)
         fingerprint = Self.fingerprint(teacher)
-        objective = try QATGeneratorLoss(teacher: teacher, executor: teacherExecutor, configuration: configuration, random: &random)
+        objective = try QATGeneratorLoss(
+            teacher: teacher, executor: teacherExecutor, configuration: configuration, random: &random)
         latent = Tensor(shape: [n, configuration.latentDimension], repeating: 0)
         labelValues = Tensor(shape: [n], repeating: 0)
         labels = Array(repeating: 0, count: n)
@@ -66,9 +76,12 @@ public final class QATTrainer {
     /// epoch. With `test` images, the quantized student's top-1 is measured after every epoch.
     @discardableResult
     public func train(
-        test: LabeledImages? = nil, checkpoint: URL? = nil, epochLimit: Int? = nil, progress: (QATProgress) throws -> Void = { _ in }
+        test: LabeledImages? = nil, checkpoint: URL? = nil, epochLimit: Int? = nil,
+        progress: (QATProgress) throws -> Void = { _ in }
     ) throws -> [QATEpoch] {
-        if history.isEmpty, let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) { try resume(from: checkpoint) }
+        if history.isEmpty, let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
+            try resume(from: checkpoint)
+        }
         let last = min(configuration.epochs, history.count + (epochLimit ?? configuration.epochs))
         for epoch in history.count..<last {
             let start = Date()
@@ -82,24 +95,33 @@ public final class QATTrainer {
                 func finite(_ loss: String, _ step: () throws -> Double) throws -> Double {
                     let value: Double
                     do { value = try step() } catch GraphError.nonFinite { value = .nan }
-                    guard value.isFinite else { throw QATError.nonFinite(epoch: epoch, iteration: iteration, loss: loss) }
+                    guard value.isFinite else {
+                        throw QATError.nonFinite(epoch: epoch, iteration: iteration, loss: loss)
+                    }
                     return value
                 }
                 let g = try finite("generator") { try generatorStep() }
                 var mark = ContinuousClock.now
-                let s = try finite("student") { try studentStep(update: updates, trackRanges: epoch < configuration.calibrationEpochs) }
+                let s = try finite("student") {
+                    try studentStep(update: updates, trackRanges: epoch < configuration.calibrationEpochs)
+                }
                 lap(\.student, &mark)
                 timing.iterations += 1
                 generatorTotal += g
                 studentTotal += s
-                try progress(QATProgress(
-                    epoch: epoch, epochs: configuration.epochs, iteration: iteration + 1, iterations: configuration.iterationsPerEpoch,
-                    generatorLoss: generatorTotal / Double(iteration + 1), studentLoss: studentTotal / Double(iteration + 1), studentUpdates: updates))
+                try progress(
+                    QATProgress(
+                        epoch: epoch, epochs: configuration.epochs, iteration: iteration + 1,
+                        iterations: configuration.iterationsPerEpoch,
+                        generatorLoss: generatorTotal / Double(iteration + 1),
+                        studentLoss: studentTotal / Double(iteration + 1), studentUpdates: updates))
             }
             let accuracy = try test.map { try Evaluation.accuracy(of: quantizedStudent().model, on: $0) }
             let k = Double(configuration.iterationsPerEpoch)
-            history.append(QATEpoch(
-                generatorLoss: generatorTotal / k, studentLoss: studentTotal / k, testAccuracy: accuracy, seconds: Date().timeIntervalSince(start)))
+            history.append(
+                QATEpoch(
+                    generatorLoss: generatorTotal / k, studentLoss: studentTotal / k, testAccuracy: accuracy,
+                    seconds: Date().timeIntervalSince(start)))
             if let checkpoint { try save(to: checkpoint) }
         }
         return history
@@ -117,10 +139,11 @@ public final class QATTrainer {
         let executor = try GraphExecutor(model: generator.model, batchSize: count, backward: false)
         // Running statistics are left as they were: a picture must not change the generator.
         let saved = generator.model.stateDict
-        try executor.forward([
-            g.normalTensor([count, configuration.latentDimension]),
-            Tensor(shape: [count], scalars: (0..<count).map { Float($0 % classes) }),
-        ], training: true)
+        try executor.forward(
+            [
+                g.normalTensor([count, configuration.latentDimension]),
+                Tensor(shape: [count], scalars: (0..<count).map { Float($0 % classes) }),
+            ], training: true)
         for (name, tensor) in saved { try generator.model.setTensor(named: name, to: tensor) }
         return executor.output()
     }
@@ -147,19 +170,26 @@ public final class QATTrainer {
                 y[i] = Float(labels[i])
             }
         }
-        generatorExecutor.withInput(0) { input in latent.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
-        generatorExecutor.withInput(1) { input in labelValues.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
+        try generatorExecutor.setInput(0, from: latent)
+        try generatorExecutor.setInput(1, from: labelValues)
         try generatorExecutor.run(training: true)
         lap(\.generatorForward, &mark)
         let output = generator.model.outputs[0]
-        generatorExecutor.withValue(output) { x in images.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: x.baseAddress!, count: x.count) } }
+        generatorExecutor.withValue(output) { x in
+            images.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: x.baseAddress!, count: x.count) }
+        }
 
-        teacherExecutor.withInput(0) { input in images.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
+        teacherExecutor.withInput(0) { input in
+            images.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
+        }
         try teacherExecutor.run(training: false)
         teacherExecutor.withValue(teacher.outputs[0]) { l in
-            teacherLogits.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: l.baseAddress!, count: l.count) }
+            teacherLogits.withUnsafeMutableBufferPointer {
+                $0.baseAddress!.update(from: l.baseAddress!, count: l.count)
+            }
         }
-        let loss = try objective.evaluate(teacherExecutor, images: images, labels: labels, classes: classes, random: &random)
+        let loss = try objective.evaluate(
+            teacherExecutor, images: images, labels: labels, classes: classes, random: &random)
         let imageGradient = teacherExecutor.gradient(of: ValueID(index: 0))
         lap(\.teacher, &mark)
         generatorExecutor.zeroGradients()
@@ -176,7 +206,9 @@ public final class QATTrainer {
         let n = configuration.batchSize
         try student.initializeRanges(from: teacherExecutor)
         student.quantizeWeights()
-        studentExecutor.withInput(0) { input in images.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
+        studentExecutor.withInput(0) { input in
+            images.withUnsafeBufferPointer { input.baseAddress!.update(from: $0.baseAddress!, count: $0.count) }
+        }
         try studentExecutor.run(training: false)
         if trackRanges { student.trackRanges(studentExecutor) }
         studentExecutor.zeroGradients()
@@ -184,10 +216,14 @@ public final class QATTrainer {
         let gradient = studentExecutor.gradient(of: logits).baseAddress!
         let t = configuration.temperature
         let loss = try studentExecutor.withValue(logits) { s in
-            Double(Losses.klDivergence(
-                student: s.baseAddress!, teacher: teacherLogits, batch: n, classes: classes, temperature: t, reduction: .elementMean,
-                gradient: gradient, scale: configuration.distillationWeight * t * t))
-                + Double(try Losses.softmaxCrossEntropy(logits: s.baseAddress!, labels: labels, batch: n, classes: classes, gradient: gradient))
+            Double(
+                Losses.klDivergence(
+                    student: s.baseAddress!, teacher: teacherLogits, batch: n, classes: classes, temperature: t,
+                    reduction: .elementMean,
+                    gradient: gradient, scale: configuration.distillationWeight * t * t))
+                + Double(
+                    try Losses.softmaxCrossEntropy(
+                        logits: s.baseAddress!, labels: labels, batch: n, classes: classes, gradient: gradient))
         }
         if update { studentExecutor.backward() }
         student.restoreWeights()

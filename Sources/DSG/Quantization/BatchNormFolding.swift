@@ -9,6 +9,7 @@ import DSGCore
 ///
 /// The folded model computes the same function in evaluation mode with one node fewer per pair.
 public enum BatchNormFolding {
+    /// A new model with every such pair folded (`model` is left alone); every other tensor keeps its value.
     public static func fold(_ model: Model) throws -> Model {
         // Which convolutions feed a BatchNorm as their only reader.
         var readers: [Int: Int] = [:]
@@ -16,7 +17,9 @@ public enum BatchNormFolding {
         for output in model.outputs { readers[output.index, default: 0] += 1 }
         var foldInto: [String: Node] = [:]  // convolution name -> its BatchNorm
         for node in model.nodes where node.op is BatchNormOp {
-            if let producer = model.node(producing: node.inputs[0]), producer.op is Conv2dOp, readers[producer.output.index] == 1 {
+            if let producer = model.node(producing: node.inputs[0]), producer.op is Conv2dOp,
+                readers[producer.output.index] == 1
+            {
                 foldInto[producer.name] = node
             }
         }
@@ -32,7 +35,8 @@ public enum BatchNormFolding {
                 map[node.output.index] = try folded.add(node.op, name: node.name, inputs: inputs, using: &random)
                 continue
             }
-            let output = try folded.add(Conv2dOp(geometry: conv.geometry, bias: true), name: node.name, inputs: inputs, using: &random)
+            let output = try folded.add(
+                Conv2dOp(geometry: conv.geometry, bias: true), name: node.name, inputs: inputs, using: &random)
             map[node.output.index] = output
             map[bn.output.index] = output
             try setFoldedTensors(conv: node, convOp: conv, bn: bn, bnOp: bnOp, from: model, into: folded)
@@ -40,7 +44,9 @@ public enum BatchNormFolding {
         folded.outputs = model.outputs.map { map[$0.index]! }
         // Every other tensor keeps its value.
         for t in model.tensors {
-            if let existing = try? folded.tensor(named: t.name), existing.shape == t.tensor.shape, !isFolded(t.name, foldInto) {
+            if let existing = try? folded.tensor(named: t.name), existing.shape == t.tensor.shape,
+                !isFolded(t.name, foldInto)
+            {
                 try folded.setTensor(named: t.name, to: t.tensor)
             }
         }
@@ -56,11 +62,14 @@ public enum BatchNormFolding {
     ) throws {
         let channels = convOp.geometry.outChannels
         let weight = try model.tensor(named: conv.name + ".weight").scalars
-        let bias = convOp.hasBias ? try model.tensor(named: conv.name + ".bias").scalars : Array(repeating: 0, count: channels)
+        let bias =
+            convOp.hasBias ? try model.tensor(named: conv.name + ".bias").scalars : Array(repeating: 0, count: channels)
         let mean = try model.tensor(named: bn.name + ".running_mean").scalars
         let variance = try model.tensor(named: bn.name + ".running_var").scalars
-        let gamma = bnOp.affine ? try model.tensor(named: bn.name + ".weight").scalars : Array(repeating: 1, count: channels)
-        let beta = bnOp.affine ? try model.tensor(named: bn.name + ".bias").scalars : Array(repeating: 0, count: channels)
+        let gamma =
+            bnOp.affine ? try model.tensor(named: bn.name + ".weight").scalars : Array(repeating: 1, count: channels)
+        let beta =
+            bnOp.affine ? try model.tensor(named: bn.name + ".bias").scalars : Array(repeating: 0, count: channels)
         let perChannel = weight.count / channels
         var newWeight = weight, newBias = bias
         for o in 0..<channels {
@@ -68,7 +77,9 @@ public enum BatchNormFolding {
             for k in 0..<perChannel { newWeight[o * perChannel + k] = weight[o * perChannel + k] * scale }
             newBias[o] = beta[o] + (bias[o] - mean[o]) * scale
         }
-        try folded.setTensor(named: conv.name + ".weight", to: Tensor(shape: try model.tensor(named: conv.name + ".weight").shape, scalars: newWeight))
+        try folded.setTensor(
+            named: conv.name + ".weight",
+            to: Tensor(shape: try model.tensor(named: conv.name + ".weight").shape, scalars: newWeight))
         try folded.setTensor(named: conv.name + ".bias", to: Tensor(shape: [channels], scalars: newBias))
     }
 }

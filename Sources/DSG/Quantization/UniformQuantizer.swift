@@ -3,16 +3,22 @@ import Foundation
 
 /// Why a quantization setting is impossible.
 public enum QuantizationError: Error, Equatable, CustomStringConvertible {
+    /// A bit-width outside 2...8; `what` is "weight" or "activation".
     case bitWidth(Int, what: String)
+    /// An empty calibration set.
     case noCalibrationSamples
+    /// Calibration samples that are not `[N] + ` the model's per-sample input shape.
     case calibrationShape(expected: Shape, got: Shape)
+    /// A calibration batch size below 1.
     case batchSize(Int)
 
+    /// One line naming the setting and the value.
     public var description: String {
         switch self {
         case .bitWidth(let bits, let what): return "\(what) bit-width \(bits) is outside 2...8"
         case .noCalibrationSamples: return "calibration needs at least one sample"
-        case .calibrationShape(let expected, let got): return "calibration samples must have shape [N] + \(expected), got \(got)"
+        case .calibrationShape(let expected, let got):
+            return "calibration samples must have shape [N] + \(expected), got \(got)"
         case .batchSize(let size): return "the calibration batch size must be at least 1, got \(size)"
         }
     }
@@ -36,8 +42,11 @@ public struct UniformQuantizer: Sendable, Equatable {
     /// `zero` above, in the signed convention of the formula (q is centred on 0), not ONNX's unsigned zero point.
     public let zeroPoint: Float
 
+    /// The bit-widths this quantizer supports (2 to 8, as ZeroQ and DSG measure).
     public static let bitRange = 2...8
 
+    /// The quantizer whose 2^`bits` levels span `[low, high]` (up to the rounding of the zero point); `bits`
+    /// must be in ``bitRange`` (check user input with ``validate(_:_:)``).
     public init(bits: Int, low: Float, high: Float) {
         precondition(Self.bitRange.contains(bits), "UniformQuantizer: bits must be in 2...8 (validate first).")
         self.bits = bits
@@ -59,13 +68,28 @@ public struct UniformQuantizer: Sendable, Equatable {
     /// Quantize-dequantizes `rows` rows of `size` values at `w` in place, each row (a weight's output channel)
     /// with the quantizer `quantizer` chooses for it.
     public static func quantizeRows(
-        _ w: UnsafeMutablePointer<Float>, rows: Int, size: Int, quantizer: (UnsafeMutableBufferPointer<Float>) -> UniformQuantizer
+        _ w: UnsafeMutablePointer<Float>, rows: Int, size: Int,
+        quantizer: (UnsafeMutableBufferPointer<Float>) -> UniformQuantizer
     ) {
         for o in 0..<rows {
             let row = UnsafeMutableBufferPointer(start: w + o * size, count: size)
             let q = quantizer(row)
             for i in row.indices { row[i] = q(row[i]) }
         }
+    }
+
+    /// Of `candidates`, the range whose quantizer gives the least squared error on `values` (the first on
+    /// ties): the one search behind the `mse` weight and activation ranges, which differ only in their candidates.
+    static func leastSquaredErrorRange<C: Collection<Float>>(
+        _ values: C, bits: Int, candidates: [(low: Float, high: Float)]
+    ) -> (low: Float, high: Float) {
+        var best = candidates[0], bestError = Double.infinity
+        for candidate in candidates {
+            let q = UniformQuantizer(bits: bits, low: candidate.low, high: candidate.high)
+            let error = values.reduce(0.0) { $0 + Double((q($1) - $1) * (q($1) - $1)) }
+            if error < bestError { (best, bestError) = (candidate, error) }
+        }
+        return best
     }
 
     /// Checks a bit-width from user input.

@@ -4,11 +4,14 @@
 /// It keeps an inference-only executor for full batches and one for a smaller last batch, made on first use
 /// and reused by every later call, so a caller that measures several sample sets pays for set-up once.
 public final class BatchedInference {
+    /// The model run, in evaluation mode; its weights are read at every pass.
     public let model: Model
     /// The largest batch; the last batch of a set holds the remainder.
     public let batchSize: Int
     private var executors: [Int: GraphExecutor] = [:]
 
+    /// Runs `model` in batches of at most `batchSize`; executors are made on first use. Throws
+    /// ``GraphError/invalidBatchSize(_:)`` for a batch below 1.
     public init(model: Model, batchSize: Int) throws(GraphError) {
         guard batchSize > 0 else { throw .invalidBatchSize(batchSize) }
         (self.model, self.batchSize) = (model, batchSize)

@@ -25,10 +25,13 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
     /// An operator the package does not implement.
     case unsupportedOperator(String)
 
+    /// The node (or name) and what is wrong, with the shapes or values involved.
     public var description: String {
         switch self {
         case .shapeMismatch(let node, let op, let inputs, let expected):
-            return "\(op) node '\(node)': input shapes \(inputs.map(\.description).joined(separator: ", ")) do not fit; expected \(expected)"
+            return
+                "\(op) node '\(node)': input shapes \(inputs.map(\.description).joined(separator: ", ")) do not fit; "
+                + "expected \(expected)"
         case .invalidGeometry(let node, let op, let input, let reason):
             return "\(op) node '\(node)' on input \(input): \(reason)"
         case .unknownValue(let node, let value):
@@ -42,7 +45,9 @@ public enum GraphError: Error, Equatable, CustomStringConvertible {
         case .inputCount(let expected, let got):
             return "the model takes \(expected) input(s), got \(got)"
         case .sampleRange(let input, let range, let samples, let batchSize):
-            return "input '\(input)': samples \(range.lowerBound)..<\(range.upperBound) of \(samples) do not make one batch of \(batchSize)"
+            return
+                "input '\(input)': samples \(range.lowerBound)..<\(range.upperBound) of \(samples) "
+                + "do not make one batch of \(batchSize)"
         case .nonFinite(let node, let op, let shape):
             return "\(op) node '\(node)' produced NaN or infinity (output shape \(shape))"
         case .labelOutOfRange(let node, let label, let classes):

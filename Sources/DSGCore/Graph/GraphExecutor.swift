@@ -8,7 +8,10 @@
 /// ``gradient(of:)`` of the output and of any intermediate value (DSG's BatchNorm losses inject gradients at
 /// each BatchNorm input), then call ``backward(parameterGradients:)``.
 public final class GraphExecutor {
+    /// The model run; its parameters are read in place, so updates between passes are seen. Its graph must not
+    /// change after the executor is made (the buffers are planned from it).
     public let model: Model
+    /// Samples per pass; every input tensor must be `[batchSize, shape...]`.
     public let batchSize: Int
     /// Whether ``backward(parameterGradients:)`` computes the gradient of each graph input.
     public var inputsRequireGradient: [Bool]
@@ -26,6 +29,8 @@ public final class GraphExecutor {
     /// gradient buffers (as much memory again as the values).
     public let supportsBackward: Bool
 
+    /// Plans and allocates every buffer for `batchSize` samples; with `backward: false` no gradient buffer is made
+    /// (for evaluation and calibration). Throws ``GraphError/invalidBatchSize(_:)`` for a batch below 1.
     public init(model: Model, batchSize: Int, backward: Bool = true) throws(GraphError) {
         guard batchSize > 0 else { throw .invalidBatchSize(batchSize) }
         self.model = model
@@ -121,7 +126,9 @@ public final class GraphExecutor {
 
     /// A copy of `value` for the whole batch, `[batch, shape...]`.
     public func value(_ value: ValueID) -> Tensor {
-        Tensor(shape: model.shape(of: value).batched(batchSize), scalars: Array(UnsafeBufferPointer(start: values[value.index], count: count(value))))
+        Tensor(
+            shape: model.shape(of: value).batched(batchSize),
+            scalars: Array(UnsafeBufferPointer(start: values[value.index], count: count(value))))
     }
 
     /// A copy of model output `i`.
@@ -143,7 +150,8 @@ public final class GraphExecutor {
         }
     }
 
-    /// The gradient buffer of `value` (`[batch, shape...]`): add loss gradients here before ``backward(parameterGradients:)``.
+    /// The gradient buffer of `value` (`[batch, shape...]`): add loss gradients here before
+    /// ``backward(parameterGradients:)``.
     public func gradient(of value: ValueID) -> UnsafeMutableBufferPointer<Float> {
         precondition(supportsBackward, "GraphExecutor: this executor was made with backward: false.")
         return UnsafeMutableBufferPointer(start: gradients[value.index], count: count(value))
@@ -205,7 +213,10 @@ public final class GraphExecutor {
 
     private func isFinite(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Bool {
         var bad = false
-        for i in 0..<n where !p[i].isFinite { bad = true; break }
+        for i in 0..<n where !p[i].isFinite {
+            bad = true
+            break
+        }
         return !bad
     }
 

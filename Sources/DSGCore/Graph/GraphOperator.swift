@@ -21,37 +21,55 @@ public protocol GraphOperator: Sendable {
     /// Floats of scratch the node needs during one call; shared by all nodes.
     func workspaceCount(batch: Int) -> Int
 
+    /// Computes `context.output` for the whole batch from `context.inputs` and the node's tensors, in training or
+    /// evaluation mode (`context.training`); throws a ``GraphError`` for bad input values (a label out of range).
     func forward(_ context: NodeContext) throws(GraphError)
+    /// Accumulates (`+=`) the gradients of the loss into the non-nil `context.inputGrads` and `context.tensorGrads`,
+    /// from `context.outputGrad` and the values of the last forward.
     func backward(_ context: NodeContext)
 }
 
 extension GraphOperator {
+    /// None: an operator owns no tensors unless it says so.
     public var tensorSpecs: [TensorSpec] { [] }
+    /// None: nothing is kept between forward and backward.
     public func savedCount(batch: Int) -> Int { 0 }
+    /// None.
     public func savedIndexCount(batch: Int) -> Int { 0 }
+    /// None: no scratch.
     public func workspaceCount(batch: Int) -> Int { 0 }
 }
 
 /// Trained parameters go to optimizers; buffers (running statistics) are saved and loaded but never trained.
 public enum TensorRole: Sendable, Equatable {
+    /// Trained: has a gradient buffer and is updated by optimizers (weights, biases, BatchNorm's scale and shift).
     case parameter
+    /// Not trained: no gradient; changed only by the operator itself (BatchNorm's running statistics) or by loading.
     case buffer
 }
 
 /// How a new tensor is filled when a node is added to a model.
 public enum Initializer: Sendable, Equatable {
+    /// Every element set to the value (BatchNorm's weight 1 and bias 0).
     case constant(Float)
+    /// Independent draws from `U(-bound, bound)` (PyTorch's default for convolutions and linear layers).
     case uniform(bound: Float)
+    /// Independent draws from `N(0, standardDeviation²)` (embeddings).
     case normal(standardDeviation: Float)
 }
 
 /// A tensor a node owns, named `<node>.<suffix>` in the model (PyTorch's names: `weight`, `running_mean`, ...).
 public struct TensorSpec: Sendable {
+    /// The name after the node's, e.g. `weight` or `running_var`.
     public let suffix: String
+    /// The tensor's full shape (no batch dimension: parameters are shared by all samples).
     public let shape: Shape
+    /// Whether optimizers train it (``TensorRole/parameter``) or it is a buffer.
     public let role: TensorRole
+    /// How ``Model/add(_:name:inputs:using:)`` fills it, from the model's seeded generator.
     public let initializer: Initializer
 
+    /// A spec for the tensor `<node>.<suffix>` of `shape`, `role` and `initializer`.
     public init(_ suffix: String, _ shape: Shape, _ role: TensorRole, _ initializer: Initializer) {
         (self.suffix, self.shape, self.role, self.initializer) = (suffix, shape, role, initializer)
     }
@@ -60,15 +78,19 @@ public struct TensorSpec: Sendable {
 /// The buffers one node works on during a pass. Built once per executor; only the tensor pointers are
 /// refreshed before each pass (a tensor's storage may have been replaced by copy-on-write).
 public final class NodeContext {
+    /// The node's name, for errors.
     public let name: String
+    /// The executor's batch size `N`: every buffer holds `N` samples.
     public let batch: Int
     /// Whether the last forward ran in training mode (batch statistics) or evaluation mode.
     public internal(set) var training = false
     /// Per-sample input shapes and output shape.
     public let inputShapes: [Shape]
+    /// The per-sample output shape.
     public let outputShape: Shape
     /// `[batch, inputShapes[i]...]` buffers.
     public let inputs: [UnsafeMutablePointer<Float>]
+    /// The `[batch, outputShape...]` buffer the forward pass writes.
     public let output: UnsafeMutablePointer<Float>
     /// The node's tensors, in ``GraphOperator/tensorSpecs`` order.
     public internal(set) var tensors: [UnsafeMutablePointer<Float>]
@@ -78,8 +100,13 @@ public final class NodeContext {
     public internal(set) var inputGrads: [UnsafeMutablePointer<Float>?]
     /// Gradients of the node's tensors (nil for buffers, or all nil when parameter gradients are off).
     public internal(set) var tensorGrads: [UnsafeMutablePointer<Float>?]
+    /// ``GraphOperator/savedCount(batch:)`` floats kept from forward to backward (BatchNorm's mean and inverse
+    /// deviation).
     public let saved: UnsafeMutablePointer<Float>
+    /// ``GraphOperator/savedIndexCount(batch:)`` Int32 slots kept from forward to backward (max pooling's winners).
     public let savedIndices: UnsafeMutablePointer<Int32>
+    /// ``GraphOperator/workspaceCount(batch:)`` floats of scratch, shared by every node: contents do not survive
+    /// from one call to the next.
     public let workspace: UnsafeMutablePointer<Float>
 
     init(

@@ -4,10 +4,13 @@ public struct BatchNormLayer: Sendable {
     public let name: String
     /// The value normalised by the layer (the preceding convolution's output), `[C, H, W]` per sample.
     public let input: ValueID
+    /// The layer's channel count `C`: the running statistics are `[C]`.
     public let channels: Int
     /// Indices into ``Model/tensors`` of `running_mean` and `running_var`.
     public let runningMeanIndex: Int
+    /// The index of `running_var` in ``Model/tensors``.
     public let runningVarIndex: Int
+    /// The layer's `epsilon`, added to the variance before the square root when it normalises.
     public let epsilon: Float
 }
 

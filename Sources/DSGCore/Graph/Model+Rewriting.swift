@@ -10,7 +10,8 @@ extension Model {
         var map: [Int: ValueID] = [:]
         for (i, input) in inputs.enumerated() { map[i] = copy.addInput(name: input.name, shape: input.shape) }
         for node in nodes {
-            let output = try copy.add(node.op, name: node.name, inputs: node.inputs.map { map[$0.index]! }, using: &random)
+            let output = try copy.add(
+                node.op, name: node.name, inputs: node.inputs.map { map[$0.index]! }, using: &random)
             map[node.output.index] = output
             if let extra = insert(node) {
                 map[node.output.index] = try copy.add(extra.op, name: extra.name, inputs: [output], using: &random)

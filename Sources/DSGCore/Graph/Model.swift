@@ -1,7 +1,10 @@
 /// A value in a model graph: a graph input or the output of one node.
 public struct ValueID: Hashable, Sendable, CustomStringConvertible {
+    /// The value's position: graph inputs first (`0..<inputs.count`), then one per node in node order.
     public let index: Int
+    /// The value at `index`; only a model's own values are meaningful (``Model/add(_:name:inputs:using:)`` checks).
     public init(index: Int) { self.index = index }
+    /// `#` and the index, e.g. `#3`.
     public var description: String { "#\(index)" }
 }
 
@@ -9,8 +12,11 @@ public struct ValueID: Hashable, Sendable, CustomStringConvertible {
 public struct Node: Sendable {
     /// Dotted name, e.g. `stage1.block0.conv1`; its tensors are `<name>.<suffix>`.
     public let name: String
+    /// What the node computes: its shape rule, tensors, forward and backward.
     public let op: any GraphOperator
+    /// The values the node reads, in the operator's order; all produced before it.
     public let inputs: [ValueID]
+    /// The node's one output value.
     public let output: ValueID
     /// Indices into ``Model/tensors`` of the node's tensors, in the operator's `tensorSpecs` order.
     public let tensorIndices: [Int]
@@ -18,8 +24,12 @@ public struct Node: Sendable {
 
 /// A named parameter or buffer of a model.
 public struct NamedTensor: Sendable {
+    /// The full name, `<node>.<suffix>` as in PyTorch's `state_dict` (`stage1.block0.bn1.running_mean`).
     public let name: String
+    /// A trained parameter or a buffer.
     public let role: TensorRole
+    /// The current value. A model's own copy changes through ``Model/setTensor(named:to:)``, loading,
+    /// optimizer steps and (running statistics) training passes.
     public var tensor: Tensor
 }
 
@@ -29,22 +39,29 @@ public struct NamedTensor: Sendable {
 /// A model is a reference type so that executors, optimizers and the user see the same weights. Nodes are
 /// appended with ``add(_:name:inputs:using:)``, which checks shapes and initialises the node's tensors.
 public final class Model: @unchecked Sendable {
+    /// A graph input: the name errors use and the per-sample shape every batch must have.
     public struct Input: Sendable {
+        /// The input's name, e.g. `image` or `label`.
         public let name: String
         /// Per-sample shape, e.g. `[1, 28, 28]`; `[]` for one label per sample.
         public let shape: Shape
     }
 
+    /// The graph inputs, in the order executors take them; their values are `0..<inputs.count`.
     public private(set) var inputs: [Input] = []
+    /// The nodes in execution order (topological: each reads only inputs and earlier nodes).
     public private(set) var nodes: [Node] = []
     /// The values the model returns; by default the last node's output.
     public var outputs: [ValueID] = []
+    /// Every parameter and buffer, in the order the nodes created them (each node's in its `tensorSpecs` order):
+    /// the order of ``stateDict`` and of saved files.
     public internal(set) var tensors: [NamedTensor] = []
     /// Per-sample shape of every value, indexed by `ValueID.index`.
     public private(set) var valueShapes: [Shape] = []
     private var tensorIndex: [String: Int] = [:]
     private var nodeNames: Set<String> = []
 
+    /// An empty model: declare the inputs with ``addInput(name:shape:)``, then add nodes.
     public init() {}
 
     /// Declares a graph input. All inputs must be declared before the first node.

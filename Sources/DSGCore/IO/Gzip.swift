@@ -1,12 +1,16 @@
-import Foundation
 internal import CZlib
+import Foundation
 
 /// Why a gzip stream could not be decompressed.
 public enum GzipError: Error, Equatable, CustomStringConvertible {
+    /// The data is shorter than a gzip header and trailer (18 bytes) or does not start with the signature `1f 8b`.
     case notGzip
+    /// zlib rejected the stream; the string is zlib's message or status.
     case corrupt(String)
+    /// The input ended before the end of the compressed stream.
     case truncated
 
+    /// What is wrong with the data, in words.
     public var description: String {
         switch self {
         case .notGzip: return "not a gzip file (it does not start with the gzip signature 1f 8b)"
@@ -22,8 +26,11 @@ public enum Gzip {
     public static func compress(_ data: Data) -> Data {
         var stream = z_stream()
         // 16 + MAX_WBITS: write a gzip header and trailer; 8 is zlib's default memory level.
-        guard deflateInit2_(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY,
-            ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        guard
+            deflateInit2_(
+                &stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY,
+                ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK
+        else {
             preconditionFailure("zlib could not start a deflate stream")
         }
         defer { deflateEnd(&stream) }
@@ -48,8 +55,10 @@ public enum Gzip {
     /// The decompressed bytes of a whole gzip file.
     public static func decompress(_ data: Data) throws(GzipError) -> Data {
         guard data.count >= 18, data[data.startIndex] == 0x1f, data[data.startIndex + 1] == 0x8b else { throw .notGzip }
-        // The trailer's last four bytes hold the uncompressed size modulo 2^32: a good first capacity.
-        let sizeHint = data.suffix(4).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        // The trailer's last four bytes hold the uncompressed size modulo 2^32: a good first capacity, but only a
+        // hint (a corrupt trailer must not make us reserve 4 GB), so it is capped at 64 times the input.
+        let trailer = data.suffix(4).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let sizeHint = min(trailer, 64 * data.count)
         // 16 + MAX_WBITS: expect a gzip header and trailer rather than a raw zlib stream.
         return try inflateStream(data, windowBits: 16 + MAX_WBITS, sizeHint: sizeHint)
     }

@@ -1,5 +1,5 @@
-import Foundation
 internal import CZlib
+import Foundation
 
 /// PNG files of 8-bit images, compressed with zlib (PNG's own format: zlib-wrapped deflate in IDAT chunks,
 /// CRC-32 per chunk, also from zlib).
@@ -48,7 +48,8 @@ public enum PNG {
                     for xx in 0..<zw {
                         for ch in 0..<c {
                             let v = toUnit(x[((i * c + ch) * h + y / zoom) * w + xx / zoom])
-                            pixels[((top + y) * width + left + xx) * c + ch] = UInt8((min(max(v, 0), 1) * 255).rounded())
+                            pixels[((top + y) * width + left + xx) * c + ch] = UInt8(
+                                (min(max(v, 0), 1) * 255).rounded())
                         }
                     }
                 }

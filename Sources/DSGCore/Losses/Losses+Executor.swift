@@ -9,7 +9,8 @@ extension Losses {
         let value = executor.model.outputs[output]
         let shape = executor.model.shape(of: value)
         guard shape.rank == 1 else {
-            throw GraphError.shapeMismatch(node: "output \(output)", op: "SoftmaxCrossEntropy", inputs: [shape], expected: "[classes] logits")
+            throw GraphError.shapeMismatch(
+                node: "output \(output)", op: "SoftmaxCrossEntropy", inputs: [shape], expected: "[classes] logits")
         }
         guard labels.count == executor.batchSize else {
             throw GraphError.tensorShape(name: "labels", expected: [executor.batchSize], got: Shape([labels.count]))

@@ -5,6 +5,7 @@ public enum LossError: Error, Equatable, CustomStringConvertible {
     /// A class label outside `0..<classes`.
     case labelOutOfRange(sample: Int, label: Int, classes: Int)
 
+    /// The sample, its label and the valid range.
     public var description: String {
         switch self {
         case .labelOutOfRange(let sample, let label, let classes):
@@ -16,7 +17,7 @@ public enum LossError: Error, Equatable, CustomStringConvertible {
 /// Loss functions over raw `[N, K]` buffers. Each returns the loss value and, when a gradient buffer is given,
 /// **adds** the loss's gradient with respect to its first argument into it (so it can seed a graph's backward).
 /// `scale` multiplies both the returned value and the gradient, as a loss weight does (the DSG loss terms'
-/// `gradientScale`, by contrast, scales only the gradient and return the unweighted value).
+/// `gradientScale`, by contrast, scales only the gradient and returns the unweighted value).
 public enum Losses {
     /// Mean softmax cross-entropy of `logits [N, K]` against integer `labels [N]` (PyTorch `cross_entropy`).
     ///

@@ -7,7 +7,12 @@ public enum MobileNetV2 {
         (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
     ]
 
-    public static func build(input: Shape = [3, 224, 224], classes: Int = 1000, seed: UInt64 = 0) throws(GraphError) -> Model {
+    /// Builds the network with weights initialised from `seed` (PyTorch's defaults), named
+    /// `stem.conv.weight`, `blocks.<i>.expand.bn.running_mean`, `head.conv.weight`, `classifier.bias` and so on (not
+    /// torchvision's names; no dropout). 52 BatchNorm layers. Throws a ``GraphError`` if `input` is too small.
+    public static func build(input: Shape = [3, 224, 224], classes: Int = 1000, seed: UInt64 = 0) throws(GraphError)
+        -> Model
+    {
         var b = ModelBuilder(seed: seed)
         let x = b.input("image", input)
         var h = try convBN(&b, x, "stem", outChannels: 32, kernel: 3, stride: 2, relu6: true)
@@ -19,7 +24,8 @@ public enum MobileNetV2 {
                 let hidden = channels * setting.t
                 var y = h
                 if setting.t != 1 { y = try convBN(&b, y, "expand", outChannels: hidden, kernel: 1, relu6: true) }
-                y = try convBN(&b, y, "depthwise", outChannels: hidden, kernel: 3, stride: stride, groups: hidden, relu6: true)
+                y = try convBN(
+                    &b, y, "depthwise", outChannels: hidden, kernel: 3, stride: stride, groups: hidden, relu6: true)
                 y = try convBN(&b, y, "project", outChannels: setting.c, kernel: 1, relu6: false)
                 h = (stride == 1 && channels == setting.c) ? try b.addValues([h, y], "add") : y
                 channels = setting.c
@@ -36,7 +42,9 @@ public enum MobileNetV2 {
         _ b: inout ModelBuilder, _ x: ValueID, _ name: String, outChannels: Int, kernel: Int, stride: Int = 1,
         groups: Int = 1, relu6: Bool
     ) throws(GraphError) -> ValueID {
-        var h = try b.conv2d(x, name + ".conv", outChannels: outChannels, kernel: kernel, stride: stride, padding: kernel / 2, groups: groups)
+        var h = try b.conv2d(
+            x, name + ".conv", outChannels: outChannels, kernel: kernel, stride: stride, padding: kernel / 2,
+            groups: groups)
         h = try b.batchNorm(h, name + ".bn")
         return relu6 ? try b.activation(h, .relu6, name + ".relu6") : h
     }

@@ -6,7 +6,9 @@ public enum ResNet {
     /// shortcut there), global average pooling and a linear classifier. 21 BatchNorm layers.
     ///
     /// - Parameter input: per-sample input shape, `[1, 28, 28]` for Fashion-MNIST or `[3, 32, 32]` for CIFAR.
-    public static func resnet20(input: Shape = [1, 28, 28], classes: Int = 10, seed: UInt64 = 0) throws(GraphError) -> Model {
+    public static func resnet20(input: Shape = [1, 28, 28], classes: Int = 10, seed: UInt64 = 0) throws(GraphError)
+        -> Model
+    {
         var b = ModelBuilder(seed: seed)
         let x = b.input("image", input)
         var h = try b.conv2d(x, "conv1", outChannels: 16, kernel: 3, padding: 1)
@@ -26,7 +28,9 @@ public enum ResNet {
     }
 
     /// ImageNet ResNet-18: 7x7 stem, max pool, four stages of two basic blocks (64, 128, 256, 512 channels).
-    public static func resnet18(input: Shape = [3, 224, 224], classes: Int = 1000, seed: UInt64 = 0) throws(GraphError) -> Model {
+    public static func resnet18(input: Shape = [3, 224, 224], classes: Int = 1000, seed: UInt64 = 0) throws(GraphError)
+        -> Model
+    {
         var b = ModelBuilder(seed: seed)
         let x = b.input("image", input)
         var h = try b.conv2d(x, "conv1", outChannels: 64, kernel: 7, stride: 2, padding: 3)
@@ -36,7 +40,8 @@ public enum ResNet {
         for (stage, width) in [64, 128, 256, 512].enumerated() {
             for block in 0..<2 {
                 b.prefix = "stage\(stage + 1).block\(block)."
-                h = try basicBlock(&b, h, inChannels: channels, outChannels: width, stride: (stage > 0 && block == 0) ? 2 : 1)
+                h = try basicBlock(
+                    &b, h, inChannels: channels, outChannels: width, stride: (stage > 0 && block == 0) ? 2 : 1)
                 channels = width
             }
         }

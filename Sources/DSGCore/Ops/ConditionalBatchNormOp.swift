@@ -7,21 +7,30 @@ import DSGKernels
 /// Tensors: `weight [classes, C]` (initialised to 1), `bias [classes, C]` (0), buffers `running_mean [C]`,
 /// `running_var [C]`. Labels receive no gradient.
 public struct ConditionalBatchNormOp: GraphOperator {
+    /// The number of channels `C` of the first input, and the number of classes the label indexes.
     public let channels: Int, classes: Int
+    /// Added to the variance before the square root, and the running statistics' momentum, as in ``BatchNormOp``.
     public let epsilon: Float, momentum: Float
+    /// `"ConditionalBatchNorm"`.
     public var kind: String { "ConditionalBatchNorm" }
 
+    /// A conditional BatchNorm over `channels` channels with one scale and shift per class; PyTorch's defaults.
     public init(channels: Int, classes: Int, epsilon: Float = 1e-5, momentum: Float = 0.1) {
         (self.channels, self.classes, self.epsilon, self.momentum) = (channels, classes, epsilon, momentum)
     }
 
+    /// The first input's shape; throws unless there are two inputs, `[C, ...]` and a one-element label.
     public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
         guard inputs.count == 2, inputs[0].rank >= 1, inputs[0][0] == channels, inputs[1].elementCount == 1 else {
-            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "[\(channels), ...] and one label per sample (shape [])")
+            throw .shapeMismatch(
+                node: node, op: kind, inputs: inputs, expected: "[\(channels), ...] and one label per sample (shape [])"
+            )
         }
         return inputs[0]
     }
 
+    /// `weight [classes, C]` (1), `bias [classes, C]` (0), then the buffers `running_mean [C]` (0) and
+    /// `running_var [C]` (1).
     public var tensorSpecs: [TensorSpec] {
         [
             TensorSpec("weight", [classes, channels], .parameter, .constant(1)),
@@ -38,6 +47,9 @@ public struct ConditionalBatchNormOp: GraphOperator {
         BatchNorm.Sizes(batch: c.batch, channels: channels, plane: c.outputShape.elementCount / channels)
     }
 
+    /// Normalises as an affine-free BatchNorm (batch or running statistics), then applies each sample's class row of
+    /// `weight` and `bias`. Throws ``GraphError/labelOutOfRange(node:label:classes:)`` for a label that is not an
+    /// integer in `0..<classes`, before any statistic moves.
     public func forward(_ c: NodeContext) throws(GraphError) {
         let mean = c.saved, invStd = c.saved + channels
         for n in 0..<c.batch {
@@ -49,7 +61,8 @@ public struct ConditionalBatchNormOp: GraphOperator {
         if c.training {
             BatchNorm.forwardTraining(
                 sizes(c), input: c.inputs[0], gamma: nil, beta: nil, epsilon: epsilon, momentum: momentum,
-                runningMean: c.tensors[2], runningVar: c.tensors[3], savedMean: mean, savedInvStd: invStd, output: c.output)
+                runningMean: c.tensors[2], runningVar: c.tensors[3], savedMean: mean, savedInvStd: invStd,
+                output: c.output)
         } else {
             for ch in 0..<channels {
                 mean[ch] = c.tensors[2][ch]

@@ -2,19 +2,27 @@ import Foundation
 
 /// Settings of a classifier training run; saved in every checkpoint so a resumed run uses the same ones.
 public struct TrainingConfiguration: Codable, Sendable, Equatable {
+    /// Passes over the training set; 20 trains the embedded ResNet-20 (Docs/RESULTS.md).
     public var epochs = 20
+    /// Images per SGD step; an epoch leaves out the last `count % batchSize` shuffled images.
     public var batchSize = 128
     /// Peak learning rate, annealed to zero over all steps by a cosine schedule.
     public var learningRate: Float = 0.1
+    /// SGD momentum; 0 turns momentum (and Nesterov) off.
     public var momentum: Float = 0.9
+    /// Nesterov momentum (used only when `momentum > 0`).
     public var nesterov = true
+    /// L2 weight decay added to every parameter's gradient, BatchNorm's scale and shift and biases included.
     public var weightDecay: Float = 5e-4
     /// Random crops of the image padded by this many pixels on each side (0: no cropping).
     public var cropPadding = 2
     /// Mirror images left-right with probability 1/2.
     public var horizontalFlip = true
+    /// Seeds the shuffles, crops and flips (the model's initial weights come from its builder's seed).
     public var seed: UInt64 = 0
 
+    /// The defaults above: 20 epochs of 128 images, learning rate 0.1, Nesterov momentum 0.9, weight decay 5e-4,
+    /// crops padded by 2, flips, seed 0.
     public init() {}
 
     /// Checks every setting that does not depend on the data; the trainer also checks the batch size against
@@ -23,26 +31,39 @@ public struct TrainingConfiguration: Codable, Sendable, Equatable {
         guard epochs > 0 else { throw .invalidConfiguration("epochs must be at least 1") }
         guard batchSize > 0 else { throw .invalidConfiguration("the batch size must be at least 1") }
         guard cropPadding >= 0 else { throw .invalidConfiguration("crop padding must not be negative") }
-        guard learningRate > 0, learningRate.isFinite else { throw .invalidConfiguration("the learning rate must be positive") }
-        guard weightDecay >= 0, weightDecay.isFinite else { throw .invalidConfiguration("weight decay must not be negative") }
+        guard learningRate > 0, learningRate.isFinite else {
+            throw .invalidConfiguration("the learning rate must be positive")
+        }
+        guard weightDecay >= 0, weightDecay.isFinite else {
+            throw .invalidConfiguration("weight decay must not be negative")
+        }
         guard momentum >= 0, momentum < 1 else { throw .invalidConfiguration("momentum must be in [0, 1)") }
     }
 }
 
 /// What one finished epoch measured.
 public struct EpochReport: Codable, Sendable, Equatable {
+    /// The epoch's index, counted from 0.
     public let epoch: Int
+    /// Mean cross-entropy over the epoch's training batches (augmented, training mode).
     public let trainLoss: Double
+    /// Fraction (0 to 1) of the epoch's training images classified correctly during their step, in training mode.
     public let trainAccuracy: Double
+    /// Top-1 fraction (0 to 1) on the test set after the epoch, in evaluation mode.
     public let testAccuracy: Double
+    /// Wall-clock time of the epoch, test evaluation included.
     public let seconds: Double
 }
 
 /// Progress within an epoch, for progress lines.
 public struct TrainingProgress: Sendable {
+    /// The current epoch (from 0) and the run's total.
     public let epoch: Int, epochs: Int
+    /// Steps done in this epoch (from 1) and the steps of a whole epoch.
     public let step: Int, stepsPerEpoch: Int
+    /// Mean training loss over this epoch's steps so far.
     public let loss: Double
+    /// Training images per second since this call of ``ClassifierTrainer/run(checkpoint:epochLimit:progress:)`` began.
     public let imagesPerSecond: Double
     /// Seconds until the whole run ends, extrapolated from this run's pace.
     public let secondsRemaining: Double
@@ -50,11 +71,17 @@ public struct TrainingProgress: Sendable {
 
 /// Errors of training runs that a user's settings or files can cause.
 public enum TrainingError: Error, Equatable, CustomStringConvertible {
+    /// A setting is out of range (the string says which), or the batch is larger than the training set.
     case invalidConfiguration(String)
+    /// The checkpoint cannot be resumed: not this package's classifier checkpoint, incomplete metadata, or other
+    /// settings.
     case checkpointMismatch(file: String, reason: String)
+    /// The checkpoint could not be read, written or loaded into the model.
     case checkpoint(SafetensorsError)
+    /// The loss became NaN or infinite at this epoch (from 0) and step (from 0); lowering the learning rate helps.
     case nonFiniteLoss(epoch: Int, step: Int)
 
+    /// What went wrong, in words, naming the file or the setting.
     public var description: String {
         switch self {
         case .invalidConfiguration(let reason): return "invalid training settings: \(reason)"
@@ -67,14 +94,17 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
 }
 
 /// Trains an image classifier with SGD (Nesterov momentum, weight decay, cosine learning rate), random crops and
-/// flips, shuffled batches from a seeded random-number generator, test accuracy after every epoch, and an atomic checkpoint
-/// after every epoch from which a killed run resumes with nothing lost.
+/// flips, shuffled batches from a seeded random-number generator, test accuracy after every epoch, and an atomic
+/// checkpoint after every epoch from which a killed run resumes with nothing lost.
 ///
 /// The run is deterministic given the seed: the random-number state at the start of each epoch is saved, so a
 /// resumed run draws the same shuffles and augmentations as an uninterrupted one.
 public final class ClassifierTrainer {
+    /// The model trained in place: after ``run(checkpoint:epochLimit:progress:)`` it holds the trained weights.
     public let model: Model
+    /// The run's settings, validated by `init`; a checkpoint resumes only under the same ones.
     public let configuration: TrainingConfiguration
+    /// One report per finished epoch, in order, those restored from a checkpoint included.
     public private(set) var history: [EpochReport] = []
     private let train: LabeledImages, test: LabeledImages
     private let executor: GraphExecutor
@@ -90,10 +120,20 @@ public final class ClassifierTrainer {
     }
     private static let format = "swift-dsg classifier checkpoint 1"
 
+    /// A trainer of `model` (one image input `[C, H, W]`, logits as its first output) on `train`, measured on
+    /// `test` after every epoch. Throws ``TrainingError/invalidConfiguration(_:)`` for a bad setting or a batch
+    /// larger than `train`, or a ``GraphError`` from the executor.
     public init(model: Model, configuration: TrainingConfiguration, train: LabeledImages, test: LabeledImages) throws {
         try configuration.validate()
+        // The batch is written straight into the executor's input buffer, so the shapes must agree exactly.
+        for images in [train, test] where model.inputs.count != 1 || images.sampleShape != model.inputs[0].shape {
+            throw GraphError.tensorShape(
+                name: model.inputs.first?.name ?? "input", expected: model.inputs.first?.shape ?? [],
+                got: images.sampleShape)
+        }
         guard configuration.batchSize <= train.count else {
-            throw TrainingError.invalidConfiguration("the batch size must be between 1 and the \(train.count) training images")
+            throw TrainingError.invalidConfiguration(
+                "the batch size must be between 1 and the \(train.count) training images")
         }
         self.model = model
         self.configuration = configuration
@@ -107,6 +147,7 @@ public final class ClassifierTrainer {
         black = train.images.withUnsafeBufferPointer { $0.min() ?? 0 }
     }
 
+    /// Full batches per epoch: `train.count / batchSize` (the remainder of each shuffle is left out).
     public var stepsPerEpoch: Int { train.count / configuration.batchSize }
 
     /// Continues from `checkpoint` if it exists, then trains the remaining epochs (at most `epochLimit` of
@@ -125,15 +166,18 @@ public final class ClassifierTrainer {
                 let done = Double((epoch - firstEpoch) * stepsPerEpoch + step)
                 let elapsed = Date().timeIntervalSince(start)
                 let total = Double((lastEpoch - firstEpoch) * stepsPerEpoch)
-                progress(TrainingProgress(
-                    epoch: epoch, epochs: configuration.epochs, step: step, stepsPerEpoch: stepsPerEpoch, loss: loss,
-                    imagesPerSecond: done * Double(configuration.batchSize) / max(elapsed, 1e-9),
-                    secondsRemaining: elapsed / max(done, 1) * (total - done)))
+                progress(
+                    TrainingProgress(
+                        epoch: epoch, epochs: configuration.epochs, step: step, stepsPerEpoch: stepsPerEpoch,
+                        loss: loss,
+                        imagesPerSecond: done * Double(configuration.batchSize) / max(elapsed, 1e-9),
+                        secondsRemaining: elapsed / max(done, 1) * (total - done)))
             }
             let testAccuracy = try Evaluation.accuracy(of: model, on: test)
-            history.append(EpochReport(
-                epoch: epoch, trainLoss: loss, trainAccuracy: accuracy, testAccuracy: testAccuracy,
-                seconds: Date().timeIntervalSince(epochStart)))
+            history.append(
+                EpochReport(
+                    epoch: epoch, trainLoss: loss, trainAccuracy: accuracy, testAccuracy: testAccuracy,
+                    seconds: Date().timeIntervalSince(epochStart)))
             if let checkpoint { try save(to: checkpoint) }
         }
         return history
@@ -157,7 +201,9 @@ public final class ClassifierTrainer {
             try executor.run(training: true)
             executor.zeroGradients()
             executor.withValue(output) { logits in
-                for i in 0..<n where Evaluation.predictedClass(logits, sample: i, classes: classes) == Int(labels[i]) { correct += 1 }
+                for i in 0..<n where Evaluation.predictedClass(logits, sample: i, classes: classes) == Int(labels[i]) {
+                    correct += 1
+                }
             }
             let loss = try Losses.softmaxCrossEntropy(executor, labels: labels)
             guard loss.isFinite else { throw TrainingError.nonFiniteLoss(epoch: epoch, step: step) }
@@ -215,15 +261,24 @@ public final class ClassifierTrainer {
         let contents: Safetensors.Contents
         do { contents = try Safetensors.read(url) } catch { throw TrainingError.checkpoint(error) }
         guard contents.metadata[Key.format] == Self.format else {
-            throw TrainingError.checkpointMismatch(file: file, reason: "it is not a classifier training checkpoint of this package")
+            throw TrainingError.checkpointMismatch(
+                file: file, reason: "it is not a classifier training checkpoint of this package")
         }
         let decoder = JSONDecoder()
-        guard let saved = contents.metadata[Key.configuration].flatMap({ try? decoder.decode(TrainingConfiguration.self, from: Data($0.utf8)) }),
-            let history = contents.metadata[Key.history].flatMap({ try? decoder.decode([EpochReport].self, from: Data($0.utf8)) }),
-            let random = contents.metadata[Key.random].flatMap({ try? decoder.decode(SeededRandom.self, from: Data($0.utf8)) })
+        guard
+            let saved = contents.metadata[Key.configuration].flatMap({
+                try? decoder.decode(TrainingConfiguration.self, from: Data($0.utf8))
+            }),
+            let history = contents.metadata[Key.history].flatMap({
+                try? decoder.decode([EpochReport].self, from: Data($0.utf8))
+            }),
+            let random = contents.metadata[Key.random].flatMap({
+                try? decoder.decode(SeededRandom.self, from: Data($0.utf8))
+            })
         else { throw TrainingError.checkpointMismatch(file: file, reason: "its metadata is incomplete") }
         guard saved == configuration else {
-            throw TrainingError.checkpointMismatch(file: file, reason: "it was made with different settings (\(describe(saved)))")
+            throw TrainingError.checkpointMismatch(
+                file: file, reason: "it was made with different settings (\(describe(saved)))")
         }
         do {
             try model.load(contents, file: file, ignoringPrefixes: ["optimizer."])

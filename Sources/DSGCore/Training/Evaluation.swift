@@ -11,7 +11,8 @@ public enum Evaluation {
         let batches = try BatchedInference(model: model, batchSize: min(batchSize, data.count))
         try batches.forEachBatch(of: data.images) { executor, samples in
             executor.withValue(model.outputs[0]) { logits in
-                for (i, s) in samples.enumerated() where predictedClass(logits, sample: i, classes: classes) == Int(data.labels[s]) {
+                for (i, s) in samples.enumerated()
+                where predictedClass(logits, sample: i, classes: classes) == Int(data.labels[s]) {
                     correct += 1
                 }
             }

@@ -1,0 +1,80 @@
+import DSGCore
+
+/// Settings of post-training quantization (Docs/DSG.md §8).
+public struct PTQConfiguration: Sendable, Codable, Equatable {
+    /// Bits of every quantized convolution and linear weight (2 to 8), per output channel.
+    public var weightBits = 4
+    /// Bits of every activation after a ReLU / ReLU6 (2 to 8), per tensor.
+    public var activationBits = 4
+
+    /// How each output channel's weight range is chosen.
+    public enum WeightRange: String, Sendable, Codable, CaseIterable {
+        /// The channel's minimum and maximum.
+        case minMax
+        /// The minimum and maximum shrunk by the factor (1, 0.99, ..., 0.5) with the least squared error.
+        case mse
+    }
+
+    /// How the range of each activation (after every ReLU / ReLU6) is estimated from the calibration samples.
+    public enum ActivationCalibration: String, Sendable, Codable, CaseIterable {
+        /// Running minimum and maximum over all batches (ZeroQ).
+        case minMax
+        /// The mean over samples of each sample's minimum and maximum, then the running extremes over batches.
+        /// The official DSG code calls this `ema`, though it averages nothing over time; `"ema"` is still read
+        /// (files and the command line) as this case.
+        case meanSampleExtremes
+        /// The 0.001% and 99.999% percentiles of each batch, then the running extremes.
+        case percentile
+        /// From the batch extremes, the upper end lowered in steps of 1% (80 tries) to the least squared
+        /// quantization error; the last batch decides.
+        case mse
+
+        /// The case named `rawValue`, accepting the official code's name `"ema"` for ``meanSampleExtremes``.
+        public init?(rawValue: String) {
+            switch rawValue {
+            case "minMax": self = .minMax
+            case "meanSampleExtremes", "ema": self = .meanSampleExtremes
+            case "percentile": self = .percentile
+            case "mse": self = .mse
+            default: return nil
+            }
+        }
+    }
+
+    /// What happens to the first convolution and the last linear layer.
+    public enum EdgeLayers: String, Sendable, Codable, CaseIterable {
+        /// Quantized like every other layer (ZeroQ and DSG).
+        case quantize
+        /// Kept in Float32.
+        case fullPrecision
+        /// Quantized to 8 bits whatever `weightBits` says.
+        case eightBit
+    }
+
+    /// How each weight channel's range is chosen (the paper: min/max).
+    public var weightRange: WeightRange = .minMax
+    /// How activation ranges are estimated (the official code's estimate by default).
+    public var activationCalibration: ActivationCalibration = .meanSampleExtremes
+    /// What happens to the first and last layers (ZeroQ and DSG quantize them like the rest).
+    public var edgeLayers: EdgeLayers = .quantize
+    /// Fold each BatchNorm into the convolution before it, then quantize the folded weights (DSG keeps
+    /// BatchNorm in Float32, so this is off by default).
+    public var foldBatchNorm = false
+    /// Calibration samples per forward pass.
+    public var batchSize = 64
+
+    /// W`weightBits`A`activationBits` with every other setting at its default.
+    public init(weightBits: Int = 4, activationBits: Int = 4) {
+        (self.weightBits, self.activationBits) = (weightBits, activationBits)
+    }
+
+    /// "W4A4".
+    public var label: String { "W\(weightBits)A\(activationBits)" }
+
+    /// Checks the bit-widths (2 to 8) and the batch size.
+    public func validate() throws(QuantizationError) {
+        try UniformQuantizer.validate(weightBits, "weight")
+        try UniformQuantizer.validate(activationBits, "activation")
+        guard batchSize >= 1 else { throw .batchSize(batchSize) }
+    }
+}
