@@ -203,8 +203,10 @@ struct BatchedInferenceTests {
         #expect(executor.gradient(of: executor.model.outputs[1]).allSatisfy { $0 == 0 })
 
         let images = try GraphExecutor(model: try Self.identityModel(), batchSize: 3)
-        #expect(throws: GraphError.shapeMismatch(
-            node: "output 0", op: "SoftmaxCrossEntropy", inputs: [[2, 2]], expected: "[classes] logits")) {
+        #expect(
+            throws: GraphError.shapeMismatch(
+                node: "output 0", op: "SoftmaxCrossEntropy", inputs: [[2, 2]], expected: "[classes] logits")
+        ) {
             try Losses.softmaxCrossEntropy(images, labels: [0, 1, 0])
         }
     }

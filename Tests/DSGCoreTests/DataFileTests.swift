@@ -12,18 +12,25 @@ struct IDXFolder {
 
     static func idx(magic: UInt32, dimensions: [Int], payload: [UInt8]) -> Data {
         var bytes: [UInt8] = []
-        for word in [magic] + dimensions.map(UInt32.init) { bytes += [24, 16, 8, 0].map { UInt8((word >> UInt32($0)) & 0xff) } }
+        for word in [magic] + dimensions.map(UInt32.init) {
+            bytes += [24, 16, 8, 0].map { UInt8((word >> UInt32($0)) & 0xff) }
+        }
         return Data(bytes + payload)
     }
 
     /// The test split with `count` images whose pixels are `i % 256` and labels `i % 10`, then `mutate`d.
-    func write(count: Int = 3, images: ((inout Data) -> Void)? = nil, labels: ((inout Data) -> Void)? = nil, gzip: Bool = true) throws {
-        var imageData = Self.idx(magic: 0x803, dimensions: [count, 28, 28], payload: (0..<(count * 784)).map { UInt8($0 % 256) })
+    func write(
+        count: Int = 3, images: ((inout Data) -> Void)? = nil, labels: ((inout Data) -> Void)? = nil, gzip: Bool = true
+    ) throws {
+        var imageData = Self.idx(
+            magic: 0x803, dimensions: [count, 28, 28], payload: (0..<(count * 784)).map { UInt8($0 % 256) })
         var labelData = Self.idx(magic: 0x801, dimensions: [count], payload: (0..<count).map { UInt8($0 % 10) })
         images?(&imageData)
         labels?(&labelData)
-        try (gzip ? Gzip.compress(imageData) : imageData).write(to: url.appendingPathComponent("t10k-images-idx3-ubyte.gz"))
-        try (gzip ? Gzip.compress(labelData) : labelData).write(to: url.appendingPathComponent("t10k-labels-idx1-ubyte.gz"))
+        try (gzip ? Gzip.compress(imageData) : imageData).write(
+            to: url.appendingPathComponent("t10k-images-idx3-ubyte.gz"))
+        try (gzip ? Gzip.compress(labelData) : labelData).write(
+            to: url.appendingPathComponent("t10k-labels-idx1-ubyte.gz"))
     }
 }
 
@@ -54,7 +61,9 @@ struct IDXTests {
         let indices = (0..<20).map { Int(drawn.images[$0 * 4]) }
         #expect(drawn.images.shape == [20, 1, 2, 2] && Set(indices).count == 20)
         #expect(drawn.labels == indices.map { Int32($0 % 10) })
-        #expect(data.randomSample(20, seed: 3).images.scalars == drawn.images.scalars && data.randomSample(20, seed: 4).images.scalars != drawn.images.scalars)
+        #expect(
+            data.randomSample(20, seed: 3).images.scalars == drawn.images.scalars
+                && data.randomSample(20, seed: 4).images.scalars != drawn.images.scalars)
         #expect(indices != Array(0..<20), "shuffled, not the first 20")
         #expect(data.randomSample(80, seed: 0).count == n)
     }
@@ -63,16 +72,44 @@ struct IDXTests {
         let images = "t10k-images-idx3-ubyte.gz", labels = "t10k-labels-idx1-ubyte.gz"
         let cases: [(String, IDXError, (IDXFolder) throws -> Void)] = [
             ("not gzip", .notGzip(file: images), { try $0.write(gzip: false) }),
-            ("bad magic", .badMagic(file: images, found: 0x804, expected: 0x803), { try $0.write(images: { $0[3] = 0x04 }) }),
-            ("truncated data", .truncated(file: images, expectedBytes: 16 + 3 * 784, actualBytes: 16 + 3 * 784 - 10),
-             { try $0.write(images: { $0.removeLast(10) }) }),
-            ("truncated header", .truncated(file: labels, expectedBytes: 8, actualBytes: 6), { try $0.write(labels: { $0.removeLast($0.count - 6) }) }),
-            ("trailing bytes", .trailingBytes(file: labels, expectedBytes: 11, actualBytes: 12), { try $0.write(labels: { $0.append(0) }) }),
-            ("wrong image size", .wrongDimensions(file: images, found: [3, 28, 27], expected: "[count, 28, 28]"),
-             { try $0.write(images: { $0[15] = 27; $0.removeLast(3 * 28) }) }),
-            ("counts differ", .countMismatch(images: images, imageCount: 3, labels: labels, labelCount: 2),
-             { try $0.write(labels: { $0[7] = 2; $0.removeLast() }) }),
-            ("label out of range", .labelOutOfRange(file: labels, index: 1, label: 10, classes: 10), { try $0.write(labels: { $0[9] = 10 }) }),
+            (
+                "bad magic", .badMagic(file: images, found: 0x804, expected: 0x803),
+                { try $0.write(images: { $0[3] = 0x04 }) }
+            ),
+            (
+                "truncated data", .truncated(file: images, expectedBytes: 16 + 3 * 784, actualBytes: 16 + 3 * 784 - 10),
+                { try $0.write(images: { $0.removeLast(10) }) }
+            ),
+            (
+                "truncated header", .truncated(file: labels, expectedBytes: 8, actualBytes: 6),
+                { try $0.write(labels: { $0.removeLast($0.count - 6) }) }
+            ),
+            (
+                "trailing bytes", .trailingBytes(file: labels, expectedBytes: 11, actualBytes: 12),
+                { try $0.write(labels: { $0.append(0) }) }
+            ),
+            (
+                "wrong image size", .wrongDimensions(file: images, found: [3, 28, 27], expected: "[count, 28, 28]"),
+                {
+                    try $0.write(images: {
+                        $0[15] = 27
+                        $0.removeLast(3 * 28)
+                    })
+                }
+            ),
+            (
+                "counts differ", .countMismatch(images: images, imageCount: 3, labels: labels, labelCount: 2),
+                {
+                    try $0.write(labels: {
+                        $0[7] = 2
+                        $0.removeLast()
+                    })
+                }
+            ),
+            (
+                "label out of range", .labelOutOfRange(file: labels, index: 1, label: 10, classes: 10),
+                { try $0.write(labels: { $0[9] = 10 }) }
+            ),
         ]
         for (name, expected, make) in cases {
             let folder = try IDXFolder()
@@ -85,7 +122,9 @@ struct IDXTests {
         let file = folder.url.appendingPathComponent(images)
         let whole = try Data(contentsOf: file)
         try whole.prefix(whole.count / 2).write(to: file)
-        #expect(throws: IDXError.corrupt(file: images, reason: GzipError.truncated.description)) { try FashionMNIST.load(.test, from: folder.url) }
+        #expect(throws: IDXError.corrupt(file: images, reason: GzipError.truncated.description)) {
+            try FashionMNIST.load(.test, from: folder.url)
+        }
         do {
             _ = try FashionMNIST.load(.train, from: folder.url)
             Issue.record("a missing file must throw")
@@ -99,7 +138,9 @@ struct IDXTests {
         let test = try FashionMNIST.load(.test)
         #expect(test.count == 10_000)
         #expect((0..<10).allSatisfy { k in test.labels.filter { $0 == k }.count == 1000 })
-        let mean = test.images.withUnsafeBufferPointer { $0.reduce(0.0) { $0 + Double($1) } } / Double(test.images.elementCount)
+        let mean =
+            test.images.withUnsafeBufferPointer { $0.reduce(0.0) { $0 + Double($1) } }
+            / Double(test.images.elementCount)
         #expect(abs(mean) < 0.02, "normalised test pixels should have mean near 0, got \(mean)")
     }
 }
@@ -108,7 +149,10 @@ struct IDXTests {
 struct SafetensorsTests {
     static func sample() -> Safetensors.Contents {
         Safetensors.Contents(
-            tensors: [("a.weight", Tensor(shape: [2, 3], scalars: [1, -2, 3.5, 0, 3.25, -1e-8])), ("b", Tensor(shape: [], scalars: [7]))],
+            tensors: [
+                ("a.weight", Tensor(shape: [2, 3], scalars: [1, -2, 3.5, 0, 3.25, -1e-8])),
+                ("b", Tensor(shape: [], scalars: [7])),
+            ],
             metadata: ["note": "test"])
     }
 
@@ -125,14 +169,22 @@ struct SafetensorsTests {
     /// Files exchanged with Python's `safetensors` package (Fixtures/safetensors_interop.py checked the
     /// Swift-written one in Python and wrote the Python one).
     @Test func interoperatesWithPythonSafetensors() throws {
-        let fromPython = try Safetensors.read(try #require(Bundle.module.url(forResource: "python_written", withExtension: "safetensors", subdirectory: "Fixtures")))
+        let fromPython = try Safetensors.read(
+            try #require(
+                Bundle.module.url(forResource: "python_written", withExtension: "safetensors", subdirectory: "Fixtures")
+            ))
         #expect(fromPython.tensors.map(\.name).sorted() == ["a.weight", "b"])
         for (name, tensor) in Self.sample().tensors {
-            #expect(fromPython.tensor(named: name)?.shape == tensor.shape && fromPython.tensor(named: name)?.scalars == tensor.scalars, "\(name)")
+            #expect(
+                fromPython.tensor(named: name)?.shape == tensor.shape
+                    && fromPython.tensor(named: name)?.scalars == tensor.scalars, "\(name)")
         }
         #expect(fromPython.metadata == ["note": "test"])
         // What we write today is byte for byte what Python read.
-        let swiftWritten = try Data(contentsOf: try #require(Bundle.module.url(forResource: "swift_written", withExtension: "safetensors", subdirectory: "Fixtures")))
+        let swiftWritten = try Data(
+            contentsOf: try #require(
+                Bundle.module.url(forResource: "swift_written", withExtension: "safetensors", subdirectory: "Fixtures"))
+        )
         #expect(Safetensors.encode(Self.sample()) == swiftWritten)
     }
 
@@ -148,17 +200,35 @@ struct SafetensorsTests {
         let entry = #"{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#
         let cases: [(String, Data, SafetensorsError)] = [
             ("too short", Data([1, 2, 3]), .tooShort(file: f, bytes: 3)),
-            ("header larger than file", Self.file(entry, dataBytes: 8).prefix(20), .headerSize(file: f, declared: UInt64(entry.utf8.count), available: 12)),
+            (
+                "header larger than file", Self.file(entry, dataBytes: 8).prefix(20),
+                .headerSize(file: f, declared: UInt64(entry.utf8.count), available: 12)
+            ),
             ("not JSON", Self.file("[1, 2]", dataBytes: 0), .headerNotJSON(file: f)),
-            ("dtype", Self.file(#"{"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}"#, dataBytes: 4), .unsupportedDType(file: f, tensor: "w", dtype: "F16")),
-            ("size vs shape", Self.file(#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, dataBytes: 8),
-             .offsets(file: f, tensor: "w", reason: "shape [3] needs 12 bytes, data_offsets span 8")),
-            ("truncated data", Self.file(entry, dataBytes: 4), .offsets(file: f, tensor: "w", reason: "data_offsets end at 8, past the 4 data bytes (truncated file?)")),
-            ("hole", Self.file(#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, dataBytes: 8),
-             .uncoveredData(file: f, reason: "bytes 0..<4 of the data belong to no tensor")),
-            ("trailing data", Self.file(entry, dataBytes: 12), .uncoveredData(file: f, reason: "4 bytes after the last tensor belong to no tensor")),
-            ("bad shape", Self.file(#"{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}"#, dataBytes: 0),
-             .badEntry(file: f, tensor: "w", reason: "shape must be a list of non-negative integers")),
+            (
+                "dtype", Self.file(#"{"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}"#, dataBytes: 4),
+                .unsupportedDType(file: f, tensor: "w", dtype: "F16")
+            ),
+            (
+                "size vs shape", Self.file(#"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#, dataBytes: 8),
+                .offsets(file: f, tensor: "w", reason: "shape [3] needs 12 bytes, data_offsets span 8")
+            ),
+            (
+                "truncated data", Self.file(entry, dataBytes: 4),
+                .offsets(file: f, tensor: "w", reason: "data_offsets end at 8, past the 4 data bytes (truncated file?)")
+            ),
+            (
+                "hole", Self.file(#"{"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}"#, dataBytes: 8),
+                .uncoveredData(file: f, reason: "bytes 0..<4 of the data belong to no tensor")
+            ),
+            (
+                "trailing data", Self.file(entry, dataBytes: 12),
+                .uncoveredData(file: f, reason: "4 bytes after the last tensor belong to no tensor")
+            ),
+            (
+                "bad shape", Self.file(#"{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}"#, dataBytes: 0),
+                .badEntry(file: f, tensor: "w", reason: "shape must be a list of non-negative integers")
+            ),
         ]
         for (name, data, expected) in cases {
             #expect(throws: expected, "\(name)") { try Safetensors.decode(data, name: f) }

@@ -9,10 +9,15 @@ struct GraphTests {
         var b = ModelBuilder(seed: 0)
         let x = b.input("image", [3, 8, 8])
         let y = try b.conv2d(x, "conv", outChannels: 4, kernel: 3)  // [4, 6, 6]
-        #expect(throws: GraphError.shapeMismatch(node: "add", op: "Add", inputs: [[3, 8, 8], [4, 6, 6]], expected: "at least 2 inputs of one shape")) {
+        #expect(
+            throws: GraphError.shapeMismatch(
+                node: "add", op: "Add", inputs: [[3, 8, 8], [4, 6, 6]], expected: "at least 2 inputs of one shape")
+        ) {
             try b.addValues([x, y], "add")
         }
-        #expect(throws: GraphError.shapeMismatch(node: "fc", op: "Linear", inputs: [[4, 6, 6]], expected: "one input [10]")) {
+        #expect(
+            throws: GraphError.shapeMismatch(node: "fc", op: "Linear", inputs: [[4, 6, 6]], expected: "one input [10]")
+        ) {
             try b.add(LinearOp(inFeatures: 10, outFeatures: 2), "fc", [y])
         }
         do {
@@ -25,10 +30,17 @@ struct GraphTests {
     @Test func impossibleConvolutionIsATypedError() {
         var b = ModelBuilder(seed: 0)
         let x = b.input("image", [1, 4, 4])
-        #expect(throws: GraphError.invalidGeometry(node: "big", op: "Conv2d", input: [1, 4, 4], reason: "the dilated kernel 5x5 is larger than the padded input 4x4")) {
+        #expect(
+            throws: GraphError.invalidGeometry(
+                node: "big", op: "Conv2d", input: [1, 4, 4],
+                reason: "the dilated kernel 5x5 is larger than the padded input 4x4")
+        ) {
             try b.conv2d(x, "big", outChannels: 2, kernel: 5)
         }
-        #expect(throws: GraphError.invalidGeometry(node: "still", op: "Conv2d", input: [1, 4, 4], reason: "stride must be positive")) {
+        #expect(
+            throws: GraphError.invalidGeometry(
+                node: "still", op: "Conv2d", input: [1, 4, 4], reason: "stride must be positive")
+        ) {
             try b.conv2d(x, "still", outChannels: 2, kernel: 3, stride: 0)
         }
     }
@@ -73,7 +85,11 @@ struct GraphTests {
         #expect(throws: GraphError.invalidBatchSize(0)) { try GraphExecutor(model: model, batchSize: 0) }
         var b = ModelBuilder(seed: 0)
         let x = b.input("image", [2, 6, 6])
-        #expect(throws: GraphError.invalidGeometry(node: "pool", op: "MaxPool2d", input: [2, 6, 6], reason: "padding must be at most half the window (2x2)")) {
+        #expect(
+            throws: GraphError.invalidGeometry(
+                node: "pool", op: "MaxPool2d", input: [2, 6, 6], reason: "padding must be at most half the window (2x2)"
+            )
+        ) {
             try b.maxPool(x, "pool", kernel: 2, stride: 2, padding: 2)
         }
     }
@@ -95,7 +111,11 @@ struct GraphTests {
         var b = ModelBuilder(seed: 0)
         let x = b.input("image", [2, 3, 3]), y = b.input("label", [])
         let op = ConditionalBatchNormOp(channels: 2, classes: 3)
-        #expect(throws: GraphError.shapeMismatch(node: "cbn", op: "ConditionalBatchNorm", inputs: [[2, 3, 3], [2, 3, 3]], expected: "[2, ...] and one label per sample (shape [])")) {
+        #expect(
+            throws: GraphError.shapeMismatch(
+                node: "cbn", op: "ConditionalBatchNorm", inputs: [[2, 3, 3], [2, 3, 3]],
+                expected: "[2, ...] and one label per sample (shape [])")
+        ) {
             try b.add(op, "cbn", [x, x])
         }
         let model = b.finish(outputs: [try b.add(op, "cbn", [x, y])])

@@ -12,7 +12,9 @@ struct LossAndOptimizerTests {
         let labels = c.ints("labels").map(Int32.init)
         var grad = [Float](repeating: 0, count: logits.elementCount)
         let loss = try logits.withUnsafeBufferPointer { l in
-            try Losses.softmaxCrossEntropy(logits: l.baseAddress!, labels: labels, batch: logits.shape[0], classes: logits.shape[1], gradient: &grad)
+            try Losses.softmaxCrossEntropy(
+                logits: l.baseAddress!, labels: labels, batch: logits.shape[0], classes: logits.shape[1],
+                gradient: &grad)
         }
         #expect(abs(Double(loss) - c.double("loss")) < 1e-5)
         expectClose(grad, c.tensor("grad").scalars, rtol: 1e-4, atol: 1e-6)
@@ -51,8 +53,19 @@ struct LossAndOptimizerTests {
         let b = (0..<(n * k)).map { _ in rng.normal(standardDeviation: 2) }
         let labels: [Int32] = [4, 0, 2]
         let losses: [(String, ([Float], UnsafeMutablePointer<Float>?) -> Float)] = [
-            ("cross-entropy", { x, g in try! Losses.softmaxCrossEntropy(logits: x, labels: labels, batch: n, classes: k, gradient: g) }),
-            ("KL", { x, g in Losses.klDivergence(student: x, teacher: b, batch: n, classes: k, temperature: 3, reduction: .batchMean, gradient: g) }),
+            (
+                "cross-entropy",
+                { x, g in try! Losses.softmaxCrossEntropy(logits: x, labels: labels, batch: n, classes: k, gradient: g)
+                }
+            ),
+            (
+                "KL",
+                { x, g in
+                    Losses.klDivergence(
+                        student: x, teacher: b, batch: n, classes: k, temperature: 3, reduction: .batchMean, gradient: g
+                    )
+                }
+            ),
             ("MSE", { x, g in Losses.meanSquaredError(prediction: x, target: b, count: n * k, gradient: g) }),
         ]
         for (name, f) in losses {
@@ -110,7 +123,11 @@ struct LossAndOptimizerTests {
         let cosine = LearningRateSchedule.cosine(total: 10, minimum: 0.01)
         let multi = LearningRateSchedule.multiStep(milestones: [3, 7], factor: 0.1)
         // Past `total` PyTorch's cosine schedule climbs again; ours holds the minimum, so compare up to `total`.
-        expectClose((0...10).map { cosine.rate(base: base, at: $0) }, Array(rates.floats("cosine_T10_min0.01").prefix(11)), rtol: 1e-5, atol: 1e-7, "cosine")
-        expectClose((0..<12).map { multi.rate(base: base, at: $0) }, rates.floats("multistep_3_7_gamma0.1"), rtol: 1e-5, atol: 1e-8, "multi-step")
+        expectClose(
+            (0...10).map { cosine.rate(base: base, at: $0) }, Array(rates.floats("cosine_T10_min0.01").prefix(11)),
+            rtol: 1e-5, atol: 1e-7, "cosine")
+        expectClose(
+            (0..<12).map { multi.rate(base: base, at: $0) }, rates.floats("multistep_3_7_gamma0.1"), rtol: 1e-5,
+            atol: 1e-8, "multi-step")
     }
 }

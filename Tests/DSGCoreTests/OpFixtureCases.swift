@@ -31,7 +31,8 @@ enum OpFixtures {
             op = Conv2dOp(geometry: geometry, bias: c["params"].has("bias"))
         case let n where n.hasPrefix("batchnorm"):
             op = BatchNormOp(
-                channels: perSample[0], epsilon: Float(config.double("eps")), momentum: Float(config.double("momentum")),
+                channels: perSample[0], epsilon: Float(config.double("eps")),
+                momentum: Float(config.double("momentum")),
                 affine: c["params"].has("weight"))
         case "relu": op = ActivationOp(.relu)
         case "relu6": op = ActivationOp(.relu6)
@@ -54,7 +55,8 @@ enum OpFixtures {
         case "flatten": op = ReshapeOp([perSample.elementCount])
         case let n where n.hasPrefix("conditional_batchnorm"):
             op = ConditionalBatchNormOp(
-                channels: perSample[0], classes: c["params"].tensor("weight").shape[0], epsilon: Float(config.double("eps")),
+                channels: perSample[0], classes: c["params"].tensor("weight").shape[0],
+                epsilon: Float(config.double("eps")),
                 momentum: Float(config.double("momentum")))
         case "embedding":
             let w = c["params"].tensor("weight")

@@ -1,6 +1,6 @@
-import Foundation
 import DSGCore
 import DSGTestSupport
+import Foundation
 import Testing
 
 @Suite("Operators against PyTorch goldens and finite differences")
@@ -29,8 +29,12 @@ struct OpTests {
             expectClose(grad, c["param_grads"].tensor(key).scalars, rtol: 1e-4, atol: 1e-5, "\(name) \(key) gradient")
         }
         if c.has("running_mean_after") {
-            expectClose(try model.tensor(named: "op.running_mean").scalars, c.tensor("running_mean_after").scalars, rtol: 1e-5, "running mean")
-            expectClose(try model.tensor(named: "op.running_var").scalars, c.tensor("running_var_after").scalars, rtol: 1e-5, "running var")
+            expectClose(
+                try model.tensor(named: "op.running_mean").scalars, c.tensor("running_mean_after").scalars, rtol: 1e-5,
+                "running mean")
+            expectClose(
+                try model.tensor(named: "op.running_var").scalars, c.tensor("running_var_after").scalars, rtol: 1e-5,
+                "running var")
         }
     }
 

@@ -21,7 +21,8 @@ struct ResNet20ParityTests {
     func parity(mode: String) throws {
         let model = try Self.model()
         let n = Int(Self.fixture.double("batch"))
-        let x = Tensor(shape: [n, 1, 28, 28], scalars: (0..<(n * 784)).map { Float(1.5 * HashedWeights.hashUniform(999, $0)) })
+        let x = Tensor(
+            shape: [n, 1, 28, 28], scalars: (0..<(n * 784)).map { Float(1.5 * HashedWeights.hashUniform(999, $0)) })
         let executor = try GraphExecutor(model: model, batchSize: n)
         executor.inputsRequireGradient = [true]
         try executor.forward([x], training: mode == "train")
@@ -36,7 +37,8 @@ struct ResNet20ParityTests {
         let inputGrad = Array(executor.gradient(of: ValueID(index: 0)))
         let scale = expected.floats("input_grad").map { abs($0) }.max() ?? 1
         // Relative to the gradient's scale: single elements near zero carry only rounding noise.
-        #expect(maxRelativeError(inputGrad, expected.floats("input_grad"), floor: Double(scale)) < 1e-4, "input gradient")
+        #expect(
+            maxRelativeError(inputGrad, expected.floats("input_grad"), floor: Double(scale)) < 1e-4, "input gradient")
         for (name, key) in [
             ("conv1.weight", "conv1_weight_grad"), ("fc.weight", "fc_weight_grad"),
             ("stage3.block0.shortcut.bn.weight", "stage3_block0_shortcut_bn_weight_grad"),
@@ -46,8 +48,12 @@ struct ResNet20ParityTests {
             #expect(maxRelativeError(g, expected.floats(key), floor: s) < 1e-4, "\(name) gradient")
         }
         if mode == "train" {
-            expectClose(try model.tensor(named: "bn1.running_mean").scalars, expected.floats("bn1_running_mean_after"), rtol: 1e-4, atol: 1e-6)
-            expectClose(try model.tensor(named: "stage3.block2.bn2.running_var").scalars, expected.floats("stage3_block2_bn2_running_var_after"), rtol: 1e-4, atol: 1e-6)
+            expectClose(
+                try model.tensor(named: "bn1.running_mean").scalars, expected.floats("bn1_running_mean_after"),
+                rtol: 1e-4, atol: 1e-6)
+            expectClose(
+                try model.tensor(named: "stage3.block2.bn2.running_var").scalars,
+                expected.floats("stage3_block2_bn2_running_var_after"), rtol: 1e-4, atol: 1e-6)
         }
     }
 

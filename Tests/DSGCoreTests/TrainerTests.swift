@@ -13,7 +13,9 @@ struct TrainerTests {
             let label = Int32(i % 2)
             labels.append(label)
             for y in 0..<8 {
-                for x in 0..<8 { pixels.append(((label == 0 ? y : x) % 2 == 0 ? 1 : -1) + g.normal(standardDeviation: 0.5)) }
+                for x in 0..<8 {
+                    pixels.append(((label == 0 ? y : x) % 2 == 0 ? 1 : -1) + g.normal(standardDeviation: 0.5))
+                }
             }
         }
         return LabeledImages(images: Tensor(shape: [count, 1, 8, 8], scalars: pixels), labels: labels, classes: 2)
@@ -22,7 +24,8 @@ struct TrainerTests {
     static func model() throws -> Model {
         var b = ModelBuilder(seed: 3)
         let x = b.input("image", [1, 8, 8])
-        var h = try b.relu(try b.batchNorm(try b.conv2d(x, "conv", outChannels: 4, kernel: 3, padding: 1), "bn"), "relu")
+        var h = try b.relu(
+            try b.batchNorm(try b.conv2d(x, "conv", outChannels: 4, kernel: 3, padding: 1), "bn"), "relu")
         h = try b.flatten(try b.globalAvgPool(h, "pool"), "flatten")
         return b.finish(outputs: [try b.linear(h, "fc", outFeatures: 2)])
     }
@@ -38,7 +41,9 @@ struct TrainerTests {
     }
 
     @Test func learnsAndReportsEveryEpoch() throws {
-        let trainer = try ClassifierTrainer(model: Self.model(), configuration: Self.settings(), train: Self.data(count: 128, seed: 1), test: Self.data(count: 64, seed: 2))
+        let trainer = try ClassifierTrainer(
+            model: Self.model(), configuration: Self.settings(), train: Self.data(count: 128, seed: 1),
+            test: Self.data(count: 64, seed: 2))
         var calls = 0
         let history = try trainer.run(checkpoint: nil) { _ in calls += 1 }
         #expect(history.count == 4 && calls > 0)
@@ -53,7 +58,8 @@ struct TrainerTests {
         let (train, test) = (Self.data(count: 128, seed: 1), Self.data(count: 64, seed: 2))
 
         let straight = try Self.model()
-        let full = try ClassifierTrainer(model: straight, configuration: Self.settings(), train: train, test: test).run(checkpoint: nil)
+        let full = try ClassifierTrainer(model: straight, configuration: Self.settings(), train: train, test: test).run(
+            checkpoint: nil)
 
         let checkpoint = folder.file("run.safetensors")
         _ = try ClassifierTrainer(model: Self.model(), configuration: Self.settings(), train: train, test: test)
@@ -70,16 +76,25 @@ struct TrainerTests {
         // A checkpoint made with other settings is refused, naming the file.
         var other = Self.settings()
         other.learningRate = 0.05
-        #expect(throws: TrainingError.checkpointMismatch(file: "run.safetensors", reason: "it was made with different settings (epochs 4, batch 16, learning rate 0.2, seed 5)")) {
-            try ClassifierTrainer(model: Self.model(), configuration: other, train: train, test: test).run(checkpoint: checkpoint)
+        #expect(
+            throws: TrainingError.checkpointMismatch(
+                file: "run.safetensors",
+                reason: "it was made with different settings (epochs 4, batch 16, learning rate 0.2, seed 5)")
+        ) {
+            try ClassifierTrainer(model: Self.model(), configuration: other, train: train, test: test).run(
+                checkpoint: checkpoint)
         }
     }
 
     @Test func impossibleSettingsAreRefused() throws {
         var c = Self.settings()
         c.batchSize = 500
-        #expect(throws: TrainingError.invalidConfiguration("the batch size must be between 1 and the 128 training images")) {
-            try ClassifierTrainer(model: Self.model(), configuration: c, train: Self.data(count: 128, seed: 1), test: Self.data(count: 8, seed: 2))
+        #expect(
+            throws: TrainingError.invalidConfiguration("the batch size must be between 1 and the 128 training images")
+        ) {
+            try ClassifierTrainer(
+                model: Self.model(), configuration: c, train: Self.data(count: 128, seed: 1),
+                test: Self.data(count: 8, seed: 2))
         }
     }
 }

@@ -1,13 +1,14 @@
-import Foundation
 import DSGKernels
 import DSGTestSupport
+import Foundation
 import Testing
 
 @Suite("BLAS and LAPACK wrappers")
 struct BLASTests {
     /// Naive row-major reference: C = alpha * op(A) op(B) + beta * C, in Double.
     static func reference(
-        _ ta: Transpose, _ tb: Transpose, m: Int, n: Int, k: Int, alpha: Float, a: [Float], b: [Float], beta: Float, c: [Float]
+        _ ta: Transpose, _ tb: Transpose, m: Int, n: Int, k: Int, alpha: Float, a: [Float], b: [Float], beta: Float,
+        c: [Float]
     ) -> [Float] {
         var out = c
         for i in 0..<m {
@@ -24,9 +25,11 @@ struct BLASTests {
         return out
     }
 
-    @Test("sgemm matches naive loops for every transpose case", arguments: [
-        (Transpose.none, Transpose.none), (.none, .transposed), (.transposed, .none), (.transposed, .transposed),
-    ])
+    @Test(
+        "sgemm matches naive loops for every transpose case",
+        arguments: [
+            (Transpose.none, Transpose.none), (.none, .transposed), (.transposed, .none), (.transposed, .transposed),
+        ])
     func sgemm(ta: Transpose, tb: Transpose) {
         let (m, n, k) = (5, 7, 3)
         let a = (0..<(m * k)).map { Float(($0 * 37) % 11) - 5 }
@@ -58,7 +61,10 @@ struct BLASTests {
         var t = [Double](repeating: 0, count: n * n)
         for i in 0..<n {
             t[i * n + i] = 2
-            if i + 1 < n { t[i * n + i + 1] = -1; t[(i + 1) * n + i] = -1 }
+            if i + 1 < n {
+                t[i * n + i + 1] = -1
+                t[(i + 1) * n + i] = -1
+            }
         }
         let te = try LAPACK.symmetricEigen(t, n: n)
         let spectrum = (1...n).map { 2 - 2 * cos(Double($0) * .pi / Double(n + 1)) }
@@ -86,7 +92,9 @@ struct BLASTests {
             expectClose(solver.vectors.map(abs), reference.vectors.map(abs), rtol: 0, atol: 1e-10, "|eigenvectors|")
         }
         m[3] = .infinity
-        #expect(throws: LAPACKError.nonFiniteInput(routine: "dsyevd")) { try m.withUnsafeBufferPointer { try solver.solve($0.baseAddress!) } }
+        #expect(throws: LAPACKError.nonFiniteInput(routine: "dsyevd")) {
+            try m.withUnsafeBufferPointer { try solver.solve($0.baseAddress!) }
+        }
     }
 
     @Test func eigenRejectsNonFinite() {

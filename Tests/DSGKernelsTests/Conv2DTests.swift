@@ -9,7 +9,9 @@ struct Conv2DTests {
     struct Case: CustomTestStringConvertible, Sendable {
         let c: Int, o: Int, h: Int, w: Int, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)
         let dilation: (Int, Int), groups: Int
-        var testDescription: String { "c\(c) o\(o) \(h)x\(w) k\(kernel) s\(stride) p\(padding) d\(dilation) g\(groups)" }
+        var testDescription: String {
+            "c\(c) o\(o) \(h)x\(w) k\(kernel) s\(stride) p\(padding) d\(dilation) g\(groups)"
+        }
     }
 
     static let cases: [Case] = [
@@ -48,7 +50,8 @@ struct Conv2DTests {
         var dx = [Float](repeating: 1, count: x.count)  // starts at 1: backward must accumulate
         Conv2D.backwardData(g, batch: n, outputGrad: dy, weight: wt, inputGrad: &dx, workspace: &workspace)
         var dw = [Float](repeating: 0, count: wt.count), db = [Float](repeating: 0, count: t.o)
-        Conv2D.backwardWeight(g, batch: n, input: x, outputGrad: dy, weightGrad: &dw, biasGrad: &db, workspace: &workspace)
+        Conv2D.backwardWeight(
+            g, batch: n, input: x, outputGrad: dy, weightGrad: &dw, biasGrad: &db, workspace: &workspace)
 
         // Direct loops: every (output, tap) pair, accumulating all three results at once.
         var ry = [Double](repeating: 0, count: outCount), rdx = [Double](repeating: 1, count: x.count)

@@ -22,6 +22,7 @@ struct ParallelTests {
             "\(k):\((k * 5 / Parallel.chunkCount(5))..<((k + 1) * 5 / Parallel.chunkCount(5)))"
         }
         let outerChunks = Parallel.chunkCount(2)
-        #expect(inner.withLock { $0.sorted() } == Array(repeating: expected, count: outerChunks).flatMap { $0 }.sorted())
+        #expect(
+            inner.withLock { $0.sorted() } == Array(repeating: expected, count: outerChunks).flatMap { $0 }.sorted())
     }
 }

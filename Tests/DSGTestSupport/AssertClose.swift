@@ -2,9 +2,13 @@ import Testing
 
 /// The worst element of a comparison, for failure messages.
 public struct Mismatch: CustomStringConvertible {
+    /// The element's index (-1: the arrays differ in length, and `actual`/`expected` are the lengths).
     public let index: Int
+    /// The value found.
     public let actual: Double
+    /// The value expected.
     public let expected: Double
+    /// "element i: got a, expected e".
     public var description: String { "element \(index): got \(actual), expected \(expected)" }
 }
 
@@ -12,7 +16,9 @@ public struct Mismatch: CustomStringConvertible {
 public func firstMismatch<A: BinaryFloatingPoint, E: BinaryFloatingPoint>(
     _ actual: [A], _ expected: [E], rtol: Double, atol: Double
 ) -> Mismatch? {
-    guard actual.count == expected.count else { return Mismatch(index: -1, actual: Double(actual.count), expected: Double(expected.count)) }
+    guard actual.count == expected.count else {
+        return Mismatch(index: -1, actual: Double(actual.count), expected: Double(expected.count))
+    }
     for i in actual.indices {
         let a = Double(actual[i]), e = Double(expected[i])
         if !(abs(a - e) <= atol + rtol * abs(e)) { return Mismatch(index: i, actual: a, expected: e) }

@@ -8,16 +8,24 @@ import DSGCore
 /// Tolerances follow from Float32 forward passes: the loss carries a rounding error near `1e-6 * Σ|out·r|`, which
 /// the difference quotient divides by `2 step`.
 public struct GradientCheck {
+    /// The perturbation of each probed coordinate, in Float32.
     public var step: Float = 1e-2
+    /// Relative tolerance, against the numeric gradient.
     public var rtol = 1e-3
+    /// Absolute tolerance.
     public var atol = 2e-4
+    /// How many coordinates of each input and parameter are probed (all of them if there are fewer).
     public var probes = 24
+    /// Whether the passes run in training mode (BatchNorm on batch statistics).
     public var training = false
 
+    /// A check with the default step and tolerances, in evaluation mode unless `training`.
     public init(training: Bool = false) { self.training = training }
 
     /// Returns a description of every coordinate that disagrees (empty when the check passes).
-    public func failures(model: Model, inputs: [Tensor], inputsRequireGradient: [Bool], seed: UInt64 = 7) throws -> [String] {
+    public func failures(model: Model, inputs: [Tensor], inputsRequireGradient: [Bool], seed: UInt64 = 7) throws
+        -> [String]
+    {
         let batch = inputs[0].shape[0]
         let executor = try GraphExecutor(model: model, batchSize: batch)
         executor.inputsRequireGradient = inputsRequireGradient

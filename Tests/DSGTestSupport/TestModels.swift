@@ -8,14 +8,17 @@ public enum TestModels {
     public static func batchNormNetwork(side: Int = 8) throws -> Model {
         var b = ModelBuilder(seed: 11)
         let x = b.input("image", [1, side, side])
-        var h = try b.relu(try b.batchNorm(try b.conv2d(x, "conv1", outChannels: 4, kernel: 3, padding: 1), "bn1"), "relu1")
-        h = try b.relu(try b.batchNorm(try b.conv2d(h, "conv2", outChannels: 6, kernel: 3, stride: 2, padding: 1), "bn2"), "relu2")
+        var h = try b.relu(
+            try b.batchNorm(try b.conv2d(x, "conv1", outChannels: 4, kernel: 3, padding: 1), "bn1"), "relu1")
+        h = try b.relu(
+            try b.batchNorm(try b.conv2d(h, "conv2", outChannels: 6, kernel: 3, stride: 2, padding: 1), "bn2"), "relu2")
         h = try b.flatten(try b.globalAvgPool(h, "pool"), "flatten")
         let model = b.finish(outputs: [try b.linear(h, "fc", outFeatures: 3)])
         let executor = try GraphExecutor(model: model, batchSize: 16)
         var random = SeededRandom(seed: 12)
         for _ in 0..<20 {
-            try executor.forward([random.normalTensor([16, 1, side, side], mean: 0.5, standardDeviation: 2)], training: true)
+            try executor.forward(
+                [random.normalTensor([16, 1, side, side], mean: 0.5, standardDeviation: 2)], training: true)
         }
         return model
     }

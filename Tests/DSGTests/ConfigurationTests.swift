@@ -82,11 +82,16 @@ struct ConfigurationTests {
         refused("the batch size must be at least 2 (batch statistics)") { $0.batchSize = 1 }
         refused("warm-up and calibration epochs must not be negative") { $0.warmupEpochs = -1 }
         refused("warm-up and calibration epochs must not be negative") { $0.calibrationEpochs = -1 }
-        refused("learning rates and the temperature must be positive") { $0.generatorLearningRate = 0 }
-        refused("learning rates and the temperature must be positive") { $0.studentLearningRate = -1e-4 }
-        refused("learning rates and the temperature must be positive") { $0.temperature = 0 }
+        let rates = "the generator's learning rate and the temperature must be positive, the student's not negative"
+        refused(rates) { $0.generatorLearningRate = 0 }
+        refused(rates) { $0.studentLearningRate = -1e-4 }
+        refused(rates) { $0.temperature = 0 }
         refused("the margin quantile must be between 0 and 1") { $0.marginQuantile = 1.1 }
         refused("the margin quantile must be between 0 and 1") { $0.marginQuantile = -0.1 }
+        let sizes = "the latent dimension must be at least 1, the distillation weight not negative"
+        refused(sizes) { $0.latentDimension = 0 }
+        refused(sizes) { $0.distillationWeight = -1 }
+        refused(sizes) { $0.distillationWeight = .infinity }
 
         // The edges: 2 and 8 bits, one epoch of one iteration, a batch of two, no warm-up, a frozen student.
         var edge = QATConfiguration(weightBits: 2, activationBits: 8)
@@ -132,8 +137,9 @@ struct ConfigurationTests {
         #expect(try JSONDecoder().decode(Calibration.self, from: Data(#""ema""#.utf8)) == .meanSampleExtremes)
         // Written under its new name only, so files stay readable by the name the type declares.
         #expect(Calibration.meanSampleExtremes.rawValue == "meanSampleExtremes")
-        #expect(String(decoding: try JSONEncoder().encode(Calibration.meanSampleExtremes), as: UTF8.self)
-            == #""meanSampleExtremes""#)
+        #expect(
+            String(decoding: try JSONEncoder().encode(Calibration.meanSampleExtremes), as: UTF8.self)
+                == #""meanSampleExtremes""#)
         // Every case still reads back under its own name, and nothing else is taken.
         for calibration in Calibration.allCases {
             #expect(Calibration(rawValue: calibration.rawValue) == calibration)

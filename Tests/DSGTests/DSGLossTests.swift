@@ -1,6 +1,6 @@
 import DSG
-import Foundation
 import DSGTestSupport
+import Foundation
 import Testing
 
 @Suite("DSGLoss")
@@ -9,7 +9,7 @@ struct DSGLossTests {
     static func lossAndGradient(
         _ loss: inout DSGLoss, _ executor: GraphExecutor, _ images: Tensor, labels: [Int32], seed: UInt64
     ) throws -> (LossTerms, [Float]) {
-        var random = SeededRandom(seed: seed)   // the same jitter and correlation reference every call
+        var random = SeededRandom(seed: seed)  // the same jitter and correlation reference every call
         var terms = LossTerms()
         try executor.forward([images], training: false)
         executor.zeroGradients()
@@ -54,14 +54,16 @@ struct DSGLossTests {
     func gradientMatchesFiniteDifferences(term: String) throws {
         let model = try TestModels.batchNormNetwork()
         let layers = model.batchNormLayers.count
-        var loss = try DSGLoss(model: model, batchSize: 4, configuration: Self.configuration(only: term), margins: .zero(layers: layers))
+        var loss = try DSGLoss(
+            model: model, batchSize: 4, configuration: Self.configuration(only: term), margins: .zero(layers: layers))
         let executor = try GraphExecutor(model: model, batchSize: 4)
         executor.inputsRequireGradient = [true]
         var rng = SeededRandom(seed: 3)
         // Correlated samples (a shared component) away from mean 0 and deviation 1, so every term has a say.
         let common = rng.normalTensor([1, 1, 8, 8]).scalars
         let noise = rng.normalTensor([4, 1, 8, 8]).scalars
-        let images = Tensor(shape: [4, 1, 8, 8], scalars: noise.indices.map { 2 * (noise[$0] + common[$0 % 64]) + 0.5 })
+        let images = Tensor(
+            shape: [4, 1, 8, 8], scalars: noise.indices.map { 2 * (noise[$0] + common[$0 % 64]) + 0.5 })
         let labels: [Int32] = [0, 2, 1, 2]
         let (terms, gradient) = try Self.lossAndGradient(&loss, executor, images, labels: labels, seed: 9)
         #expect(Self.total(terms) > 0.01)
@@ -74,9 +76,13 @@ struct DSGLossTests {
             var plus = images, minus = images
             plus.withUnsafeMutableBufferPointer { $0[i] += h }
             minus.withUnsafeMutableBufferPointer { $0[i] -= h }
-            let numeric = (Self.total(try Self.lossAndGradient(&loss, executor, plus, labels: labels, seed: 9).0)
-                - Self.total(try Self.lossAndGradient(&loss, executor, minus, labels: labels, seed: 9).0)) / Double(2 * h)
-            #expect(abs(Double(gradient[i]) - numeric) <= 1e-2 * largest + 2e-2 * abs(numeric), "\(term), pixel \(i): \(gradient[i]) vs \(numeric)")
+            let numeric =
+                (Self.total(try Self.lossAndGradient(&loss, executor, plus, labels: labels, seed: 9).0)
+                    - Self.total(try Self.lossAndGradient(&loss, executor, minus, labels: labels, seed: 9).0))
+                / Double(2 * h)
+            #expect(
+                abs(Double(gradient[i]) - numeric) <= 1e-2 * largest + 2e-2 * abs(numeric),
+                "\(term), pixel \(i): \(gradient[i]) vs \(numeric)")
         }
     }
 
@@ -92,12 +98,17 @@ struct DSGLossTests {
         // BatchNorm over features, not images: the image priors have no [C, H, W] to work on.
         var b = ModelBuilder(seed: 0)
         let features = b.input("features", [4])
-        let flat = b.finish(outputs: [try b.linear(try b.batchNorm(try b.linear(features, "fc1", outFeatures: 3), "bn"), "fc2", outFeatures: 2)])
+        let flat = b.finish(outputs: [
+            try b.linear(try b.batchNorm(try b.linear(features, "fc1", outFeatures: 3), "bn"), "fc2", outFeatures: 2)
+        ])
         #expect(throws: GenerationError.invalidConfiguration("the model must take one image input [C, H, W]")) {
             try DSGLoss(model: flat, batchSize: 4, configuration: configuration, margins: .zero(layers: 1))
         }
         let perChannel = SlackMargins(mean: [[0, 0, 0], [0]], deviation: [[0], [0]])
-        #expect(throws: GenerationError.invalidConfiguration("BatchNorm layer 0 has 4 channels but 3 mean and 1 deviation margins")) {
+        #expect(
+            throws: GenerationError.invalidConfiguration(
+                "BatchNorm layer 0 has 4 channels but 3 mean and 1 deviation margins")
+        ) {
             try DSGLoss(model: model, batchSize: 4, configuration: configuration, margins: perChannel)
         }
     }

@@ -28,7 +28,8 @@ struct DiversityMetricsTests {
         let m = try DiversityMetrics.measure(Tensor(shape: [4, 1, 8, 8], scalars: images), model: model, batchSize: 3)
         #expect(m.meanAbsoluteCosine < 1e-12 && abs(m.effectiveRank - 4) < 1e-9)
         #expect(m.meanSpread.allSatisfy { $0 > 0 })
-        #expect(m.predictedClasses.count == 3 && m.predictedClasses.reduce(0, +) == 4, "counted across batches of 3 and 1")
+        #expect(
+            m.predictedClasses.count == 3 && m.predictedClasses.reduce(0, +) == 4, "counted across batches of 3 and 1")
     }
 }
 

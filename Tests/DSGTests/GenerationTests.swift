@@ -1,6 +1,6 @@
 import DSG
-import Foundation
 import DSGTestSupport
+import Foundation
 import Testing
 
 @Suite("Sample generation")
@@ -141,10 +141,14 @@ struct GenerationTests {
         #expect(throws: GenerationError.noBatchNorm) { try DSG.generateSamples(from: plain) }
         var zero = Self.configuration(.dsg, iterations: 60)
         zero.count = 0
-        #expect(throws: GenerationError.invalidConfiguration("the sample count must be at least 1")) { try DSG.generateSamples(from: TestModels.batchNormNetwork(), configuration: zero) }
+        #expect(throws: GenerationError.invalidConfiguration("the sample count must be at least 1")) {
+            try DSG.generateSamples(from: TestModels.batchNormNetwork(), configuration: zero)
+        }
         var quantile = Self.configuration(.dsg, iterations: 60)
         quantile.marginQuantile = 1.5
-        #expect(throws: GenerationError.invalidConfiguration("the margin quantile must be between 0 and 1, got 1.5")) { try DSG.generateSamples(from: TestModels.batchNormNetwork(), configuration: quantile) }
+        #expect(throws: GenerationError.invalidConfiguration("the margin quantile must be between 0 and 1, got 1.5")) {
+            try DSG.generateSamples(from: TestModels.batchNormNetwork(), configuration: quantile)
+        }
         // A learning rate so large that the loss overflows: stopped with the batch, iteration and term named.
         var wild = Self.configuration(.zeroQ, iterations: 60)
         wild.learningRate = 1e30
@@ -168,16 +172,22 @@ struct SampleSetFileTests {
         let folder = try TemporaryFolder("dsg-samples")
         let file = folder.file("run.safetensors")
         #expect(throws: Stop.self) {
-            try DSG.generateSamples(from: model, configuration: configuration, checkpoint: file) { done, _ in if done > 25 { throw Stop() } }
+            try DSG.generateSamples(from: model, configuration: configuration, checkpoint: file) { done, _ in
+                if done > 25 { throw Stop() }
+            }
         }
         #expect(try SampleSet.load(from: file).count == 4)
         // Resumed: only the remaining iterations run, and the samples equal an uninterrupted run's.
         var first = Int.max
-        let resumed = try DSG.generateSamples(from: model, configuration: configuration, checkpoint: file) { done, _ in first = min(first, done) }
+        let resumed = try DSG.generateSamples(from: model, configuration: configuration, checkpoint: file) { done, _ in
+            first = min(first, done)
+        }
         #expect(first == 21)
         #expect(resumed.images.scalars == whole.images.scalars && resumed.losses == whole.losses)
         let loaded = try SampleSet.load(from: file)
-        #expect(loaded.images.scalars == whole.images.scalars && loaded.configuration == configuration && loaded.batchSize == 4)
+        #expect(
+            loaded.images.scalars == whole.images.scalars && loaded.configuration == configuration
+                && loaded.batchSize == 4)
 
         // Other configuration, or a model with other inputs: refused rather than mixed.
         var other = configuration
@@ -185,8 +195,12 @@ struct SampleSetFileTests {
         #expect(throws: SampleSetError.differentConfiguration(file: "run.safetensors")) {
             try DSG.generateSamples(from: model, configuration: other, checkpoint: file)
         }
-        #expect(throws: SampleSetError.differentModel(file: "run.safetensors", expected: [1, 12, 12], found: [10, 1, 8, 8])) {
-            try DSG.generateSamples(from: TestModels.batchNormNetwork(side: 12), configuration: configuration, checkpoint: file)
+        #expect(
+            throws: SampleSetError.differentModel(
+                file: "run.safetensors", expected: [1, 12, 12], found: [10, 1, 8, 8])
+        ) {
+            try DSG.generateSamples(
+                from: TestModels.batchNormNetwork(side: 12), configuration: configuration, checkpoint: file)
         }
     }
 
@@ -199,7 +213,13 @@ struct SampleSetFileTests {
         try Data([8, 0, 0, 0, 0, 0, 0, 0, 123]).write(to: truncated)
         #expect(throws: SafetensorsError.self) { try SampleSet.load(from: truncated) }
         let broken = folder.file("broken.safetensors")
-        try Safetensors.write(Safetensors.Contents(tensors: [("images", Tensor(shape: [2, 1, 8, 8]))], metadata: ["format": "swift-dsg sample set 1"]), to: broken)
-        #expect(throws: SampleSetError.corrupt(file: "broken.safetensors", reason: "its metadata is incomplete or unreadable")) { try SampleSet.load(from: broken) }
+        try Safetensors.write(
+            Safetensors.Contents(
+                tensors: [("images", Tensor(shape: [2, 1, 8, 8]))], metadata: ["format": "swift-dsg sample set 1"]),
+            to: broken)
+        #expect(
+            throws: SampleSetError.corrupt(
+                file: "broken.safetensors", reason: "its metadata is incomplete or unreadable")
+        ) { try SampleSet.load(from: broken) }
     }
 }

@@ -55,17 +55,24 @@ struct GeneratorTests {
             #expect(maxRelativeError(actual, expected, floor: scale) < 1e-4, "\(key)")
         }
         expectGradient(Array(executor.gradient(of: ValueID(index: 0))), "z_grad")
-        for (name, key) in [("embedding.weight", "embedding_weight_grad"), ("fc.bias", "fc_bias_grad"),
-                            ("conv3.weight", "conv3_weight_grad"), ("bn1.weight", "bn1_weight_grad")] {
+        for (name, key) in [
+            ("embedding.weight", "embedding_weight_grad"), ("fc.bias", "fc_bias_grad"),
+            ("conv3.weight", "conv3_weight_grad"), ("bn1.weight", "bn1_weight_grad"),
+        ] {
             expectGradient(try executor.parameterGradient(named: name).scalars, key)
         }
-        expectClose(try generator.model.tensor(named: "bn1.running_mean").scalars, fixture.floats("bn1_running_mean_after"), rtol: 1e-4, atol: 1e-6)
-        expectClose(try generator.model.tensor(named: "output_bn.running_var").scalars, fixture.floats("output_bn_running_var_after"), rtol: 1e-4, atol: 1e-6)
+        expectClose(
+            try generator.model.tensor(named: "bn1.running_mean").scalars, fixture.floats("bn1_running_mean_after"),
+            rtol: 1e-4, atol: 1e-6)
+        expectClose(
+            try generator.model.tensor(named: "output_bn.running_var").scalars,
+            fixture.floats("output_bn_running_var_after"), rtol: 1e-4, atol: 1e-6)
     }
 
     /// The ImageNet form (Docs/DSG.md §10.1) at a small size: class-conditional BatchNorm instead of the embedding.
     @Test func conditionalBatchNormVariantConditionsOnTheLabel() throws {
-        let generator = try Generator(imageShape: [3, 16, 16], classes: 4, latentDimension: 10, conditioning: .batchNorm, seed: 2)
+        let generator = try Generator(
+            imageShape: [3, 16, 16], classes: 4, latentDimension: 10, conditioning: .batchNorm, seed: 2)
         #expect(generator.model.nodes.filter { $0.op is ConditionalBatchNormOp }.map(\.name) == ["bn0", "bn1", "bn2"])
         #expect(generator.model.nodes.contains { $0.op is EmbeddingOp } == false)
         // Per-class scales differ from 1, so that the label matters.
@@ -91,11 +98,15 @@ struct GeneratorTests {
         try b.load(from: file)
         #expect(try b.model.tensor(named: "fc.weight").scalars == a.model.tensor(named: "fc.weight").scalars)
         let other = try Generator(imageShape: [1, 12, 12], classes: 3, latentDimension: 6)
-        #expect(throws: GeneratorError.weightsDoNotMatch(
-            file: "g.safetensors", expected: "1x12x12 images, 3 classes, latent 6, embedding conditioning",
-            found: "1x8x8 images, 3 classes, latent 6, embedding conditioning")) {
+        #expect(
+            throws: GeneratorError.weightsDoNotMatch(
+                file: "g.safetensors", expected: "1x12x12 images, 3 classes, latent 6, embedding conditioning",
+                found: "1x8x8 images, 3 classes, latent 6, embedding conditioning")
+        ) {
             try other.load(from: file)
         }
-        #expect(throws: GeneratorError.unsupportedImageShape([3, 30, 30])) { try Generator(imageShape: [3, 30, 30], classes: 10) }
+        #expect(throws: GeneratorError.unsupportedImageShape([3, 30, 30])) {
+            try Generator(imageShape: [3, 30, 30], classes: 10)
+        }
     }
 }

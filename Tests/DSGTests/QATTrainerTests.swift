@@ -1,6 +1,6 @@
 import DSG
-import Foundation
 import DSGTestSupport
+import Foundation
 import Testing
 
 @Suite("QATTrainer")
@@ -21,7 +21,9 @@ struct QATTrainerTests {
     @Test(arguments: [
         (QATConfiguration.GeneratorLoss.dsg, Generator.Conditioning.embedding), (.gdfq, .embedding), (.dsg, .batchNorm),
     ])
-    func trainsAndExportsAQuantizedStudent(loss: QATConfiguration.GeneratorLoss, conditioning: Generator.Conditioning) throws {
+    func trainsAndExportsAQuantizedStudent(loss: QATConfiguration.GeneratorLoss, conditioning: Generator.Conditioning)
+        throws
+    {
         let teacher = try TestModels.batchNormNetwork()
         let before = teacher.stateDict.map { $0.tensor.scalars }
         var configuration = Self.configuration(loss)
@@ -55,7 +57,9 @@ struct QATTrainerTests {
         var first: Double?
         let history = try QATTrainer(teacher: teacher, configuration: c).train { p in first = first ?? p.generatorLoss }
         var plainFirst: Double?
-        try QATTrainer(teacher: teacher, configuration: Self.configuration()).train { p in plainFirst = plainFirst ?? p.generatorLoss }
+        try QATTrainer(teacher: teacher, configuration: Self.configuration()).train { p in
+            plainFirst = plainFirst ?? p.generatorLoss
+        }
         #expect(history.allSatisfy { $0.generatorLoss.isFinite && $0.studentLoss.isFinite })
         // The same first batch (the term draws its margins from its own noise): the loss is larger by the term.
         #expect(first! > plainFirst! + 1e-6, "\(first!) vs \(plainFirst!)")
@@ -77,13 +81,17 @@ struct QATTrainerTests {
         for (b, s) in zip(batch, samples) {
             #expect(s[0] >= b[0] && s[1] <= b[1] && s[1] > s[0], "\(s) within \(b)")
         }
-        #expect(zip(batch, samples).contains { $1[1] < $0[1] - 1e-4 }, "some sample reaches beyond the mean of the extremes")
+        #expect(
+            zip(batch, samples).contains { $1[1] < $0[1] - 1e-4 }, "some sample reaches beyond the mean of the extremes"
+        )
     }
 
     @Test func configurationsDecodeWholeAndOlderOnesTakeDefaults() throws {
         var c = QATConfiguration(weightBits: 5, activationBits: 6, generatorLoss: .gdfq)
         (c.epochs, c.iterationsPerEpoch, c.batchSize, c.warmupEpochs, c.calibrationEpochs) = (7, 9, 11, 2, 3)
-        (c.activationRange, c.generatorLearningRate, c.studentLearningRate, c.milestones) = (.meanSampleExtremes, 0.5, 0.25, [3, 5])
+        (c.activationRange, c.generatorLearningRate, c.studentLearningRate, c.milestones) = (
+            .meanSampleExtremes, 0.5, 0.25, [3, 5]
+        )
         (c.temperature, c.distillationWeight, c.marginQuantile, c.layerwiseEnhancement) = (4, 2, 0.75, true)
         (c.latentDimension, c.conditioning, c.seed) = (12, .batchNorm, 99)
         let encoded = try JSONEncoder().encode(c)
@@ -91,7 +99,8 @@ struct QATTrainerTests {
         // A checkpoint written before `activationRange` existed.
         var object = try #require(try JSONSerialization.jsonObject(with: encoded) as? [String: Any])
         object["activationRange"] = nil
-        let older = try JSONDecoder().decode(QATConfiguration.self, from: JSONSerialization.data(withJSONObject: object))
+        let older = try JSONDecoder().decode(
+            QATConfiguration.self, from: JSONSerialization.data(withJSONObject: object))
         #expect(older.activationRange == .batchExtremes && older.seed == 99)
     }
 
@@ -108,7 +117,9 @@ struct QATTrainerTests {
         #expect(resumed.history.map(\.generatorLoss) == whole.history.map(\.generatorLoss))
         let a = try whole.quantizedStudent().model.stateDict, b = try resumed.quantizedStudent().model.stateDict
         #expect(a.map(\.name) == b.map(\.name) && a.map { $0.tensor.scalars } == b.map { $0.tensor.scalars })
-        #expect(whole.generator.model.stateDict.map { $0.tensor.scalars } == resumed.generator.model.stateDict.map { $0.tensor.scalars })
+        #expect(
+            whole.generator.model.stateDict.map { $0.tensor.scalars }
+                == resumed.generator.model.stateDict.map { $0.tensor.scalars })
     }
 
     @Test func checkpointsOfAnotherRunAndBadTeachersAreRefused() throws {
@@ -131,7 +142,10 @@ struct QATTrainerTests {
         }
         var ranges = Self.configuration()
         ranges.activationRange = .meanSampleExtremes
-        #expect(throws: QATError.checkpointMismatch(file: "qat.safetensors", reason: "activation ranges from batchExtremes, not meanSampleExtremes")) {
+        #expect(
+            throws: QATError.checkpointMismatch(
+                file: "qat.safetensors", reason: "activation ranges from batchExtremes, not meanSampleExtremes")
+        ) {
             try QATTrainer(teacher: teacher, configuration: ranges).train(checkpoint: file)
         }
         var seed = Self.configuration()
@@ -153,11 +167,17 @@ struct QATTrainerTests {
 
         var b = ModelBuilder(seed: 1)
         let x = b.input("image", [1, 8, 8])
-        let plain = b.finish(outputs: [try b.linear(try b.flatten(try b.relu(try b.conv2d(x, "conv", outChannels: 2, kernel: 3), "relu"), "flatten"), "fc", outFeatures: 3)])
+        let plain = b.finish(outputs: [
+            try b.linear(
+                try b.flatten(try b.relu(try b.conv2d(x, "conv", outChannels: 2, kernel: 3), "relu"), "flatten"), "fc",
+                outFeatures: 3)
+        ])
         #expect(throws: QATError.noBatchNorm) { try QATTrainer(teacher: plain) }
         var nine = Self.configuration()
         nine.activationBits = 9
-        #expect(throws: QATError.invalidConfiguration("activation bit-width 9 is outside 2...8")) { try QATTrainer(teacher: teacher, configuration: nine) }
+        #expect(throws: QATError.invalidConfiguration("activation bit-width 9 is outside 2...8")) {
+            try QATTrainer(teacher: teacher, configuration: nine)
+        }
     }
 
     @Test func aLossThatTurnsNaNStopsWithTheIterationAndTheLoss() throws {

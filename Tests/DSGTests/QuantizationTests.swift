@@ -1,6 +1,6 @@
 import DSG
-import Foundation
 import DSGTestSupport
+import Foundation
 import Testing
 
 @Suite("Post-training quantization")
@@ -21,8 +21,12 @@ struct QuantizationTests {
     }
 
     @Test func impossibleBitWidthsAreRefused() {
-        #expect(throws: QuantizationError.bitWidth(1, what: "weight")) { try PTQCalibrator(configuration: PTQConfiguration(weightBits: 1, activationBits: 4)) }
-        #expect(throws: QuantizationError.bitWidth(9, what: "activation")) { try PTQCalibrator(configuration: PTQConfiguration(weightBits: 4, activationBits: 9)) }
+        #expect(throws: QuantizationError.bitWidth(1, what: "weight")) {
+            try PTQCalibrator(configuration: PTQConfiguration(weightBits: 1, activationBits: 4))
+        }
+        #expect(throws: QuantizationError.bitWidth(9, what: "activation")) {
+            try PTQCalibrator(configuration: PTQConfiguration(weightBits: 4, activationBits: 9))
+        }
     }
 
     static func samples(_ n: Int, seed: UInt64) -> Tensor {
@@ -42,7 +46,8 @@ struct QuantizationTests {
         let reference = try Self.outputs(model, test)
         var errors: [Double] = []
         for bits in [8, 4, 2] {
-            let q = try PTQCalibrator(configuration: PTQConfiguration(weightBits: bits, activationBits: bits)).quantize(model, calibration: calibration)
+            let q = try PTQCalibrator(configuration: PTQConfiguration(weightBits: bits, activationBits: bits)).quantize(
+                model, calibration: calibration)
             // One fake-quantization node after each of the two ReLUs.
             #expect(q.model.nodes.filter { $0.op is FakeQuantOp }.map(\.name) == ["relu1.quant", "relu2.quant"])
             // At most 2^k distinct values per output channel of every weight.
@@ -56,7 +61,9 @@ struct QuantizationTests {
             let out = try Self.outputs(q.model, test)
             errors.append(zip(out, reference).map { Double(abs($0 - $1)) }.max()!)
         }
-        #expect(errors[0] < 0.05 && errors[0] < errors[1] && errors[1] < errors[2], "max output error at 8, 4, 2 bits: \(errors)")
+        #expect(
+            errors[0] < 0.05 && errors[0] < errors[1] && errors[1] < errors[2],
+            "max output error at 8, 4, 2 bits: \(errors)")
         // The float model is untouched.
         #expect(try Self.outputs(model, test) == reference)
     }
@@ -214,7 +221,9 @@ struct BatchNormFoldingTests {
         // Non-trivial running statistics and affine parameters.
         let warm = try GraphExecutor(model: model, batchSize: 8)
         var g = SeededRandom(seed: 1)
-        for _ in 0..<3 { try warm.forward([g.normalTensor([8, 1, 28, 28], mean: 0.3, standardDeviation: 1.5)], training: true) }
+        for _ in 0..<3 {
+            try warm.forward([g.normalTensor([8, 1, 28, 28], mean: 0.3, standardDeviation: 1.5)], training: true)
+        }
         for t in model.tensors where t.name.hasSuffix("bn1.weight") || t.name.hasSuffix("bn2.bias") {
             try model.setTensor(named: t.name, to: g.uniformTensor(t.tensor.shape, 0.5, 1.5))
         }
@@ -231,7 +240,8 @@ struct BatchNormFoldingTests {
         let model = try TestModels.batchNormNetwork()
         var config = PTQConfiguration(weightBits: 8, activationBits: 8)
         config.foldBatchNorm = true
-        let q = try PTQCalibrator(configuration: config).quantize(model, calibration: QuantizationTests.samples(16, seed: 6))
+        let q = try PTQCalibrator(configuration: config).quantize(
+            model, calibration: QuantizationTests.samples(16, seed: 6))
         #expect(q.model.batchNormLayers.isEmpty)
         let test = QuantizationTests.samples(8, seed: 7)
         let reference = try QuantizationTests.outputs(model, test), out = try QuantizationTests.outputs(q.model, test)

@@ -51,7 +51,8 @@ struct QuantizerReadoutTests {
             #expect(r.high > r.low, "\(r.activation) was calibrated")
         }
         // The read-out follows the tensor, not a copy made at calibration.
-        try quantized.model.setTensor(named: "block.a.relu6.quant.range", to: Tensor(shape: [2], scalars: [-1.5, 2.25]))
+        try quantized.model.setTensor(
+            named: "block.a.relu6.quant.range", to: Tensor(shape: [2], scalars: [-1.5, 2.25]))
         #expect(quantized.activationRanges.last.map { [$0.low, $0.high] } == [-1.5, 2.25])
     }
 

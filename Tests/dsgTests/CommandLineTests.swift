@@ -46,19 +46,27 @@ struct CommandLineTests {
         let train = DSGCommand.helpMessage(for: TrainCommand.self, columns: 200)
         let options = Self.entries(train, section: "OPTIONS")
         let expected: [(String, String)] = [
-            ("--data <folder>",
-             "Folder with the four Fashion-MNIST gzip IDX files. (default: \(FashionMNIST.defaultDirectory.path))"),
+            (
+                "--data <folder>",
+                "Folder with the four Fashion-MNIST gzip IDX files. (default: \(FashionMNIST.defaultDirectory.path))"
+            ),
             ("--epochs <epochs>", "Passes over the 60,000 training images. (default: 20)"),
             ("--batch-size <batch-size>", "Images per training step. (default: 128)"),
-            ("--learning-rate <learning-rate>",
-             "Peak learning rate (the cosine schedule starts here and ends at 0). (default: 0.1)"),
+            (
+                "--learning-rate <learning-rate>",
+                "Peak learning rate (the cosine schedule starts here and ends at 0). (default: 0.1)"
+            ),
             ("--weight-decay <weight-decay>", "Weight decay (L2 penalty added to the gradient). (default: 0.0005)"),
             ("--seed <seed>", "Seed for initialisation, shuffling and augmentation. (default: 0)"),
-            ("--checkpoint <path>",
-             "Checkpoint file, written after every epoch and resumed from if it exists."
-                + " (default: dsg-train-checkpoint.safetensors)"),
-            ("--output <path>",
-             "Where to write the trained weights (safetensors). (default: resnet20-fashion-mnist.safetensors)"),
+            (
+                "--checkpoint <path>",
+                "Checkpoint file, written after every epoch and resumed from if it exists."
+                    + " (default: dsg-train-checkpoint.safetensors)"
+            ),
+            (
+                "--output <path>",
+                "Where to write the trained weights (safetensors). (default: resnet20-fashion-mnist.safetensors)"
+            ),
             ("--version", "Show the version."),
             ("-h, --help", "Show help information."),
         ]
@@ -71,12 +79,14 @@ struct CommandLineTests {
         let subcommands = Self.entries(DSGCommand.helpMessage(columns: 200), section: "SUBCOMMANDS")
         #expect(subcommands.map(\.name) == ["train", "evaluate", "generate", "quantize", "experiment", "demo"])
         #expect(subcommands.first { $0.name == "train" }?.help == "Train the ResNet-20 classifier on Fashion-MNIST.")
-        #expect(subcommands.first { $0.name == "experiment" }?.help
-            == "Reproducible experiments that produce the tables of Docs/RESULTS.md.")
+        #expect(
+            subcommands.first { $0.name == "experiment" }?.help
+                == "Reproducible experiments that produce the tables of Docs/RESULTS.md.")
 
         let evaluate = Self.entries(DSGCommand.helpMessage(for: EvaluateCommand.self, columns: 200), section: "OPTIONS")
-        #expect(evaluate.first { $0.name == "--model <path>" }?.help
-            == "Trained ResNet-20 weights (safetensors; a `dsg train` checkpoint also works)."
+        #expect(
+            evaluate.first { $0.name == "--model <path>" }?.help
+                == "Trained ResNet-20 weights (safetensors; a `dsg train` checkpoint also works)."
                 + " Default: the embedded model.")
         #expect(evaluate.first { $0.name == "--limit <limit>" }?.help == "Evaluate only the first N test images.")
     }
@@ -92,17 +102,36 @@ struct CommandLineTests {
         (["demo", "--model", "m", "--iterations", "0"], "--iterations must be at least 1."),
         (["experiment", "ptq", "--model", "m", "--count", "1"], "--count must be at least 2."),
         (["quantize", "--model", "m", "--samples", "s", "--weight-bits", "9"], "weight bit-width 9 is outside 2...8"),
-        (["quantize", "--method", "ptq"], "--method ptq needs --samples (make them with `dsg generate`) or --real-images, one of them."),
-        (["quantize", "--samples", "s", "--real-images", "5"], "--method ptq needs --samples (make them with `dsg generate`) or --real-images, one of them."),
+        (
+            ["quantize", "--method", "ptq"],
+            "--method ptq needs --samples (make them with `dsg generate`) or --real-images, one of them."
+        ),
+        (
+            ["quantize", "--samples", "s", "--real-images", "5"],
+            "--method ptq needs --samples (make them with `dsg generate`) or --real-images, one of them."
+        ),
         (["quantize", "--real-images", "0"], "--real-images must be at least 1."),
-        (["quantize", "--method", "qat", "--qat-batch-size", "1"], "invalid QAT configuration: the batch size must be at least 2 (batch statistics)"),
+        (
+            ["quantize", "--method", "qat", "--qat-batch-size", "1"],
+            "invalid QAT configuration: the batch size must be at least 2 (batch statistics)"
+        ),
         (["experiment", "qat", "--bits", "9"], "invalid QAT configuration: weight bit-width 9 is outside 2...8"),
         (["experiment", "qat", "--losses"], "Missing value for '--losses <losses>'"),
         (["experiment", "qat", "--ptq-count", "1"], "--ptq-count must be at least 2 and --ptq-iterations at least 1."),
         (["experiment", "qat", "--test-images", "0"], "--test-images must be at least 1."),
-        (["experiment", "qat", "--epochs", "0"], "invalid QAT configuration: epochs and iterations per epoch must be at least 1"),
-        (["generate", "--model", "m", "--count", "0"], "invalid generation configuration: the sample count must be at least 1"),
-        (["generate", "--model", "m", "--preset", "best"], "The value 'best' is invalid for '--preset <preset>'. Please provide one of 'gaussian', 'zeroQ', 'dsgCVPR', 'dsg' or 'dsgCode'."),
+        (
+            ["experiment", "qat", "--epochs", "0"],
+            "invalid QAT configuration: epochs and iterations per epoch must be at least 1"
+        ),
+        (
+            ["generate", "--model", "m", "--count", "0"],
+            "invalid generation configuration: the sample count must be at least 1"
+        ),
+        (
+            ["generate", "--model", "m", "--preset", "best"],
+            "The value 'best' is invalid for '--preset <preset>'. "
+                + "Please provide one of 'gaussian', 'zeroQ', 'dsgCVPR', 'dsg' or 'dsgCode'."
+        ),
     ])
     func badArgumentsExitWithUsageErrors(arguments: [String], message: String) {
         let result = failure(arguments)
@@ -132,9 +161,12 @@ struct CommandLineTests {
         let tooShort = #expect(throws: SafetensorsError.self) {
             try ModelOptions.parse(["--model", broken.path]).load()
         }
-        #expect(errorMessage(tooShort!)
-            == "error: broken.safetensors: 3 bytes is too short for a safetensors file (8-byte header size first)")
-        #expect(errorMessage(IDXError.notGzip(file: "x.gz")) == "error: x.gz: not a gzip file (it does not start with the gzip signature 1f 8b)")
+        #expect(
+            errorMessage(tooShort!)
+                == "error: broken.safetensors: 3 bytes is too short for a safetensors file (8-byte header size first)")
+        #expect(
+            errorMessage(IDXError.notGzip(file: "x.gz"))
+                == "error: x.gz: not a gzip file (it does not start with the gzip signature 1f 8b)")
         // `reportingErrors` passes results and ArgumentParser's exit codes through and turns any other error into 1.
         #expect(try reportingErrors { 42 } == 42)
         #expect(throws: ExitCode.validationFailure) { try reportingErrors { throw ExitCode.validationFailure } }
@@ -146,7 +178,9 @@ struct CommandLineTests {
 struct ExperimentOutputTests {
     @Test func writesTablesReportPicturesAndResumes() throws {
         let folder = try TemporaryFolder("dsg-experiment")
-        func experiment(_ calibration: PTQConfiguration.ActivationCalibration = .meanSampleExtremes) throws -> PTQExperiment {
+        func experiment(_ calibration: PTQConfiguration.ActivationCalibration = .meanSampleExtremes) throws
+            -> PTQExperiment
+        {
             try PTQExperiment(
                 model: try DSG.defaultModel(), data: FashionMNIST.defaultDirectory, folder: folder.url, count: 4,
                 iterations: 2, seeds: [0], testImages: 50, sources: ["zeroQ", "dsg", "real"], bitWidths: [(8, 8)],
@@ -168,7 +202,10 @@ struct ExperimentOutputTests {
         #expect(Set(report.diversity.keys) == ["zeroQ", "dsg", "real"])
         let markdown = try String(contentsOf: folder.file("results.md"), encoding: .utf8)
         #expect(markdown.contains("| dsg | "))
-        for file in ["grid-dsg.png", "grid-zeroQ.png", "grid-real.png", "scatter.svg", "state.json", "samples-dsg-seed0.safetensors"] {
+        for file in [
+            "grid-dsg.png", "grid-zeroQ.png", "grid-real.png", "scatter.svg", "state.json",
+            "samples-dsg-seed0.safetensors",
+        ] {
             #expect(FileManager.default.fileExists(atPath: folder.file(file).path), "\(file)")
         }
         // Run again: every number comes from the state file, so the report is the same.
@@ -189,21 +226,28 @@ struct ExperimentOutputTests {
         }
         #expect(try Data(contentsOf: folder.file("samples-dsg-seed0.safetensors")) == samples, "samples reused")
         let state = try JSONDecoder().decode([String: Double].self, from: Data(contentsOf: folder.file("state.json")))
-        #expect(state["accuracy/dsg/seed0/W8A8/minMax"] != nil && state["accuracy/dsg/seed0/W8A8"] == report.accuracy["dsg/W8A8"]![0])
+        #expect(
+            state["accuracy/dsg/seed0/W8A8/minMax"] != nil
+                && state["accuracy/dsg/seed0/W8A8"] == report.accuracy["dsg/W8A8"]![0])
         let minMaxMarkdown = try String(contentsOf: folder.file("results-minMax.md"), encoding: .utf8)
         #expect(minMaxMarkdown.contains("activation ranges: minMax"))
         #expect(try String(contentsOf: folder.file("results.md"), encoding: .utf8) == markdown)
 
         // The ablation variants change what their names say, and nothing else.
-        let e = try experiment(), dsg = e.generationConfiguration("dsg", seed: 0), zeroQ = e.generationConfiguration("zeroQ", seed: 0)
-        #expect(e.generationConfiguration("dsg-priors", seed: 0).weights.totalVariation == 0 && e.generationConfiguration("dsg-priors", seed: 0).weights.l2 == 0)
+        let e = try experiment(), dsg = e.generationConfiguration("dsg", seed: 0),
+            zeroQ = e.generationConfiguration("zeroQ", seed: 0)
+        #expect(
+            e.generationConfiguration("dsg-priors", seed: 0).weights.totalVariation == 0
+                && e.generationConfiguration("dsg-priors", seed: 0).weights.l2 == 0)
         #expect(e.generationConfiguration("dsg-CE", seed: 0).weights.crossEntropy == 0 && dsg.weights.crossEntropy == 2)
         var priors = e.generationConfiguration("dsg-priors", seed: 0)
         (priors.weights.totalVariation, priors.weights.l2) = (dsg.weights.totalVariation, dsg.weights.l2)
         #expect(priors == dsg)
         #expect(e.generationConfiguration("dsg@0.5", seed: 0).marginQuantile == 0.5 && dsg.marginQuantile == 0.9)
         #expect(e.generationConfiguration("zeroQ+SDA", seed: 0).marginQuantile == 0.9 && zeroQ.marginQuantile == nil)
-        #expect(e.generationConfiguration("zeroQ+SCI", seed: 0).correlation == .differentiable && zeroQ.correlation != .differentiable)
+        #expect(
+            e.generationConfiguration("zeroQ+SCI", seed: 0).correlation == .differentiable
+                && zeroQ.correlation != .differentiable)
     }
 }
 
@@ -219,7 +263,7 @@ struct QATExperimentOutputTests {
         var command = try DSGCommand.parseAsRoot(arguments)
         try command.run()
         let report = try JSONDecoder().decode(
-            QATExperimentCommand.Report.self, from: Data(contentsOf: folder.file("results.json")))
+            QATReport.self, from: Data(contentsOf: folder.file("results.json")))
         #expect(Set(report.qat.keys) == ["gdfq/W4A4", "dsg/W4A4"] && report.ptq.keys.sorted() == ["W4A4"])
         // Two QAT steps barely move the W4A4 student made from the teacher: each run keeps within 3 of the 20 test
         // images of FP32 (0.95 against 1.0), and PTQ with 4 barely optimised samples stays far above the 0.1 of
@@ -240,7 +284,7 @@ struct QATExperimentOutputTests {
         var again = try DSGCommand.parseAsRoot(arguments)
         try again.run()
         let second = try JSONDecoder().decode(
-            QATExperimentCommand.Report.self, from: Data(contentsOf: folder.file("results.json")))
+            QATReport.self, from: Data(contentsOf: folder.file("results.json")))
         #expect(second.qat.mapValues(\.final) == report.qat.mapValues(\.final))
     }
 }

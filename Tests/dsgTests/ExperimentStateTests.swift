@@ -19,22 +19,39 @@ struct ExperimentStateTests {
         let state = try ExperimentState(url: url, settings: Self.settings(count: 2, iterations: 10))
         #expect(state["W4A4 dsg"] == nil)
         var calls = 0
-        #expect(try state.measured("W4A4 dsg") { calls += 1; return 0.625 } == 0.625)
-        #expect(try state.measured("W4A4 dsg") { calls += 1; return 0.125 } == 0.625)
+        #expect(
+            try state.measured("W4A4 dsg") {
+                calls += 1
+                return 0.625
+            } == 0.625)
+        #expect(
+            try state.measured("W4A4 dsg") {
+                calls += 1
+                return 0.125
+            } == 0.625)
         #expect(calls == 1)
         #expect(state["W4A4 dsg"] == 0.625)
 
         // A new run on the same folder finds the measurement and the settings in the file.
         let next = try ExperimentState(url: url, settings: Self.settings(count: 2, iterations: 10))
         #expect(next["W4A4 dsg"] == 0.625)
-        #expect(try next.measured("W4A4 dsg") { calls += 1; return 0.125 } == 0.625)
-        #expect(try next.measured("W8A8 dsg") { calls += 1; return 0.875 } == 0.875)
+        #expect(
+            try next.measured("W4A4 dsg") {
+                calls += 1
+                return 0.125
+            } == 0.625)
+        #expect(
+            try next.measured("W8A8 dsg") {
+                calls += 1
+                return 0.875
+            } == 0.875)
         #expect(calls == 2)
         let saved = try JSONDecoder().decode([String: Double].self, from: Data(contentsOf: url))
-        #expect(saved == [
-            "W4A4 dsg": 0.625, "W8A8 dsg": 0.875,
-            "settings/count": 2, "settings/iterations": 10, "settings/testImages": 500,
-        ])
+        #expect(
+            saved == [
+                "W4A4 dsg": 0.625, "W8A8 dsg": 0.875,
+                "settings/count": 2, "settings/iterations": 10, "settings/testImages": 500,
+            ])
     }
 
     @Test func aFailedMeasurementIsNotStored() throws {
@@ -59,12 +76,15 @@ struct ExperimentStateTests {
         let folder = try TemporaryFolder("experiment-state")
         let url = folder.file("state.json")
         _ = try ExperimentState(url: url, settings: Self.settings(count: 2, iterations: 10)).measured("a") { 1 }
-        #expect(try Self.refusal(url, Self.settings(count: 3, iterations: 10))
-            == "\(url.path): holds results for count 2, not 3; use another --output")
-        #expect(try Self.refusal(url, Self.settings(count: 2, iterations: 20))
-            == "\(url.path): holds results for iterations 10, not 20; use another --output")
-        #expect(try Self.refusal(url, Self.settings(count: 2, iterations: 10, testImages: 10_000))
-            == "\(url.path): holds results for testImages 500, not 10000; use another --output")
+        #expect(
+            try Self.refusal(url, Self.settings(count: 3, iterations: 10))
+                == "\(url.path): holds results for count 2, not 3; use another --output")
+        #expect(
+            try Self.refusal(url, Self.settings(count: 2, iterations: 20))
+                == "\(url.path): holds results for iterations 10, not 20; use another --output")
+        #expect(
+            try Self.refusal(url, Self.settings(count: 2, iterations: 10, testImages: 10_000))
+                == "\(url.path): holds results for testImages 500, not 10000; use another --output")
         // The refused runs changed nothing: the original settings still open the file.
         #expect(try ExperimentState(url: url, settings: Self.settings(count: 2, iterations: 10))["a"] == 1)
     }
@@ -78,10 +98,12 @@ struct ExperimentStateTests {
         let first = folder.file("first.json"), second = folder.file("second.json")
         _ = try ExperimentState(url: first, settings: Self.settings(count: 1, iterations: 100_000)).measured("a") { 1 }
         _ = try ExperimentState(url: second, settings: Self.settings(count: 2, iterations: 0)).measured("a") { 2 }
-        #expect(try Self.refusal(first, Self.settings(count: 2, iterations: 0))
-            == "\(first.path): holds results for count 1, not 2; use another --output")
-        #expect(try Self.refusal(second, Self.settings(count: 1, iterations: 100_000))
-            == "\(second.path): holds results for count 2, not 1; use another --output")
+        #expect(
+            try Self.refusal(first, Self.settings(count: 2, iterations: 0))
+                == "\(first.path): holds results for count 1, not 2; use another --output")
+        #expect(
+            try Self.refusal(second, Self.settings(count: 1, iterations: 100_000))
+                == "\(second.path): holds results for count 2, not 1; use another --output")
     }
 
     @Test func aFileWithTheLegacySettingsKeyIsRefused() throws {
@@ -91,8 +113,9 @@ struct ExperimentStateTests {
         try JSONEncoder().encode(legacy).write(to: url)
         // Even with the settings the old number stands for: it cannot be checked, so it is not trusted.
         let reason = "written by an older swift-dsg, whose settings key could not tell runs apart"
-        #expect(try Self.refusal(url, Self.settings(count: 2, iterations: 10))
-            == "\(url.path): \(reason); use another --output")
+        #expect(
+            try Self.refusal(url, Self.settings(count: 2, iterations: 10))
+                == "\(url.path): \(reason); use another --output")
         let after = try JSONDecoder().decode([String: Double].self, from: Data(contentsOf: url))
         #expect(after == legacy, "left as it was")
     }

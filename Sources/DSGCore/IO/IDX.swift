@@ -72,6 +72,7 @@ public struct IDXFile {
 
     /// Parses decompressed IDX bytes.
     public static func parse(_ data: Data, rank: Int, name: String) throws(IDXError) -> IDXFile {
+        precondition(rank >= 1, "IDX.parse: the caller names a rank of at least 1 (1 for labels, 3 for images).")
         let bytes = [UInt8](data.prefix(4 + 4 * rank))
         func word(_ i: Int) -> UInt32 { bytes[4 * i..<4 * i + 4].reduce(0) { $0 << 8 | UInt32($1) } }
         let headerSize = 4 + 4 * rank

@@ -151,12 +151,13 @@ public enum Safetensors {
                 throw .offsets(
                     file: name, tensor: key, reason: "data_offsets must be [begin, end] with 0 <= begin <= end")
             }
-            // A shape whose byte count overflows is refused as not matching its offsets.
-            let expected =
-                Shape(shape).checkedElementCount.flatMap { n in
+            // A corrupt header can give a shape whose byte count does not fit an Int.
+            guard
+                let expected = Shape(shape).checkedElementCount.flatMap({ n -> Int? in
                     let (bytes, overflow) = n.multipliedReportingOverflow(by: 4)
                     return overflow ? nil : bytes
-                } ?? -1
+                })
+            else { throw .badEntry(file: name, tensor: key, reason: "shape \(shape) is larger than any file") }
             guard offsets[1] - offsets[0] == expected else {
                 throw .offsets(
                     file: name, tensor: key,

@@ -32,6 +32,12 @@ SGD(learningRate: 0.1, momentum: 0.9).step(executor)
 let activations: [Activation] = model.nodes.compactMap { ($0.op as? ActivationOp)?.activation }
 let geometries: [ConvGeometry] = model.nodes.compactMap { ($0.op as? Conv2dOp)?.geometry }
 guard activations.count == 19, geometries.count == 21 else { fatalError("unexpected ResNet-20 layers") }
-print("swift-dsg \(DSG.version): ResNet-20 with \(model.parameterCount) parameters and \(model.batchNormLayers.count) BatchNorm layers; training loss \(loss); \(samples.count) DSG samples; \(quantized.configuration.label) model with \(quantized.model.nodes.filter { $0.op is FakeQuantOp }.count) quantized activations; QAT student loss \(qatHistory.map(\.studentLoss)) (\(student.configuration.label))")
+print(
+    "swift-dsg \(DSG.version): ResNet-20 with \(model.parameterCount) parameters and "
+        + "\(model.batchNormLayers.count) BatchNorm layers; training loss \(loss); \(samples.count) DSG samples; "
+        + "\(quantized.configuration.label) model with \(quantized.activationRanges.count) quantized activations; "
+        + "QAT student loss \(qatHistory.map(\.studentLoss)) (\(student.configuration.label))"
+)
 guard loss.isFinite, samples.count == 8, model.batchNormLayers.count == 21, qatHistory.count == 2,
-      qatHistory.allSatisfy({ $0.studentLoss.isFinite }) else { fatalError("unexpected result") }
+    qatHistory.allSatisfy({ $0.studentLoss.isFinite })
+else { fatalError("unexpected result") }
