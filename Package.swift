@@ -24,7 +24,8 @@ let package = Package(
         .target(name: "DSGKernels", dependencies: ["COpenBLAS"]),
         .target(name: "DSGCore", dependencies: ["DSGKernels", "CZlib"]),
         // The embedded default model (Docs/RESULTS.md) ships as a resource of the library users import.
-        // DSG imports DSGKernels itself for the eigensolver of the correlation term and the diversity metrics.
+        // DSG imports DSGKernels itself: the eigensolver (correlation term, diversity metrics) and the Double
+        // reductions of the per-sample and batch statistics.
         .target(
             name: "DSG", dependencies: ["DSGCore", "DSGKernels"],
             resources: [.copy("Resources/resnet20-fashion-mnist.safetensors")]),
@@ -34,7 +35,8 @@ let package = Package(
             name: "dsg",
             dependencies: ["DSG", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(
-            name: "dsg-bench", dependencies: ["DSG", "DSGKernels", "CMallocCounter"], path: "Benchmarks/dsg-bench"),
+            name: "dsg-bench", dependencies: ["DSG", "DSGCore", "DSGKernels", "CMallocCounter"],
+            path: "Benchmarks/dsg-bench"),
         // Counts heap allocations inside dsg-bench only (it replaces malloc in that executable).
         .target(name: "CMallocCounter", path: "Benchmarks/CMallocCounter"),
 
@@ -42,7 +44,11 @@ let package = Package(
         .target(name: "DSGTestSupport", dependencies: ["DSGCore"], path: "Tests/DSGTestSupport"),
         .testTarget(name: "DSGKernelsTests", dependencies: ["DSGKernels", "DSGTestSupport"]),
         .testTarget(name: "DSGTests", dependencies: ["DSG", "DSGTestSupport"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "dsgTests", dependencies: ["dsg", "DSGTestSupport"]),
+        .testTarget(
+            name: "dsgTests",
+            dependencies: [
+                "dsg", "DSG", "DSGTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .testTarget(
             name: "DSGCoreTests",
             dependencies: ["DSGCore", "DSGTestSupport"],

@@ -34,6 +34,17 @@ func validated(_ check: () throws -> Void) throws {
     do { try check() } catch { throw ValidationError(String(describing: error)) }
 }
 
+/// The limits of a run that generates `count` samples with `iterations` steps and measures their diversity:
+/// the generation configuration's, and the two images a spread needs (``DiversityError``).
+func validateSampleSet(count: Int, iterations: Int, measuresDiversity: Bool = true) throws {
+    try validated {
+        var configuration = GenerationConfiguration(preset: .dsg)
+        (configuration.count, configuration.iterations) = (count, iterations)
+        try configuration.validate()
+        if measuresDiversity && count < 2 { throw DiversityError.tooFewImages(count) }
+    }
+}
+
 /// The line printed for an error: every error of the package describes itself, naming the file or node.
 func errorMessage(_ error: any Error) -> String { "error: \(error)" }
 

@@ -30,8 +30,7 @@ struct DemoCommand: ParsableCommand {
     var output = "dsg-demo"
 
     func validate() throws {
-        guard count >= 2 else { throw ValidationError("--count must be at least 2.") }
-        guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1.") }
+        try validateSampleSet(count: count, iterations: iterations)
     }
 
     func run() throws {

@@ -50,8 +50,7 @@ struct PTQExperimentCommand: ParsableCommand {
     var calibration: PTQConfiguration.ActivationCalibration = .meanSampleExtremes
 
     func validate() throws {
-        guard count >= 2 else { throw ValidationError("--count must be at least 2.") }
-        guard iterations >= 0 else { throw ValidationError("--iterations must not be negative.") }
+        try validateSampleSet(count: count, iterations: iterations)
         guard !seeds.isEmpty else { throw ValidationError("--seeds needs at least one seed.") }
         guard testImages >= 1 else { throw ValidationError("--test-images must be at least 1.") }
         guard (1...seeds.count).contains(ablationSeeds) else {

@@ -9,7 +9,8 @@ struct GenerateCommand: ParsableCommand {
         commandName: "generate",
         abstract: "Synthesise calibration samples from the model's BatchNorm statistics, without data.",
         discussion: """
-            Writes the samples (safetensors, with the options in its metadata), a PNG grid of them, and a JSON \
+            Writes the samples (safetensors, with the generation configuration in its metadata), a PNG grid of \
+            them, and a JSON \
             file with the loss terms and diversity metrics. The sample file doubles as a checkpoint: run the same \
             command again after an interruption and finished batches are kept.
             """)
@@ -45,7 +46,8 @@ struct GenerateCommand: ParsableCommand {
     var grid = "samples.png"
 
     @Option(
-        help: ArgumentHelp("JSON report: options, loss terms per batch, diversity metrics, time.", valueName: "path"))
+        help: ArgumentHelp(
+            "JSON report: configuration, loss terms per batch, diversity metrics, time.", valueName: "path"))
     var report = "samples.json"
 
     func validate() throws {

@@ -36,9 +36,7 @@ struct QATExperimentCommand: ParsableCommand {
         try validated {
             for b in bits { try qat.configuration(weightBits: b, activationBits: b, loss: .dsg).validate() }
         }
-        guard ptqCount >= 2, ptqIterations >= 1 else {
-            throw ValidationError("--ptq-count must be at least 2 and --ptq-iterations at least 1.")
-        }
+        try validateSampleSet(count: ptqCount, iterations: ptqIterations, measuresDiversity: false)
         guard testImages >= 1 else { throw ValidationError("--test-images must be at least 1.") }
     }
 

@@ -44,11 +44,6 @@ struct QATOptions: ParsableArguments {
     @Flag(help: "QAT, dsg loss: add the per-sample BatchNorm term with layerwise sample enhancement.")
     var layerwiseEnhancement = false
 
-    func validate() throws {
-        // Bit-widths and the loss are the commands' own; every other limit is the configuration's.
-        try validated { try configuration(weightBits: 4, activationBits: 4, loss: .dsg).validate() }
-    }
-
     func configuration(weightBits: Int, activationBits: Int, loss: QATConfiguration.GeneratorLoss) -> QATConfiguration {
         var c = QATConfiguration(weightBits: weightBits, activationBits: activationBits, generatorLoss: loss)
         c.epochs = epochs

@@ -1,5 +1,4 @@
 import DSGCore
-import DSGKernels
 import Foundation
 import Testing
 

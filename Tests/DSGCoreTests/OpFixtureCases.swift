@@ -1,5 +1,4 @@
 import DSGCore
-import DSGKernels
 import DSGTestSupport
 import Foundation
 

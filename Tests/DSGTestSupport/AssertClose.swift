@@ -36,7 +36,9 @@ public func expectClose<A: BinaryFloatingPoint, E: BinaryFloatingPoint>(
     #expect(m == nil, "\(what) differs: \(m.map(\.description) ?? "")", sourceLocation: sourceLocation)
 }
 
-/// The largest `|a - e| / max(|e|, floor)` over all elements.
+/// The largest `|a - e| / max(|e|, floor)` over all elements; infinity when the arrays differ in length or are
+/// empty (a missing fixture key reads as an empty array, which must not pass as a match).
 public func maxRelativeError(_ actual: [Float], _ expected: [Float], floor: Double = 1e-3) -> Double {
-    zip(actual, expected).map { abs(Double($0) - Double($1)) / max(abs(Double($1)), floor) }.max() ?? 0
+    guard actual.count == expected.count, !actual.isEmpty else { return .infinity }
+    return zip(actual, expected).map { abs(Double($0) - Double($1)) / max(abs(Double($1)), floor) }.max() ?? 0
 }

@@ -35,7 +35,7 @@ struct GenerationTests {
         #expect(configuration.iterations == 0)
         (configuration.count, configuration.batchSize, configuration.seed) = (40, 16, 5)
         let samples = try DSG.generateSamples(from: model, configuration: configuration)
-        // Bit for bit the N(0, 1) draws of each batch's generator (seed + 0x9E3779B9 · (batch + 1)), the last
+        // Bit for bit the N(0, 1) draws of each batch's random numbers (seed + 0x9E3779B9 · (batch + 1)), the last
         // batch cut to the requested count: nothing touched them.
         let draws = (0..<3).flatMap { b in
             var random = SeededRandom(seed: 5 &+ 0x9E37_79B9 &* UInt64(b + 1))

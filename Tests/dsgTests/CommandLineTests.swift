@@ -99,8 +99,12 @@ struct CommandLineTests {
         (["evaluate", "--model"], "Missing value for '--model <path>'"),
         (["evaluate", "--model", "m.safetensors", "--limit", "0"], "--limit must be at least 1."),
         (["bogus"], "Unexpected argument 'bogus'"),
-        (["demo", "--model", "m", "--iterations", "0"], "--iterations must be at least 1."),
-        (["experiment", "ptq", "--model", "m", "--count", "1"], "--count must be at least 2."),
+        (
+            ["demo", "--model", "m", "--iterations=-1"],
+            "invalid generation configuration: the iteration count must not be negative"
+        ),
+        (["demo", "--count", "1"], "diversity needs at least two images, got 1"),
+        (["experiment", "ptq", "--model", "m", "--count", "1"], "diversity needs at least two images, got 1"),
         (["quantize", "--model", "m", "--samples", "s", "--weight-bits", "9"], "weight bit-width 9 is outside 2...8"),
         (
             ["quantize", "--method", "ptq"],
@@ -117,7 +121,12 @@ struct CommandLineTests {
         ),
         (["experiment", "qat", "--bits", "9"], "invalid QAT configuration: weight bit-width 9 is outside 2...8"),
         (["experiment", "qat", "--losses"], "Missing value for '--losses <losses>'"),
-        (["experiment", "qat", "--ptq-count", "1"], "--ptq-count must be at least 2 and --ptq-iterations at least 1."),
+        (
+            ["experiment", "qat", "--ptq-count", "0"],
+            "invalid generation configuration: the sample count must be at least 1"
+        ),
+        // A PTQ run is not held to the QAT options' limits.
+        (["quantize", "--samples", "s", "--epochs", "0", "--weight-bits", "1"], "weight bit-width 1 is outside 2...8"),
         (["experiment", "qat", "--test-images", "0"], "--test-images must be at least 1."),
         (
             ["experiment", "qat", "--epochs", "0"],

@@ -121,15 +121,8 @@ public struct DSGLoss {
             }
         }
         if weights.crossEntropy != 0 {
-            let output = model.outputs[0]
-            let logits = executor.gradient(of: output)
-            let classes = logits.count / batchSize
             terms.crossEntropy = Double(
-                try executor.withValue(output) { out in
-                    try Losses.softmaxCrossEntropy(
-                        logits: out.baseAddress!, labels: labels, batch: batchSize, classes: classes,
-                        gradient: logits.baseAddress!, scale: weights.crossEntropy)
-                })
+                try Losses.softmaxCrossEntropy(executor, labels: labels, scale: weights.crossEntropy))
         }
     }
 

@@ -85,7 +85,7 @@ public struct GenerationConfiguration: Sendable, Codable, Equatable {
     public var correlation: Correlation = .differentiable
     /// Roll jitter of the image priors: a shift drawn from `−jitter ..< jitter` pixels at every iteration.
     public var jitter = 4
-    /// Every batch draws its start, margins' noise, labels and jitter from a generator seeded by this and the batch
+    /// Every batch draws its start, margins' noise, labels and jitter from random numbers seeded by this and the batch
     /// index, so a resumed run makes the same samples.
     public var seed: UInt64 = 0
 

@@ -1,56 +1,6 @@
 import DSGCore
 import Foundation
 
-/// Why sample generation stopped.
-public enum GenerationError: Error, Equatable, CustomStringConvertible {
-    /// The model has no BatchNorm layer, so there are no statistics to generate from.
-    case noBatchNorm
-    /// A setting is out of range or does not fit the model (the string says which).
-    case invalidConfiguration(String)
-    /// A loss term (or the network's values, naming the node) became NaN or infinite at this batch and iteration
-    /// (both from 0).
-    case nonFinite(batch: Int, iteration: Int, term: String)
-
-    /// What went wrong, in words, with a remedy where there is one.
-    public var description: String {
-        switch self {
-        case .noBatchNorm:
-            return
-                "the model has no BatchNorm layer: DSG synthesises samples from BatchNorm statistics, so it needs them"
-        case .invalidConfiguration(let reason):
-            return "invalid generation configuration: \(reason)"
-        case .nonFinite(let batch, let iteration, let term):
-            return
-                "batch \(batch), iteration \(iteration): the \(term) term became NaN or infinite; "
-                + "lower the learning rate"
-        }
-    }
-}
-
-/// Where the time of generation went: seconds summed over all iterations of a batch.
-public struct GenerationTiming: Sendable, Codable, Equatable {
-    /// The network's forward pass.
-    public var forward = 0.0
-    /// BatchNorm statistics, their losses and gradients, and the cross-entropy.
-    public var batchNormLosses = 0.0
-    /// Backward through the network to the images.
-    public var backward = 0.0
-    /// Terms on the images themselves: input statistics, priors, correlation inhibition.
-    public var imageTerms = 0.0
-    /// The Adam step and the learning-rate schedule.
-    public var optimizer = 0.0
-
-    /// All phases together.
-    public var total: Double { forward + batchNormLosses + backward + imageTerms + optimizer }
-
-    static func + (a: Self, b: Self) -> Self {
-        Self(
-            forward: a.forward + b.forward, batchNormLosses: a.batchNormLosses + b.batchNormLosses,
-            backward: a.backward + b.backward,
-            imageTerms: a.imageTerms + b.imageTerms, optimizer: a.optimizer + b.optimizer)
-    }
-}
-
 /// Optimises batches of images against a frozen model (evaluation mode) with `DSGLoss`; Adam steps the images.
 final class SampleOptimizer {
     let model: Model
@@ -78,7 +28,7 @@ final class SampleOptimizer {
         classes = model.shape(of: model.outputs[0]).elementCount
     }
 
-    /// Makes batch number `index` (its own seed derives from the configuration' seed and the index).
+    /// Makes batch number `index` (its own seed derives from the configuration's seed and the index).
     func makeBatch(_ index: Int, progress: (Int) throws -> Void) throws -> (
         images: Tensor, terms: LossTerms, timing: GenerationTiming
     ) {
@@ -157,28 +107,5 @@ final class SampleOptimizer {
                 shape: shape,
                 scalars: (0..<shape.elementCount).map { _ in (Float(random.integer(in: 0..<255)) - 127.5) / 5418.75 })
         }
-    }
-}
-
-/// PyTorch's ReduceLROnPlateau (mode "min", relative threshold 1e-4, factor 0.1, floor 1e-4, no cool-down).
-struct Plateau {
-    let patience: Int
-    private var best = Double.infinity, bad = 0, scale: Float = 1
-
-    init(patience: Int) { self.patience = patience }
-
-    /// The learning rate to use for the step that follows a loss of `loss`.
-    mutating func rate(base: Float, loss: Double) -> Float {
-        if loss < best * (1 - 1e-4) {
-            best = loss
-            bad = 0
-        } else {
-            bad += 1
-            if bad > patience {
-                scale *= 0.1
-                bad = 0
-            }
-        }
-        return max(base * scale, min(base, 1e-4))
     }
 }

@@ -45,6 +45,7 @@ public struct SampleSet: Sendable {
 
     private static let format = "swift-dsg sample set 1"
     private enum Key {
+        // The configuration's key keeps its first name, "options", so earlier sample files still load.
         static let format = "format", options = "options", batchSize = "batch_size", losses = "losses",
             seconds = "seconds"
     }

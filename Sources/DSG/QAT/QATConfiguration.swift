@@ -47,7 +47,7 @@ public struct QATConfiguration: Sendable, Codable, Equatable {
     public var studentLearningRate: Float = 1e-4
     /// Epochs at which both learning rates are multiplied by 0.1.
     public var milestones: [Int] = []
-    /// Distillation temperature and weight (`α T² KL`, KL averaged over all logits as PyTorch's `mean`).
+    /// The distillation temperature T (the term is `α T² KL`, KL averaged over all logits as PyTorch's `mean`).
     public var temperature: Float = 20
     /// `α`, the weight of the distillation term (the cross-entropy to the labels has weight 1).
     public var distillationWeight: Float = 1

@@ -52,17 +52,11 @@ struct QATGeneratorLoss {
     /// `labels` the generator was asked for. Leaves the loss's gradient with respect to the images in
     /// `executor.gradient(of:)` of the input, to seed the generator's backward pass.
     mutating func evaluate(
-        _ executor: GraphExecutor, images: [Float], labels: [Int32], classes: Int, random: inout SeededRandom
+        _ executor: GraphExecutor, images: [Float], labels: [Int32], random: inout SeededRandom
     ) throws -> Double {
-        let n = executor.batchSize, model = executor.model
+        let n = executor.batchSize
         executor.zeroGradients()
-        let logits = model.outputs[0]
-        var loss = Double(
-            try executor.withValue(logits) { l in
-                try Losses.softmaxCrossEntropy(
-                    logits: l.baseAddress!, labels: labels, batch: n, classes: classes,
-                    gradient: executor.gradient(of: logits).baseAddress!)
-            })
+        var loss = Double(try Losses.softmaxCrossEntropy(executor, labels: labels))
         let weight = 0.1 / Float(layers.count)
         for l in layers.indices {
             let target = executor.gradient(of: layers[l].input)

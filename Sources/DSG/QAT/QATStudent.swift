@@ -7,12 +7,12 @@ import DSGCore
 /// The float weights stay the trained ones: `quantizeWeights()` swaps the quantized values in for a forward and
 /// backward pass and `restoreWeights()` puts the float values back before the optimiser steps, so the gradient
 /// taken at the quantized weights updates the float weights unchanged (the straight-through estimator).
-/// Activation ranges follow an exponential moving average (β = 0.9) of each batch's extremes (`rangeEstimate`)
+/// Activation ranges follow an exponential moving average (β = 0.9) of each batch's extremes (`activationRange`)
 /// while the trainer tracks them, and are frozen otherwise.
 final class QATStudent {
     let model: Model
     let weightBits: Int
-    let rangeEstimate: QATConfiguration.ActivationRange
+    let activationRange: QATConfiguration.ActivationRange
     /// Positions of the quantized weights in the model's tensors, and their float values while the quantized
     /// ones are swapped in (buffers made once).
     private let weights: [Int]
@@ -23,10 +23,11 @@ final class QATStudent {
     /// Running (low, high) per quantized activation; nil until the first batch.
     private(set) var ranges: [(low: Float, high: Float)]?
 
-    init(teacher: Model, weightBits: Int, activationBits: Int, rangeEstimate: QATConfiguration.ActivationRange) throws {
+    init(teacher: Model, weightBits: Int, activationBits: Int, activationRange: QATConfiguration.ActivationRange) throws
+    {
         model = try PTQCalibrator.withFakeQuantization(teacher.copy(), bits: activationBits)
         self.weightBits = weightBits
-        self.rangeEstimate = rangeEstimate
+        self.activationRange = activationRange
         let model = model
         weights = try model.nodes.filter { $0.op is Conv2dOp || $0.op is LinearOp }.map {
             try model.tensorPosition(named: $0.name + ".weight")
@@ -87,7 +88,7 @@ final class QATStudent {
     }
 
     private func extremes(_ values: UnsafeBufferPointer<Float>, samples: Int) -> (low: Float, high: Float) {
-        switch rangeEstimate {
+        switch activationRange {
         case .batchExtremes: (values.min() ?? 0, values.max() ?? 0)
         case .meanSampleExtremes: PTQCalibrator.meanSampleExtremes(values, samples: samples)
         }

@@ -53,7 +53,7 @@ public final class QATTrainer {
             seed: configuration.seed)
         student = try QATStudent(
             teacher: teacher, weightBits: configuration.weightBits, activationBits: configuration.activationBits,
-            rangeEstimate: configuration.activationRange)
+            activationRange: configuration.activationRange)
         generatorExecutor = try GraphExecutor(model: generator.model, batchSize: n)
         teacherExecutor = try GraphExecutor(model: teacher, batchSize: n)
         teacherExecutor.inputsRequireGradient = [true]
@@ -189,7 +189,7 @@ public final class QATTrainer {
             }
         }
         let loss = try objective.evaluate(
-            teacherExecutor, images: images, labels: labels, classes: classes, random: &random)
+            teacherExecutor, images: images, labels: labels, random: &random)
         let imageGradient = teacherExecutor.gradient(of: ValueID(index: 0))
         lap(\.teacher, &mark)
         generatorExecutor.zeroGradients()
@@ -215,16 +215,13 @@ public final class QATTrainer {
         let logits = student.model.outputs[0]
         let gradient = studentExecutor.gradient(of: logits).baseAddress!
         let t = configuration.temperature
-        let loss = try studentExecutor.withValue(logits) { s in
+        let distillation = studentExecutor.withValue(logits) { s in
             Double(
                 Losses.klDivergence(
                     student: s.baseAddress!, teacher: teacherLogits, batch: n, classes: classes, temperature: t,
-                    reduction: .elementMean,
-                    gradient: gradient, scale: configuration.distillationWeight * t * t))
-                + Double(
-                    try Losses.softmaxCrossEntropy(
-                        logits: s.baseAddress!, labels: labels, batch: n, classes: classes, gradient: gradient))
+                    reduction: .elementMean, gradient: gradient, scale: configuration.distillationWeight * t * t))
         }
+        let loss = distillation + Double(try Losses.softmaxCrossEntropy(studentExecutor, labels: labels))
         if update { studentExecutor.backward() }
         student.restoreWeights()
         if update { sgd.step(studentExecutor) }

@@ -1,29 +1,6 @@
 import DSGCore
 import Foundation
 
-/// Why a quantization setting is impossible.
-public enum QuantizationError: Error, Equatable, CustomStringConvertible {
-    /// A bit-width outside 2...8; `what` is "weight" or "activation".
-    case bitWidth(Int, what: String)
-    /// An empty calibration set.
-    case noCalibrationSamples
-    /// Calibration samples that are not `[N] + ` the model's per-sample input shape.
-    case calibrationShape(expected: Shape, got: Shape)
-    /// A calibration batch size below 1.
-    case batchSize(Int)
-
-    /// One line naming the setting and the value.
-    public var description: String {
-        switch self {
-        case .bitWidth(let bits, let what): return "\(what) bit-width \(bits) is outside 2...8"
-        case .noCalibrationSamples: return "calibration needs at least one sample"
-        case .calibrationShape(let expected, let got):
-            return "calibration samples must have shape [N] + \(expected), got \(got)"
-        case .batchSize(let size): return "the calibration batch size must be at least 1, got \(size)"
-        }
-    }
-}
-
 /// The uniform asymmetric quantizer of ZeroQ and DSG (Docs/DSG.md §8.1) for the range `[low, high]`:
 ///
 /// ```

@@ -101,7 +101,7 @@ public final class GraphExecutor {
         values[input].update(from: tensor.pointer + range.lowerBound * size, count: batchSize * size)
     }
 
-    /// Runs the graph on the inputs already in the input buffers (see ``withInput(_:_:)``).
+    /// Runs the graph on the inputs already set (``setInput(_:from:samples:)``, or ``withInput(_:_:)`` in place).
     public func run(training: Bool) throws(GraphError) {
         for (i, input) in model.inputs.enumerated() where !isFinite(values[i], batchSize * input.shape.elementCount) {
             throw .nonFinite(node: input.name, op: "Input", shape: input.shape.batched(batchSize))

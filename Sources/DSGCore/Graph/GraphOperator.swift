@@ -66,7 +66,7 @@ public struct TensorSpec: Sendable {
     public let shape: Shape
     /// Whether optimizers train it (``TensorRole/parameter``) or it is a buffer.
     public let role: TensorRole
-    /// How ``Model/add(_:name:inputs:using:)`` fills it, from the model's seeded generator.
+    /// How ``Model/add(_:name:inputs:using:)`` fills it, from the seeded random numbers `add` is given.
     public let initializer: Initializer
 
     /// A spec for the tensor `<node>.<suffix>` of `shape`, `role` and `initializer`.

@@ -1,0 +1,23 @@
+/// Where the time of generation went: seconds summed over all iterations of a batch.
+public struct GenerationTiming: Sendable, Codable, Equatable {
+    /// The network's forward pass.
+    public var forward = 0.0
+    /// BatchNorm statistics, their losses and gradients, and the cross-entropy.
+    public var batchNormLosses = 0.0
+    /// Backward through the network to the images.
+    public var backward = 0.0
+    /// Terms on the images themselves: input statistics, priors, correlation inhibition.
+    public var imageTerms = 0.0
+    /// The Adam step and the learning-rate schedule.
+    public var optimizer = 0.0
+
+    /// All phases together.
+    public var total: Double { forward + batchNormLosses + backward + imageTerms + optimizer }
+
+    static func + (a: Self, b: Self) -> Self {
+        Self(
+            forward: a.forward + b.forward, batchNormLosses: a.batchNormLosses + b.batchNormLosses,
+            backward: a.backward + b.backward,
+            imageTerms: a.imageTerms + b.imageTerms, optimizer: a.optimizer + b.optimizer)
+    }
+}
