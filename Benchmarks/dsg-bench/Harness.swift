@@ -45,9 +45,7 @@ enum Harness {
         return (ta.sorted()[ta.count / 2], tb.sorted()[tb.count / 2])
     }
 
-    static func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-    }
+    static func seconds(_ d: Duration) -> Double { d.inSeconds }
 
     /// The machine, for the header: CPU model, cores, OpenBLAS build, and the kernels' thread count.
     /// A ResNet-20 (1x28x28) whose BatchNorm running statistics come from a few training-mode passes on

@@ -30,6 +30,16 @@ final class ExperimentState {
             }
             values[key] = Double(value)
         }
+        // Written at once, so the folder belongs to these settings before the first result is in.
+        try writeJSON(values, to: url.path)
+    }
+
+    /// A setting that is text (a model's fingerprint) as a number the state file can hold exactly: FNV-1a of its
+    /// bytes, kept to the 53 bits a JSON number carries.
+    static func key(_ text: String) -> Int {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return Int(hash & (1 << 53 - 1))
     }
 
     /// A finished measurement, if there is one.
@@ -40,9 +50,7 @@ final class ExperimentState {
         if let value = values[key] { return value }
         let value = try compute()
         values[key] = value
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try encoder.encode(values).write(to: url, options: .atomic)
+        try writeJSON(values, to: url.path)
         return value
     }
 }

@@ -71,15 +71,14 @@ struct GenerateCommand: ParsableCommand {
             let model = try modelOptions.load()
             let configuration = generationConfiguration()
             let line = ProgressLine()
-            let start = Date()
+            var remaining = RemainingTime()
             let samples = try DSG.generateSamples(
                 from: model, configuration: configuration, checkpoint: URL(fileURLWithPath: output)
             ) { done, total in
-                let elapsed = Date().timeIntervalSince(start)
                 line.update(
                     String(
                         format: "generating %@: iteration %d/%d  ETA %@", preset.rawValue, done, total,
-                        formatDuration(elapsed / Double(max(done, 1)) * Double(total - done))))
+                        remaining.estimate(done: done, total: total)))
             }
             line.finish()
             try writeGrid(samples.images, to: grid)

@@ -34,7 +34,10 @@ final class PTQExperiment {
         test = try FashionMNIST.load(.test, from: data).prefix(testImages)
         state = try ExperimentState(
             url: folder.appendingPathComponent("state.json"),
-            settings: ["count": count, "iterations": iterations, "testImages": test.count])
+            settings: [
+                "count": count, "iterations": iterations, "testImages": test.count,
+                "model": ExperimentState.key(model.fingerprint),
+            ])
     }
 
     private func status(_ text: String) {
@@ -55,18 +58,13 @@ final class PTQExperiment {
     func samples(_ name: String, seed: UInt64) throws -> (images: Tensor, seconds: Double) {
         if name == "real" { return (train.randomSample(count, seed: seed).images, 0) }
         let file = folder.appendingPathComponent("samples-\(name)-seed\(seed).safetensors")
-        var first: (done: Int, date: Date)?
+        var remaining = RemainingTime()
         let set = try DSG.generateSamples(
             from: model, configuration: generationConfiguration(name, seed: seed), checkpoint: file
         ) { done, total in
-            // The rate since the first report of this run (a resumed run starts past its finished batches).
-            let start = first ?? (done, Date())
-            first = start
-            let rate = Double(done - start.done) / Date().timeIntervalSince(start.date)
             status(
                 "generating \(name), seed \(seed): iteration \(done)/\(total), "
-                    + "ETA \(formatDuration(Double(total - done) / rate))"
-            )
+                    + "ETA \(remaining.estimate(done: done, total: total))")
         }
         return (set.images, set.seconds)
     }

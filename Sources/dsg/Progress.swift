@@ -36,3 +36,17 @@ func formatDuration(_ seconds: Double) -> String {
     if s >= 60 { return String(format: "%dm%02ds", s / 60, s % 60) }
     return "\(s)s"
 }
+
+/// The time left of a run, from the pace since the first step this process saw: a resumed run starts past its
+/// finished work, which must not count as done in no time.
+struct RemainingTime {
+    private var first: (done: Int, date: Date)?
+
+    /// "3m05s" for `done` of `total` steps ("?" until there is a pace).
+    mutating func estimate(done: Int, total: Int) -> String {
+        let start = first ?? (done, Date())
+        first = start
+        let rate = Double(done - start.done) / Date().timeIntervalSince(start.date)
+        return formatDuration(Double(total - done) / rate)
+    }
+}

@@ -7,19 +7,16 @@ func runQAT(_ trainer: QATTrainer, test: LabeledImages, checkpoint: URL, grids: 
     let line = ProgressLine()
     let c = trainer.configuration
     let total = c.epochs * c.iterationsPerEpoch
-    var started: (step: Int, date: Date)?
+    var remaining = RemainingTime()
     while trainer.history.count < c.epochs {
         try trainer.train(test: test, checkpoint: checkpoint, epochLimit: 1) { p in
             let step = p.epoch * p.iterations + p.iteration
-            let start = started ?? (step, Date())
-            started = start
-            let rate = Double(step - start.step) / Date().timeIntervalSince(start.date)
             line.update(
                 String(
                     format: "%@ epoch %d/%d  step %d/%d  generator %.4f  student %.4f%@  ETA %@", name, p.epoch + 1,
                     p.epochs, p.iteration,
                     p.iterations, p.generatorLoss, p.studentLoss, p.studentUpdates ? "" : " (warm-up)",
-                    formatDuration(Double(total - step) / rate)))
+                    remaining.estimate(done: step, total: total)))
         }
         let epoch = trainer.history.count, report = trainer.history[epoch - 1]
         line.finish()

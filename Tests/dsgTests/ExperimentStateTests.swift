@@ -1,3 +1,4 @@
+import DSG
 import DSGTestSupport
 import Foundation
 import Testing
@@ -118,5 +119,26 @@ struct ExperimentStateTests {
                 == "\(url.path): \(reason); use another --output")
         let after = try JSONDecoder().decode([String: Double].self, from: Data(contentsOf: url))
         #expect(after == legacy, "left as it was")
+    }
+
+    /// A model's fingerprint as a state key: FNV-1a 64 of the bytes, cut to 53 bits, the same on every run.
+    @Test func textSettingsBecomeStableKeys() {
+        #expect(ExperimentState.key("a") == Int(UInt64(0xaf63_dc4c_8601_ec8c) & (1 << 53 - 1)))
+        #expect(ExperimentState.key("a") != ExperimentState.key("b"))
+        #expect(ExperimentState.key(String(repeating: "x", count: 1000)) < 1 << 53)
+    }
+
+    /// The PTQ experiment keys its folder by the model too: another model's results are not read back.
+    @Test func anExperimentFolderOfAnotherModelIsRefused() throws {
+        let folder = try TemporaryFolder("experiment-model")
+        let data = FashionMNIST.defaultDirectory
+        _ = try PTQExperiment(
+            model: try DSG.defaultModel(), data: data, folder: folder.url, count: 4, iterations: 1, seeds: [0],
+            testImages: 10)
+        let other = try ResNet.resnet20(input: [1, 28, 28], classes: 10, seed: 5)
+        #expect(throws: ExperimentStateError.self) {
+            try PTQExperiment(
+                model: other, data: data, folder: folder.url, count: 4, iterations: 1, seeds: [0], testImages: 10)
+        }
     }
 }

@@ -57,8 +57,7 @@ final class SampleOptimizer {
         /// Adds the time since the last mark to `phase`.
         func lap(_ phase: WritableKeyPath<GenerationTiming, Double>) {
             let now = clock.now
-            let d = (now - mark).components
-            timing[keyPath: phase] += Double(d.seconds) + Double(d.attoseconds) * 1e-18
+            timing[keyPath: phase] += (now - mark).inSeconds
             mark = now
         }
 

@@ -35,7 +35,7 @@ final class QATStudent {
         floatWeights = weights.map { [Float](repeating: 0, count: model.tensors[$0].tensor.elementCount) }
         let quantNodes = model.nodes.filter { $0.op is FakeQuantOp }
         activations = quantNodes.map { $0.inputs[0] }
-        activationNames = quantNodes.map { String($0.name.dropLast(PTQCalibrator.quantSuffix.count)) }
+        activationNames = quantNodes.map(PTQCalibrator.activationName(ofQuantNode:))
         rangeTensors = try quantNodes.map { try model.tensorPosition(named: $0.name + ".range") }
     }
 

@@ -5,21 +5,6 @@ import Foundation
 /// (generator and Adam moments, student and SGD momentum, the random-number state, history, configuration),
 /// so a killed run continues as if it had not stopped.
 extension QATTrainer {
-    /// A cheap identity of the teacher's weights, so a checkpoint of another model is refused.
-    static func fingerprint(_ model: Model) -> String {
-        var sum = 0.0, weighted = 0.0, count = 0
-        for t in model.tensors {
-            t.tensor.withUnsafeBufferPointer { p in
-                for (i, x) in p.enumerated() {
-                    sum += Double(x)
-                    weighted += Double(x) * Double(i % 97 + 1)
-                }
-            }
-            count += t.tensor.elementCount
-        }
-        return "\(count) values, sum \(sum), weighted \(weighted)"
-    }
-
     /// The format key of a QAT checkpoint; checkpoints written before it existed have none and are version 1.
     static let checkpointFormat = "swift-dsg QAT checkpoint 1"
 

@@ -61,7 +61,7 @@ public final class QATTrainer {
         adam = Adam(learningRate: configuration.generatorLearningRate, beta1: 0.5, beta2: 0.999)
         sgd = SGD(learningRate: configuration.studentLearningRate, momentum: 0.9, nesterov: true, weightDecay: 1e-4)
         random = SeededRandom(seed: configuration.seed &+ 1)
-        fingerprint = Self.fingerprint(teacher)
+        fingerprint = teacher.fingerprint
         objective = try QATGeneratorLoss(
             teacher: teacher, executor: teacherExecutor, configuration: configuration, random: &random)
         latent = Tensor(shape: [n, configuration.latentDimension], repeating: 0)
@@ -153,8 +153,7 @@ public final class QATTrainer {
     /// Adds the time since `mark` to `phase` and moves `mark` to now.
     private func lap(_ phase: WritableKeyPath<QATTiming, Double>, _ mark: inout ContinuousClock.Instant) {
         let now = ContinuousClock.now
-        let d = (now - mark).components
-        timing[keyPath: phase] += Double(d.seconds) + Double(d.attoseconds) * 1e-18
+        timing[keyPath: phase] += (now - mark).inSeconds
         mark = now
     }
 

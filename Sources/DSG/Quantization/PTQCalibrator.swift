@@ -34,6 +34,9 @@ public struct PTQCalibrator: Sendable {
     /// What a fake-quantization node's name adds to the name of the activation it follows.
     static let quantSuffix = ".quant"
 
+    /// The activation a fake-quantization node follows (`relu1` for `relu1.quant`).
+    static func activationName(ofQuantNode node: Node) -> String { String(node.name.dropLast(quantSuffix.count)) }
+
     /// `model` with a `FakeQuantOp` named `<activation>.quant` after every ReLU and ReLU6 node.
     static func withFakeQuantization(_ model: Model, bits: Int) throws(GraphError) -> Model {
         try model.inserting { node in

@@ -15,7 +15,7 @@ public struct QuantizedModel: Sendable {
     public var activationRanges: [(activation: String, low: Float, high: Float)] {
         model.nodes.compactMap { node in
             guard node.op is FakeQuantOp, let range = try? model.tensor(named: node.name + ".range") else { return nil }
-            return (String(node.name.dropLast(PTQCalibrator.quantSuffix.count)), range[0], range[1])
+            return (PTQCalibrator.activationName(ofQuantNode: node), range[0], range[1])
         }
     }
 

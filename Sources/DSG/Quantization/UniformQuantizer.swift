@@ -44,7 +44,7 @@ public struct UniformQuantizer: Sendable, Equatable {
 
     /// Quantize-dequantizes `rows` rows of `size` values at `w` in place, each row (a weight's output channel)
     /// with the quantizer `quantizer` chooses for it.
-    public static func quantizeRows(
+    package static func quantizeRows(
         _ w: UnsafeMutablePointer<Float>, rows: Int, size: Int,
         quantizer: (UnsafeMutableBufferPointer<Float>) -> UniformQuantizer
     ) {

@@ -23,7 +23,7 @@ public enum Evaluation {
 
     /// The class with the largest logit of sample `sample` in a batch of `[batch, classes]` logits (the first
     /// on ties).
-    public static func predictedClass(_ logits: UnsafeBufferPointer<Float>, sample: Int, classes: Int) -> Int {
+    package static func predictedClass(_ logits: UnsafeBufferPointer<Float>, sample: Int, classes: Int) -> Int {
         var best = 0
         for k in 1..<classes where logits[sample * classes + k] > logits[sample * classes + best] { best = k }
         return best
