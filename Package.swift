@@ -9,7 +9,9 @@ let package = Package(
         .executable(name: "dsg-bench", targets: ["dsg-bench"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0")
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // ONNX files are protobuf; the generated code (Sources/DSGONNX/onnx.pb.swift) is committed.
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // MARK: - System library
@@ -26,8 +28,12 @@ let package = Package(
         // The embedded default model (Docs/RESULTS.md) ships as a resource of the library users import.
         // DSG imports DSGKernels itself: the eigensolver (correlation term, diversity metrics) and the Double
         // reductions of the per-sample and batch statistics.
+        // ONNX import: the only target that sees SwiftProtobuf, so DSGKernels and DSGCore stay free of it.
         .target(
-            name: "DSG", dependencies: ["DSGCore", "DSGKernels"],
+            name: "DSGONNX", dependencies: ["DSGCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["Proto"]),
+        .target(
+            name: "DSG", dependencies: ["DSGCore", "DSGKernels", "DSGONNX"],
             resources: [.copy("Resources/resnet20-fashion-mnist.safetensors")]),
 
         // MARK: - Executables
@@ -43,7 +49,8 @@ let package = Package(
         // MARK: - Test support and tests
         .target(name: "DSGTestSupport", dependencies: ["DSGCore"], path: "Tests/DSGTestSupport"),
         .testTarget(name: "DSGKernelsTests", dependencies: ["DSGKernels", "DSGTestSupport"]),
-        .testTarget(name: "DSGTests", dependencies: ["DSG", "DSGTestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(
+            name: "DSGTests", dependencies: ["DSG", "DSGONNX", "DSGTestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "dsgTests",
             dependencies: [

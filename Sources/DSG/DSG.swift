@@ -1,6 +1,7 @@
 // The library users import. It re-exports the neural core (tensors, graphs, layers, models, optimizers), so
 // `import DSG` is the only import a user needs.
 @_exported import DSGCore
+@_exported import DSGONNX
 import Foundation
 
 /// The namespace of swift-dsg's public entry points.

@@ -14,7 +14,7 @@ public enum ModelFileError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .unsupportedFormat(let file):
-            return "\(file): not a model file swift-dsg reads (a .safetensors file of a built-in architecture)"
+            return "\(file): not a model file swift-dsg reads (.onnx, or .safetensors of a built-in architecture)"
         case .unsupportedArchitecture(let file, let architecture):
             return "\(file): architecture '\(architecture)'; swift-dsg builds 'resnet20' from a weights file"
         case .quantizedModel(let file):
@@ -30,14 +30,17 @@ extension Model {
 
     /// Reads a model from a file: the one place where a file becomes a ``Model``.
     ///
-    /// Today that is a safetensors file of the ResNet-20 architecture with PyTorch's tensor names: what
-    /// `dsg train` writes (its checkpoints too), and the embedded default model. The number of input channels
-    /// and of classes are read from the first convolution's and the classifier's weights, the input's side
-    /// from the `input` metadata (28, Fashion-MNIST's, in files that predate it).
+    /// - `.onnx`: any graph of the operators ``ONNXImport`` supports, with BatchNorm kept (Docs/ONNX.md).
+    /// - `.safetensors`: the ResNet-20 architecture with PyTorch's tensor names: what `dsg train` writes (its
+    ///   checkpoints too), and the embedded default model. The number of input channels and of classes are
+    ///   read from the first convolution's and the classifier's weights, the input's side from the `input`
+    ///   metadata (28, Fashion-MNIST's, in files that predate it).
     public static func load(contentsOf url: URL) throws -> Model {
         let file = url.lastPathComponent
-        guard url.pathExtension.lowercased() == "safetensors" else {
-            throw ModelFileError.unsupportedFormat(file: file)
+        switch url.pathExtension.lowercased() {
+        case "onnx": return try ONNXImport.model(contentsOf: url)
+        case "safetensors": break
+        default: throw ModelFileError.unsupportedFormat(file: file)
         }
         let contents = try Safetensors.read(url)
         guard contents.metadata["ptq"] == nil else { throw ModelFileError.quantizedModel(file: file) }

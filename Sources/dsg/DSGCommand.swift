@@ -9,8 +9,8 @@ struct DSGCommand: ParsableCommand {
         abstract: "Data-free quantization by Diverse Sample Generation.",
         version: DSG.version,
         subcommands: [
-            TrainCommand.self, EvaluateCommand.self, GenerateCommand.self, QuantizeCommand.self, ExperimentCommand.self,
-            DemoCommand.self,
+            TrainCommand.self, EvaluateCommand.self, InspectCommand.self, GenerateCommand.self, QuantizeCommand.self,
+            ExperimentCommand.self, DemoCommand.self,
         ])
 }
 

@@ -38,7 +38,8 @@ struct DemoCommand: ParsableCommand {
             let folder = URL(fileURLWithPath: output)
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             let experiment = try PTQExperiment(
-                model: try modelOptions.load(), data: dataOptions.directory, folder: folder, count: count,
+                model: try modelOptions.loadForFashionMNIST(), data: dataOptions.directory, folder: folder,
+                count: count,
                 iterations: iterations, seeds: [seed], testImages: 10_000, sources: ["zeroQ", "dsg"],
                 bitWidths: [(8, 8), (4, 4)])
             try experiment.run(ablationSeeds: [], modelName: modelOptions.name)

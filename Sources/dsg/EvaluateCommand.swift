@@ -5,7 +5,7 @@ import Foundation
 struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
-        abstract: "Measure a ResNet-20's top-1 accuracy on the Fashion-MNIST test set.")
+        abstract: "Measure a model's top-1 accuracy on the Fashion-MNIST test set.")
 
     @OptionGroup var dataOptions: DataOptions
 
@@ -22,7 +22,7 @@ struct EvaluateCommand: ParsableCommand {
         try reportingErrors {
             var test = try FashionMNIST.load(.test, from: dataOptions.directory)
             if let limit { test = test.prefix(limit) }
-            let network = try modelOptions.load()
+            let network = try modelOptions.loadForFashionMNIST()
             let line = ProgressLine()
             let accuracy = try Evaluation.accuracy(of: network, on: test) { done in
                 line.update("evaluating \(done)/\(test.count)")

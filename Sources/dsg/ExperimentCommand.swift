@@ -63,7 +63,8 @@ struct PTQExperimentCommand: ParsableCommand {
             let folder = URL(fileURLWithPath: output)
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
             let experiment = try PTQExperiment(
-                model: try modelOptions.load(), data: dataOptions.directory, folder: folder, count: count,
+                model: try modelOptions.loadForFashionMNIST(), data: dataOptions.directory, folder: folder,
+                count: count,
                 iterations: iterations, seeds: seeds, testImages: testImages, calibration: calibration)
             try experiment.run(
                 ablationSeeds: tableOnly ? [] : Array(seeds.prefix(ablationSeeds)), modelName: modelOptions.name)

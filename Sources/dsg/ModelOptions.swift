@@ -2,13 +2,13 @@ import ArgumentParser
 import DSG
 import Foundation
 
-/// The `--model` option of commands that work on a trained ResNet-20 for Fashion-MNIST.
+/// The `--model` option: any model file `Model.load(contentsOf:)` reads, or the embedded default model.
 struct ModelOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             """
-            Trained ResNet-20 weights (safetensors; a `dsg train` checkpoint also works). \
-            Default: the embedded model.
+            A CNN with BatchNorm layers: an ONNX file (.onnx, exported with BatchNorm kept), or ResNet-20 weights \
+            (.safetensors; a `dsg train` checkpoint also works). Default: the embedded model.
             """,
             valueName: "path"))
     var model: String?
@@ -20,5 +20,22 @@ struct ModelOptions: ParsableArguments {
     func load() throws -> Model {
         guard let model else { return try DSG.defaultModel() }
         return try Model.load(contentsOf: URL(fileURLWithPath: model))
+    }
+
+    /// The model, for a command that measures it on Fashion-MNIST: its input must be Fashion-MNIST's.
+    func loadForFashionMNIST() throws -> Model {
+        let model = try load()
+        let shape = model.inputs.first?.shape ?? []
+        guard shape == FashionMNIST.sampleShape else { throw FashionMNISTInputError(model: name, shape: shape) }
+        return model
+    }
+}
+
+/// A model whose input is not Fashion-MNIST's, given to a command that evaluates on Fashion-MNIST.
+struct FashionMNISTInputError: Error, CustomStringConvertible {
+    let model: String, shape: Shape
+    var description: String {
+        "\(model) takes \(shape) images, but this command measures top-1 on Fashion-MNIST, whose images are "
+            + "\(FashionMNIST.sampleShape); `dsg generate` and `dsg inspect` work on any model"
     }
 }

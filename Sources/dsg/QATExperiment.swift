@@ -45,7 +45,7 @@ struct QATExperimentCommand: ParsableCommand {
             let folder = URL(fileURLWithPath: output)
             let grids = folder.appendingPathComponent("grids")
             try FileManager.default.createDirectory(at: grids, withIntermediateDirectories: true)
-            let model = try modelOptions.load()
+            let model = try modelOptions.loadForFashionMNIST()
             let test = try FashionMNIST.load(.test, from: dataOptions.directory).prefix(testImages)
             let base = qat.configuration(weightBits: 4, activationBits: 4, loss: .dsg)
             var report = QATReport(

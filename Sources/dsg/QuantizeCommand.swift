@@ -107,7 +107,7 @@ struct QuantizeCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let model = try modelOptions.load()
+            let model = try modelOptions.loadForFashionMNIST()
             let test = try FashionMNIST.load(.test, from: dataOptions.directory)
             let quantized: QuantizedModel, source: String
             switch method {

@@ -77,7 +77,8 @@ struct CommandLineTests {
         #expect(train.contains("run the same command again to resume a run that was stopped, with nothing lost."))
 
         let subcommands = Self.entries(DSGCommand.helpMessage(columns: 200), section: "SUBCOMMANDS")
-        #expect(subcommands.map(\.name) == ["train", "evaluate", "generate", "quantize", "experiment", "demo"])
+        #expect(
+            subcommands.map(\.name) == ["train", "evaluate", "inspect", "generate", "quantize", "experiment", "demo"])
         #expect(subcommands.first { $0.name == "train" }?.help == "Train the ResNet-20 classifier on Fashion-MNIST.")
         #expect(
             subcommands.first { $0.name == "experiment" }?.help
@@ -86,8 +87,8 @@ struct CommandLineTests {
         let evaluate = Self.entries(DSGCommand.helpMessage(for: EvaluateCommand.self, columns: 200), section: "OPTIONS")
         #expect(
             evaluate.first { $0.name == "--model <path>" }?.help
-                == "Trained ResNet-20 weights (safetensors; a `dsg train` checkpoint also works)."
-                + " Default: the embedded model.")
+                == "A CNN with BatchNorm layers: an ONNX file (.onnx, exported with BatchNorm kept), or ResNet-20 "
+                + "weights (.safetensors; a `dsg train` checkpoint also works). Default: the embedded model.")
         #expect(evaluate.first { $0.name == "--limit <limit>" }?.help == "Evaluate only the first N test images.")
     }
 

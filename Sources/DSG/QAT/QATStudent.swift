@@ -29,7 +29,7 @@ final class QATStudent {
         self.weightBits = weightBits
         self.activationRange = activationRange
         let model = model
-        weights = try model.nodes.filter { $0.op is Conv2dOp || $0.op is LinearOp }.map {
+        weights = try model.nodes.filter(PTQCalibrator.isQuantizedWeight).map {
             try model.tensorPosition(named: $0.name + ".weight")
         }
         floatWeights = weights.map { [Float](repeating: 0, count: model.tensors[$0].tensor.elementCount) }

@@ -44,6 +44,14 @@ public struct PTQCalibrator: Sendable {
         }
     }
 
+    /// The nodes whose weights PTQ and QAT quantize (every convolution and linear layer) and the activations
+    /// they quantize (every ReLU and ReLU6 output), in graph order.
+    public static func quantizedNodes(of model: Model) -> (weights: [Node], activations: [Node]) {
+        (model.nodes.filter(isQuantizedWeight), model.nodes.filter(isQuantizedActivation))
+    }
+
+    static func isQuantizedWeight(_ node: Node) -> Bool { node.op is Conv2dOp || node.op is LinearOp }
+
     static func isQuantizedActivation(_ node: Node) -> Bool {
         guard let op = node.op as? ActivationOp else { return false }
         return op.activation == .relu || op.activation == .relu6
@@ -52,7 +60,7 @@ public struct PTQCalibrator: Sendable {
     // MARK: - Weights
 
     private func quantizeWeights(_ model: Model) throws {
-        let layers = model.nodes.filter { $0.op is Conv2dOp || $0.op is LinearOp }
+        let layers = model.nodes.filter(Self.isQuantizedWeight)
         for node in layers {
             var bits = configuration.weightBits
             let isEdge = node.name == layers.first?.name || node.name == layers.last?.name

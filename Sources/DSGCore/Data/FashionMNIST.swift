@@ -9,6 +9,8 @@ public enum FashionMNIST {
     public static let mean: Float = 0.2860, standardDeviation: Float = 0.3530
     /// The number of classes.
     public static let classes = 10
+    /// The per-sample shape of its images, `[1, 28, 28]`.
+    public static let sampleShape: Shape = [1, 28, 28]
     /// The class names in label order (label 0 is "T-shirt/top").
     public static let classNames = [
         "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",

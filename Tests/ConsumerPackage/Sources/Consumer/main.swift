@@ -1,8 +1,16 @@
 import DSG
+import Foundation
 
 // What a user's package does with `import DSG` alone: load the embedded model, synthesise calibration samples
 // from its BatchNorm statistics and quantize it to W4A4; build a ResNet-20 of its own and take a training step.
 let embedded = try DSG.defaultModel()
+// The same network exported from PyTorch to ONNX (BatchNorm kept) loads through the same call as any model file.
+let onnxFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("../../../DSGTests/Fixtures/onnx/resnet20-fashion-mnist.onnx")
+let imported = try Model.load(contentsOf: onnxFile)
+guard imported.batchNormLayers.count == 21, imported.parameterCount == embedded.parameterCount else {
+    fatalError("the ONNX import differs from the embedded model")
+}
 var configuration = GenerationConfiguration(preset: .dsg)
 configuration.count = 8
 configuration.batchSize = 8

@@ -1,0 +1,416 @@
+import DSGCore
+import Foundation
+import SwiftProtobuf
+
+/// Reads an ONNX file into a ``DSGCore/Model``: the same graph every DSG, PTQ and QAT path uses, with the
+/// BatchNorm layers, their running statistics and every parameter named as in the file.
+///
+/// The graph must take one image input `[N, C, H, W]` (Float32, N free) and have one output. Parameters of a
+/// node named like PyTorch's state dict (`layer1.0.conv1.weight`) give the node that name (`layer1.0.conv1`),
+/// so a PyTorch export keeps PyTorch's tensor names; other nodes keep their ONNX names. Operators and
+/// attributes outside what is implemented are refused by name (``ONNXError``), never approximated.
+public enum ONNXImport {
+    /// The newest IR version and default-domain operator set the importer reads (PyTorch's exporters write
+    /// IR 7-9 and opsets 11-20).
+    public static let maximumIRVersion = 10, operatorSets = 7...20
+
+    /// Reads and imports the ONNX file at `url`.
+    public static func model(contentsOf url: URL) throws -> Model {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw ONNXError.unreadable(file: url.lastPathComponent, reason: (error as NSError).localizedDescription)
+        }
+        return try model(from: data, file: url.lastPathComponent)
+    }
+
+    /// Imports the bytes of an ONNX file; `file` names it in errors.
+    public static func model(from data: Data, file: String) throws -> Model {
+        let proto: Onnx_ModelProto
+        do { proto = try Onnx_ModelProto(serializedBytes: data) } catch {
+            throw ONNXError.notONNX(file: file, reason: String(describing: error))
+        }
+        guard proto.hasGraph, proto.irVersion > 0 else {
+            throw ONNXError.notONNX(file: file, reason: "no graph or IR version")
+        }
+        guard proto.irVersion <= maximumIRVersion else {
+            throw ONNXError.unsupportedVersion(file: file, what: "IR version \(proto.irVersion)")
+        }
+        for set in proto.opsetImport where set.domain.isEmpty || set.domain == "ai.onnx" {
+            guard operatorSets.contains(Int(set.version)) else {
+                throw ONNXError.unsupportedVersion(file: file, what: "operator set \(set.version)")
+            }
+        }
+        var graph = try ONNXGraphImporter(graph: proto.graph, file: file)
+        return try graph.run()
+    }
+}
+
+/// The state of one import: the model being built and what every ONNX value name stands for.
+struct ONNXGraphImporter {
+    let graph: Onnx_GraphProto
+    let file: String
+    let model = Model()
+    /// ONNX value name → the model's value.
+    private var values: [String: ValueID] = [:]
+    /// Initializers and the outputs of `Constant` nodes, by name.
+    private var constants: [String: Onnx_TensorProto] = [:]
+    /// The file's tensors to put into the model once its node exists: model tensor name → ONNX tensor.
+    private var names = Set<String>()
+    private var random = SeededRandom(seed: 0)
+
+    init(graph: Onnx_GraphProto, file: String) throws {
+        self.graph = graph
+        self.file = file
+        for t in graph.initializer { constants[t.name] = t }
+    }
+
+    mutating func run() throws -> Model {
+        guard graph.node.contains(where: { $0.opType == "BatchNormalization" }) else {
+            throw ONNXError.foldedBatchNorm(file: file)
+        }
+        let inputs = graph.input.filter { constants[$0.name] == nil }
+        guard inputs.count == 1 else { throw ONNXError.inputCount(file: file, count: inputs.count) }
+        guard graph.output.count == 1 else { throw ONNXError.outputCount(file: file, count: graph.output.count) }
+        let input = inputs[0]
+        values[input.name] = model.addInput(name: input.name, shape: try sampleShape(of: input))
+        for (index, node) in graph.node.enumerated() {
+            guard node.domain.isEmpty || node.domain == "ai.onnx" else {
+                throw ONNXError.unsupportedOperator(node: node.label, op: "\(node.domain).\(node.opType)")
+            }
+            try importNode(node, index: index)
+        }
+        let output = graph.output[0].name
+        guard let result = values[output] else {
+            throw ONNXError.unknownValue(node: "graph output", op: "Output", value: output)
+        }
+        model.outputs = [result]
+        return model
+    }
+
+    /// `[C, H, W]` of an `[N, C, H, W]` Float32 input with known C, H and W (N may be symbolic).
+    private func sampleShape(of input: Onnx_ValueInfoProto) throws -> Shape {
+        guard case .tensorType(let type) = input.type.value, type.elemType == ONNXDataType.float else {
+            throw ONNXError.inputShape(file: file, input: input.name, reason: "not a Float32 tensor")
+        }
+        let dims = type.shape.dim
+        guard dims.count == 4 else {
+            throw ONNXError.inputShape(
+                file: file, input: input.name, reason: "\(dims.count) dimensions, expected [N, C, H, W]")
+        }
+        let sample = dims.dropFirst().map {
+            $0.value.flatMap { v -> Int? in
+                if case .dimValue(let d) = v, d > 0 { return Int(d) }
+                return nil
+            }
+        }
+        guard sample.allSatisfy({ $0 != nil }) else {
+            throw ONNXError.inputShape(
+                file: file, input: input.name, reason: "C, H and W must be fixed numbers (dynamic sizes are not)")
+        }
+        return Shape(sample.map { $0! })
+    }
+
+    // MARK: - Values, constants and names
+
+    private func value(_ name: String, of node: Onnx_NodeProto) throws -> ValueID {
+        guard let v = values[name] else {
+            if constants[name] != nil {
+                throw ONNXError.unsupportedAttribute(
+                    node: node.label, op: node.opType, attribute: "input '\(name)'", value: "a constant")
+            }
+            throw ONNXError.unknownValue(node: node.label, op: node.opType, value: name)
+        }
+        return v
+    }
+
+    private func constant(_ name: String, of node: Onnx_NodeProto) throws -> Onnx_TensorProto {
+        guard let t = constants[name] else {
+            throw ONNXError.missingInitializer(node: node.label, op: node.opType, tensor: name)
+        }
+        return t
+    }
+
+    /// Input `i` of `node` if it is present and not empty (ONNX marks a skipped optional input with "").
+    private func optionalInput(_ node: Onnx_NodeProto, _ i: Int) -> String? {
+        i < node.input.count && !node.input[i].isEmpty ? node.input[i] : nil
+    }
+
+    /// The model name of a node: the PyTorch module path its weight is named by (`conv1.weight` → `conv1`),
+    /// else the ONNX node name, else operator and position; unique in the model.
+    private mutating func nodeName(_ node: Onnx_NodeProto, index: Int, weight: String? = nil) -> String {
+        var base = node.name.isEmpty ? "\(node.opType)_\(index)" : node.name
+        if let weight, weight.hasSuffix(".weight"), weight.count > ".weight".count {
+            base = String(weight.dropLast(".weight".count))
+        }
+        var name = base, k = 1
+        while names.contains(name) {
+            name = "\(base)_\(k)"
+            k += 1
+        }
+        names.insert(name)
+        return name
+    }
+
+    /// Adds `op` as node `name` reading `inputs`, sets its tensors from the file (suffix → ONNX tensor), and
+    /// binds the node's first output.
+    private mutating func add(
+        _ op: any GraphOperator, _ name: String, _ inputs: [ValueID], _ node: Onnx_NodeProto,
+        tensors: [(String, Tensor)] = []
+    ) throws {
+        let output = try model.add(op, name: name, inputs: inputs, using: &random)
+        for (suffix, tensor) in tensors { try model.setTensor(named: name + "." + suffix, to: tensor) }
+        values[node.output[0]] = output
+    }
+
+    // MARK: - Operators
+
+    private mutating func importNode(_ node: Onnx_NodeProto, index: Int) throws {
+        guard !node.output.isEmpty else {
+            throw ONNXError.unsupportedAttribute(node: node.label, op: node.opType, attribute: "outputs", value: "none")
+        }
+        switch node.opType {
+        case "Conv": try importConv(node, index: index)
+        case "BatchNormalization": try importBatchNorm(node, index: index)
+        case "Relu": try activation(.relu, node, index: index)
+        case "LeakyRelu": try activation(.leakyReLU(slope: node.float("alpha", default: 0.01)), node, index: index)
+        case "Tanh": try activation(.tanh, node, index: index)
+        case "Clip": try importClip(node, index: index)
+        case "Add": try importAdd(node, index: index)
+        case "GlobalAveragePool":
+            try add(GlobalAvgPoolOp(), nodeName(node, index: index), [try value(node.input[0], of: node)], node)
+        case "MaxPool", "AveragePool": try importPool(node, index: index)
+        case "Flatten": try importFlatten(node, index: index)
+        case "Reshape": try importReshape(node, index: index)
+        case "Gemm": try importGemm(node, index: index)
+        case "Identity", "Dropout":
+            // Inference: both pass their input through (a Dropout mask output is unused in an inference graph).
+            // PyTorch also writes Identity to give a second name to an initializer it stored once.
+            if let t = constants[node.input[0]] {
+                constants[node.output[0]] = t
+            } else {
+                values[node.output[0]] = try value(node.input[0], of: node)
+            }
+        case "Constant": try importConstant(node)
+        default: throw ONNXError.unsupportedOperator(node: node.label, op: node.opType)
+        }
+    }
+
+    private func unsupported(_ node: Onnx_NodeProto, _ attribute: String, _ value: String) -> ONNXError {
+        .unsupportedAttribute(node: node.label, op: node.opType, attribute: attribute, value: value)
+    }
+
+    /// A window's geometry from ONNX's `kernel_shape`, `strides`, `pads` (begin and end per axis, which must
+    /// be equal), `dilations` and `auto_pad`, on the `[C, H, W]` input.
+    private func window(
+        _ node: Onnx_NodeProto, input s: Shape, kernel: (Int, Int), outChannels: Int, groups: Int
+    ) throws -> ConvGeometry {
+        guard s.rank == 3 else { throw unsupported(node, "input shape", "\(s) (only 2-D images)") }
+        let strides = node.ints("strides", default: [1, 1]), dilations = node.ints("dilations", default: [1, 1])
+        guard strides.count == 2, dilations.count == 2 else {
+            throw unsupported(node, "strides/dilations", "\(strides)/\(dilations) (only 2-D)")
+        }
+        var pads = node.ints("pads", default: [0, 0, 0, 0])
+        switch node.string("auto_pad", default: "NOTSET") {
+        case "NOTSET": break
+        case "VALID": pads = [0, 0, 0, 0]
+        case let mode where mode == "SAME_UPPER" || mode == "SAME_LOWER":
+            let totals = [(s[1], kernel.0, strides[0], dilations[0]), (s[2], kernel.1, strides[1], dilations[1])].map {
+                (size, k, stride, dilation) in
+                max(((size + stride - 1) / stride - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+            }
+            guard totals.allSatisfy({ $0 % 2 == 0 }) else {
+                throw unsupported(node, "auto_pad", "\(mode) with uneven padding \(totals)")
+            }
+            pads = [totals[0] / 2, totals[1] / 2, totals[0] / 2, totals[1] / 2]
+        case let mode: throw unsupported(node, "auto_pad", mode)
+        }
+        guard pads.count == 4, pads[0] == pads[2], pads[1] == pads[3] else {
+            throw unsupported(node, "pads", "\(pads) (only equal padding at both ends)")
+        }
+        do {
+            return try ConvGeometry(
+                inChannels: s[0], outChannels: outChannels, kernel: kernel, stride: (strides[0], strides[1]),
+                padding: (pads[0], pads[1]), dilation: (dilations[0], dilations[1]), groups: groups,
+                input: (s[1], s[2]))
+        } catch {
+            throw GraphError.invalidGeometry(node: node.label, op: node.opType, input: s, reason: error.description)
+        }
+    }
+
+    private mutating func importConv(_ node: Onnx_NodeProto, index: Int) throws {
+        let x = try value(node.input[0], of: node), s = model.shape(of: x)
+        let weight = try constant(node.input[1], of: node)
+        let w = try weight.tensor()
+        guard w.shape.rank == 4 else { throw unsupported(node, "weight shape", "\(w.shape) (only 2-D convolution)") }
+        let groups = node.int("group", default: 1)
+        let kernel = node.ints("kernel_shape", default: [w.shape[2], w.shape[3]])
+        guard kernel == [w.shape[2], w.shape[3]] else { throw unsupported(node, "kernel_shape", "\(kernel)") }
+        guard s.rank == 3, w.shape[1] * groups == s[0] else {
+            throw GraphError.shapeMismatch(
+                node: node.label, op: "Conv", inputs: [s, w.shape], expected: "weight [O, C / group, KH, KW]")
+        }
+        let geometry = try window(
+            node, input: s, kernel: (kernel[0], kernel[1]), outChannels: w.shape[0], groups: groups)
+        var tensors = [("weight", w)]
+        if let b = optionalInput(node, 2) { tensors.append(("bias", try constant(b, of: node).tensor())) }
+        let name = nodeName(node, index: index, weight: weight.name)
+        try add(Conv2dOp(geometry: geometry, bias: tensors.count == 2), name, [x], node, tensors: tensors)
+    }
+
+    private mutating func importBatchNorm(_ node: Onnx_NodeProto, index: Int) throws {
+        guard node.input.count == 5 else { throw unsupported(node, "inputs", "\(node.input.count), expected 5") }
+        // Inference form only: training mode (opset 14's attribute, or the running-statistics outputs) is refused.
+        guard node.int("training_mode", default: 0) == 0, node.output.dropFirst().allSatisfy(\.isEmpty) else {
+            throw unsupported(node, "training_mode", "1 (only the inference form)")
+        }
+        let x = try value(node.input[0], of: node), s = model.shape(of: x)
+        let scale = try constant(node.input[1], of: node)
+        let parts = try [scale] + node.input[2...4].map { try constant($0, of: node) }
+        let tensors = try zip(["weight", "bias", "running_mean", "running_var"], parts).map { ($0, try $1.tensor()) }
+        guard s.rank >= 1 else { throw unsupported(node, "input shape", "\(s)") }
+        // ONNX's momentum weighs the old running value (0.9); PyTorch's, which BatchNormOp keeps, the new one.
+        let op = BatchNormOp(
+            channels: s[0], epsilon: node.float("epsilon", default: 1e-5),
+            momentum: 1 - node.float("momentum", default: 0.9))
+        try add(op, nodeName(node, index: index, weight: scale.name), [x], node, tensors: tensors)
+    }
+
+    private mutating func activation(_ kind: Activation, _ node: Onnx_NodeProto, index: Int) throws {
+        try add(ActivationOp(kind), nodeName(node, index: index), [try value(node.input[0], of: node)], node)
+    }
+
+    /// Clip with bounds [0, 6] is ReLU6 and [0, ∞) ReLU; bounds come from inputs (opset 11+) or attributes.
+    private mutating func importClip(_ node: Onnx_NodeProto, index: Int) throws {
+        func bound(_ i: Int, _ attribute: String, _ absent: Float) throws -> Float {
+            if let name = optionalInput(node, i) {
+                let values = try constant(name, of: node).floats()
+                guard values.count == 1 else { throw unsupported(node, attribute, "\(values)") }
+                return values[0]
+            }
+            return node.float(attribute, default: absent)
+        }
+        let low = try bound(1, "min", -.infinity), high = try bound(2, "max", .infinity)
+        switch (low, high) {
+        case (0, 6): try activation(.relu6, node, index: index)
+        case (0, .infinity): try activation(.relu, node, index: index)
+        default: throw unsupported(node, "bounds", "[\(low), \(high)] (only [0, 6] and [0, ∞))")
+        }
+    }
+
+    private mutating func importAdd(_ node: Onnx_NodeProto, index: Int) throws {
+        let a = try value(node.input[0], of: node), b = try value(node.input[1], of: node)
+        guard model.shape(of: a) == model.shape(of: b) else {
+            throw unsupported(node, "broadcasting", "\(model.shape(of: a)) + \(model.shape(of: b))")
+        }
+        try add(AddOp(), nodeName(node, index: index), [a, b], node)
+    }
+
+    private mutating func importPool(_ node: Onnx_NodeProto, index: Int) throws {
+        let x = try value(node.input[0], of: node), s = model.shape(of: x)
+        guard node.output.dropFirst().allSatisfy(\.isEmpty) else { throw unsupported(node, "Indices output", "used") }
+        guard node.int("ceil_mode", default: 0) == 0 else { throw unsupported(node, "ceil_mode", "1") }
+        let kernel = node.ints("kernel_shape", default: [])
+        guard kernel.count == 2 else { throw unsupported(node, "kernel_shape", "\(kernel) (only 2-D)") }
+        let geometry = try window(node, input: s, kernel: (kernel[0], kernel[1]), outChannels: s[0], groups: s[0])
+        if node.opType == "MaxPool" {
+            try add(MaxPool2dOp(window: geometry), nodeName(node, index: index), [x], node)
+        } else {
+            // AvgPool2dOp counts padding in the divisor (PyTorch's default); ONNX's default does not.
+            let padded = geometry.padH > 0 || geometry.padW > 0
+            guard !padded || node.int("count_include_pad", default: 0) == 1 else {
+                throw unsupported(node, "count_include_pad", "0 with padding")
+            }
+            try add(AvgPool2dOp(window: geometry), nodeName(node, index: index), [x], node)
+        }
+    }
+
+    private mutating func importFlatten(_ node: Onnx_NodeProto, index: Int) throws {
+        let x = try value(node.input[0], of: node)
+        guard node.int("axis", default: 1) == 1 else {
+            throw unsupported(node, "axis", "\(node.int("axis", default: 1))")
+        }
+        try add(ReshapeOp([model.shape(of: x).elementCount]), nodeName(node, index: index), [x], node)
+    }
+
+    /// Reshape to a constant shape whose first entry is the batch (1, -1 or 0) and the rest the sample's.
+    private mutating func importReshape(_ node: Onnx_NodeProto, index: Int) throws {
+        let x = try value(node.input[0], of: node), s = model.shape(of: x)
+        let target = try constant(node.input[1], of: node).integers()
+        guard let batch = target.first, [-1, 0, 1].contains(batch) else {
+            throw unsupported(node, "shape", "\(target) (the first entry must keep the batch)")
+        }
+        var sample = Array(target.dropFirst())
+        for (i, d) in sample.enumerated() where d == 0 {
+            guard i < s.rank else { throw unsupported(node, "shape", "\(target)") }
+            sample[i] = s[i]
+        }
+        let known = sample.filter { $0 != -1 }.reduce(1, *)
+        if let free = sample.firstIndex(of: -1) {
+            guard sample.filter({ $0 == -1 }).count == 1, known > 0, s.elementCount % known == 0 else {
+                throw unsupported(node, "shape", "\(target)")
+            }
+            sample[free] = s.elementCount / known
+        }
+        guard sample.allSatisfy({ $0 > 0 }) else { throw unsupported(node, "shape", "\(target)") }
+        try add(ReshapeOp(Shape(sample)), nodeName(node, index: index), [x], node)
+    }
+
+    /// Gemm `alpha · A · B' + beta · C` with A the flat sample and B, C initializers: a linear layer.
+    private mutating func importGemm(_ node: Onnx_NodeProto, index: Int) throws {
+        let x = try value(node.input[0], of: node), s = model.shape(of: x)
+        guard node.int("transA", default: 0) == 0 else { throw unsupported(node, "transA", "1") }
+        guard s.rank == 1 else { throw unsupported(node, "input shape", "\(s) (a flat sample)") }
+        let b = try constant(node.input[1], of: node)
+        var w = try b.tensor()
+        guard w.shape.rank == 2 else { throw unsupported(node, "B shape", "\(w.shape)") }
+        if node.int("transB", default: 0) == 0 { w = Self.transposed(w) }  // stored [K, N]; the layer keeps [N, K]
+        let (outFeatures, inFeatures) = (w.shape[0], w.shape[1])
+        guard inFeatures == s[0] else {
+            throw GraphError.shapeMismatch(
+                node: node.label, op: "Gemm", inputs: [s, w.shape], expected: "B of \(s[0]) inputs")
+        }
+        let alpha = node.float("alpha", default: 1), beta = node.float("beta", default: 1)
+        if alpha != 1 { w = Tensor(shape: w.shape, scalars: w.scalars.map { $0 * alpha }) }
+        var tensors = [("weight", w)]
+        if let c = optionalInput(node, 2) {
+            let bias = try constant(c, of: node).floats()
+            guard bias.count == outFeatures || bias.count == 1 else {
+                throw unsupported(node, "C", "\(bias.count) values for \(outFeatures) outputs")
+            }
+            let full = bias.count == 1 ? Array(repeating: bias[0], count: outFeatures) : bias
+            tensors.append(("bias", Tensor(shape: [outFeatures], scalars: full.map { $0 * beta })))
+        }
+        let op = LinearOp(inFeatures: inFeatures, outFeatures: outFeatures, bias: tensors.count == 2)
+        try add(op, nodeName(node, index: index, weight: b.name), [x], node, tensors: tensors)
+    }
+
+    private static func transposed(_ t: Tensor) -> Tensor {
+        let (rows, columns) = (t.shape[0], t.shape[1]), x = t.scalars
+        return Tensor(
+            shape: [columns, rows], scalars: (0..<(rows * columns)).map { x[($0 % rows) * columns + $0 / rows] })
+    }
+
+    /// A `Constant` node's value becomes a constant the next nodes can read as a weight, shape or bound.
+    private mutating func importConstant(_ node: Onnx_NodeProto) throws {
+        var t: Onnx_TensorProto
+        if let a = node.attribute("value") {
+            t = a.t
+        } else if let a = node.attribute("value_float") {
+            t = Onnx_TensorProto()
+            (t.dataType, t.floatData) = (ONNXDataType.float, [a.f])
+        } else if let a = node.attribute("value_floats") {
+            t = Onnx_TensorProto()
+            (t.dataType, t.dims, t.floatData) = (ONNXDataType.float, [Int64(a.floats.count)], a.floats)
+        } else if let a = node.attribute("value_int") {
+            t = Onnx_TensorProto()
+            (t.dataType, t.int64Data) = (ONNXDataType.int64, [a.i])
+        } else if let a = node.attribute("value_ints") {
+            t = Onnx_TensorProto()
+            (t.dataType, t.dims, t.int64Data) = (ONNXDataType.int64, [Int64(a.ints.count)], a.ints)
+        } else {
+            throw unsupported(node, "value", node.attribute.first?.name ?? "none")
+        }
+        t.name = node.output[0]
+        constants[node.output[0]] = t
+    }
+}

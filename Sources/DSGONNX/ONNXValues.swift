@@ -1,0 +1,112 @@
+import DSGCore
+import Foundation
+
+/// ONNX's element type numbers (`TensorProto.DataType`) the importer reads.
+enum ONNXDataType {
+    static let float: Int32 = 1, int32: Int32 = 6, int64: Int32 = 7
+}
+
+extension Onnx_TensorProto {
+    /// The dimensions; each must be non-negative and their product must fit an `Int`.
+    func shape() throws(ONNXError) -> Shape {
+        let shape = Shape(dims.map { Int($0) })
+        guard shape.dimensions.allSatisfy({ $0 >= 0 }), shape.checkedElementCount != nil else {
+            throw .dimensions(tensor: name, dimensions: dims.map { Int($0) })
+        }
+        return shape
+    }
+
+    private func checkLocation() throws(ONNXError) {
+        guard dataLocation != .external, externalData.isEmpty else { throw .externalData(tensor: name) }
+    }
+
+    /// The values of a Float32 tensor, from `raw_data` (little-endian) or `float_data`.
+    func floats() throws(ONNXError) -> [Float] {
+        try checkLocation()
+        guard dataType == ONNXDataType.float else {
+            throw .dataType(tensor: name, expected: "1 (FLOAT)", found: Int(dataType))
+        }
+        let count = try shape().elementCount
+        if !rawData.isEmpty {
+            guard rawData.count == 4 * count else {
+                throw .tensorSize(tensor: name, expected: count, found: rawData.count / 4)
+            }
+            return rawData.withUnsafeBytes { raw in
+                (0..<count).map {
+                    Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+                }
+            }
+        }
+        guard floatData.count == count else { throw .tensorSize(tensor: name, expected: count, found: floatData.count) }
+        return floatData
+    }
+
+    /// The values of an INT64 or INT32 tensor (shapes, axes, bounds), from `raw_data` or the typed field.
+    func integers() throws(ONNXError) -> [Int] {
+        try checkLocation()
+        let count = try shape().elementCount
+        switch dataType {
+        case ONNXDataType.int64:
+            if !rawData.isEmpty {
+                guard rawData.count == 8 * count else {
+                    throw .tensorSize(tensor: name, expected: count, found: rawData.count / 8)
+                }
+                return rawData.withUnsafeBytes { raw in
+                    (0..<count).map {
+                        Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)))
+                    }
+                }
+            }
+            guard int64Data.count == count else {
+                throw .tensorSize(tensor: name, expected: count, found: int64Data.count)
+            }
+            return int64Data.map { Int($0) }
+        case ONNXDataType.int32:
+            if !rawData.isEmpty {
+                guard rawData.count == 4 * count else {
+                    throw .tensorSize(tensor: name, expected: count, found: rawData.count / 4)
+                }
+                return rawData.withUnsafeBytes { raw in
+                    (0..<count).map {
+                        Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)))
+                    }
+                }
+            }
+            guard int32Data.count == count else {
+                throw .tensorSize(tensor: name, expected: count, found: int32Data.count)
+            }
+            return int32Data.map { Int($0) }
+        default:
+            throw .dataType(tensor: name, expected: "7 (INT64) or 6 (INT32)", found: Int(dataType))
+        }
+    }
+
+    /// The tensor as a ``DSGCore/Tensor`` of its own shape.
+    func tensor() throws(ONNXError) -> Tensor {
+        Tensor(shape: try shape(), scalars: try floats())
+    }
+}
+
+extension Onnx_NodeProto {
+    /// The attribute called `name`, if the node has it.
+    func attribute(_ name: String) -> Onnx_AttributeProto? { attribute.first { $0.name == name } }
+
+    /// An integer attribute, or `default` when absent.
+    func int(_ name: String, default value: Int) -> Int { attribute(name).map { Int($0.i) } ?? value }
+
+    /// An integer-list attribute, or `default` when absent.
+    func ints(_ name: String, default value: [Int]) -> [Int] {
+        attribute(name).map { $0.ints.map { Int($0) } } ?? value
+    }
+
+    /// A float attribute, or `default` when absent.
+    func float(_ name: String, default value: Float) -> Float { attribute(name)?.f ?? value }
+
+    /// A string attribute, or `default` when absent.
+    func string(_ name: String, default value: String) -> String {
+        attribute(name).map { String(decoding: $0.s, as: UTF8.self) } ?? value
+    }
+
+    /// The node's name for messages: its own, or its operator and first output when it has none.
+    var label: String { name.isEmpty ? "\(opType) -> \(output.first ?? "?")" : name }
+}

@@ -1,0 +1,159 @@
+import DSG
+import Foundation
+import Testing
+
+@testable import DSGONNX
+
+/// Every defect of an ONNX file is a typed error naming the node, operator, tensor or attribute.
+@Suite("ONNX files the importer refuses")
+struct ONNXBadInputTests {
+    /// A Float32 initializer of `dims` filled with `value`.
+    static func initializer(_ name: String, _ dims: [Int64], value: Float = 0.5) -> Onnx_TensorProto {
+        var t = Onnx_TensorProto()
+        (t.name, t.dims, t.dataType) = (name, dims, ONNXDataType.float)
+        t.floatData = Array(repeating: value, count: Int(dims.reduce(1, *)))
+        return t
+    }
+
+    static func node(_ op: String, _ inputs: [String], _ output: String, name: String = "") -> Onnx_NodeProto {
+        var n = Onnx_NodeProto()
+        (n.opType, n.input, n.output, n.name) = (op, inputs, [output], name.isEmpty ? output : name)
+        return n
+    }
+
+    static func value(_ name: String, _ dims: [Int64?]) -> Onnx_ValueInfoProto {
+        var v = Onnx_ValueInfoProto()
+        v.name = name
+        var type = Onnx_TypeProto.Tensor()
+        type.elemType = ONNXDataType.float
+        type.shape.dim = dims.map { d in
+            var dim = Onnx_TensorShapeProto.Dimension()
+            if let d { dim.dimValue = d } else { dim.dimParam = "batch" }
+            return dim
+        }
+        v.type.value = .tensorType(type)
+        return v
+    }
+
+    /// image [N, 2, 4, 4] → Conv (3 channels, 3x3, pad 1) → BatchNormalization → `tail` → output "y".
+    static func model(tail: [Onnx_NodeProto] = [], extra: [Onnx_TensorProto] = [], opset: Int64 = 13) -> Onnx_ModelProto
+    {
+        var g = Onnx_GraphProto()
+        var conv = node("Conv", ["image", "conv.weight"], "c")
+        var pads = Onnx_AttributeProto()
+        (pads.name, pads.ints, pads.type) = ("pads", [1, 1, 1, 1], .ints)
+        conv.attribute = [pads]
+        g.node =
+            [
+                conv,
+                node("BatchNormalization", ["c", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"], "b"),
+            ]
+            + tail
+        g.initializer =
+            [
+                initializer("conv.weight", [3, 2, 3, 3]), initializer("bn.weight", [3], value: 1),
+                initializer("bn.bias", [3]), initializer("bn.running_mean", [3]),
+                initializer("bn.running_var", [3], value: 1),
+            ] + extra
+        g.input = [value("image", [nil, 2, 4, 4])]
+        g.output = [value(tail.last?.output[0] ?? "b", [nil, 3, 4, 4])]
+        var m = Onnx_ModelProto()
+        m.irVersion = 7
+        var set = Onnx_OperatorSetIdProto()
+        set.version = opset
+        m.opsetImport = [set]
+        m.graph = g
+        return m
+    }
+
+    static func load(_ m: Onnx_ModelProto) throws -> Model {
+        try ONNXImport.model(from: try m.serializedData(), file: "m.onnx")
+    }
+
+    @Test func aWellFormedGraphImports() throws {
+        let model = try Self.load(Self.model(tail: [Self.node("Relu", ["b"], "y")]))
+        #expect(model.inputs.map(\.shape) == [[2, 4, 4]] && model.batchNormLayers.map(\.name) == ["bn"])
+        #expect(model.nodes.map(\.name) == ["conv", "bn", "y"])
+    }
+
+    @Test func anUnsupportedOperatorNamesItselfAndItsNode() {
+        #expect(throws: ONNXError.unsupportedOperator(node: "soft", op: "Softmax")) {
+            try Self.load(Self.model(tail: [Self.node("Softmax", ["b"], "y", name: "soft")]))
+        }
+    }
+
+    @Test func aMissingInitializerIsNamed() {
+        var m = Self.model()
+        m.graph.initializer.removeAll { $0.name == "bn.running_var" }
+        #expect(throws: ONNXError.missingInitializer(node: "b", op: "BatchNormalization", tensor: "bn.running_var")) {
+            try Self.load(m)
+        }
+    }
+
+    @Test func externalDataIsRefused() {
+        var m = Self.model()
+        m.graph.initializer[0].dataLocation = .external
+        #expect(throws: ONNXError.externalData(tensor: "conv.weight")) { try Self.load(m) }
+    }
+
+    @Test func weightsOfAnotherTypeThanFloat32AreRefused() {
+        var m = Self.model()
+        m.graph.initializer[0].dataType = 11  // DOUBLE
+        #expect(throws: ONNXError.dataType(tensor: "conv.weight", expected: "1 (FLOAT)", found: 11)) {
+            try Self.load(m)
+        }
+    }
+
+    @Test func weightsThatDoNotFillTheirShapeAreRefused() {
+        var m = Self.model()
+        m.graph.initializer[0].floatData.removeLast()
+        #expect(throws: ONNXError.tensorSize(tensor: "conv.weight", expected: 54, found: 53)) { try Self.load(m) }
+    }
+
+    @Test func dynamicImageSizesAreRefused() {
+        var m = Self.model()
+        m.graph.input = [Self.value("image", [nil, 2, nil, 4])]
+        #expect(
+            throws: ONNXError.inputShape(
+                file: "m.onnx", input: "image", reason: "C, H and W must be fixed numbers (dynamic sizes are not)")
+        ) { try Self.load(m) }
+    }
+
+    @Test func severalInputsOrOutputsAreRefused() {
+        var two = Self.model()
+        two.graph.input.append(Self.value("mask", [nil, 1, 4, 4]))
+        #expect(throws: ONNXError.inputCount(file: "m.onnx", count: 2)) { try Self.load(two) }
+        var outputs = Self.model()
+        outputs.graph.output.append(Self.value("c", [nil, 3, 4, 4]))
+        #expect(throws: ONNXError.outputCount(file: "m.onnx", count: 2)) { try Self.load(outputs) }
+    }
+
+    @Test func trainingModeBatchNormIsRefused() {
+        var m = Self.model()
+        var training = Onnx_AttributeProto()
+        (training.name, training.i, training.type) = ("training_mode", 1, .int)
+        m.graph.node[1].attribute = [training]
+        #expect(
+            throws: ONNXError.unsupportedAttribute(
+                node: "b", op: "BatchNormalization", attribute: "training_mode", value: "1 (only the inference form)")
+        ) { try Self.load(m) }
+    }
+
+    @Test func unknownOperatorSetsAndIRVersionsAreRefused() {
+        #expect(throws: ONNXError.unsupportedVersion(file: "m.onnx", what: "operator set 21")) {
+            try Self.load(Self.model(opset: 21))
+        }
+        var m = Self.model()
+        m.irVersion = 11
+        #expect(throws: ONNXError.unsupportedVersion(file: "m.onnx", what: "IR version 11")) { try Self.load(m) }
+    }
+
+    @Test func asymmetricPaddingIsRefused() {
+        var m = Self.model()
+        m.graph.node[0].attribute[0].ints = [1, 1, 0, 0]
+        #expect(
+            throws: ONNXError.unsupportedAttribute(
+                node: "c", op: "Conv", attribute: "pads", value: "[1, 1, 0, 0] (only equal padding at both ends)")
+        ) { try Self.load(m) }
+    }
+}

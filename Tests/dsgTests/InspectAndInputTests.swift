@@ -1,0 +1,50 @@
+import DSG
+import DSGTestSupport
+import Foundation
+import Testing
+
+@testable import dsg
+
+@Suite("dsg inspect and models of other inputs")
+struct InspectAndInputTests {
+    @Test func inspectReportsTheEmbeddedModel() throws {
+        let report = InspectCommand.report(try DSG.defaultModel(), name: "embedded model")
+        let lines = report.split(separator: "\n").map(String.init)
+        #expect(lines[0] == "model: embedded model")
+        #expect(lines[1] == "input: image [1, 28, 28]; output: [10]")
+        #expect(lines[2] == "parameters: 272186 in 65 tensors; buffers: 42 tensors")
+        #expect(
+            lines[3] == "nodes: 73 (Add 9, BatchNorm 21, Conv2d 21, GlobalAveragePool 1, Linear 1, ReLU 19, Reshape 1)")
+        #expect(lines.contains("  stage3.block2.bn2  64 channels, input [64, 7, 7]"))
+        #expect(
+            lines.last
+                == "quantization: 22 convolution and linear weights (per output channel), 19 activations after "
+                + "ReLU / ReLU6 (per tensor)")
+    }
+
+    @Test func inspectWarnsWhenThereIsNoBatchNorm() throws {
+        var b = ModelBuilder(seed: 1)
+        let x = b.input("image", [1, 4, 4])
+        let model = b.finish(outputs: [try b.linear(try b.flatten(x, "flat"), "fc", outFeatures: 2)])
+        #expect(
+            InspectCommand.report(model, name: "m").hasSuffix(
+                "warning: no BatchNorm layer, so DSG cannot synthesise samples for it"))
+    }
+
+    /// A command that measures on Fashion-MNIST says so when the model takes other images.
+    @Test func fashionMNISTCommandsRefuseOtherInputs() throws {
+        let folder = try TemporaryFolder("other-input")
+        let model = try ResNet.resnet20(input: [3, 16, 16], classes: 10)
+        let file = folder.file("colour.safetensors")
+        try Safetensors.write(
+            Safetensors.Contents(tensors: model.stateDict, metadata: [Model.inputShapeKey: "3x16x16"]), to: file)
+        var options = ModelOptions()
+        options.model = file.path
+        #expect(try options.load().inputs[0].shape == [3, 16, 16])
+        #expect(throws: FashionMNISTInputError.self) { try options.loadForFashionMNIST() }
+        #expect(
+            FashionMNISTInputError(model: "m", shape: [3, 16, 16]).description
+                == "m takes [3, 16, 16] images, but this command measures top-1 on Fashion-MNIST, whose images are "
+                + "[1, 28, 28]; `dsg generate` and `dsg inspect` work on any model")
+    }
+}
