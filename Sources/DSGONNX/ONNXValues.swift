@@ -20,6 +20,23 @@ extension Onnx_TensorProto {
         guard dataLocation != .external, externalData.isEmpty else { throw .externalData(tensor: name) }
     }
 
+    /// `count` little-endian integers of type `T` from `raw_data`.
+    private func raw<T: FixedWidthInteger>(_: T.Type, count: Int) throws(ONNXError) -> [T] {
+        let width = MemoryLayout<T>.size
+        guard rawData.count == width * count else {
+            throw .tensorSize(tensor: name, expected: count, found: rawData.count / width)
+        }
+        return rawData.withUnsafeBytes { bytes in
+            (0..<count).map { T(littleEndian: bytes.loadUnaligned(fromByteOffset: width * $0, as: T.self)) }
+        }
+    }
+
+    /// `values` if they fill the tensor.
+    private func typed<T>(_ values: [T], count: Int) throws(ONNXError) -> [T] {
+        guard values.count == count else { throw .tensorSize(tensor: name, expected: count, found: values.count) }
+        return values
+    }
+
     /// The values of a Float32 tensor, from `raw_data` (little-endian) or `float_data`.
     func floats() throws(ONNXError) -> [Float] {
         try checkLocation()
@@ -27,18 +44,8 @@ extension Onnx_TensorProto {
             throw .dataType(tensor: name, expected: "1 (FLOAT)", found: Int(dataType))
         }
         let count = try shape().elementCount
-        if !rawData.isEmpty {
-            guard rawData.count == 4 * count else {
-                throw .tensorSize(tensor: name, expected: count, found: rawData.count / 4)
-            }
-            return rawData.withUnsafeBytes { raw in
-                (0..<count).map {
-                    Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
-                }
-            }
-        }
-        guard floatData.count == count else { throw .tensorSize(tensor: name, expected: count, found: floatData.count) }
-        return floatData
+        if rawData.isEmpty { return try typed(floatData, count: count) }
+        return try raw(UInt32.self, count: count).map(Float.init(bitPattern:))
     }
 
     /// The values of an INT64 or INT32 tensor (shapes, axes, bounds), from `raw_data` or the typed field.
@@ -47,35 +54,11 @@ extension Onnx_TensorProto {
         let count = try shape().elementCount
         switch dataType {
         case ONNXDataType.int64:
-            if !rawData.isEmpty {
-                guard rawData.count == 8 * count else {
-                    throw .tensorSize(tensor: name, expected: count, found: rawData.count / 8)
-                }
-                return rawData.withUnsafeBytes { raw in
-                    (0..<count).map {
-                        Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)))
-                    }
-                }
-            }
-            guard int64Data.count == count else {
-                throw .tensorSize(tensor: name, expected: count, found: int64Data.count)
-            }
-            return int64Data.map { Int($0) }
+            let values = rawData.isEmpty ? try typed(int64Data, count: count) : try raw(Int64.self, count: count)
+            return values.map { Int($0) }
         case ONNXDataType.int32:
-            if !rawData.isEmpty {
-                guard rawData.count == 4 * count else {
-                    throw .tensorSize(tensor: name, expected: count, found: rawData.count / 4)
-                }
-                return rawData.withUnsafeBytes { raw in
-                    (0..<count).map {
-                        Int(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)))
-                    }
-                }
-            }
-            guard int32Data.count == count else {
-                throw .tensorSize(tensor: name, expected: count, found: int32Data.count)
-            }
-            return int32Data.map { Int($0) }
+            let values = rawData.isEmpty ? try typed(int32Data, count: count) : try raw(Int32.self, count: count)
+            return values.map { Int($0) }
         default:
             throw .dataType(tensor: name, expected: "7 (INT64) or 6 (INT32)", found: Int(dataType))
         }
