@@ -3,8 +3,9 @@
 # leaves installed packages alone. Uses sudo when not run as root.
 set -euo pipefail
 
-# OpenBLAS and LAPACKE for the kernels, zlib for the gzip IDX files, and Fashion-MNIST itself.
-packages=(pkg-config libopenblas-dev liblapacke-dev zlib1g-dev dataset-fashion-mnist)
+# OpenBLAS and LAPACKE for the kernels, zlib for the gzip IDX files, Fashion-MNIST itself, and ONNX's own
+# backend test cases for the importer's conformance run.
+packages=(pkg-config libopenblas-dev liblapacke-dev zlib1g-dev dataset-fashion-mnist libonnx-testdata)
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

@@ -10,9 +10,17 @@ import SwiftProtobuf
 /// so a PyTorch export keeps PyTorch's tensor names; other nodes keep their ONNX names. Operators and
 /// attributes outside what is implemented are refused by name (``ONNXError``), never approximated.
 public enum ONNXImport {
-    /// The newest IR version and default-domain operator set the importer reads (PyTorch's exporters write
-    /// IR 7-9 and opsets 11-20).
-    public static let maximumIRVersion = 10, operatorSets = 7...20
+    /// The newest IR version the importer reads (PyTorch's exporters write IR 7-9).
+    public static let maximumIRVersion = 10
+    /// The default-domain operator sets the importer reads (PyTorch's exporters write 11-20; ONNX's own test
+    /// data goes back to 1). Attributes of older versions that change a result are refused by name.
+    public static let operatorSets = 1...20
+
+    /// The operators the importer implements (the attributes and forms each supports are in Docs/ONNX.md).
+    public static let supportedOperators: Set<String> = [
+        "Conv", "BatchNormalization", "Relu", "LeakyRelu", "Tanh", "Clip", "Add", "GlobalAveragePool", "MaxPool",
+        "AveragePool", "Flatten", "Reshape", "Gemm", "Identity", "Dropout", "Constant",
+    ]
 
     /// Reads and imports the ONNX file at `url`.
     public static func model(contentsOf url: URL) throws -> Model {
@@ -29,6 +37,12 @@ public enum ONNXImport {
         do { proto = try Onnx_ModelProto(serializedBytes: data) } catch {
             throw ONNXError.notONNX(file: file, reason: String(describing: error))
         }
+        return try model(from: proto, file: file)
+    }
+
+    /// Imports a decoded model. `requireBatchNorm: false` is the conformance runner's: ONNX's single-operator
+    /// cases have no BatchNorm, which only DSG needs, not the import.
+    static func model(from proto: Onnx_ModelProto, file: String, requireBatchNorm: Bool = true) throws -> Model {
         guard proto.hasGraph, proto.irVersion > 0 else {
             throw ONNXError.notONNX(file: file, reason: "no graph or IR version")
         }
@@ -41,7 +55,7 @@ public enum ONNXImport {
             }
         }
         var graph = try ONNXGraphImporter(graph: proto.graph, file: file)
-        return try graph.run()
+        return try graph.run(requireBatchNorm: requireBatchNorm)
     }
 }
 
@@ -64,8 +78,8 @@ struct ONNXGraphImporter {
         for t in graph.initializer { constants[t.name] = t }
     }
 
-    mutating func run() throws -> Model {
-        guard graph.node.contains(where: { $0.opType == "BatchNormalization" }) else {
+    mutating func run(requireBatchNorm: Bool) throws -> Model {
+        guard !requireBatchNorm || graph.node.contains(where: { $0.opType == "BatchNormalization" }) else {
             throw ONNXError.foldedBatchNorm(file: file)
         }
         let inputs = graph.input.filter { constants[$0.name] == nil }
@@ -87,15 +101,16 @@ struct ONNXGraphImporter {
         return model
     }
 
-    /// `[C, H, W]` of an `[N, C, H, W]` Float32 input with known C, H and W (N may be symbolic).
+    /// The per-sample shape of an `[N, ...]` Float32 input whose other dimensions are fixed (N may be symbolic):
+    /// `[C, H, W]` for an image.
     private func sampleShape(of input: Onnx_ValueInfoProto) throws -> Shape {
         guard case .tensorType(let type) = input.type.value, type.elemType == ONNXDataType.float else {
             throw ONNXError.inputShape(file: file, input: input.name, reason: "not a Float32 tensor")
         }
         let dims = type.shape.dim
-        guard dims.count == 4 else {
+        guard dims.count >= 2 else {
             throw ONNXError.inputShape(
-                file: file, input: input.name, reason: "\(dims.count) dimensions, expected [N, C, H, W]")
+                file: file, input: input.name, reason: "\(dims.count) dimensions, expected a batch and a sample")
         }
         let sample = dims.dropFirst().map {
             $0.value.flatMap { v -> Int? in
@@ -105,7 +120,8 @@ struct ONNXGraphImporter {
         }
         guard sample.allSatisfy({ $0 != nil }) else {
             throw ONNXError.inputShape(
-                file: file, input: input.name, reason: "C, H and W must be fixed numbers (dynamic sizes are not)")
+                file: file, input: input.name,
+                reason: "every dimension but the batch must be a fixed number (dynamic sizes are not)")
         }
         return Shape(sample.map { $0! })
     }
@@ -164,7 +180,24 @@ struct ONNXGraphImporter {
 
     // MARK: - Operators
 
+    /// The attributes each operator's import reads; any other attribute is refused rather than ignored, so that
+    /// a setting the importer does not implement can never change the result unnoticed.
+    static let knownAttributes: [String: Set<String>] = [
+        "Conv": ["kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"],
+        "BatchNormalization": ["epsilon", "momentum", "training_mode", "spatial", "is_test"],
+        "LeakyRelu": ["alpha"], "Clip": ["min", "max"],
+        "MaxPool": ["kernel_shape", "strides", "pads", "dilations", "ceil_mode", "storage_order", "auto_pad"],
+        "AveragePool": ["kernel_shape", "strides", "pads", "ceil_mode", "count_include_pad", "auto_pad"],
+        "Flatten": ["axis"], "Reshape": ["allowzero"], "Gemm": ["alpha", "beta", "transA", "transB"],
+        "Dropout": ["ratio", "seed", "is_test"],
+        "Constant": ["value", "value_float", "value_floats", "value_int", "value_ints"],
+    ]
+
     private mutating func importNode(_ node: Onnx_NodeProto, index: Int) throws {
+        let known = Self.knownAttributes[node.opType] ?? []
+        if let other = node.attribute.first(where: { !known.contains($0.name) }) {
+            throw unsupported(node, other.name, "set (the importer does not implement it)")
+        }
         guard !node.output.isEmpty else {
             throw ONNXError.unsupportedAttribute(node: node.label, op: node.opType, attribute: "outputs", value: "none")
         }
@@ -182,17 +215,37 @@ struct ONNXGraphImporter {
         case "Flatten": try importFlatten(node, index: index)
         case "Reshape": try importReshape(node, index: index)
         case "Gemm": try importGemm(node, index: index)
-        case "Identity", "Dropout":
-            // Inference: both pass their input through (a Dropout mask output is unused in an inference graph).
-            // PyTorch also writes Identity to give a second name to an initializer it stored once.
-            if let t = constants[node.input[0]] {
-                constants[node.output[0]] = t
-            } else {
-                values[node.output[0]] = try value(node.input[0], of: node)
-            }
+        case "Dropout":
+            try checkInference(node)
+            try passThrough(node)
+        case "Identity": try passThrough(node)
         case "Constant": try importConstant(node)
         default: throw ONNXError.unsupportedOperator(node: node.label, op: node.opType)
         }
+    }
+
+    /// Passes the input through. PyTorch also writes Identity to give a second name to an initializer it
+    /// stored once.
+    private mutating func passThrough(_ node: Onnx_NodeProto) throws {
+        if let t = constants[node.input[0]] {
+            constants[node.output[0]] = t
+        } else {
+            values[node.output[0]] = try value(node.input[0], of: node)
+        }
+    }
+
+    /// Dropout is the identity only in inference: a training-mode input (opset 12+) that is not false, a test
+    /// flag (before opset 7) that is not set, or a used mask output is refused.
+    private func checkInference(_ node: Onnx_NodeProto) throws {
+        if let mode = optionalInput(node, 2) {
+            guard try constant(mode, of: node).integers().allSatisfy({ $0 == 0 }) else {
+                throw unsupported(node, "training_mode", "true (only inference)")
+            }
+        }
+        guard node.attribute("is_test").map({ $0.i == 1 }) ?? true else {
+            throw unsupported(node, "is_test", "0 (only inference)")
+        }
+        guard node.output.dropFirst().allSatisfy(\.isEmpty) else { throw unsupported(node, "mask output", "used") }
     }
 
     private func unsupported(_ node: Onnx_NodeProto, _ attribute: String, _ value: String) -> ONNXError {
@@ -260,9 +313,10 @@ struct ONNXGraphImporter {
     private mutating func importBatchNorm(_ node: Onnx_NodeProto, index: Int) throws {
         guard node.input.count == 5 else { throw unsupported(node, "inputs", "\(node.input.count), expected 5") }
         // Inference form only: training mode (opset 14's attribute, or the running-statistics outputs) is refused.
-        guard node.int("training_mode", default: 0) == 0, node.output.dropFirst().allSatisfy(\.isEmpty) else {
-            throw unsupported(node, "training_mode", "1 (only the inference form)")
-        }
+        guard node.int("training_mode", default: 0) == 0, node.output.dropFirst().allSatisfy(\.isEmpty),
+            node.int("is_test", default: 1) == 1
+        else { throw unsupported(node, "training_mode", "1 (only the inference form)") }
+        guard node.int("spatial", default: 1) == 1 else { throw unsupported(node, "spatial", "0") }
         let x = try value(node.input[0], of: node), s = model.shape(of: x)
         let scale = try constant(node.input[1], of: node)
         let parts = try [scale] + node.input[2...4].map { try constant($0, of: node) }
@@ -309,6 +363,7 @@ struct ONNXGraphImporter {
         let x = try value(node.input[0], of: node), s = model.shape(of: x)
         guard node.output.dropFirst().allSatisfy(\.isEmpty) else { throw unsupported(node, "Indices output", "used") }
         guard node.int("ceil_mode", default: 0) == 0 else { throw unsupported(node, "ceil_mode", "1") }
+        guard node.int("storage_order", default: 0) == 0 else { throw unsupported(node, "storage_order", "1") }
         let kernel = node.ints("kernel_shape", default: [])
         guard kernel.count == 2 else { throw unsupported(node, "kernel_shape", "\(kernel) (only 2-D)") }
         let geometry = try window(node, input: s, kernel: (kernel[0], kernel[1]), outChannels: s[0], groups: s[0])
@@ -336,6 +391,9 @@ struct ONNXGraphImporter {
     private mutating func importReshape(_ node: Onnx_NodeProto, index: Int) throws {
         let x = try value(node.input[0], of: node), s = model.shape(of: x)
         let target = try constant(node.input[1], of: node).integers()
+        guard node.int("allowzero", default: 0) == 0 || !target.contains(0) else {
+            throw unsupported(node, "allowzero", "1 with a zero in the shape")
+        }
         guard let batch = target.first, [-1, 0, 1].contains(batch) else {
             throw unsupported(node, "shape", "\(target) (the first entry must keep the batch)")
         }

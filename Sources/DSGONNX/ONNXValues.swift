@@ -3,7 +3,7 @@ import Foundation
 
 /// ONNX's element type numbers (`TensorProto.DataType`) the importer reads.
 enum ONNXDataType {
-    static let float: Int32 = 1, int32: Int32 = 6, int64: Int32 = 7
+    static let float: Int32 = 1, int32: Int32 = 6, int64: Int32 = 7, bool: Int32 = 9
 }
 
 extension Onnx_TensorProto {
@@ -59,8 +59,13 @@ extension Onnx_TensorProto {
         case ONNXDataType.int32:
             let values = rawData.isEmpty ? try typed(int32Data, count: count) : try raw(Int32.self, count: count)
             return values.map { Int($0) }
+        case ONNXDataType.bool:  // one byte each in raw_data, else int32_data
+            let values =
+                rawData.isEmpty
+                ? try typed(int32Data.map(Int.init), count: count) : try raw(UInt8.self, count: count).map(Int.init)
+            return values
         default:
-            throw .dataType(tensor: name, expected: "7 (INT64) or 6 (INT32)", found: Int(dataType))
+            throw .dataType(tensor: name, expected: "7 (INT64), 6 (INT32) or 9 (BOOL)", found: Int(dataType))
         }
     }
 

@@ -115,7 +115,8 @@ struct ONNXBadInputTests {
         m.graph.input = [Self.value("image", [nil, 2, nil, 4])]
         #expect(
             throws: ONNXError.inputShape(
-                file: "m.onnx", input: "image", reason: "C, H and W must be fixed numbers (dynamic sizes are not)")
+                file: "m.onnx", input: "image",
+                reason: "every dimension but the batch must be a fixed number (dynamic sizes are not)")
         ) { try Self.load(m) }
     }
 
@@ -155,5 +156,31 @@ struct ONNXBadInputTests {
             throws: ONNXError.unsupportedAttribute(
                 node: "c", op: "Conv", attribute: "pads", value: "[1, 1, 0, 0] (only equal padding at both ends)")
         ) { try Self.load(m) }
+    }
+
+    @Test func anAttributeTheImporterDoesNotReadIsRefusedNotIgnored() {
+        var m = Self.model()
+        var spatial = Onnx_AttributeProto()
+        (spatial.name, spatial.i, spatial.type) = ("consumed_inputs", 1, .int)
+        m.graph.node[0].attribute.append(spatial)
+        #expect(
+            throws: ONNXError.unsupportedAttribute(
+                node: "c", op: "Conv", attribute: "consumed_inputs", value: "set (the importer does not implement it)")
+        ) { try Self.load(m) }
+    }
+
+    @Test func trainingModeDropoutIsRefused() {
+        var mode = Onnx_TensorProto()
+        (mode.name, mode.dataType, mode.rawData) = ("mode", ONNXDataType.bool, Data([1]))
+        let m = Self.model(tail: [Self.node("Dropout", ["b", "", "mode"], "y")], extra: [mode])
+        #expect(
+            throws: ONNXError.unsupportedAttribute(
+                node: "y", op: "Dropout", attribute: "training_mode", value: "true (only inference)")
+        ) { try Self.load(m) }
+        var off = mode
+        off.rawData = Data([0])
+        #expect(throws: Never.self) {
+            try Self.load(Self.model(tail: [Self.node("Dropout", ["b", "", "mode"], "y")], extra: [off]))
+        }
     }
 }

@@ -1,0 +1,91 @@
+import DSGCore
+import Foundation
+
+/// Runs ONNX's own backend test cases (a folder with `model.onnx` and `test_data_set_0/input_k.pb`,
+/// `output_0.pb`, as Debian's `libonnx-testdata` installs them) through the importer and the executor.
+///
+/// A case's first graph input is the model's input; the test's data for every further input becomes an
+/// initializer, the way an exported network holds its weights. Each case ends in one of three ways: it
+/// passes (the output matches within the suite's tolerance), it is refused (a typed error names what is not
+/// supported), or it fails (it ran and computed something else, or threw an error that is not a refusal).
+public enum ONNXConformance {
+    /// How one case ended.
+    public enum Outcome: Equatable, Sendable {
+        /// The output matched.
+        case passed
+        /// The importer or a graph check refused the case; the reason names the operator, attribute or input.
+        case refused(String)
+        /// The case ran and gave another output, or broke in a way that is not a refusal.
+        case failed(String)
+    }
+
+    /// ONNX's backend-test tolerances (`rtol` 1e-3, `atol` 1e-7).
+    public static let relativeTolerance: Float = 1e-3, absoluteTolerance: Float = 1e-7
+
+    /// The operator types of the case's graph, in node order without repeats; nil if its model cannot be read.
+    public static func operators(ofCaseAt folder: URL) -> [String]? {
+        guard let proto = try? readModel(folder) else { return nil }
+        var seen: [String] = []
+        for node in proto.graph.node where !seen.contains(node.opType) { seen.append(node.opType) }
+        return seen
+    }
+
+    /// Runs the case in `folder`.
+    public static func run(caseAt folder: URL) -> Outcome {
+        do {
+            var proto = try readModel(folder)
+            let data = folder.appendingPathComponent("test_data_set_0")
+            let initialized = Set(proto.graph.initializer.map(\.name))
+            let inputs = proto.graph.input.filter { !initialized.contains($0.name) }
+            let given = try (0..<inputs.count).map { try readTensor(data.appendingPathComponent("input_\($0).pb")) }
+            guard let first = given.first else { return .refused("the case has no input") }
+            // Every input after the first is bound to the test's data, as an exported model's weights are.
+            for (input, var tensor) in zip(inputs.dropFirst(), given.dropFirst()) {
+                tensor.name = input.name
+                proto.graph.initializer.append(tensor)
+            }
+            proto.graph.input = Array(inputs.prefix(1))
+            let model: Model
+            do {
+                model = try ONNXImport.model(from: proto, file: folder.lastPathComponent, requireBatchNorm: false)
+            } catch {
+                return .refused(String(describing: error))
+            }
+            let expected = try readTensor(data.appendingPathComponent("output_0.pb"))
+            let x: Tensor, y: [Float]
+            do { (x, y) = (try first.tensor(), try expected.floats()) } catch {
+                return .refused(String(describing: error))
+            }
+            let batch = x.shape.rank > 0 ? x.shape[0] : 0
+            guard batch > 0 else { return .refused("an empty batch") }
+            let executor = try GraphExecutor(model: model, batchSize: batch, backward: false)
+            do { try executor.forward([x], training: false) } catch {
+                return .refused(String(describing: error))
+            }
+            let output = executor.output()
+            guard output.shape == (try expected.shape()) else {
+                return .failed("output shape \(output.shape), expected \(try expected.shape())")
+            }
+            for (i, (a, e)) in zip(output.scalars, y).enumerated()
+            where !(abs(a - e) <= absoluteTolerance + relativeTolerance * abs(e)) {
+                return .failed("element \(i): \(a), expected \(e)")
+            }
+            return .passed
+        } catch {
+            return .failed(String(describing: error))
+        }
+    }
+
+    private static func readModel(_ folder: URL) throws -> Onnx_ModelProto {
+        let url = folder.appendingPathComponent("model.onnx")
+        do { return try Onnx_ModelProto(serializedBytes: try Data(contentsOf: url)) } catch {
+            throw ONNXError.notONNX(file: url.path, reason: String(describing: error))
+        }
+    }
+
+    private static func readTensor(_ url: URL) throws -> Onnx_TensorProto {
+        do { return try Onnx_TensorProto(serializedBytes: try Data(contentsOf: url)) } catch {
+            throw ONNXError.notONNX(file: url.path, reason: String(describing: error))
+        }
+    }
+}
