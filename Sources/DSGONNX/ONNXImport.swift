@@ -193,7 +193,16 @@ struct ONNXGraphImporter {
         "Constant": ["value", "value_float", "value_floats", "value_int", "value_ints"],
     ]
 
+    /// How many inputs each operator needs at least (optional ones may follow).
+    static let minimumInputs: [String: Int] = [
+        "Conv": 2, "BatchNormalization": 5, "Add": 2, "Reshape": 2, "Gemm": 2, "Constant": 0,
+    ]
+
     private mutating func importNode(_ node: Onnx_NodeProto, index: Int) throws {
+        let inputs = Self.minimumInputs[node.opType] ?? 1
+        guard node.input.count >= inputs, node.input.prefix(inputs).allSatisfy({ !$0.isEmpty }) else {
+            throw unsupported(node, "inputs", "\(node.input) (\(inputs) needed)")
+        }
         let known = Self.knownAttributes[node.opType] ?? []
         if let other = node.attribute.first(where: { !known.contains($0.name) }) {
             throw unsupported(node, other.name, "set (the importer does not implement it)")
@@ -259,8 +268,8 @@ struct ONNXGraphImporter {
     ) throws -> ConvGeometry {
         guard s.rank == 3 else { throw unsupported(node, "input shape", "\(s) (only 2-D images)") }
         let strides = node.ints("strides", default: [1, 1]), dilations = node.ints("dilations", default: [1, 1])
-        guard strides.count == 2, dilations.count == 2 else {
-            throw unsupported(node, "strides/dilations", "\(strides)/\(dilations) (only 2-D)")
+        guard strides.count == 2, dilations.count == 2, (strides + dilations).allSatisfy({ $0 > 0 }) else {
+            throw unsupported(node, "strides/dilations", "\(strides)/\(dilations) (2-D and positive)")
         }
         var pads = node.ints("pads", default: [0, 0, 0, 0])
         switch node.string("auto_pad", default: "NOTSET") {
@@ -361,6 +370,7 @@ struct ONNXGraphImporter {
 
     private mutating func importPool(_ node: Onnx_NodeProto, index: Int) throws {
         let x = try value(node.input[0], of: node), s = model.shape(of: x)
+        guard s.rank == 3 else { throw unsupported(node, "input shape", "\(s) (only 2-D images)") }
         guard node.output.dropFirst().allSatisfy(\.isEmpty) else { throw unsupported(node, "Indices output", "used") }
         guard node.int("ceil_mode", default: 0) == 0 else { throw unsupported(node, "ceil_mode", "1") }
         guard node.int("storage_order", default: 0) == 0 else { throw unsupported(node, "storage_order", "1") }
@@ -398,11 +408,14 @@ struct ONNXGraphImporter {
             throw unsupported(node, "shape", "\(target) (the first entry must keep the batch)")
         }
         var sample = Array(target.dropFirst())
+        guard sample.allSatisfy({ $0 >= -1 }) else { throw unsupported(node, "shape", "\(target)") }
         for (i, d) in sample.enumerated() where d == 0 {
             guard i < s.rank else { throw unsupported(node, "shape", "\(target)") }
             sample[i] = s[i]
         }
-        let known = sample.filter { $0 != -1 }.reduce(1, *)
+        guard let known = Shape(sample.filter { $0 != -1 }).checkedElementCount else {
+            throw unsupported(node, "shape", "\(target)")
+        }
         if let free = sample.firstIndex(of: -1) {
             guard sample.filter({ $0 == -1 }).count == 1, known > 0, s.elementCount % known == 0 else {
                 throw unsupported(node, "shape", "\(target)")

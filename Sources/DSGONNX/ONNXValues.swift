@@ -23,7 +23,8 @@ extension Onnx_TensorProto {
     /// `count` little-endian integers of type `T` from `raw_data`.
     private func raw<T: FixedWidthInteger>(_: T.Type, count: Int) throws(ONNXError) -> [T] {
         let width = MemoryLayout<T>.size
-        guard rawData.count == width * count else {
+        let (bytes, overflow) = width.multipliedReportingOverflow(by: count)
+        guard !overflow, rawData.count == bytes else {
             throw .tensorSize(tensor: name, expected: count, found: rawData.count / width)
         }
         return rawData.withUnsafeBytes { bytes in

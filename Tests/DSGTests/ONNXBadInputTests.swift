@@ -183,4 +183,27 @@ struct ONNXBadInputTests {
             try Self.load(Self.model(tail: [Self.node("Dropout", ["b", "", "mode"], "y")], extra: [off]))
         }
     }
+
+    /// Found by fuzzing: these once trapped (an index out of range, an overflowing product, a division by zero).
+    @Test func inputsTheFuzzerFoundAreRefused() {
+        #expect(
+            throws: ONNXError.unsupportedAttribute(
+                node: "y", op: "Identity", attribute: "inputs", value: "[] (1 needed)")
+        ) { try Self.load(Self.model(tail: [Self.node("Identity", [], "y")])) }
+        var huge = Self.model()
+        huge.graph.initializer[0].dims = [Int64.max / 2, 4, 0]
+        #expect(throws: ONNXError.dimensions(tensor: "conv.weight", dimensions: [Int(Int64.max / 2), 4, 0])) {
+            try Self.load(huge)
+        }
+        var strides = Self.model()
+        var same = Onnx_AttributeProto()
+        (same.name, same.s, same.type) = ("auto_pad", Data("SAME_UPPER".utf8), .string)
+        var zero = Onnx_AttributeProto()
+        (zero.name, zero.ints, zero.type) = ("strides", [0, 1], .ints)
+        strides.graph.node[0].attribute = [same, zero]
+        #expect(
+            throws: ONNXError.unsupportedAttribute(
+                node: "c", op: "Conv", attribute: "strides/dilations", value: "[0, 1]/[1, 1] (2-D and positive)")
+        ) { try Self.load(strides) }
+    }
 }

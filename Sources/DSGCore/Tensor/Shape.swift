@@ -13,12 +13,13 @@ public struct Shape: Hashable, Sendable, ExpressibleByArrayLiteral, CustomString
     /// The number of elements: the product of the dimensions (1 for a scalar).
     public var elementCount: Int { dimensions.reduce(1, *) }
 
-    /// ``elementCount``, or nil when the product does not fit an `Int` (a shape read from a corrupt file).
+    /// ``elementCount``, or nil when its product (left to right) overflows an `Int`: a shape read from a corrupt
+    /// file, which must be refused before anything asks for its ``elementCount``.
     public var checkedElementCount: Int? {
         var count = 1
         for d in dimensions {
             let (product, overflow) = count.multipliedReportingOverflow(by: d)
-            if overflow { return dimensions.contains(0) ? 0 : nil }
+            if overflow { return nil }  // exactly when `elementCount`'s product would trap
             count = product
         }
         return count
