@@ -11,6 +11,14 @@ public enum Activation: Hashable, Sendable {
     case leakyReLU(slope: Float)
     /// `tanh(x)`, computed in Double; its gradient `1 - y²` reads the forward output.
     case tanh
+    /// `1 / (1 + e^-x)`, computed in Double; its gradient `y (1 - y)` reads the forward output.
+    case sigmoid
+    /// `min(max(alpha · x + beta, 0), 1)` (ONNX's HardSigmoid; PyTorch's `hardsigmoid` is alpha 1/6, beta 1/2);
+    /// gradient `alpha` where `0 < alpha · x + beta < 1`, else 0.
+    case hardSigmoid(alpha: Float, beta: Float)
+    /// `x · min(max(x / 6 + 1/2, 0), 1)` (MobileNetV3's); gradient 0 below -3, `x / 3 + 1/2` from -3 to 3
+    /// (inclusive, as PyTorch), 1 above.
+    case hardSwish
 
     /// Below this many elements an activation runs on the calling thread only: waking the other cores costs
     /// more than it saves.
@@ -43,6 +51,9 @@ public enum Activation: Hashable, Sendable {
         case .relu6: for i in range { y[i] = min(max(x[i], 0), 6) }
         case .leakyReLU(let a): for i in range { y[i] = x[i] > 0 ? x[i] : a * x[i] }
         case .tanh: for i in range { y[i] = Float(Foundation.tanh(Double(x[i]))) }
+        case .sigmoid: for i in range { y[i] = Float(1 / (1 + exp(-Double(x[i])))) }
+        case .hardSigmoid(let a, let b): for i in range { y[i] = min(max(a * x[i] + b, 0), 1) }
+        case .hardSwish: for i in range { y[i] = x[i] * min(max(x[i] / 6 + 0.5, 0), 1) }
         }
     }
 
@@ -57,6 +68,14 @@ public enum Activation: Hashable, Sendable {
         case .relu6: for i in range { dx[i] += x[i] > 0 && x[i] < 6 ? dy[i] : 0 }
         case .leakyReLU(let a): for i in range { dx[i] += x[i] > 0 ? dy[i] : a * dy[i] }
         case .tanh: for i in range { dx[i] += dy[i] * (1 - y[i] * y[i]) }
+        case .sigmoid: for i in range { dx[i] += dy[i] * y[i] * (1 - y[i]) }
+        case .hardSigmoid(let a, let b):
+            for i in range {
+                let z = a * x[i] + b
+                dx[i] += z > 0 && z < 1 ? a * dy[i] : 0
+            }
+        case .hardSwish:
+            for i in range { dx[i] += x[i] < -3 ? 0 : x[i] <= 3 ? dy[i] * (x[i] / 3 + 0.5) : dy[i] }
         }
     }
 }

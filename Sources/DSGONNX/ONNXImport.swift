@@ -18,7 +18,8 @@ public enum ONNXImport {
 
     /// The operators the importer implements (the attributes and forms each supports are in Docs/ONNX.md).
     public static let supportedOperators: Set<String> = [
-        "Conv", "BatchNormalization", "Relu", "LeakyRelu", "Tanh", "Clip", "Add", "GlobalAveragePool", "MaxPool",
+        "Conv", "BatchNormalization", "Relu", "LeakyRelu", "Tanh", "Sigmoid", "HardSigmoid", "HardSwish", "Clip", "Add",
+        "GlobalAveragePool", "MaxPool",
         "AveragePool", "Flatten", "Reshape", "Gemm", "Identity", "Dropout", "Constant",
     ]
 
@@ -185,7 +186,7 @@ struct ONNXGraphImporter {
     static let knownAttributes: [String: Set<String>] = [
         "Conv": ["kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"],
         "BatchNormalization": ["epsilon", "momentum", "training_mode", "spatial", "is_test"],
-        "LeakyRelu": ["alpha"], "Clip": ["min", "max"],
+        "LeakyRelu": ["alpha"], "HardSigmoid": ["alpha", "beta"], "Clip": ["min", "max"],
         "MaxPool": ["kernel_shape", "strides", "pads", "dilations", "ceil_mode", "storage_order", "auto_pad"],
         "AveragePool": ["kernel_shape", "strides", "pads", "ceil_mode", "count_include_pad", "auto_pad"],
         "Flatten": ["axis"], "Reshape": ["allowzero"], "Gemm": ["alpha", "beta", "transA", "transB"],
@@ -216,6 +217,12 @@ struct ONNXGraphImporter {
         case "Relu": try activation(.relu, node, index: index)
         case "LeakyRelu": try activation(.leakyReLU(slope: node.float("alpha", default: 0.01)), node, index: index)
         case "Tanh": try activation(.tanh, node, index: index)
+        case "Sigmoid": try activation(.sigmoid, node, index: index)
+        case "HardSigmoid":
+            let kind = Activation.hardSigmoid(
+                alpha: node.float("alpha", default: 0.2), beta: node.float("beta", default: 0.5))
+            try activation(kind, node, index: index)
+        case "HardSwish": try activation(.hardSwish, node, index: index)
         case "Clip": try importClip(node, index: index)
         case "Add": try importAdd(node, index: index)
         case "GlobalAveragePool":

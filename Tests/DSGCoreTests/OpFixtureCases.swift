@@ -37,6 +37,9 @@ enum OpFixtures {
         case "relu6": op = ActivationOp(.relu6)
         case "leaky_relu": op = ActivationOp(.leakyReLU(slope: Float(config.double("slope"))))
         case "tanh": op = ActivationOp(.tanh)
+        case "sigmoid": op = ActivationOp(.sigmoid)
+        case "hardsigmoid": op = ActivationOp(.hardSigmoid(alpha: 1 / 6, beta: 0.5))
+        case "hardswish": op = ActivationOp(.hardSwish)
         case let n where n.hasPrefix("maxpool") || n.hasPrefix("avgpool"):
             let (k, s, p) = (Int(config.double("kernel")), Int(config.double("stride")), Int(config.double("padding")))
             let window = try ConvGeometry(

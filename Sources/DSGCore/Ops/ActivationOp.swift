@@ -1,16 +1,20 @@
 import DSGKernels
 
-/// An element-wise activation: ReLU, ReLU6, LeakyReLU or Tanh.
+/// An element-wise activation: ReLU, ReLU6, LeakyReLU, Tanh, Sigmoid, HardSigmoid or HardSwish.
 public struct ActivationOp: GraphOperator {
     /// The function applied to every element.
     public let activation: Activation
-    /// PyTorch's module name: `"ReLU"`, `"ReLU6"`, `"LeakyReLU"` or `"Tanh"`.
+    /// PyTorch's module name: `"ReLU"`, `"ReLU6"`, `"LeakyReLU"`, `"Tanh"`, `"Sigmoid"`, `"Hardsigmoid"` or
+    /// `"Hardswish"`.
     public var kind: String {
         switch activation {
         case .relu: "ReLU"
         case .relu6: "ReLU6"
         case .leakyReLU: "LeakyReLU"
         case .tanh: "Tanh"
+        case .sigmoid: "Sigmoid"
+        case .hardSigmoid: "Hardsigmoid"
+        case .hardSwish: "Hardswish"
         }
     }
 
@@ -30,7 +34,7 @@ public struct ActivationOp: GraphOperator {
         activation.forward(c.inputs[0], c.output, count: c.outputCount)
     }
 
-    /// Accumulates `dx += dy * f'(x)` into the input gradient (tanh's derivative reads the output).
+    /// Accumulates `dx += dy * f'(x)` into the input gradient (tanh's and sigmoid's derivatives read the output).
     public func backward(_ c: NodeContext) {
         guard let dx = c.inputGrads[0] else { return }
         activation.backward(

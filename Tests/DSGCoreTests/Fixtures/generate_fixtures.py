@@ -125,6 +125,14 @@ def ops_fixtures():
         torch.manual_seed(SEED + 1)
         cases["conditional_batchnorm_train"] = conditional_batchnorm_case(True)
         cases["conditional_batchnorm_eval"] = conditional_batchnorm_case(False)
+    with torch.random.fork_rng():
+        torch.manual_seed(SEED + 2)
+        cases["sigmoid"] = op_case(torch.sigmoid, [torch.randn(2, 3, 4) * 3], {})
+        # Away from the kinks at -3 and 3, where the one-sided derivatives differ.
+        xh = torch.randn(2, 3, 4) * 3
+        xh = torch.where(((xh.abs() - 3).abs() < 0.05), xh * 1.1, xh)
+        cases["hardsigmoid"] = op_case(F.hardsigmoid, [xh], {})
+        cases["hardswish"] = op_case(F.hardswish, [xh], {})
     return cases
 
 
