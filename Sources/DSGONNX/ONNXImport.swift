@@ -19,8 +19,10 @@ public enum ONNXImport {
     /// The operators the importer implements (the attributes and forms each supports are in Docs/ONNX.md).
     public static let supportedOperators: Set<String> = [
         "Conv", "BatchNormalization", "Relu", "LeakyRelu", "Tanh", "Sigmoid", "HardSigmoid", "HardSwish", "Clip", "Add",
+        "Mul",
         "GlobalAveragePool", "MaxPool",
-        "AveragePool", "Flatten", "Reshape", "Gemm", "Identity", "Dropout", "Constant",
+        "AveragePool", "Flatten", "Reshape", "Gemm", "Identity", "Dropout", "Constant", "ReduceMean", "Concat",
+        "Squeeze", "Unsqueeze", "Shape", "Gather",
     ]
 
     /// Reads and imports the ONNX file at `url`.
@@ -190,13 +192,14 @@ struct ONNXGraphImporter {
         "MaxPool": ["kernel_shape", "strides", "pads", "dilations", "ceil_mode", "storage_order", "auto_pad"],
         "AveragePool": ["kernel_shape", "strides", "pads", "ceil_mode", "count_include_pad", "auto_pad"],
         "Flatten": ["axis"], "Reshape": ["allowzero"], "Gemm": ["alpha", "beta", "transA", "transB"],
-        "Dropout": ["ratio", "seed", "is_test"],
+        "Dropout": ["ratio", "seed", "is_test"], "ReduceMean": ["axes", "keepdims", "noop_with_empty_axes"],
+        "Concat": ["axis"], "Squeeze": ["axes"], "Unsqueeze": ["axes"], "Shape": ["start", "end"], "Gather": ["axis"],
         "Constant": ["value", "value_float", "value_floats", "value_int", "value_ints"],
     ]
 
     /// How many inputs each operator needs at least (optional ones may follow).
     static let minimumInputs: [String: Int] = [
-        "Conv": 2, "BatchNormalization": 5, "Add": 2, "Reshape": 2, "Gemm": 2, "Constant": 0,
+        "Conv": 2, "BatchNormalization": 5, "Add": 2, "Mul": 2, "Reshape": 2, "Gemm": 2, "Constant": 0, "Gather": 2,
     ]
 
     private mutating func importNode(_ node: Onnx_NodeProto, index: Int) throws {
@@ -225,6 +228,7 @@ struct ONNXGraphImporter {
         case "HardSwish": try activation(.hardSwish, node, index: index)
         case "Clip": try importClip(node, index: index)
         case "Add": try importAdd(node, index: index)
+        case "Mul": try importMul(node, index: index)
         case "GlobalAveragePool":
             try add(GlobalAvgPoolOp(), nodeName(node, index: index), [try value(node.input[0], of: node)], node)
         case "MaxPool", "AveragePool": try importPool(node, index: index)
@@ -236,6 +240,11 @@ struct ONNXGraphImporter {
             try passThrough(node)
         case "Identity": try passThrough(node)
         case "Constant": try importConstant(node)
+        case "ReduceMean": try importReduceMean(node, index: index)
+        case "Concat": try importConcat(node, index: index)
+        case "Squeeze", "Unsqueeze": try importSqueeze(node, index: index)
+        case "Shape": try importShape(node)
+        case "Gather": try importGather(node)
         default: throw ONNXError.unsupportedOperator(node: node.label, op: node.opType)
         }
     }
@@ -375,6 +384,30 @@ struct ONNXGraphImporter {
         try add(AddOp(), nodeName(node, index: index), [a, b], node)
     }
 
+    /// Mul of two values of one shape, of a feature map by a per-channel gate `[C, 1, 1]` (squeeze-excite;
+    /// either order), or of a value by a scalar constant.
+    private mutating func importMul(_ node: Onnx_NodeProto, index: Int) throws {
+        let name = nodeName(node, index: index)
+        for (v, k) in [(node.input[0], node.input[1]), (node.input[1], node.input[0])] {
+            guard let t = constants[k], values[v] != nil else { continue }
+            let factor = try t.floats()
+            guard factor.count == 1 else { throw unsupported(node, "constant operand", "\(t.dims) (only a scalar)") }
+            try add(ScaleOp(factor[0]), name, [try value(v, of: node)], node)
+            return
+        }
+        let a = try value(node.input[0], of: node), b = try value(node.input[1], of: node)
+        let (sa, sb) = (model.shape(of: a), model.shape(of: b))
+        if sa == sb {
+            try add(MultiplyOp(), name, [a, b], node)
+        } else if sa.rank == 3, sb == [sa[0], 1, 1] {
+            try add(ChannelMultiplyOp(), name, [a, b], node)
+        } else if sb.rank == 3, sa == [sb[0], 1, 1] {
+            try add(ChannelMultiplyOp(), name, [b, a], node)
+        } else {
+            throw unsupported(node, "broadcasting", "\(sa) × \(sb) (only equal shapes and a [C, 1, 1] gate)")
+        }
+    }
+
     private mutating func importPool(_ node: Onnx_NodeProto, index: Int) throws {
         let x = try value(node.input[0], of: node), s = model.shape(of: x)
         guard s.rank == 3 else { throw unsupported(node, "input shape", "\(s) (only 2-D images)") }
@@ -411,7 +444,7 @@ struct ONNXGraphImporter {
         guard node.int("allowzero", default: 0) == 0 || !target.contains(0) else {
             throw unsupported(node, "allowzero", "1 with a zero in the shape")
         }
-        guard let batch = target.first, [-1, 0, 1].contains(batch) else {
+        guard let batch = target.first, [-1, 0, 1, Self.batchMarker].contains(batch) else {
             throw unsupported(node, "shape", "\(target) (the first entry must keep the batch)")
         }
         var sample = Array(target.dropFirst())
@@ -466,6 +499,122 @@ struct ONNXGraphImporter {
         let (rows, columns) = (t.shape[0], t.shape[1]), x = t.scalars
         return Tensor(
             shape: [columns, rows], scalars: (0..<(rows * columns)).map { x[($0 % rows) * columns + $0 / rows] })
+    }
+
+    /// The batch size in a shape computed from the graph (`Shape` of a value, then `Gather`, `Unsqueeze`,
+    /// `Concat`): unknown until an executor runs, so it is carried as this marker, which a `Reshape` reads as
+    /// "keep the batch" (PyTorch's `x.view(x.size(0), -1)` exports this chain).
+    static let batchMarker = Int(Int64.min)
+
+    /// A 1-D INT64 constant named `name`.
+    private static func integers(_ name: String, _ values: [Int]) -> Onnx_TensorProto {
+        var t = Onnx_TensorProto()
+        (t.name, t.dataType, t.dims, t.int64Data) = (
+            name, ONNXDataType.int64, [Int64(values.count)], values.map(Int64.init)
+        )
+        return t
+    }
+
+    /// The axes of Squeeze, Unsqueeze or ReduceMean: an attribute (older opsets) or the second input (newer).
+    private func axes(_ node: Onnx_NodeProto) throws -> [Int]? {
+        if let name = optionalInput(node, 1) { return try constant(name, of: node).integers() }
+        return node.attribute("axes").map { $0.ints.map { Int($0) } }
+    }
+
+    /// `axis` of an input of `rank` dimensions (batch included) counted from 0, or nil when outside.
+    private static func normalized(_ axis: Int, rank: Int) -> Int? {
+        let a = axis < 0 ? axis + rank : axis
+        return (0..<rank).contains(a) ? a : nil
+    }
+
+    /// The mean over the spatial axes of an image: global average pooling (keeping the axes or not).
+    private mutating func importReduceMean(_ node: Onnx_NodeProto, index: Int) throws {
+        let x = try value(node.input[0], of: node), s = model.shape(of: x)
+        let given = try axes(node) ?? []
+        let rank = s.rank + 1
+        guard s.rank == 3, Set(given.compactMap { Self.normalized($0, rank: rank) }) == [2, 3], given.count == 2 else {
+            throw unsupported(node, "axes", "\(given) on \(s) (only the spatial axes of an image)")
+        }
+        let name = nodeName(node, index: index)
+        if node.int("keepdims", default: 1) == 1 {
+            try add(GlobalAvgPoolOp(), name, [x], node)
+        } else {
+            let pooled = try model.add(GlobalAvgPoolOp(), name: name, inputs: [x], using: &random)
+            try add(ReshapeOp([s[0]]), nodeName(node, index: index), [pooled], node)
+        }
+    }
+
+    /// Concat of values along the channels, or of integer constants (a computed shape).
+    private mutating func importConcat(_ node: Onnx_NodeProto, index: Int) throws {
+        if node.input.allSatisfy({ constants[$0] != nil }) {
+            let parts = try node.input.map { try constant($0, of: node).integers() }
+            constants[node.output[0]] = Self.integers(node.output[0], parts.flatMap { $0 })
+            return
+        }
+        let inputs = try node.input.map { try value($0, of: node) }
+        let rank = model.shape(of: inputs[0]).rank + 1
+        guard Self.normalized(node.int("axis", default: 1), rank: rank) == 1 else {
+            throw unsupported(node, "axis", "\(node.int("axis", default: 1)) (only the channels)")
+        }
+        try add(ConcatOp(), nodeName(node, index: index), inputs, node)
+    }
+
+    /// Squeeze or Unsqueeze of a value (a reshape of each sample; the batch axis stays), or of an integer
+    /// constant (a computed shape).
+    private mutating func importSqueeze(_ node: Onnx_NodeProto, index: Int) throws {
+        let squeeze = node.opType == "Squeeze"
+        if let t = constants[node.input[0]] {
+            // A computed shape: Unsqueeze of a scalar or 1-D integers stays 1-D; Squeeze of [1] gives a scalar.
+            constants[node.output[0]] = Self.integers(node.output[0], try t.integers())
+            return
+        }
+        let x = try value(node.input[0], of: node), s = model.shape(of: x)
+        var dims = [1] + s.dimensions  // the batch as a placeholder of 1
+        guard let given = try axes(node) else {
+            guard squeeze else { throw unsupported(node, "axes", "none") }
+            // Without axes every axis of size 1 but the batch goes.
+            try add(ReshapeOp(Shape(s.dimensions.filter { $0 != 1 })), nodeName(node, index: index), [x], node)
+            return
+        }
+        let rank = squeeze ? dims.count : dims.count + given.count
+        let axes = given.compactMap { Self.normalized($0, rank: rank) }.sorted()
+        guard axes.count == given.count, Set(axes).count == axes.count, !axes.contains(0) else {
+            throw unsupported(node, "axes", "\(given) (the batch axis stays)")
+        }
+        if squeeze {
+            guard axes.allSatisfy({ dims[$0] == 1 }) else { throw unsupported(node, "axes", "\(given) on \(s)") }
+            for a in axes.reversed() { dims.remove(at: a) }
+        } else {
+            for a in axes { dims.insert(1, at: a) }
+        }
+        try add(ReshapeOp(Shape(Array(dims.dropFirst()))), nodeName(node, index: index), [x], node)
+    }
+
+    /// The shape of a value, as a constant whose batch entry is ``batchMarker``.
+    private mutating func importShape(_ node: Onnx_NodeProto) throws {
+        let s = model.shape(of: try value(node.input[0], of: node))
+        let full = [Self.batchMarker] + s.dimensions
+        let start = Self.normalized(node.int("start", default: 0), rank: full.count) ?? 0
+        let end = min(max(node.int("end", default: full.count), -full.count), full.count)
+        let stop = end < 0 ? end + full.count : end
+        guard start <= stop else { throw unsupported(node, "start/end", "\(start)/\(end)") }
+        constants[node.output[0]] = Self.integers(node.output[0], Array(full[start..<stop]))
+    }
+
+    /// Gather on integer constants along axis 0 (picking entries of a computed shape).
+    private mutating func importGather(_ node: Onnx_NodeProto) throws {
+        guard let data = constants[node.input[0]] else {
+            throw unsupported(node, "data", "a value (only constant shapes are gathered)")
+        }
+        guard node.int("axis", default: 0) == 0 else {
+            throw unsupported(node, "axis", "\(node.int("axis", default: 0))")
+        }
+        let values = try data.integers(), picks = try constant(node.input[1], of: node).integers()
+        let chosen = try picks.map { i -> Int in
+            guard let j = Self.normalized(i, rank: values.count) else { throw unsupported(node, "indices", "\(picks)") }
+            return values[j]
+        }
+        constants[node.output[0]] = Self.integers(node.output[0], chosen)
     }
 
     /// A `Constant` node's value becomes a constant the next nodes can read as a weight, shape or bound.

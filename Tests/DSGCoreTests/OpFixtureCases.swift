@@ -40,6 +40,8 @@ enum OpFixtures {
         case "sigmoid": op = ActivationOp(.sigmoid)
         case "hardsigmoid": op = ActivationOp(.hardSigmoid(alpha: 1 / 6, beta: 0.5))
         case "hardswish": op = ActivationOp(.hardSwish)
+        case "channel_multiply": op = ChannelMultiplyOp()
+        case "scale": op = ScaleOp(Float(config.double("factor")))
         case let n where n.hasPrefix("maxpool") || n.hasPrefix("avgpool"):
             let (k, s, p) = (Int(config.double("kernel")), Int(config.double("stride")), Int(config.double("padding")))
             let window = try ConvGeometry(

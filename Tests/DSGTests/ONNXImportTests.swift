@@ -67,4 +67,28 @@ struct ONNXImportTests {
             #expect(throws: ONNXError.self, "\(what)") { try ONNXImport.model(from: bytes, file: "m.onnx") }
         }
     }
+
+    /// A mobile-style network: HardSwish (exported as HardSigmoid and Mul), a squeeze-excite gate (ReduceMean,
+    /// 1x1 convolutions, Sigmoid, a per-channel Mul), a scalar Mul, and `x.view(x.size(0), -1)` (Shape, Gather,
+    /// Unsqueeze, Concat, Reshape).
+    @Test func aSqueezeExciteNetworkMatchesPyTorch() throws {
+        let model = try Model.load(contentsOf: try Self.fixture("squeeze-excite.onnx"))
+        let json = try Data(contentsOf: try Self.fixture("squeeze-excite.json"))
+        let golden = Fixture(try JSONSerialization.jsonObject(with: json) as? [String: Any] ?? [:])
+        #expect(model.inputs.map(\.shape) == [[3, 12, 12]] && model.batchNormLayers.count == 2)
+        let kinds = Set(model.nodes.map(\.op.kind))
+        #expect(kinds.isSuperset(of: ["Hardsigmoid", "Mul", "ChannelMul", "Scale", "Sigmoid", "GlobalAveragePool"]))
+        let executor = try GraphExecutor(model: model, batchSize: 2)
+        executor.inputsRequireGradient = [true]
+        try executor.forward([Tensor(shape: [2, 3, 12, 12], scalars: golden.floats("input"))], training: false)
+        #expect(maxRelativeError(executor.output().scalars, golden.floats("logits"), floor: 1) < 1e-4)
+        executor.zeroGradients()
+        let seed = executor.gradient(of: model.outputs[0]), r = golden.floats("weights")
+        for i in seed.indices { seed[i] = r[i] }
+        executor.backward(parameterGradients: false)
+        let expected = golden.floats("input_grad")
+        let scale = Double(expected.map { abs($0) }.max() ?? 0)
+        expectClose(
+            Array(executor.gradient(of: ValueID(index: 0))), expected, rtol: 0, atol: 1e-4 * scale, "input gradient")
+    }
 }

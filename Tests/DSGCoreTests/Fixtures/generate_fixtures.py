@@ -133,6 +133,10 @@ def ops_fixtures():
         xh = torch.where(((xh.abs() - 3).abs() < 0.05), xh * 1.1, xh)
         cases["hardsigmoid"] = op_case(F.hardsigmoid, [xh], {})
         cases["hardswish"] = op_case(F.hardswish, [xh], {})
+    with torch.random.fork_rng():
+        torch.manual_seed(SEED + 3)
+        cases["channel_multiply"] = op_case(lambda a, b: a * b, [torch.randn(2, 3, 4, 5), torch.randn(2, 3, 1, 1)], {})
+        cases["scale"] = op_case(lambda x: 2.5 * x, [torch.randn(2, 3, 4)], {}, extra={"config": {"factor": 2.5}})
     return cases
 
 

@@ -9,6 +9,9 @@ Writes, next to this script:
   kept (training=PRESERVE, do_constant_folding=False), opset 13, batch size free;
 - folded.onnx: a small conv-BN-ReLU network exported the default way, which folds BatchNorm into the convolution
   (the file the importer must refuse with advice);
+- squeeze-excite.onnx and .json: a small mobile-style network (HardSwish, a squeeze-excite gate with Sigmoid,
+  a scalar product, a spatial mean and PyTorch's `x.view(x.size(0), -1)`), random weights and running
+  statistics, BatchNorm kept, with PyTorch's logits and input gradient on a fixed input;
 - resnet20-fashion-mnist.json: PyTorch's logits on a fixed input and the gradient of sum(logits * r) with
   respect to the input, for the import to match.
 """
@@ -19,6 +22,7 @@ import sys
 
 import numpy
 import torch
+import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "../../../.."))
@@ -50,6 +54,28 @@ def export(model, path, example, **options):
         dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, **options)
 
 
+class SqueezeExcite(torch.nn.Module):
+    """Conv-BN-HardSwish, conv-BN, a squeeze-excite gate (mean, 1x1 convs, Sigmoid), x2, mean, view, linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(8)
+        self.conv2 = torch.nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(8)
+        self.squeeze = torch.nn.Conv2d(8, 4, 1)
+        self.excite = torch.nn.Conv2d(4, 8, 1)
+        self.fc = torch.nn.Linear(8, 5)
+
+    def forward(self, x):
+        h = F.hardswish(self.bn1(self.conv1(x)))
+        h = F.relu(self.bn2(self.conv2(h)))
+        gate = torch.sigmoid(self.excite(F.relu(self.squeeze(h.mean((2, 3), keepdim=True)))))
+        h = (h * gate) * 2
+        h = h.mean((2, 3), keepdim=True)
+        return self.fc(h.view(h.size(0), -1))
+
+
 def main():
     torch.manual_seed(20261201)
     model = ResNet20()
@@ -71,6 +97,23 @@ def main():
                    "input": {"hash": 2001, "scale": 1.5, "shape": [n, 1, 28, 28]},
                    "weights": {"hash": 2002, "shape": [n, 10]},
                    "logits": flat(logits), "input_grad": flat(xi.grad)}, f)
+
+    torch.manual_seed(20261202)
+    se = SqueezeExcite().eval()
+    for bn in (se.bn1, se.bn2):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    xs = torch.randn(2, 3, 12, 12)
+    rs = torch.randn(2, 5)
+    export(se, os.path.join(HERE, "squeeze-excite.onnx"), xs[:1],
+           training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    xi = xs.clone().requires_grad_(True)
+    out = se(xi)
+    (out * rs).sum().backward()
+    with open(os.path.join(HERE, "squeeze-excite.json"), "w") as f:
+        json.dump({"provenance": {"generator": "Tests/DSGTests/Fixtures/onnx/export_fixtures.py",
+                                  "command": "/usr/bin/python3 export_fixtures.py", "torch": torch.__version__},
+                   "input": flat(xs), "weights": flat(rs), "logits": flat(out), "input_grad": flat(xi.grad)}, f)
 
     small = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
                                 torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
