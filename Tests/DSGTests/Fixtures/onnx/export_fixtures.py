@@ -54,6 +54,20 @@ def export(model, path, example, **options):
         dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, **options)
 
 
+def export_with_golden(model, name, x, r, inputs):
+    """<name>.onnx with BatchNorm kept, and <name>.json: PyTorch's logits on x and the gradient of
+    sum(logits * r) with respect to x, next to `inputs` (how the test rebuilds x and r)."""
+    export(model, os.path.join(HERE, name + ".onnx"), x[:1],
+           training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+    xi = x.clone().requires_grad_(True)
+    logits = model(xi)
+    (logits * r).sum().backward()
+    with open(os.path.join(HERE, name + ".json"), "w") as f:
+        json.dump({"provenance": {"generator": "Tests/DSGTests/Fixtures/onnx/export_fixtures.py",
+                                  "command": "/usr/bin/python3 export_fixtures.py", "torch": torch.__version__},
+                   **inputs, "logits": flat(logits), "input_grad": flat(xi.grad)}, f)
+
+
 class SqueezeExcite(torch.nn.Module):
     """Conv-BN-HardSwish, conv-BN, a squeeze-excite gate (mean, 1x1 convs, Sigmoid), x2, mean, view, linear."""
 
@@ -86,17 +100,9 @@ def main():
     n = 4
     x = torch.tensor([1.5 * hash_uniform(2001, i) for i in range(n * 28 * 28)], dtype=torch.float32).reshape(n, 1, 28, 28)
     r = torch.tensor([hash_uniform(2002, i) for i in range(n * 10)], dtype=torch.float32).reshape(n, 10)
-    export(model, os.path.join(HERE, "resnet20-fashion-mnist.onnx"), x[:1],
-           training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
-    xi = x.clone().requires_grad_(True)
-    logits = model(xi)
-    (logits * r).sum().backward()
-    with open(os.path.join(HERE, "resnet20-fashion-mnist.json"), "w") as f:
-        json.dump({"provenance": {"generator": "Tests/DSGTests/Fixtures/onnx/export_fixtures.py",
-                                  "command": "/usr/bin/python3 export_fixtures.py", "torch": torch.__version__},
-                   "input": {"hash": 2001, "scale": 1.5, "shape": [n, 1, 28, 28]},
-                   "weights": {"hash": 2002, "shape": [n, 10]},
-                   "logits": flat(logits), "input_grad": flat(xi.grad)}, f)
+    export_with_golden(model, "resnet20-fashion-mnist", x, r,
+                       {"input": {"hash": 2001, "scale": 1.5, "shape": [n, 1, 28, 28]},
+                        "weights": {"hash": 2002, "shape": [n, 10]}})
 
     torch.manual_seed(20261202)
     se = SqueezeExcite().eval()
@@ -105,21 +111,13 @@ def main():
         bn.running_var.uniform_(0.5, 2.0)
     xs = torch.randn(2, 3, 12, 12)
     rs = torch.randn(2, 5)
-    export(se, os.path.join(HERE, "squeeze-excite.onnx"), xs[:1],
-           training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
-    xi = xs.clone().requires_grad_(True)
-    out = se(xi)
-    (out * rs).sum().backward()
-    with open(os.path.join(HERE, "squeeze-excite.json"), "w") as f:
-        json.dump({"provenance": {"generator": "Tests/DSGTests/Fixtures/onnx/export_fixtures.py",
-                                  "command": "/usr/bin/python3 export_fixtures.py", "torch": torch.__version__},
-                   "input": flat(xs), "weights": flat(rs), "logits": flat(out), "input_grad": flat(xi.grad)}, f)
+    export_with_golden(se, "squeeze-excite", xs, rs, {"input": flat(xs), "weights": flat(rs)})
 
     small = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
                                 torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
     small.eval()
     export(small, os.path.join(HERE, "folded.onnx"), torch.zeros(1, 1, 8, 8))
-    print("wrote resnet20-fashion-mnist.onnx, resnet20-fashion-mnist.json and folded.onnx")
+    print("wrote resnet20-fashion-mnist.onnx/.json, squeeze-excite.onnx/.json and folded.onnx")
 
 
 if __name__ == "__main__":
