@@ -127,7 +127,7 @@ final class PTQExperiment {
     /// (Docs/DSG.md, diversity).
     func writeScatter(seed: UInt64) throws {
         let layer = model.batchNormLayers[min(1, model.batchNormLayers.count - 1)]
-        let target = BatchNormTarget(model: model, layer: layer)
+        let target = try BatchNormTarget(model: model, layer: layer)
         let channel = 0
         var series: [ScatterPlot.Series] = []
         // Real training images are always drawn (they cost no generation): they are what the others imitate.

@@ -40,7 +40,7 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
         let n = images.shape.rank > 0 ? images.shape[0] : 0
         guard n >= 2 else { throw DiversityError.tooFewImages(n) }
         let size = images.elementCount / n
-        let targets = model.batchNormLayers.map { BatchNormTarget(model: model, layer: $0) }
+        let targets = try model.batchNormLayers.map { try BatchNormTarget(model: model, layer: $0) }
         // Per-sample statistics of every layer, gathered batch by batch.
         var means = targets.map { _ in [Float]() }, deviations = means
         let classes = model.shape(of: model.outputs[0]).elementCount

@@ -11,8 +11,10 @@ public struct BatchNormTarget: Sendable {
     /// Per-sample plane size of the layer's input.
     public let plane: Int
 
-    /// Reads `layer`'s running statistics from `model` as they are now.
-    public init(model: Model, layer: BatchNormLayer) {
+    /// Reads `layer`'s running statistics from `model` as they are now; throws ``GenerationError/noPlane(layer:)``
+    /// when the layer's input has fewer than two values per channel and sample.
+    public init(model: Model, layer: BatchNormLayer) throws(GenerationError) {
+        guard model.shape(of: layer.input).elementCount / layer.channels > 1 else { throw .noPlane(layer: layer.name) }
         let (mean, variance) = model.runningStatistics(of: layer)
         self.layer = layer
         self.mean = mean.scalars

@@ -62,7 +62,8 @@ public struct DSGLoss {
         self.model = model
         self.batchSize = batchSize
         weights = configuration.weights
-        let targets = layers.map { BatchNormTarget(model: model, layer: $0) }
+        let targets = try layers.map { layer throws(GenerationError) in try BatchNormTarget(model: model, layer: layer)
+        }
         self.targets = targets
         alignments = try targets.indices.map { l throws(GenerationError) in
             let (m, s, c) = (margins.mean[l], margins.deviation[l], targets[l].layer.channels)
@@ -87,6 +88,7 @@ public struct DSGLoss {
             ? nil : CorrelationInhibition(batch: batchSize, dimension: image.elementCount)
         jitter = configuration.jitter
         statistics = targets.map { $0.emptyStatistics(batch: batchSize) }
+        guard image[1] * image[2] > 1 else { throw .noPlane(layer: "the image input") }
         inputStatistics = SampleStatistics(batch: batchSize, channels: image[0], plane: image[1] * image[2])
         meanGradients = targets.map { [Float](repeating: 0, count: batchSize * $0.layer.channels) }
         deviationGradients = meanGradients

@@ -47,7 +47,7 @@ public struct SampleStatistics: Sendable {
     public static func measure(
         _ images: Tensor, model: Model, layer: BatchNormLayer, batchSize: Int = 64
     ) throws -> SampleStatistics {
-        let plane = model.shape(of: layer.input).elementCount / layer.channels
+        let plane = try BatchNormTarget(model: model, layer: layer).plane
         var statistics = SampleStatistics(batch: images.shape[0], channels: layer.channels, plane: plane)
         try BatchedInference(model: model, batchSize: batchSize).forEachBatch(of: images) { executor, samples in
             executor.withValue(layer.input) { statistics.measure($0, firstSample: samples.lowerBound) }

@@ -39,7 +39,7 @@ public struct SlackMargins: Sendable, Equatable, Codable {
         try executor.forward([images], training: false)
         var margins = SlackMargins(mean: [], deviation: [])
         for layer in model.batchNormLayers {
-            let stats = BatchNormTarget(model: model, layer: layer)
+            let stats = try BatchNormTarget(model: model, layer: layer)
             var statistics = stats.emptyStatistics(batch: executor.batchSize)
             executor.withValue(layer.input) { statistics.measure($0) }
             let (n, c) = (statistics.batch, statistics.channels)
