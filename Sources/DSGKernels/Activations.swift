@@ -1,6 +1,7 @@
 import Foundation
 
-/// Element-wise activations. Forward reads `x`, backward reads the saved forward input (or output for tanh)
+/// Element-wise activations. Forward reads `x`, backward reads the saved forward input (or output for tanh and
+/// sigmoid)
 /// and accumulates `dx += dy * f'(·)`.
 public enum Activation: Hashable, Sendable {
     /// `max(x, 0)`; gradient 1 where `x > 0`, else 0.

@@ -5,7 +5,7 @@ import SwiftProtobuf
 /// Reads an ONNX file into a ``DSGCore/Model``: the same graph every DSG, PTQ and QAT path uses, with the
 /// BatchNorm layers, their running statistics and every parameter named as in the file.
 ///
-/// The graph must take one image input `[N, C, H, W]` (Float32, N free) and have one output. Parameters of a
+/// The graph must take one Float32 input `[N, ...]` (N free; DSG needs an image) and have one output. Parameters of a
 /// node named like PyTorch's state dict (`layer1.0.conv1.weight`) give the node that name (`layer1.0.conv1`),
 /// so a PyTorch export keeps PyTorch's tensor names; other nodes keep their ONNX names. Operators and
 /// attributes outside what is implemented are refused by name (``ONNXError``), never approximated.
@@ -71,7 +71,7 @@ struct ONNXGraphImporter {
     private var values: [String: ValueID] = [:]
     /// Initializers and the outputs of `Constant` nodes, by name.
     private var constants: [String: Onnx_TensorProto] = [:]
-    /// The file's tensors to put into the model once its node exists: model tensor name → ONNX tensor.
+    /// The node names given so far (they must be unique in the model).
     private var names = Set<String>()
     private var random = SeededRandom(seed: 0)
 
@@ -126,7 +126,26 @@ struct ONNXGraphImporter {
                 file: file, input: input.name,
                 reason: "every dimension but the batch must be a fixed number (dynamic sizes are not)")
         }
-        return Shape(sample.map { $0! })
+        let shape = Shape(sample.map { $0! })
+        guard let count = shape.checkedElementCount, count <= Self.maximumElements else {
+            throw ONNXError.inputShape(file: file, input: input.name, reason: "\(shape) is larger than swift-dsg runs")
+        }
+        return shape
+    }
+
+    /// The largest per-sample value the importer builds (2^31 elements), and the largest size, stride,
+    /// dilation, padding or group count it reads: bounds far above any CNN that keep every size computation
+    /// from overflowing.
+    static let maximumElements = 1 << 31, maximumAttribute = 1 << 20
+
+    /// The graph input's batch when the file fixes it, else nil: only a fixed batch of 1 lets a Reshape's or
+    /// Squeeze's literal 1 stand for the batch.
+    private var fixedBatch: Int? {
+        guard let input = graph.input.first(where: { constants[$0.name] == nil }),
+            case .tensorType(let type) = input.type.value, let first = type.shape.dim.first,
+            case .dimValue(let d) = first.value
+        else { return nil }
+        return Int(d)
     }
 
     // MARK: - Values, constants and names
@@ -177,13 +196,17 @@ struct ONNXGraphImporter {
         tensors: [(String, Tensor)] = []
     ) throws {
         let output = try model.add(op, name: name, inputs: inputs, using: &random)
+        guard let count = model.shape(of: output).checkedElementCount, count <= Self.maximumElements else {
+            throw unsupported(node, "output shape", "\(model.shape(of: output)) (larger than swift-dsg runs)")
+        }
         for (suffix, tensor) in tensors { try model.setTensor(named: name + "." + suffix, to: tensor) }
         values[node.output[0]] = output
     }
 
     // MARK: - Operators
 
-    /// The attributes each operator's import reads; any other attribute is refused rather than ignored, so that
+    /// The attributes each operator's import knows (reads, or may ignore because they cannot change an inference
+    /// result, as Dropout's `ratio`); any other attribute is refused rather than ignored, so that
     /// a setting the importer does not implement can never change the result unnoticed.
     static let knownAttributes: [String: Set<String>] = [
         "Conv": ["kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"],
@@ -218,12 +241,12 @@ struct ONNXGraphImporter {
         case "Conv": try importConv(node, index: index)
         case "BatchNormalization": try importBatchNorm(node, index: index)
         case "Relu": try activation(.relu, node, index: index)
-        case "LeakyRelu": try activation(.leakyReLU(slope: node.float("alpha", default: 0.01)), node, index: index)
+        case "LeakyRelu": try activation(.leakyReLU(slope: try node.float("alpha", default: 0.01)), node, index: index)
         case "Tanh": try activation(.tanh, node, index: index)
         case "Sigmoid": try activation(.sigmoid, node, index: index)
         case "HardSigmoid":
             let kind = Activation.hardSigmoid(
-                alpha: node.float("alpha", default: 0.2), beta: node.float("beta", default: 0.5))
+                alpha: try node.float("alpha", default: 0.2), beta: try node.float("beta", default: 0.5))
             try activation(kind, node, index: index)
         case "HardSwish": try activation(.hardSwish, node, index: index)
         case "Clip": try importClip(node, index: index)
@@ -283,12 +306,19 @@ struct ONNXGraphImporter {
         _ node: Onnx_NodeProto, input s: Shape, kernel: (Int, Int), outChannels: Int, groups: Int
     ) throws -> ConvGeometry {
         guard s.rank == 3 else { throw unsupported(node, "input shape", "\(s) (only 2-D images)") }
-        let strides = node.ints("strides", default: [1, 1]), dilations = node.ints("dilations", default: [1, 1])
+        let strides = try node.ints("strides", default: [1, 1]),
+            dilations = try node.ints("dilations", default: [1, 1])
         guard strides.count == 2, dilations.count == 2, (strides + dilations).allSatisfy({ $0 > 0 }) else {
             throw unsupported(node, "strides/dilations", "\(strides)/\(dilations) (2-D and positive)")
         }
-        var pads = node.ints("pads", default: [0, 0, 0, 0])
-        switch node.string("auto_pad", default: "NOTSET") {
+        var pads = try node.ints("pads", default: [0, 0, 0, 0])
+        for (name, values) in [
+            ("strides", strides), ("dilations", dilations), ("pads", pads), ("kernel_shape", [kernel.0, kernel.1]),
+        ]
+        where values.contains(where: { $0 > Self.maximumAttribute }) {
+            throw unsupported(node, name, "\(values) (larger than swift-dsg builds)")
+        }
+        switch try node.string("auto_pad", default: "NOTSET") {
         case "NOTSET": break
         case "VALID": pads = [0, 0, 0, 0]
         case let mode where mode == "SAME_UPPER" || mode == "SAME_LOWER":
@@ -320,8 +350,9 @@ struct ONNXGraphImporter {
         let weight = try constant(node.input[1], of: node)
         let w = try weight.tensor()
         guard w.shape.rank == 4 else { throw unsupported(node, "weight shape", "\(w.shape) (only 2-D convolution)") }
-        let groups = node.int("group", default: 1)
-        let kernel = node.ints("kernel_shape", default: [w.shape[2], w.shape[3]])
+        let groups = try node.int("group", default: 1)
+        guard (1...Self.maximumAttribute).contains(groups) else { throw unsupported(node, "group", "\(groups)") }
+        let kernel = try node.ints("kernel_shape", default: [w.shape[2], w.shape[3]])
         guard kernel == [w.shape[2], w.shape[3]] else { throw unsupported(node, "kernel_shape", "\(kernel)") }
         guard s.rank == 3, w.shape[1] * groups == s[0] else {
             throw GraphError.shapeMismatch(
@@ -338,19 +369,18 @@ struct ONNXGraphImporter {
     private mutating func importBatchNorm(_ node: Onnx_NodeProto, index: Int) throws {
         guard node.input.count == 5 else { throw unsupported(node, "inputs", "\(node.input.count), expected 5") }
         // Inference form only: training mode (opset 14's attribute, or the running-statistics outputs) is refused.
-        guard node.int("training_mode", default: 0) == 0, node.output.dropFirst().allSatisfy(\.isEmpty),
-            node.int("is_test", default: 1) == 1
+        guard try node.int("training_mode", default: 0) == 0, node.output.dropFirst().allSatisfy(\.isEmpty),
+            try node.int("is_test", default: 1) == 1
         else { throw unsupported(node, "training_mode", "1 (only the inference form)") }
-        guard node.int("spatial", default: 1) == 1 else { throw unsupported(node, "spatial", "0") }
+        guard try node.int("spatial", default: 1) == 1 else { throw unsupported(node, "spatial", "0") }
         let x = try value(node.input[0], of: node), s = model.shape(of: x)
         let scale = try constant(node.input[1], of: node)
         let parts = try [scale] + node.input[2...4].map { try constant($0, of: node) }
         let tensors = try zip(["weight", "bias", "running_mean", "running_var"], parts).map { ($0, try $1.tensor()) }
         guard s.rank >= 1 else { throw unsupported(node, "input shape", "\(s)") }
         // ONNX's momentum weighs the old running value (0.9); PyTorch's, which BatchNormOp keeps, the new one.
-        let op = BatchNormOp(
-            channels: s[0], epsilon: node.float("epsilon", default: 1e-5),
-            momentum: 1 - node.float("momentum", default: 0.9))
+        let momentum = try node.float("momentum", default: 0.9)
+        let op = BatchNormOp(channels: s[0], epsilon: try node.float("epsilon", default: 1e-5), momentum: 1 - momentum)
         try add(op, nodeName(node, index: index, weight: scale.name), [x], node, tensors: tensors)
     }
 
@@ -366,7 +396,7 @@ struct ONNXGraphImporter {
                 guard values.count == 1 else { throw unsupported(node, attribute, "\(values)") }
                 return values[0]
             }
-            return node.float(attribute, default: absent)
+            return try node.float(attribute, default: absent)
         }
         let low = try bound(1, "min", -.infinity), high = try bound(2, "max", .infinity)
         switch (low, high) {
@@ -391,7 +421,10 @@ struct ONNXGraphImporter {
         for (v, k) in [(node.input[0], node.input[1]), (node.input[1], node.input[0])] {
             guard let t = constants[k], values[v] != nil else { continue }
             let factor = try t.floats()
-            guard factor.count == 1 else { throw unsupported(node, "constant operand", "\(t.dims) (only a scalar)") }
+            let rank = model.shape(of: try value(v, of: node)).rank + 1
+            guard factor.count == 1, t.dims.count <= rank else {
+                throw unsupported(node, "constant operand", "\(t.dims) (only a scalar)")
+            }
             try add(ScaleOp(factor[0]), name, [try value(v, of: node)], node)
             return
         }
@@ -412,17 +445,22 @@ struct ONNXGraphImporter {
         let x = try value(node.input[0], of: node), s = model.shape(of: x)
         guard s.rank == 3 else { throw unsupported(node, "input shape", "\(s) (only 2-D images)") }
         guard node.output.dropFirst().allSatisfy(\.isEmpty) else { throw unsupported(node, "Indices output", "used") }
-        guard node.int("ceil_mode", default: 0) == 0 else { throw unsupported(node, "ceil_mode", "1") }
-        guard node.int("storage_order", default: 0) == 0 else { throw unsupported(node, "storage_order", "1") }
-        let kernel = node.ints("kernel_shape", default: [])
+        guard try node.int("ceil_mode", default: 0) == 0 else { throw unsupported(node, "ceil_mode", "1") }
+        guard try node.int("storage_order", default: 0) == 0 else { throw unsupported(node, "storage_order", "1") }
+        let kernel = try node.ints("kernel_shape", default: [])
         guard kernel.count == 2 else { throw unsupported(node, "kernel_shape", "\(kernel) (only 2-D)") }
         let geometry = try window(node, input: s, kernel: (kernel[0], kernel[1]), outChannels: s[0], groups: s[0])
         if node.opType == "MaxPool" {
+            // A dilated window may lie wholly in the padding, which the pooling kernel cannot represent.
+            guard geometry.dilationH == 1, geometry.dilationW == 1 else {
+                throw unsupported(node, "dilations", "\([geometry.dilationH, geometry.dilationW]) (only 1)")
+            }
             try add(MaxPool2dOp(window: geometry), nodeName(node, index: index), [x], node)
         } else {
             // AvgPool2dOp counts padding in the divisor (PyTorch's default); ONNX's default does not.
             let padded = geometry.padH > 0 || geometry.padW > 0
-            guard !padded || node.int("count_include_pad", default: 0) == 1 else {
+            let includePad = try node.int("count_include_pad", default: 0)
+            guard !padded || includePad == 1 else {
                 throw unsupported(node, "count_include_pad", "0 with padding")
             }
             try add(AvgPool2dOp(window: geometry), nodeName(node, index: index), [x], node)
@@ -431,8 +469,8 @@ struct ONNXGraphImporter {
 
     private mutating func importFlatten(_ node: Onnx_NodeProto, index: Int) throws {
         let x = try value(node.input[0], of: node)
-        guard node.int("axis", default: 1) == 1 else {
-            throw unsupported(node, "axis", "\(node.int("axis", default: 1))")
+        guard try node.int("axis", default: 1) == 1 else {
+            throw unsupported(node, "axis", "\(try node.int("axis", default: 1))")
         }
         try add(ReshapeOp([model.shape(of: x).elementCount]), nodeName(node, index: index), [x], node)
     }
@@ -441,10 +479,11 @@ struct ONNXGraphImporter {
     private mutating func importReshape(_ node: Onnx_NodeProto, index: Int) throws {
         let x = try value(node.input[0], of: node), s = model.shape(of: x)
         let target = try constant(node.input[1], of: node).integers()
-        guard node.int("allowzero", default: 0) == 0 || !target.contains(0) else {
+        guard try node.int("allowzero", default: 0) == 0 || !target.contains(0) else {
             throw unsupported(node, "allowzero", "1 with a zero in the shape")
         }
-        guard let batch = target.first, [-1, 0, 1, Self.batchMarker].contains(batch) else {
+        let keepsBatch = [0, Self.batchMarker] + (fixedBatch == 1 ? [1] : []) + [-1]
+        guard let batch = target.first, keepsBatch.contains(batch), target.filter({ $0 == -1 }).count <= 1 else {
             throw unsupported(node, "shape", "\(target) (the first entry must keep the batch)")
         }
         var sample = Array(target.dropFirst())
@@ -469,24 +508,26 @@ struct ONNXGraphImporter {
     /// Gemm `alpha · A · B' + beta · C` with A the flat sample and B, C initializers: a linear layer.
     private mutating func importGemm(_ node: Onnx_NodeProto, index: Int) throws {
         let x = try value(node.input[0], of: node), s = model.shape(of: x)
-        guard node.int("transA", default: 0) == 0 else { throw unsupported(node, "transA", "1") }
+        guard try node.int("transA", default: 0) == 0 else { throw unsupported(node, "transA", "1") }
         guard s.rank == 1 else { throw unsupported(node, "input shape", "\(s) (a flat sample)") }
         let b = try constant(node.input[1], of: node)
         var w = try b.tensor()
         guard w.shape.rank == 2 else { throw unsupported(node, "B shape", "\(w.shape)") }
-        if node.int("transB", default: 0) == 0 { w = Self.transposed(w) }  // stored [K, N]; the layer keeps [N, K]
+        if try node.int("transB", default: 0) == 0 { w = Self.transposed(w) }  // stored [K, N]; the layer keeps [N, K]
         let (outFeatures, inFeatures) = (w.shape[0], w.shape[1])
         guard inFeatures == s[0] else {
             throw GraphError.shapeMismatch(
                 node: node.label, op: "Gemm", inputs: [s, w.shape], expected: "B of \(s[0]) inputs")
         }
-        let alpha = node.float("alpha", default: 1), beta = node.float("beta", default: 1)
+        let alpha = try node.float("alpha", default: 1), beta = try node.float("beta", default: 1)
         if alpha != 1 { w = Tensor(shape: w.shape, scalars: w.scalars.map { $0 * alpha }) }
         var tensors = [("weight", w)]
         if let c = optionalInput(node, 2) {
-            let bias = try constant(c, of: node).floats()
-            guard bias.count == outFeatures || bias.count == 1 else {
-                throw unsupported(node, "C", "\(bias.count) values for \(outFeatures) outputs")
+            let t = try constant(c, of: node), bias = try t.floats()
+            // C broadcasts to [M, N]: only a scalar or one value per output keeps it per output and sample.
+            let n = Int64(outFeatures)
+            guard [[], [1], [n], [1, n], [1, 1]].contains(t.dims) else {
+                throw unsupported(node, "C", "\(t.dims) for \(outFeatures) outputs (only [], [N] or [1, N])")
             }
             let full = bias.count == 1 ? Array(repeating: bias[0], count: outFeatures) : bias
             tensors.append(("bias", Tensor(shape: [outFeatures], scalars: full.map { $0 * beta })))
@@ -506,13 +547,18 @@ struct ONNXGraphImporter {
     /// "keep the batch" (PyTorch's `x.view(x.size(0), -1)` exports this chain).
     static let batchMarker = Int(Int64.min)
 
-    /// A 1-D INT64 constant named `name`.
-    private static func integers(_ name: String, _ values: [Int]) -> Onnx_TensorProto {
+    /// An INT64 constant named `name`: 1-D, or a scalar when `scalar` (then `values` holds one entry).
+    private static func integers(_ name: String, _ values: [Int], scalar: Bool = false) -> Onnx_TensorProto {
         var t = Onnx_TensorProto()
-        (t.name, t.dataType, t.dims, t.int64Data) = (
-            name, ONNXDataType.int64, [Int64(values.count)], values.map(Int64.init)
-        )
+        (t.name, t.dataType, t.int64Data) = (name, ONNXDataType.int64, values.map(Int64.init))
+        t.dims = scalar ? [] : [Int64(values.count)]
         return t
+    }
+
+    /// The rank of an integer constant; computed shapes are scalars or 1-D, anything else is refused.
+    private func shapeRank(_ t: Onnx_TensorProto, of node: Onnx_NodeProto) throws -> Int {
+        guard t.dims.count <= 1 else { throw unsupported(node, "constant", "\(t.dims) (only scalars and 1-D shapes)") }
+        return t.dims.count
     }
 
     /// The axes of Squeeze, Unsqueeze or ReduceMean: an attribute (older opsets) or the second input (newer).
@@ -536,7 +582,7 @@ struct ONNXGraphImporter {
             throw unsupported(node, "axes", "\(given) on \(s) (only the spatial axes of an image)")
         }
         let name = nodeName(node, index: index)
-        if node.int("keepdims", default: 1) == 1 {
+        if try node.int("keepdims", default: 1) != 0 {
             try add(GlobalAvgPoolOp(), name, [x], node)
         } else {
             let pooled = try model.add(GlobalAvgPoolOp(), name: name, inputs: [x], using: &random)
@@ -547,14 +593,18 @@ struct ONNXGraphImporter {
     /// Concat of values along the channels, or of integer constants (a computed shape).
     private mutating func importConcat(_ node: Onnx_NodeProto, index: Int) throws {
         if node.input.allSatisfy({ constants[$0] != nil }) {
-            let parts = try node.input.map { try constant($0, of: node).integers() }
+            let tensors = try node.input.map { try constant($0, of: node) }
+            guard try tensors.allSatisfy({ try shapeRank($0, of: node) == 1 }) else {
+                throw unsupported(node, "inputs", "constants that are not 1-D")
+            }
+            let parts = try tensors.map { try $0.integers() }
             constants[node.output[0]] = Self.integers(node.output[0], parts.flatMap { $0 })
             return
         }
         let inputs = try node.input.map { try value($0, of: node) }
         let rank = model.shape(of: inputs[0]).rank + 1
-        guard Self.normalized(node.int("axis", default: 1), rank: rank) == 1 else {
-            throw unsupported(node, "axis", "\(node.int("axis", default: 1)) (only the channels)")
+        guard Self.normalized(try node.int("axis", default: 1), rank: rank) == 1 else {
+            throw unsupported(node, "axis", "\(try node.int("axis", default: 1)) (only the channels)")
         }
         try add(ConcatOp(), nodeName(node, index: index), inputs, node)
     }
@@ -564,18 +614,19 @@ struct ONNXGraphImporter {
     private mutating func importSqueeze(_ node: Onnx_NodeProto, index: Int) throws {
         let squeeze = node.opType == "Squeeze"
         if let t = constants[node.input[0]] {
-            // A computed shape: Unsqueeze of a scalar or 1-D integers stays 1-D; Squeeze of [1] gives a scalar.
-            constants[node.output[0]] = Self.integers(node.output[0], try t.integers())
+            // A computed shape: Unsqueeze of a scalar at axis 0 gives [1]; Squeeze of a [1] gives a scalar.
+            let rank = try shapeRank(t, of: node), given = try axes(node) ?? (squeeze ? [0] : [])
+            guard squeeze ? (rank == 1 && t.dims == [1]) : rank == 0, given == [0] || given == [-1] else {
+                throw unsupported(node, "axes", "\(given) on the constant \(t.dims)")
+            }
+            constants[node.output[0]] = Self.integers(node.output[0], try t.integers(), scalar: squeeze)
             return
         }
         let x = try value(node.input[0], of: node), s = model.shape(of: x)
         var dims = [1] + s.dimensions  // the batch as a placeholder of 1
-        guard let given = try axes(node) else {
-            guard squeeze else { throw unsupported(node, "axes", "none") }
-            // Without axes every axis of size 1 but the batch goes.
-            try add(ReshapeOp(Shape(s.dimensions.filter { $0 != 1 })), nodeName(node, index: index), [x], node)
-            return
-        }
+        // Without axes ONNX removes every axis of size 1, the batch too when it is 1: refused, as it depends on
+        // the batch.
+        guard let given = try axes(node) else { throw unsupported(node, "axes", "none") }
         let rank = squeeze ? dims.count : dims.count + given.count
         let axes = given.compactMap { Self.normalized($0, rank: rank) }.sorted()
         guard axes.count == given.count, Set(axes).count == axes.count, !axes.contains(0) else {
@@ -594,11 +645,14 @@ struct ONNXGraphImporter {
     private mutating func importShape(_ node: Onnx_NodeProto) throws {
         let s = model.shape(of: try value(node.input[0], of: node))
         let full = [Self.batchMarker] + s.dimensions
-        let start = Self.normalized(node.int("start", default: 0), rank: full.count) ?? 0
-        let end = min(max(node.int("end", default: full.count), -full.count), full.count)
-        let stop = end < 0 ? end + full.count : end
-        guard start <= stop else { throw unsupported(node, "start/end", "\(start)/\(end)") }
-        constants[node.output[0]] = Self.integers(node.output[0], Array(full[start..<stop]))
+        // ONNX clamps both ends to [-rank, rank] and counts negative ones from the end.
+        func position(_ i: Int) -> Int {
+            let clamped = min(max(i, -full.count), full.count)
+            return clamped < 0 ? clamped + full.count : clamped
+        }
+        let start = position(try node.int("start", default: 0))
+        let stop = position(try node.int("end", default: full.count))
+        constants[node.output[0]] = Self.integers(node.output[0], start < stop ? Array(full[start..<stop]) : [])
     }
 
     /// Gather on integer constants along axis 0 (picking entries of a computed shape).
@@ -606,15 +660,18 @@ struct ONNXGraphImporter {
         guard let data = constants[node.input[0]] else {
             throw unsupported(node, "data", "a value (only constant shapes are gathered)")
         }
-        guard node.int("axis", default: 0) == 0 else {
-            throw unsupported(node, "axis", "\(node.int("axis", default: 0))")
+        guard try node.int("axis", default: 0) == 0 else {
+            throw unsupported(node, "axis", "\(try node.int("axis", default: 0))")
         }
-        let values = try data.integers(), picks = try constant(node.input[1], of: node).integers()
+        let indices = try constant(node.input[1], of: node)
+        guard try shapeRank(data, of: node) == 1 else { throw unsupported(node, "data", "\(data.dims) (only 1-D)") }
+        let scalar = try shapeRank(indices, of: node) == 0
+        let values = try data.integers(), picks = try indices.integers()
         let chosen = try picks.map { i -> Int in
             guard let j = Self.normalized(i, rank: values.count) else { throw unsupported(node, "indices", "\(picks)") }
             return values[j]
         }
-        constants[node.output[0]] = Self.integers(node.output[0], chosen)
+        constants[node.output[0]] = Self.integers(node.output[0], chosen, scalar: scalar)
     }
 
     /// A `Constant` node's value becomes a constant the next nodes can read as a weight, shape or bound.

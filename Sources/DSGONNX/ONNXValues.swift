@@ -80,20 +80,35 @@ extension Onnx_NodeProto {
     /// The attribute called `name`, if the node has it.
     func attribute(_ name: String) -> Onnx_AttributeProto? { attribute.first { $0.name == name } }
 
+    /// The attribute `name` if present, after checking it holds `type` (files that leave the type unset are
+    /// read by the field): a FLOAT `transB` must not read as the INT 0.
+    private func typed(_ name: String, _ type: Onnx_AttributeProto.AttributeType) throws(ONNXError)
+        -> Onnx_AttributeProto?
+    {
+        guard let a = attribute(name) else { return nil }
+        guard a.type == type || a.type == .undefined else {
+            throw .unsupportedAttribute(
+                node: label, op: opType, attribute: name, value: "of type \(a.type), not \(type)")
+        }
+        return a
+    }
+
     /// An integer attribute, or `default` when absent.
-    func int(_ name: String, default value: Int) -> Int { attribute(name).map { Int($0.i) } ?? value }
+    func int(_ name: String, default value: Int) throws(ONNXError) -> Int {
+        try typed(name, .int).map { Int($0.i) } ?? value
+    }
 
     /// An integer-list attribute, or `default` when absent.
-    func ints(_ name: String, default value: [Int]) -> [Int] {
-        attribute(name).map { $0.ints.map { Int($0) } } ?? value
+    func ints(_ name: String, default value: [Int]) throws(ONNXError) -> [Int] {
+        try typed(name, .ints).map { $0.ints.map { Int($0) } } ?? value
     }
 
     /// A float attribute, or `default` when absent.
-    func float(_ name: String, default value: Float) -> Float { attribute(name)?.f ?? value }
+    func float(_ name: String, default value: Float) throws(ONNXError) -> Float { try typed(name, .float)?.f ?? value }
 
     /// A string attribute, or `default` when absent.
-    func string(_ name: String, default value: String) -> String {
-        attribute(name).map { String(decoding: $0.s, as: UTF8.self) } ?? value
+    func string(_ name: String, default value: String) throws(ONNXError) -> String {
+        try typed(name, .string).map { String(decoding: $0.s, as: UTF8.self) } ?? value
     }
 
     /// The node's name for messages: its own, or its operator and first output when it has none.

@@ -35,7 +35,7 @@ struct ONNXOperatorTests {
         var m = B.model(
             tail: tail,
             extra: [
-                B.initializer("low", [], value: 0), B.initializer("high", [], value: 6), Self.int64("shape", [1, 3]),
+                B.initializer("low", [], value: 0), B.initializer("high", [], value: 6), Self.int64("shape", [-1, 3]),
                 weight, B.initializer("fc.bias", [2], value: 0.25),
             ])
         m.graph.output = [B.value("y", [nil, 2])]
@@ -66,5 +66,40 @@ struct ONNXOperatorTests {
             throws: ONNXError.unsupportedAttribute(
                 node: "y", op: "Reshape", attribute: "shape", value: "[2, -1] (the first entry must keep the batch)")
         ) { try B.load(m) }
+    }
+
+    /// Found by review: forms that ONNX computes differently from what a per-sample graph can, refused.
+    @Test func formsThatDependOnTheBatchOrBroadcastOtherwiseAreRefused() throws {
+        // A literal 1 for the batch means "one sample" in ONNX, unless the file fixes the batch at 1.
+        let one = B.model(tail: [B.node("Reshape", ["b", "shape"], "y")], extra: [Self.int64("shape", [1, -1])])
+        #expect(
+            throws: ONNXError.unsupportedAttribute(
+                node: "y", op: "Reshape", attribute: "shape", value: "[1, -1] (the first entry must keep the batch)")
+        ) { try B.load(one) }
+        var fixed = one
+        fixed.graph.input = [B.value("image", [1, 2, 4, 4])]
+        fixed.graph.output = [B.value("y", [1, 48])]
+        #expect(try B.load(fixed).shape(of: try B.load(fixed).outputs[0]) == [48])
+        // Gemm's C of shape [M, 1] is one value per row, not per output.
+        var gemm = B.node("Gemm", ["flat", "w", "c"], "y")
+        var transB = Onnx_AttributeProto()
+        (transB.name, transB.i, transB.type) = ("transB", 1, .int)
+        gemm.attribute = [transB]
+        let rows = B.model(
+            tail: [B.node("Flatten", ["b"], "flat"), gemm],
+            extra: [B.initializer("w", [2, 48]), B.initializer("c", [4, 1])])
+        #expect(
+            throws: ONNXError.unsupportedAttribute(
+                node: "y", op: "Gemm", attribute: "C", value: "[4, 1] for 2 outputs (only [], [N] or [1, N])")
+        ) { try B.load(rows) }
+        // An attribute of the wrong type is refused, not read as 0.
+        var typed = B.model(tail: [B.node("LeakyRelu", ["b"], "y")])
+        var alpha = Onnx_AttributeProto()
+        (alpha.name, alpha.i, alpha.type) = ("alpha", 1, .int)
+        typed.graph.node[2].attribute = [alpha]
+        #expect(
+            throws: ONNXError.unsupportedAttribute(
+                node: "y", op: "LeakyRelu", attribute: "alpha", value: "of type int, not float")
+        ) { try B.load(typed) }
     }
 }
