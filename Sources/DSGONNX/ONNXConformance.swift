@@ -19,6 +19,37 @@ public enum ONNXConformance {
         case failed(String)
     }
 
+    /// One case of a suite and how it ended.
+    public struct Result: Sendable {
+        /// The suite's folder name (`node`, `pytorch-converted`, ...) and the case's (`test_relu`).
+        public let suite: String, name: String
+        /// The case's operator types, in node order without repeats.
+        public let operators: [String]
+        /// How it ended.
+        public let outcome: Outcome
+    }
+
+    /// The suites of ONNX's backend test data, as `libonnx-testdata` lays them out.
+    public static let suites = ["node", "pytorch-converted", "pytorch-operator", "simple"]
+
+    /// Every case under `root`'s ``suites`` whose operators are all supported (``ONNXImport/supportedOperators``),
+    /// run in suite and name order; cases of other operators are not run.
+    public static func runSuites(at root: URL) -> [Result] {
+        var results: [Result] = []
+        for suite in suites {
+            let folder = root.appendingPathComponent(suite)
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.sorted() ?? []
+            for name in names {
+                let url = folder.appendingPathComponent(name)
+                guard let operators = operators(ofCaseAt: url), !operators.isEmpty,
+                    operators.allSatisfy(ONNXImport.supportedOperators.contains)
+                else { continue }
+                results.append(Result(suite: suite, name: name, operators: operators, outcome: run(caseAt: url)))
+            }
+        }
+        return results
+    }
+
     /// ONNX's backend-test tolerances (`rtol` 1e-3, `atol` 1e-7).
     public static let relativeTolerance: Float = 1e-3, absoluteTolerance: Float = 1e-7
 

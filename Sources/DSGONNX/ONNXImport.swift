@@ -57,7 +57,7 @@ public enum ONNXImport {
                 throw ONNXError.unsupportedVersion(file: file, what: "operator set \(set.version)")
             }
         }
-        var graph = try ONNXGraphImporter(graph: proto.graph, file: file)
+        var graph = ONNXGraphImporter(graph: proto.graph, file: file)
         return try graph.run(requireBatchNorm: requireBatchNorm)
     }
 }
@@ -75,10 +75,19 @@ struct ONNXGraphImporter {
     private var names = Set<String>()
     private var random = SeededRandom(seed: 0)
 
-    init(graph: Onnx_GraphProto, file: String) throws {
+    init(graph: Onnx_GraphProto, file: String) {
         self.graph = graph
         self.file = file
         for t in graph.initializer { constants[t.name] = t }
+        let initialized = Set(graph.initializer.map(\.name))
+        if let input = graph.input.first(where: { !initialized.contains($0.name) }),
+            case .tensorType(let type) = input.type.value, let first = type.shape.dim.first,
+            case .dimValue(let d) = first.value
+        {
+            fixedBatch = Int(d)
+        } else {
+            fixedBatch = nil
+        }
     }
 
     mutating func run(requireBatchNorm: Bool) throws -> Model {
@@ -140,13 +149,7 @@ struct ONNXGraphImporter {
 
     /// The graph input's batch when the file fixes it, else nil: only a fixed batch of 1 lets a Reshape's or
     /// Squeeze's literal 1 stand for the batch.
-    private var fixedBatch: Int? {
-        guard let input = graph.input.first(where: { constants[$0.name] == nil }),
-            case .tensorType(let type) = input.type.value, let first = type.shape.dim.first,
-            case .dimValue(let d) = first.value
-        else { return nil }
-        return Int(d)
-    }
+    private let fixedBatch: Int?
 
     // MARK: - Values, constants and names
 
@@ -367,7 +370,6 @@ struct ONNXGraphImporter {
     }
 
     private mutating func importBatchNorm(_ node: Onnx_NodeProto, index: Int) throws {
-        guard node.input.count == 5 else { throw unsupported(node, "inputs", "\(node.input.count), expected 5") }
         // Inference form only: training mode (opset 14's attribute, or the running-statistics outputs) is refused.
         guard try node.int("training_mode", default: 0) == 0, node.output.dropFirst().allSatisfy(\.isEmpty),
             try node.int("is_test", default: 1) == 1

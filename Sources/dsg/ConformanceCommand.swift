@@ -37,19 +37,7 @@ struct ConformanceCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let root = URL(fileURLWithPath: data)
-            var results: [(suite: String, name: String, operators: [String], outcome: ONNXConformance.Outcome)] = []
-            for suite in ["node", "pytorch-converted", "pytorch-operator", "simple"] {
-                let folder = root.appendingPathComponent(suite)
-                let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.sorted() ?? []
-                for name in names {
-                    let url = folder.appendingPathComponent(name)
-                    guard let operators = ONNXConformance.operators(ofCaseAt: url), !operators.isEmpty,
-                        operators.allSatisfy(ONNXImport.supportedOperators.contains)
-                    else { continue }
-                    results.append((suite, name, operators, ONNXConformance.run(caseAt: url)))
-                }
-            }
+            let results = ONNXConformance.runSuites(at: URL(fileURLWithPath: data))
             guard !results.isEmpty else { throw ValidationError("no test cases under \(data)") }
             var rows: [String: (passed: Int, refused: Int, failed: Int)] = [:]
             for r in results {

@@ -15,6 +15,17 @@ struct ONNXBadInputTests {
         return t
     }
 
+    /// An INT, INTS or STRING attribute, its type set as a file would.
+    static func attribute(_ name: String, i: Int64? = nil, ints: [Int64]? = nil, s: Data? = nil) -> Onnx_AttributeProto
+    {
+        var a = Onnx_AttributeProto()
+        a.name = name
+        if let i { (a.i, a.type) = (i, .int) }
+        if let ints { (a.ints, a.type) = (ints, .ints) }
+        if let s { (a.s, a.type) = (s, .string) }
+        return a
+    }
+
     static func node(_ op: String, _ inputs: [String], _ output: String, name: String = "") -> Onnx_NodeProto {
         var n = Onnx_NodeProto()
         (n.opType, n.input, n.output, n.name) = (op, inputs, [output], name.isEmpty ? output : name)
@@ -40,8 +51,7 @@ struct ONNXBadInputTests {
     {
         var g = Onnx_GraphProto()
         var conv = node("Conv", ["image", "conv.weight"], "c")
-        var pads = Onnx_AttributeProto()
-        (pads.name, pads.ints, pads.type) = ("pads", [1, 1, 1, 1], .ints)
+        let pads = Self.attribute("pads", ints: [1, 1, 1, 1])
         conv.attribute = [pads]
         g.node =
             [
@@ -131,8 +141,7 @@ struct ONNXBadInputTests {
 
     @Test func trainingModeBatchNormIsRefused() {
         var m = Self.model()
-        var training = Onnx_AttributeProto()
-        (training.name, training.i, training.type) = ("training_mode", 1, .int)
+        let training = Self.attribute("training_mode", i: 1)
         m.graph.node[1].attribute = [training]
         #expect(
             throws: ONNXError.unsupportedAttribute(
@@ -160,8 +169,7 @@ struct ONNXBadInputTests {
 
     @Test func anAttributeTheImporterDoesNotReadIsRefusedNotIgnored() {
         var m = Self.model()
-        var spatial = Onnx_AttributeProto()
-        (spatial.name, spatial.i, spatial.type) = ("consumed_inputs", 1, .int)
+        let spatial = Self.attribute("consumed_inputs", i: 1)
         m.graph.node[0].attribute.append(spatial)
         #expect(
             throws: ONNXError.unsupportedAttribute(
@@ -196,10 +204,8 @@ struct ONNXBadInputTests {
             try Self.load(huge)
         }
         var strides = Self.model()
-        var same = Onnx_AttributeProto()
-        (same.name, same.s, same.type) = ("auto_pad", Data("SAME_UPPER".utf8), .string)
-        var zero = Onnx_AttributeProto()
-        (zero.name, zero.ints, zero.type) = ("strides", [0, 1], .ints)
+        let same = Self.attribute("auto_pad", s: Data("SAME_UPPER".utf8))
+        let zero = Self.attribute("strides", ints: [0, 1])
         strides.graph.node[0].attribute = [same, zero]
         #expect(
             throws: ONNXError.unsupportedAttribute(

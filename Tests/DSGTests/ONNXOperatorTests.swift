@@ -18,12 +18,10 @@ struct ONNXOperatorTests {
     }
 
     @Test func clipReshapeAndGemmImport() throws {
-        var ints = Onnx_AttributeProto()
-        (ints.name, ints.ints, ints.type) = ("value_ints", [-1, 3], .ints)
+        let ints = B.attribute("value_ints", ints: [-1, 3])
         var constant = B.node("Constant", [], "shape2")
         constant.attribute = [ints]
-        var transB = Onnx_AttributeProto()
-        (transB.name, transB.i, transB.type) = ("transB", 0, .int)
+        let transB = B.attribute("transB", i: 0)
         var gemm = B.node("Gemm", ["r2", "fc.weight", "fc.bias"], "y")
         gemm.attribute = [transB]
         let tail = [
@@ -82,8 +80,7 @@ struct ONNXOperatorTests {
         #expect(try B.load(fixed).shape(of: try B.load(fixed).outputs[0]) == [48])
         // Gemm's C of shape [M, 1] is one value per row, not per output.
         var gemm = B.node("Gemm", ["flat", "w", "c"], "y")
-        var transB = Onnx_AttributeProto()
-        (transB.name, transB.i, transB.type) = ("transB", 1, .int)
+        let transB = B.attribute("transB", i: 1)
         gemm.attribute = [transB]
         let rows = B.model(
             tail: [B.node("Flatten", ["b"], "flat"), gemm],
@@ -94,8 +91,7 @@ struct ONNXOperatorTests {
         ) { try B.load(rows) }
         // An attribute of the wrong type is refused, not read as 0.
         var typed = B.model(tail: [B.node("LeakyRelu", ["b"], "y")])
-        var alpha = Onnx_AttributeProto()
-        (alpha.name, alpha.i, alpha.type) = ("alpha", 1, .int)
+        let alpha = B.attribute("alpha", i: 1)
         typed.graph.node[2].attribute = [alpha]
         #expect(
             throws: ONNXError.unsupportedAttribute(

@@ -41,17 +41,12 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
         guard n >= 2 else { throw DiversityError.tooFewImages(n) }
         let size = images.elementCount / n
         let targets = try model.batchNormLayers.map { try BatchNormTarget(model: model, layer: $0) }
-        // Per-sample statistics of every layer, gathered batch by batch.
-        var means = targets.map { _ in [Float]() }, deviations = means
+        // Per-sample statistics of every layer, and the predicted classes, in one pass.
         let classes = model.shape(of: model.outputs[0]).elementCount
         var predicted = [Int](repeating: 0, count: classes)
-        try BatchedInference(model: model, batchSize: batchSize).forEachBatch(of: images) { executor, samples in
-            for (l, target) in targets.enumerated() {
-                var s = target.emptyStatistics(batch: samples.count)
-                executor.withValue(target.layer.input) { s.measure($0) }
-                means[l] += s.means
-                deviations[l] += s.deviations
-            }
+        let statistics = try SampleStatistics.measure(
+            images, model: model, layers: targets.map(\.layer), batchSize: batchSize
+        ) { executor, samples in
             executor.withValue(model.outputs[0]) { logits in
                 for i in 0..<samples.count {
                     predicted[Evaluation.predictedClass(logits, sample: i, classes: classes)] += 1
@@ -65,8 +60,8 @@ public struct DiversityMetrics: Sendable, Codable, Equatable {
             let c = target.layer.channels
             var spreadM = 0.0, spreadS = 0.0, residual = 0.0
             for ch in 0..<c {
-                let m = (0..<n).map { Double(means[l][$0 * c + ch]) },
-                    s = (0..<n).map { Double(deviations[l][$0 * c + ch]) }
+                let m = (0..<n).map { Double(statistics[l].means[$0 * c + ch]) },
+                    s = (0..<n).map { Double(statistics[l].deviations[$0 * c + ch]) }
                 spreadM += standardDeviation(m)
                 spreadS += standardDeviation(s)
                 // The set's mean of a channel is the mean of the per-sample means (equal plane sizes).

@@ -47,10 +47,23 @@ public struct SampleStatistics: Sendable {
     public static func measure(
         _ images: Tensor, model: Model, layer: BatchNormLayer, batchSize: Int = 64
     ) throws -> SampleStatistics {
-        let plane = try BatchNormTarget(model: model, layer: layer).plane
-        var statistics = SampleStatistics(batch: images.shape[0], channels: layer.channels, plane: plane)
+        try measure(images, model: model, layers: [layer], batchSize: batchSize)[0]
+    }
+
+    /// The statistics of every one of `layers`' inputs for all of `images`, in one pass through `model`; after
+    /// each batch `body` may read the rest of the pass (the diversity metrics count predicted classes there).
+    public static func measure(
+        _ images: Tensor, model: Model, layers: [BatchNormLayer], batchSize: Int = 64,
+        eachBatch body: (GraphExecutor, Range<Int>) throws -> Void = { _, _ in }
+    ) throws -> [SampleStatistics] {
+        var statistics = try layers.map {
+            try BatchNormTarget(model: model, layer: $0).emptyStatistics(batch: images.shape[0])
+        }
         try BatchedInference(model: model, batchSize: batchSize).forEachBatch(of: images) { executor, samples in
-            executor.withValue(layer.input) { statistics.measure($0, firstSample: samples.lowerBound) }
+            for (l, layer) in layers.enumerated() {
+                executor.withValue(layer.input) { statistics[l].measure($0, firstSample: samples.lowerBound) }
+            }
+            try body(executor, samples)
         }
         return statistics
     }
