@@ -20,6 +20,9 @@ public enum Activation: Hashable, Sendable {
     /// `x · min(max(x / 6 + 1/2, 0), 1)` (MobileNetV3's); gradient 0 below -3, `x / 3 + 1/2` from -3 to 3
     /// (inclusive, as PyTorch), 1 above.
     case hardSwish
+    /// `min(max(x, lower), upper)` (ONNX's Clip, PyTorch's `Hardtanh` and `clamp`); gradient 1 where
+    /// `lower < x < upper`, else 0 (as ReLU6, which is `clip(lower: 0, upper: 6)` by another name).
+    case clip(lower: Float, upper: Float)
 
     /// Below this many elements an activation runs on the calling thread only: waking the other cores costs
     /// more than it saves.
@@ -55,6 +58,7 @@ public enum Activation: Hashable, Sendable {
         case .sigmoid: for i in range { y[i] = Float(1 / (1 + exp(-Double(x[i])))) }
         case .hardSigmoid(let a, let b): for i in range { y[i] = min(max(a * x[i] + b, 0), 1) }
         case .hardSwish: for i in range { y[i] = x[i] * min(max(x[i] / 6 + 0.5, 0), 1) }
+        case .clip(let lower, let upper): for i in range { y[i] = min(max(x[i], lower), upper) }
         }
     }
 
@@ -77,6 +81,7 @@ public enum Activation: Hashable, Sendable {
             }
         case .hardSwish:
             for i in range { dx[i] += x[i] < -3 ? 0 : x[i] <= 3 ? dy[i] * (x[i] / 3 + 0.5) : dy[i] }
+        case .clip(let lower, let upper): for i in range { dx[i] += x[i] > lower && x[i] < upper ? dy[i] : 0 }
         }
     }
 }

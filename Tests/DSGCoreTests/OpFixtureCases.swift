@@ -42,6 +42,14 @@ enum OpFixtures {
         case "hardswish": op = ActivationOp(.hardSwish)
         case "channel_multiply": op = ChannelMultiplyOp()
         case "scale": op = ScaleOp(Float(config.double("factor")))
+        case let n where n.hasPrefix("pad"):
+            op = PadOp(
+                top: Int(config.double("top")), bottom: Int(config.double("bottom")), left: Int(config.double("left")),
+                right: Int(config.double("right")), value: Float(config.double("value")))
+        case "clip":
+            op = ActivationOp(.clip(lower: Float(config.double("lower")), upper: Float(config.double("upper"))))
+        case let n where n.hasPrefix("bias"): op = BiasOp(channels: perSample[0])
+        case "channel_add": op = ChannelAddOp()
         case let n where n.hasPrefix("maxpool") || n.hasPrefix("avgpool"):
             let (k, s, p) = (Int(config.double("kernel")), Int(config.double("stride")), Int(config.double("padding")))
             let window = try ConvGeometry(

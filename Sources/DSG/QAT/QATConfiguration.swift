@@ -23,7 +23,7 @@ public struct QATConfiguration: Sendable, Codable, Equatable {
 
     /// Bits of every convolution and linear weight, the first and last layers included (2 to 8).
     public var weightBits = 4
-    /// Bits of the activation after every ReLU and ReLU6 (2 to 8).
+    /// Bits of the activation after every ReLU, ReLU6 and clip (2 to 8).
     public var activationBits = 4
     /// DSG's loss (the default) or GDFQ's, the baseline.
     public var generatorLoss: GeneratorLoss = .dsg

@@ -37,7 +37,7 @@ public struct PTQCalibrator: Sendable {
     /// The activation a fake-quantization node follows (`relu1` for `relu1.quant`).
     static func activationName(ofQuantNode node: Node) -> String { String(node.name.dropLast(quantSuffix.count)) }
 
-    /// `model` with a `FakeQuantOp` named `<activation>.quant` after every ReLU and ReLU6 node.
+    /// `model` with a `FakeQuantOp` named `<activation>.quant` after every ReLU, ReLU6 and clip node.
     static func withFakeQuantization(_ model: Model, bits: Int) throws(GraphError) -> Model {
         try model.inserting { node in
             isQuantizedActivation(node) ? (FakeQuantOp(bits: bits), node.name + quantSuffix) : nil
@@ -45,7 +45,7 @@ public struct PTQCalibrator: Sendable {
     }
 
     /// The nodes whose weights PTQ and QAT quantize (every convolution and linear layer) and the activations
-    /// they quantize (every ReLU and ReLU6 output), in graph order.
+    /// they quantize (every ReLU, ReLU6 and clip output), in graph order.
     public static func quantizedNodes(of model: Model) -> (weights: [Node], activations: [Node]) {
         (model.nodes.filter(isQuantizedWeight), model.nodes.filter(isQuantizedActivation))
     }
@@ -54,7 +54,10 @@ public struct PTQCalibrator: Sendable {
 
     static func isQuantizedActivation(_ node: Node) -> Bool {
         guard let op = node.op as? ActivationOp else { return false }
-        return op.activation == .relu || op.activation == .relu6
+        switch op.activation {
+        case .relu, .relu6, .clip: return true
+        default: return false
+        }
     }
 
     // MARK: - Weights

@@ -1,11 +1,11 @@
 import DSGKernels
 
-/// An element-wise activation: ReLU, ReLU6, LeakyReLU, Tanh, Sigmoid, HardSigmoid or HardSwish.
+/// An element-wise activation: ReLU, ReLU6, LeakyReLU, Tanh, Sigmoid, HardSigmoid, HardSwish or a clip.
 public struct ActivationOp: GraphOperator {
     /// The function applied to every element.
     public let activation: Activation
-    /// PyTorch's module name: `"ReLU"`, `"ReLU6"`, `"LeakyReLU"`, `"Tanh"`, `"Sigmoid"`, `"Hardsigmoid"` or
-    /// `"Hardswish"`.
+    /// PyTorch's module name: `"ReLU"`, `"ReLU6"`, `"LeakyReLU"`, `"Tanh"`, `"Sigmoid"`, `"Hardsigmoid"`,
+    /// `"Hardswish"` or `"Hardtanh"` (a clip).
     public var kind: String {
         switch activation {
         case .relu: "ReLU"
@@ -15,6 +15,7 @@ public struct ActivationOp: GraphOperator {
         case .sigmoid: "Sigmoid"
         case .hardSigmoid: "Hardsigmoid"
         case .hardSwish: "Hardswish"
+        case .clip: "Hardtanh"
         }
     }
 

@@ -171,3 +171,51 @@ public struct EmbeddingOp: GraphOperator {
         }
     }
 }
+
+/// Constant padding of an image's planes: `[C, H, W] -> [C, top + H + bottom, left + W + right]`, the new pixels
+/// set to `value` (PyTorch's `ConstantPad2d`, ONNX's Pad in constant mode; TF-style "same" convolutions pad one
+/// more pixel at the end than at the start).
+public struct PadOp: GraphOperator {
+    /// Pixels added above, below, left and right (each at least 0).
+    public let top: Int, bottom: Int, left: Int, right: Int
+    /// The value of the added pixels.
+    public let value: Float
+    /// `"ConstantPad2d"`.
+    public var kind: String { "ConstantPad2d" }
+
+    /// A node padding by the given number of pixels per side with `value` (0 by default).
+    public init(top: Int, bottom: Int, left: Int, right: Int, value: Float = 0) {
+        (self.top, self.bottom, self.left, self.right, self.value) = (top, bottom, left, right, value)
+    }
+
+    /// The padded shape; throws unless there is one input `[C, H, W]` and every padding is at least 0.
+    public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
+        guard inputs.count == 1, inputs[0].rank == 3, min(top, bottom, left, right) >= 0 else {
+            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input [C, H, W], pads >= 0")
+        }
+        return [inputs[0][0], top + inputs[0][1] + bottom, left + inputs[0][2] + right]
+    }
+
+    /// Fills the output with `value` and copies each plane's rows into its interior.
+    public func forward(_ c: NodeContext) throws(GraphError) {
+        c.output.update(repeating: value, count: c.outputCount)
+        let (h, w) = (c.inputShapes[0][1], c.inputShapes[0][2]), (oh, ow) = (top + h + bottom, left + w + right)
+        for p in 0..<(c.batch * c.inputShapes[0][0]) {
+            for y in 0..<h {
+                (c.output + (p * oh + top + y) * ow + left).update(from: c.inputs[0] + (p * h + y) * w, count: w)
+            }
+        }
+    }
+
+    /// Accumulates the interior of the output gradient into the input gradient (the added pixels are constants).
+    public func backward(_ c: NodeContext) {
+        guard let dx = c.inputGrads[0] else { return }
+        let (h, w) = (c.inputShapes[0][1], c.inputShapes[0][2]), (oh, ow) = (top + h + bottom, left + w + right)
+        for p in 0..<(c.batch * c.inputShapes[0][0]) {
+            for y in 0..<h {
+                let src = c.outputGrad + (p * oh + top + y) * ow + left, dst = dx + (p * h + y) * w
+                for x in 0..<w { dst[x] += src[x] }
+            }
+        }
+    }
+}

@@ -137,6 +137,21 @@ def ops_fixtures():
         torch.manual_seed(SEED + 3)
         cases["channel_multiply"] = op_case(lambda a, b: a * b, [torch.randn(2, 3, 4, 5), torch.randn(2, 3, 1, 1)], {})
         cases["scale"] = op_case(lambda x: 2.5 * x, [torch.randn(2, 3, 4)], {}, extra={"config": {"factor": 2.5}})
+    with torch.random.fork_rng():
+        torch.manual_seed(SEED + 4)
+        cases["pad_same_end"] = op_case(lambda x: F.pad(x, (0, 1, 0, 1)), [torch.randn(2, 3, 4, 5)], {},
+                                        extra={"config": {"top": 0, "bottom": 1, "left": 0, "right": 1, "value": 0.0}})
+        cases["pad_value"] = op_case(lambda x: F.pad(x, (2, 1, 1, 0), value=-0.5), [torch.randn(2, 2, 3, 3)], {},
+                                     extra={"config": {"top": 1, "bottom": 0, "left": 2, "right": 1, "value": -0.5}})
+        # Away from the bounds, where the one-sided derivatives differ.
+        xc = torch.randn(2, 3, 4) * 2
+        xc = torch.where(((xc + 1).abs() < 0.05) | ((xc - 1.5).abs() < 0.05), xc * 1.1, xc)
+        cases["clip"] = op_case(lambda x: torch.clamp(x, -1, 1.5), [xc], {},
+                                extra={"config": {"lower": -1.0, "upper": 1.5}})
+        cases["bias_image"] = op_case(lambda x, bias: x + bias.view(1, -1, 1, 1), [torch.randn(2, 3, 4, 5)],
+                                      {"bias": torch.randn(3)})
+        cases["bias_vector"] = op_case(lambda x, bias: x + bias, [torch.randn(3, 5)], {"bias": torch.randn(5)})
+        cases["channel_add"] = op_case(lambda a, b: a + b, [torch.randn(2, 3, 4, 5), torch.randn(2, 3, 1, 1)], {})
     return cases
 
 
