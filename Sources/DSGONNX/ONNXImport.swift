@@ -19,10 +19,9 @@ public enum ONNXImport {
     /// The operators the importer implements (the attributes and forms each supports are in Docs/ONNX.md).
     public static let supportedOperators: Set<String> = [
         "Conv", "BatchNormalization", "Relu", "LeakyRelu", "Tanh", "Sigmoid", "HardSigmoid", "HardSwish", "Clip", "Add",
-        "Mul",
-        "GlobalAveragePool", "MaxPool",
-        "AveragePool", "Flatten", "Reshape", "Gemm", "Identity", "Dropout", "Constant", "ReduceMean", "Concat",
-        "Squeeze", "Unsqueeze", "Shape", "Gather",
+        "Mul", "Sub", "GlobalAveragePool", "MaxPool", "AveragePool", "Pad", "Flatten", "Reshape", "Gemm", "MatMul",
+        "Transpose", "Identity", "Dropout", "Constant", "ReduceMean", "Concat", "Squeeze", "Unsqueeze", "Shape",
+        "Gather", "Cast", "ConstantOfShape", "Slice",
     ]
 
     /// Reads and imports the ONNX file at `url`.
@@ -52,12 +51,14 @@ public enum ONNXImport {
         guard proto.irVersion <= maximumIRVersion else {
             throw ONNXError.unsupportedVersion(file: file, what: "IR version \(proto.irVersion)")
         }
-        for set in proto.opsetImport where set.domain.isEmpty || set.domain == "ai.onnx" {
-            guard operatorSets.contains(Int(set.version)) else {
-                throw ONNXError.unsupportedVersion(file: file, what: "operator set \(set.version)")
-            }
+        // Every node of the default domain follows this version of its operator's specification.
+        guard let opset = proto.opsetImport.last(where: { $0.domain.isEmpty || $0.domain == "ai.onnx" }) else {
+            throw ONNXError.unsupportedVersion(file: file, what: "a graph without the default operator set")
         }
-        var graph = ONNXGraphImporter(graph: proto.graph, file: file)
+        guard operatorSets.contains(Int(opset.version)) else {
+            throw ONNXError.unsupportedVersion(file: file, what: "operator set \(opset.version)")
+        }
+        var graph = ONNXGraphImporter(graph: proto.graph, file: file, opset: Int(opset.version))
         return try graph.run(requireBatchNorm: requireBatchNorm)
     }
 }
@@ -66,6 +67,8 @@ public enum ONNXImport {
 struct ONNXGraphImporter {
     let graph: Onnx_GraphProto
     let file: String
+    /// The default domain's operator set: attributes' defaults changed across versions.
+    let opset: Int
     let model = Model()
     /// ONNX value name → the model's value.
     private var values: [String: ValueID] = [:]
@@ -74,10 +77,20 @@ struct ONNXGraphImporter {
     /// The node names given so far (they must be unique in the model).
     private var names = Set<String>()
     private var random = SeededRandom(seed: 0)
+    /// Value name → the nodes that read it, for fusing a MatMul with the Add of its bias.
+    private let readers: [String: [Int]]
+    /// Nodes already imported as part of an earlier one (the Add a MatMul took as its bias).
+    private var fused = Set<Int>()
 
-    init(graph: Onnx_GraphProto, file: String) {
+    init(graph: Onnx_GraphProto, file: String, opset: Int) {
         self.graph = graph
         self.file = file
+        self.opset = opset
+        var readers: [String: [Int]] = [:]
+        for (i, node) in graph.node.enumerated() {
+            for name in Set(node.input) { readers[name, default: []].append(i) }
+        }
+        self.readers = readers
         for t in graph.initializer { constants[t.name] = t }
         let initialized = Set(graph.initializer.map(\.name))
         if let input = graph.input.first(where: { !initialized.contains($0.name) }),
@@ -99,7 +112,7 @@ struct ONNXGraphImporter {
         guard graph.output.count == 1 else { throw ONNXError.outputCount(file: file, count: graph.output.count) }
         let input = inputs[0]
         values[input.name] = model.addInput(name: input.name, shape: try sampleShape(of: input))
-        for (index, node) in graph.node.enumerated() {
+        for (index, node) in graph.node.enumerated() where !fused.contains(index) {
             guard node.domain.isEmpty || node.domain == "ai.onnx" else {
                 throw ONNXError.unsupportedOperator(node: node.label, op: "\(node.domain).\(node.opType)")
             }
@@ -107,6 +120,11 @@ struct ONNXGraphImporter {
         }
         let output = graph.output[0].name
         guard let result = values[output] else {
+            if constants[output] != nil {
+                throw ONNXError.unsupportedAttribute(
+                    node: "graph output", op: "Output", attribute: output,
+                    value: "a constant (it does not read the input)")
+            }
             throw ONNXError.unknownValue(node: "graph output", op: "Output", value: output)
         }
         model.outputs = [result]
@@ -213,6 +231,7 @@ struct ONNXGraphImporter {
     /// a setting the importer does not implement can never change the result unnoticed.
     static let knownAttributes: [String: Set<String>] = [
         "Conv": ["kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"],
+        "Pad": ["mode", "pads", "value"],
         "BatchNormalization": ["epsilon", "momentum", "training_mode", "spatial", "is_test"],
         "LeakyRelu": ["alpha"], "HardSigmoid": ["alpha", "beta"], "Clip": ["min", "max"],
         "MaxPool": ["kernel_shape", "strides", "pads", "dilations", "ceil_mode", "storage_order", "auto_pad"],
@@ -220,12 +239,15 @@ struct ONNXGraphImporter {
         "Flatten": ["axis"], "Reshape": ["allowzero"], "Gemm": ["alpha", "beta", "transA", "transB"],
         "Dropout": ["ratio", "seed", "is_test"], "ReduceMean": ["axes", "keepdims", "noop_with_empty_axes"],
         "Concat": ["axis"], "Squeeze": ["axes"], "Unsqueeze": ["axes"], "Shape": ["start", "end"], "Gather": ["axis"],
+        "Transpose": ["perm"], "Cast": ["to"], "ConstantOfShape": ["value"], "Slice": ["starts", "ends", "axes"],
         "Constant": ["value", "value_float", "value_floats", "value_int", "value_ints"],
     ]
 
     /// How many inputs each operator needs at least (optional ones may follow).
     static let minimumInputs: [String: Int] = [
-        "Conv": 2, "BatchNormalization": 5, "Add": 2, "Mul": 2, "Reshape": 2, "Gemm": 2, "Constant": 0, "Gather": 2,
+        "Conv": 2, "BatchNormalization": 5, "Add": 2, "Sub": 2, "Mul": 2, "Reshape": 2, "Gemm": 2, "MatMul": 2,
+        "Constant": 0,
+        "Gather": 2,
     ]
 
     private mutating func importNode(_ node: Onnx_NodeProto, index: Int) throws {
@@ -239,6 +261,14 @@ struct ONNXGraphImporter {
         }
         guard !node.output.isEmpty else {
             throw ONNXError.unsupportedAttribute(node: node.label, op: node.opType, attribute: "outputs", value: "none")
+        }
+        let given = node.input.filter { !$0.isEmpty }
+        if ONNXConstantFolding.operators.contains(node.opType), !given.isEmpty,
+            given.allSatisfy({ constants[$0] != nil })
+        {
+            let inputs = node.input.map { $0.isEmpty ? nil : constants[$0] }
+            constants[node.output[0]] = try ONNXConstantFolding.fold(node, inputs, opset: opset)
+            return
         }
         switch node.opType {
         case "Conv": try importConv(node, index: index)
@@ -254,13 +284,24 @@ struct ONNXGraphImporter {
         case "HardSwish": try activation(.hardSwish, node, index: index)
         case "Clip": try importClip(node, index: index)
         case "Add": try importAdd(node, index: index)
+        case "Sub": try importSub(node, index: index)
         case "Mul": try importMul(node, index: index)
         case "GlobalAveragePool":
             try add(GlobalAvgPoolOp(), nodeName(node, index: index), [try value(node.input[0], of: node)], node)
         case "MaxPool", "AveragePool": try importPool(node, index: index)
+        case "Pad": try importPad(node, index: index)
         case "Flatten": try importFlatten(node, index: index)
         case "Reshape": try importReshape(node, index: index)
         case "Gemm": try importGemm(node, index: index)
+        case "MatMul": try importMatMul(node, index: index)
+        case "Transpose": try importTranspose(node)
+        case "Cast":
+            guard try node.int("to", default: 0) == Int(ONNXDataType.float) else {
+                throw unsupported(node, "to", "\(try node.int("to", default: 0)) on a value (only FLOAT)")
+            }
+            try passThrough(node)
+        case "ConstantOfShape", "Slice", "Gather":
+            throw unsupported(node, "data", "a value (only constants are computed with)")
         case "Dropout":
             try checkInference(node)
             try passThrough(node)
@@ -270,7 +311,6 @@ struct ONNXGraphImporter {
         case "Concat": try importConcat(node, index: index)
         case "Squeeze", "Unsqueeze": try importSqueeze(node, index: index)
         case "Shape": try importShape(node)
-        case "Gather": try importGather(node)
         default: throw ONNXError.unsupportedOperator(node: node.label, op: node.opType)
         }
     }
@@ -293,8 +333,9 @@ struct ONNXGraphImporter {
                 throw unsupported(node, "training_mode", "true (only inference)")
             }
         }
-        guard node.attribute("is_test").map({ $0.i == 1 }) ?? true else {
-            throw unsupported(node, "is_test", "0 (only inference)")
+        // Before opset 7 a Dropout without is_test trains.
+        guard try node.int("is_test", default: opset < 7 ? 0 : 1) == 1 else {
+            throw unsupported(node, "is_test", "0 or absent before opset 7 (only inference)")
         }
         guard node.output.dropFirst().allSatisfy(\.isEmpty) else { throw unsupported(node, "mask output", "used") }
     }
@@ -371,9 +412,10 @@ struct ONNXGraphImporter {
 
     private mutating func importBatchNorm(_ node: Onnx_NodeProto, index: Int) throws {
         // Inference form only: training mode (opset 14's attribute, or the running-statistics outputs) is refused.
+        // Before opset 7 a BatchNormalization without is_test trains.
         guard try node.int("training_mode", default: 0) == 0, node.output.dropFirst().allSatisfy(\.isEmpty),
-            try node.int("is_test", default: 1) == 1
-        else { throw unsupported(node, "training_mode", "1 (only the inference form)") }
+            try node.int("is_test", default: opset < 7 ? 0 : 1) == 1
+        else { throw unsupported(node, "training_mode", "1 or is_test 0 (only the inference form)") }
         guard try node.int("spatial", default: 1) == 1 else { throw unsupported(node, "spatial", "0") }
         let x = try value(node.input[0], of: node), s = model.shape(of: x)
         let scale = try constant(node.input[1], of: node)
@@ -390,7 +432,8 @@ struct ONNXGraphImporter {
         try add(ActivationOp(kind), nodeName(node, index: index), [try value(node.input[0], of: node)], node)
     }
 
-    /// Clip with bounds [0, 6] is ReLU6 and [0, ∞) ReLU; bounds come from inputs (opset 11+) or attributes.
+    /// Clip: bounds [0, 6] are ReLU6, [0, ∞) ReLU, none the identity, any others a clip; bounds come from inputs
+    /// (opset 11+) or attributes, and a missing one is unbounded.
     private mutating func importClip(_ node: Onnx_NodeProto, index: Int) throws {
         func bound(_ i: Int, _ attribute: String, _ absent: Float) throws -> Float {
             if let name = optionalInput(node, i) {
@@ -401,19 +444,63 @@ struct ONNXGraphImporter {
             return try node.float(attribute, default: absent)
         }
         let low = try bound(1, "min", -.infinity), high = try bound(2, "max", .infinity)
+        guard !low.isNaN, !high.isNaN else { throw unsupported(node, "bounds", "[\(low), \(high)]") }
         switch (low, high) {
         case (0, 6): try activation(.relu6, node, index: index)
         case (0, .infinity): try activation(.relu, node, index: index)
-        default: throw unsupported(node, "bounds", "[\(low), \(high)] (only [0, 6] and [0, ∞))")
+        case (-.infinity, .infinity): try passThrough(node)
+        // min(max(x, low), high) is high everywhere when low > high, as ONNX specifies.
+        default: try activation(.clip(lower: low, upper: high), node, index: index)
         }
     }
 
+    /// Add of two values of one shape, of a feature map and a per-channel value `[C, 1, 1]` (either order), or of
+    /// a value and a constant per channel or scalar (a learned ``DSGCore/BiasOp``).
     private mutating func importAdd(_ node: Onnx_NodeProto, index: Int) throws {
-        let a = try value(node.input[0], of: node), b = try value(node.input[1], of: node)
-        guard model.shape(of: a) == model.shape(of: b) else {
-            throw unsupported(node, "broadcasting", "\(model.shape(of: a)) + \(model.shape(of: b))")
+        let name = nodeName(node, index: index)
+        for (v, k) in [(node.input[0], node.input[1]), (node.input[1], node.input[0])] {
+            guard let t = constants[k], values[v] != nil else { continue }
+            let x = try value(v, of: node)
+            try add(
+                BiasOp(channels: model.shape(of: x)[0]), name, [x], node, tensors: [("bias", try bias(t, for: x, node))]
+            )
+            return
         }
-        try add(AddOp(), nodeName(node, index: index), [a, b], node)
+        let a = try value(node.input[0], of: node), b = try value(node.input[1], of: node)
+        let (sa, sb) = (model.shape(of: a), model.shape(of: b))
+        if sa == sb {
+            try add(AddOp(), name, [a, b], node)
+        } else if sa.rank == 3, sb == [sa[0], 1, 1] {
+            try add(ChannelAddOp(), name, [a, b], node)
+        } else if sb.rank == 3, sa == [sb[0], 1, 1] {
+            try add(ChannelAddOp(), name, [b, a], node)
+        } else {
+            throw unsupported(node, "broadcasting", "\(sa) + \(sb) (only equal shapes and a [C, 1, 1] value)")
+        }
+    }
+
+    /// A value minus a constant: a bias of the negated constant (an exported input normalisation `x - mean`).
+    private mutating func importSub(_ node: Onnx_NodeProto, index: Int) throws {
+        guard let t = constants[node.input[1]], values[node.input[0]] != nil else {
+            throw unsupported(node, "inputs", "\(node.input) (only a value minus a constant)")
+        }
+        let x = try value(node.input[0], of: node), shift = try bias(t, for: x, node)
+        let negated = Tensor(shape: shift.shape, scalars: shift.scalars.map { -$0 })
+        try add(BiasOp(channels: shift.shape[0]), nodeName(node, index: index), [x], node, tensors: [("bias", negated)])
+    }
+
+    /// A constant added to `x` as one value per channel: a scalar, or `[C]` on a feature vector, or `[C, 1, 1]`
+    /// on a feature map (each with or without a leading 1 for the batch).
+    private func bias(_ t: Onnx_TensorProto, for x: ValueID, _ node: Onnx_NodeProto) throws -> Tensor {
+        let s = model.shape(of: x), values = try t.floats(), c = Int64(s[0])
+        let perChannel: [[Int64]] = s.rank == 3 ? [[c, 1, 1], [1, c, 1, 1]] : s.rank == 1 ? [[c], [1, c]] : []
+        if values.count == 1, t.dims.count <= s.rank + 1 {
+            return Tensor(shape: [s[0]], scalars: Array(repeating: values[0], count: s[0]))
+        }
+        guard perChannel.contains(t.dims) else {
+            throw unsupported(node, "constant operand", "\(t.dims) on \(s) (only a scalar or one value per channel)")
+        }
+        return Tensor(shape: [s[0]], scalars: values)
     }
 
     /// Mul of two values of one shape, of a feature map by a per-channel gate `[C, 1, 1]` (squeeze-excite;
@@ -467,6 +554,81 @@ struct ONNXGraphImporter {
             }
             try add(AvgPool2dOp(window: geometry), nodeName(node, index: index), [x], node)
         }
+    }
+
+    /// Constant padding of an image's planes. Pads come from the `pads` attribute (before opset 11) or input,
+    /// `[begin per axis..., end per axis...]` over all four axes or those `axes` names (opset 18); the batch and
+    /// channels must stay unpadded, and negative pads (cropping) are refused.
+    private mutating func importPad(_ node: Onnx_NodeProto, index: Int) throws {
+        let x = try value(node.input[0], of: node), s = model.shape(of: x)
+        guard s.rank == 3 else { throw unsupported(node, "input shape", "\(s) (only 2-D images)") }
+        let mode = try node.string("mode", default: "constant")
+        guard mode == "constant" else { throw unsupported(node, "mode", "\(mode) (only constant)") }
+        let given =
+            try optionalInput(node, 1).map { try constant($0, of: node).integers() } ?? node.ints("pads", default: [])
+        var fill: Float = try node.float("value", default: 0)
+        if let v = optionalInput(node, 2) {
+            let values = try constant(v, of: node).floats()
+            guard values.count == 1 else { throw unsupported(node, "constant_value", "\(values)") }
+            fill = values[0]
+        }
+        let axes = try optionalInput(node, 3).map { try constant($0, of: node).integers() } ?? [0, 1, 2, 3]
+        let normalized = axes.compactMap { Self.normalized($0, rank: 4) }
+        guard normalized.count == axes.count, Set(normalized).count == axes.count, given.count == 2 * axes.count else {
+            throw unsupported(node, "pads", "\(given) over axes \(axes)")
+        }
+        var pads = [Int](repeating: 0, count: 8)  // begin and end of N, C, H, W
+        for (k, a) in normalized.enumerated() { (pads[a], pads[a + 4]) = (given[k], given[k + axes.count]) }
+        guard pads[0] == 0, pads[1] == 0, pads[4] == 0, pads[5] == 0 else {
+            throw unsupported(node, "pads", "\(given) (only the height and width are padded)")
+        }
+        guard pads.allSatisfy({ (0...Self.maximumAttribute).contains($0) }) else {
+            throw unsupported(node, "pads", "\(given) (negative or too large)")
+        }
+        let op = PadOp(top: pads[2], bottom: pads[6], left: pads[3], right: pads[7], value: fill)
+        try add(op, nodeName(node, index: index), [x], node)
+    }
+
+    /// MatMul of a flat sample `[K]` by a constant `[K, N]`: a linear layer. When the product's only reader is an
+    /// Add of a constant `[N]` (an exported `nn.Linear`: MatMul, or Transpose and MatMul, then Add), that Add
+    /// becomes the layer's bias.
+    private mutating func importMatMul(_ node: Onnx_NodeProto, index: Int) throws {
+        let x = try value(node.input[0], of: node), s = model.shape(of: x)
+        guard s.rank == 1 else { throw unsupported(node, "input shape", "\(s) (a flat sample)") }
+        let b = try constant(node.input[1], of: node), w = try b.tensor()
+        guard w.shape.rank == 2, w.shape[0] == s[0] else {
+            throw GraphError.shapeMismatch(
+                node: node.label, op: "MatMul", inputs: [s, w.shape], expected: "B of \(s[0]) rows")
+        }
+        var tensors = [("weight", Self.transposed(w))]  // stored [K, N]; the layer keeps [N, K]
+        let outFeatures = w.shape[1]
+        if let readers = readers[node.output[0]], readers.count == 1,
+            !graph.output.contains(where: { $0.name == node.output[0] })
+        {
+            let next = graph.node[readers[0]]
+            let other = next.input.first { $0 != node.output[0] }
+            if next.opType == "Add", next.domain.isEmpty, next.attribute.isEmpty, next.input.count == 2,
+                next.output.count == 1, let other, let c = constants[other],
+                [[Int64(outFeatures)], [1, Int64(outFeatures)]].contains(c.dims)
+            {
+                tensors.append(("bias", Tensor(shape: [outFeatures], scalars: try c.floats())))
+                fused.insert(readers[0])
+                let op = LinearOp(inFeatures: s[0], outFeatures: outFeatures, bias: true)
+                try add(op, nodeName(node, index: index, weight: b.name), [x], node, tensors: tensors)
+                values[next.output[0]] = values[node.output[0]]
+                return
+            }
+        }
+        let op = LinearOp(inFeatures: s[0], outFeatures: outFeatures, bias: false)
+        try add(op, nodeName(node, index: index, weight: b.name), [x], node, tensors: tensors)
+    }
+
+    /// Transpose of a value: only the identity (constants are folded).
+    private mutating func importTranspose(_ node: Onnx_NodeProto) throws {
+        let perm = node.attribute("perm").map { $0.ints.map { Int($0) } }
+        let rank = model.shape(of: try value(node.input[0], of: node)).rank + 1
+        guard perm == Array(0..<rank) else { throw unsupported(node, "perm", "\(perm ?? []) on a value") }
+        try passThrough(node)
     }
 
     private mutating func importFlatten(_ node: Onnx_NodeProto, index: Int) throws {
@@ -549,20 +711,6 @@ struct ONNXGraphImporter {
     /// "keep the batch" (PyTorch's `x.view(x.size(0), -1)` exports this chain).
     static let batchMarker = Int(Int64.min)
 
-    /// An INT64 constant named `name`: 1-D, or a scalar when `scalar` (then `values` holds one entry).
-    private static func integers(_ name: String, _ values: [Int], scalar: Bool = false) -> Onnx_TensorProto {
-        var t = Onnx_TensorProto()
-        (t.name, t.dataType, t.int64Data) = (name, ONNXDataType.int64, values.map(Int64.init))
-        t.dims = scalar ? [] : [Int64(values.count)]
-        return t
-    }
-
-    /// The rank of an integer constant; computed shapes are scalars or 1-D, anything else is refused.
-    private func shapeRank(_ t: Onnx_TensorProto, of node: Onnx_NodeProto) throws -> Int {
-        guard t.dims.count <= 1 else { throw unsupported(node, "constant", "\(t.dims) (only scalars and 1-D shapes)") }
-        return t.dims.count
-    }
-
     /// The axes of Squeeze, Unsqueeze or ReduceMean: an attribute (older opsets) or the second input (newer).
     private func axes(_ node: Onnx_NodeProto) throws -> [Int]? {
         if let name = optionalInput(node, 1) { return try constant(name, of: node).integers() }
@@ -592,38 +740,21 @@ struct ONNXGraphImporter {
         }
     }
 
-    /// Concat of values along the channels, or of integer constants (a computed shape).
+    /// Concat of values along the channels.
     private mutating func importConcat(_ node: Onnx_NodeProto, index: Int) throws {
-        if node.input.allSatisfy({ constants[$0] != nil }) {
-            let tensors = try node.input.map { try constant($0, of: node) }
-            guard try tensors.allSatisfy({ try shapeRank($0, of: node) == 1 }) else {
-                throw unsupported(node, "inputs", "constants that are not 1-D")
-            }
-            let parts = try tensors.map { try $0.integers() }
-            constants[node.output[0]] = Self.integers(node.output[0], parts.flatMap { $0 })
-            return
-        }
         let inputs = try node.input.map { try value($0, of: node) }
         let rank = model.shape(of: inputs[0]).rank + 1
+        // The axis defaults to 1 before opset 4 and is required from then on.
+        guard opset < 4 || node.attribute("axis") != nil else { throw unsupported(node, "axis", "missing") }
         guard Self.normalized(try node.int("axis", default: 1), rank: rank) == 1 else {
             throw unsupported(node, "axis", "\(try node.int("axis", default: 1)) (only the channels)")
         }
         try add(ConcatOp(), nodeName(node, index: index), inputs, node)
     }
 
-    /// Squeeze or Unsqueeze of a value (a reshape of each sample; the batch axis stays), or of an integer
-    /// constant (a computed shape).
+    /// Squeeze or Unsqueeze of a value: a reshape of each sample; the batch axis stays.
     private mutating func importSqueeze(_ node: Onnx_NodeProto, index: Int) throws {
         let squeeze = node.opType == "Squeeze"
-        if let t = constants[node.input[0]] {
-            // A computed shape: Unsqueeze of a scalar at axis 0 gives [1]; Squeeze of a [1] gives a scalar.
-            let rank = try shapeRank(t, of: node), given = try axes(node) ?? (squeeze ? [0] : [])
-            guard squeeze ? (rank == 1 && t.dims == [1]) : rank == 0, given == [0] || given == [-1] else {
-                throw unsupported(node, "axes", "\(given) on the constant \(t.dims)")
-            }
-            constants[node.output[0]] = Self.integers(node.output[0], try t.integers(), scalar: squeeze)
-            return
-        }
         let x = try value(node.input[0], of: node), s = model.shape(of: x)
         var dims = [1] + s.dimensions  // the batch as a placeholder of 1
         // Without axes ONNX removes every axis of size 1, the batch too when it is 1: refused, as it depends on
@@ -646,34 +777,8 @@ struct ONNXGraphImporter {
     /// The shape of a value, as a constant whose batch entry is ``batchMarker``.
     private mutating func importShape(_ node: Onnx_NodeProto) throws {
         let s = model.shape(of: try value(node.input[0], of: node))
-        let full = [Self.batchMarker] + s.dimensions
-        // ONNX clamps both ends to [-rank, rank] and counts negative ones from the end.
-        func position(_ i: Int) -> Int {
-            let clamped = min(max(i, -full.count), full.count)
-            return clamped < 0 ? clamped + full.count : clamped
-        }
-        let start = position(try node.int("start", default: 0))
-        let stop = position(try node.int("end", default: full.count))
-        constants[node.output[0]] = Self.integers(node.output[0], start < stop ? Array(full[start..<stop]) : [])
-    }
-
-    /// Gather on integer constants along axis 0 (picking entries of a computed shape).
-    private mutating func importGather(_ node: Onnx_NodeProto) throws {
-        guard let data = constants[node.input[0]] else {
-            throw unsupported(node, "data", "a value (only constant shapes are gathered)")
-        }
-        guard try node.int("axis", default: 0) == 0 else {
-            throw unsupported(node, "axis", "\(try node.int("axis", default: 0))")
-        }
-        let indices = try constant(node.input[1], of: node)
-        guard try shapeRank(data, of: node) == 1 else { throw unsupported(node, "data", "\(data.dims) (only 1-D)") }
-        let scalar = try shapeRank(indices, of: node) == 0
-        let values = try data.integers(), picks = try indices.integers()
-        let chosen = try picks.map { i -> Int in
-            guard let j = Self.normalized(i, rank: values.count) else { throw unsupported(node, "indices", "\(picks)") }
-            return values[j]
-        }
-        constants[node.output[0]] = Self.integers(node.output[0], chosen, scalar: scalar)
+        let dims = try ONNXConstantFolding.shape([Self.batchMarker] + s.dimensions, node)
+        constants[node.output[0]] = Constant(dims: [dims.count], values: .integers(dims)).proto(named: node.output[0])
     }
 
     /// A `Constant` node's value becomes a constant the next nodes can read as a weight, shape or bound.

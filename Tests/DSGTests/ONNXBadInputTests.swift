@@ -145,7 +145,8 @@ struct ONNXBadInputTests {
         m.graph.node[1].attribute = [training]
         #expect(
             throws: ONNXError.unsupportedAttribute(
-                node: "b", op: "BatchNormalization", attribute: "training_mode", value: "1 (only the inference form)")
+                node: "b", op: "BatchNormalization", attribute: "training_mode",
+                value: "1 or is_test 0 (only the inference form)")
         ) { try Self.load(m) }
     }
 
