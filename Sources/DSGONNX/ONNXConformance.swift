@@ -33,7 +33,9 @@ public enum ONNXConformance {
     public static let suites = ["node", "pytorch-converted", "pytorch-operator", "simple"]
 
     /// Every case under `root`'s ``suites`` whose operators are all supported (``ONNXImport/supportedOperators``),
-    /// run in suite and name order; cases of other operators are not run.
+    /// run in suite and name order; cases of other operators are not run. A single-node case of an operator the
+    /// importer folds on constants (shapes, paddings) is run twice: as a graph, and folded (``fold(caseAt:)``),
+    /// its operator then reported as `"<op> (folded)"`.
     public static func runSuites(at root: URL) -> [Result] {
         var results: [Result] = []
         for suite in suites {
@@ -45,6 +47,13 @@ public enum ONNXConformance {
                     operators.allSatisfy(ONNXImport.supportedOperators.contains)
                 else { continue }
                 results.append(Result(suite: suite, name: name, operators: operators, outcome: run(caseAt: url)))
+                // A single-node case of an operator the importer folds is also run as a fold of constants.
+                if operators.count == 1, ONNXConstantFolding.operators.contains(operators[0]) {
+                    let folded = Result(
+                        suite: suite, name: name + " (folded)", operators: [operators[0] + " (folded)"],
+                        outcome: fold(caseAt: url))
+                    results.append(folded)
+                }
             }
         }
         return results
@@ -109,6 +118,55 @@ public enum ONNXConformance {
             for (i, (a, e)) in zip(output.scalars, y).enumerated()
             where !(abs(a - e) <= absoluteTolerance + relativeTolerance * abs(e)) {
                 return .failed("element \(i): \(a), expected \(e)")
+            }
+            return .passed
+        } catch {
+            return .failed(String(describing: error))
+        }
+    }
+
+    /// Runs the single-node case in `folder` with every input a constant, through the importer's constant
+    /// folding; integer results must be exact, float results within the suite's tolerance.
+    public static func fold(caseAt folder: URL) -> Outcome {
+        do {
+            let proto = try readModel(folder)
+            guard proto.graph.node.count == 1, let node = proto.graph.node.first else {
+                return .refused("not a single-node case")
+            }
+            let data = folder.appendingPathComponent("test_data_set_0")
+            let initializers = Dictionary(proto.graph.initializer.map { ($0.name, $0) }) { a, _ in a }
+            let inputNames = proto.graph.input.map(\.name).filter { initializers[$0] == nil }
+            let inputs = try node.input.map { name -> Onnx_TensorProto? in
+                if name.isEmpty { return nil }
+                if let t = initializers[name] { return t }
+                guard let k = inputNames.firstIndex(of: name) else {
+                    throw ONNXError.unknownValue(node: node.label, op: node.opType, value: name)
+                }
+                return try readTensor(data.appendingPathComponent("input_\(k).pb"))
+            }
+            let opset =
+                proto.opsetImport.last { $0.domain.isEmpty || $0.domain == "ai.onnx" }.map { Int($0.version) } ?? 1
+            let result: Constant, expected: Constant
+            do {
+                result = try Constant(try ONNXConstantFolding.fold(node, inputs, opset: opset))
+                expected = try Constant(try readTensor(data.appendingPathComponent("output_0.pb")))
+            } catch let error as ONNXError {
+                return .refused(error.description)
+            }
+            guard result.dims == expected.dims else {
+                return .failed("dimensions \(result.dims), expected \(expected.dims)")
+            }
+            switch (result.values, expected.values) {
+            case (.integers(let a), .integers(let e)):
+                if let i = a.indices.first(where: { a[$0] != e[$0] }) {
+                    return .failed("element \(i): \(a[i]), expected \(e[i])")
+                }
+            case (.floats(let a), .floats(let e)):
+                for (i, (a, e)) in zip(a, e).enumerated()
+                where !(abs(a - e) <= absoluteTolerance + relativeTolerance * abs(e)) {
+                    return .failed("element \(i): \(a), expected \(e)")
+                }
+            default: return .failed("integers where floats are expected, or the other way round")
             }
             return .passed
         } catch {

@@ -11,9 +11,10 @@ enum ONNXConstantFolding {
         "Gather", "Squeeze", "Unsqueeze", "Shape",
     ]
 
-    /// The largest constant folding produces (2^26 elements): far above any shape or padding, and the size of a
-    /// large classifier's weight.
-    static let maximumElements = 1 << 26
+    /// The largest constant folding produces (2^24 elements): far above any shape or padding, and the size of a
+    /// large classifier's weight (a 4096 x 4096 one); the bound also keeps a malformed file's broadcast or
+    /// gather from exhausting memory.
+    static let maximumElements = 1 << 24
 
     /// The entries of `dims` a Shape node keeps: from `start` to `end`, both clamped to [-rank, rank] and
     /// counted from the end when negative, as ONNX does.
@@ -144,6 +145,13 @@ private struct Folding {
         return v
     }
 
+    /// Refuses a result of `dims` larger than folding builds, before it is built.
+    func checkSize(_ dims: [Int]) throws {
+        guard let count = Shape(dims).checkedElementCount, count <= ONNXConstantFolding.maximumElements else {
+            throw refused("result", "\(dims) (too large to fold)")
+        }
+    }
+
     func axis(_ a: Int, rank: Int) throws -> Int {
         let n = a < 0 ? a + rank : a
         guard (0..<rank).contains(n) else { throw refused("axis", "\(a) of a rank-\(rank) constant") }
@@ -195,6 +203,7 @@ private struct Folding {
             guard p == q || p == 1 || q == 1 else { throw refused("broadcasting", "\(a.dims) and \(b.dims)") }
             dims.append(p == 1 ? q : p)
         }
+        try checkSize(dims)
         let (sa, sb) = (Constant.strides(da), Constant.strides(db))
         let ia = Constant.offsets(dims) { i in zip(i, zip(da, sa)).reduce(0) { $0 + ($1.1.0 == 1 ? 0 : $1.0 * $1.1.1) }
         }
@@ -224,9 +233,9 @@ private struct Folding {
 
     private func constantOfShape(_ x: Constant) throws -> Constant {
         let dims = try integers(x, "input")
-        guard dims.allSatisfy({ $0 >= 0 }), let count = Shape(dims).checkedElementCount,
-            count <= ONNXConstantFolding.maximumElements
-        else { throw refused("input", "\(dims)") }
+        guard dims.allSatisfy({ $0 >= 0 }) else { throw refused("input", "\(dims)") }
+        try checkSize(dims)
+        let count = Shape(dims).elementCount
         let fill = try node.attribute("value").map { try Constant($0.t) } ?? Constant(dims: [1], values: .floats([0]))
         guard fill.values.count == 1 else { throw refused("value", "\(fill.dims) (one value)") }
         return Constant(dims: dims, values: fill.values.picking([Int](repeating: 0, count: count)))
@@ -356,10 +365,11 @@ private struct Folding {
             guard (0..<n).contains(j) else { throw refused("indices", "\(picks) on \(n) entries") }
             return j
         }
+        let dims = Array(x.dims[..<a]) + indices.dims + Array(x.dims[(a + 1)...])
+        try checkSize(dims)
         let outer = x.dims[..<a].reduce(1, *), inner = x.dims[(a + 1)...].reduce(1, *)
         var offsets: [Int] = []
         for o in 0..<outer { for j in chosen { offsets += (0..<inner).map { (o * n + j) * inner + $0 } } }
-        let dims = Array(x.dims[..<a]) + indices.dims + Array(x.dims[(a + 1)...])
         return Constant(dims: dims, values: x.values.picking(offsets))
     }
 

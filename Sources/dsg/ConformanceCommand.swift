@@ -23,8 +23,10 @@ struct ConformanceCommand: ParsableCommand {
         only operators the importer supports (Docs/ONNX.md). A case's first input is the model's input and its
         other inputs become initializers; it passes when the output is within ONNX's tolerance
         (`atol 1e-7 + rtol 1e-3 · |expected|`), is refused when a typed error names what is not supported, and
-        fails otherwise. `.ci/run` reruns it and requires this file to be exactly what it reports, so it stays
-        true; failed must be zero.
+        fails otherwise. A single-node case of an operator the importer evaluates on constants (the shape and
+        padding arithmetic exporters write) runs a second time with every input a constant, as "<op> (folded)":
+        integer results must then be exact. `.ci/run` reruns it and requires this file to be exactly what it
+        reports, so it stays true; failed must be zero.
 
 
         """

@@ -83,6 +83,13 @@ struct ONNXConstantFoldingTests {
             throws: ONNXError.unsupportedAttribute(
                 node: "out", op: "Add", attribute: "broadcasting", value: "[2] and [3]")
         ) { try Self.fold("Add", [Self.ints([2], [1, 2]), Self.ints([3], [1, 2, 3])]) }
+        // A broadcast to 2^13 x 2^12 elements is refused before it is built.
+        let column = Self.ints([1 << 13, 1], Array(repeating: 1, count: 1 << 13))
+        let row = Self.ints([1, 1 << 12], Array(repeating: 2, count: 1 << 12))
+        #expect(
+            throws: ONNXError.unsupportedAttribute(
+                node: "out", op: "Mul", attribute: "result", value: "[8192, 4096] (too large to fold)")
+        ) { try Self.fold("Mul", [column, row]) }
     }
 
     @Test func shapesCastsAndFills() throws {

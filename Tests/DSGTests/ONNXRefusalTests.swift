@@ -149,4 +149,25 @@ struct ONNXRefusalTests {
         }
         #expect(results[2].outcome == .failed("element 3: 0.0, expected 1.0"))
     }
+
+    @Test func foldedCasesRunOnConstants() throws {
+        let folder = try TemporaryFolder("folding")
+        let x: [Float] = [-1, 0.5, 2, -3]
+        // [1, 4] transposed is [4, 1]: the same values, so only the dimensions can be wrong.
+        var transpose = Self.reluCase(op: "Transpose")
+        transpose.graph.output = [B.value("y", [4, 1])]
+        try Self.writeCase(folder.file("node/test_transpose"), transpose, input: x, output: x)
+        let results = ONNXConformance.runSuites(at: folder.url)
+        #expect(results.map(\.name) == ["test_transpose", "test_transpose (folded)"])
+        #expect(results.map(\.operators) == [["Transpose"], ["Transpose (folded)"]])
+        guard case .refused = results[0].outcome else {  // a value is transposed only by the identity
+            Issue.record("\(results[0].outcome)")
+            return
+        }
+        #expect(results[1].outcome == .failed("dimensions [4, 1], expected [1, 4]"))
+        var expected = Onnx_TensorProto()
+        (expected.dims, expected.dataType, expected.floatData) = ([4, 1], ONNXDataType.float, x)
+        try expected.serializedData().write(to: folder.file("node/test_transpose/test_data_set_0/output_0.pb"))
+        #expect(ONNXConformance.fold(caseAt: folder.file("node/test_transpose")) == .passed)
+    }
 }
