@@ -12,6 +12,9 @@ Writes, next to this script:
 - squeeze-excite.onnx and .json: a small mobile-style network (HardSwish, a squeeze-excite gate with Sigmoid,
   a scalar product, a spatial mean and PyTorch's `x.view(x.size(0), -1)`), random weights and running
   statistics, BatchNorm kept, with PyTorch's logits and input gradient on a fixed input;
+- same-padding.onnx and .json: TF-style "same" padding by F.pad (which the exporter computes in the graph from
+  the constant [0, 1, 0, 1]), a clip to [-1, 1], a subtracted constant and a linear layer written as x @ W + b
+  (MatMul and Add), random weights, with PyTorch's logits and input gradient;
 - resnet20-fashion-mnist.json: PyTorch's logits on a fixed input and the gradient of sum(logits * r) with
   respect to the input, for the import to match.
 """
@@ -90,6 +93,21 @@ class SqueezeExcite(torch.nn.Module):
         return self.fc(h.view(h.size(0), -1))
 
 
+class SamePadding(torch.nn.Module):
+    """F.pad to TF's "same" size before a stride-2 conv, BN, a [-1, 1] clip, x - 0.5, mean, x @ W + b."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 4, 3, stride=2, bias=False)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.weight = torch.nn.Parameter(torch.randn(4, 3))
+        self.bias = torch.nn.Parameter(torch.randn(3))
+
+    def forward(self, x):
+        h = torch.clamp(self.bn(self.conv(F.pad(x, (0, 1, 0, 1)))), -1, 1) - 0.5
+        return torch.flatten(h.mean((2, 3)), 1) @ self.weight + self.bias
+
+
 def main():
     torch.manual_seed(20261201)
     model = ResNet20()
@@ -117,7 +135,15 @@ def main():
                                 torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 3))
     small.eval()
     export(small, os.path.join(HERE, "folded.onnx"), torch.zeros(1, 1, 8, 8))
-    print("wrote resnet20-fashion-mnist.onnx/.json, squeeze-excite.onnx/.json and folded.onnx")
+
+    torch.manual_seed(20261203)
+    same = SamePadding().eval()
+    same.bn.running_mean.uniform_(-0.5, 0.5)
+    same.bn.running_var.uniform_(0.5, 2.0)
+    xp = torch.randn(2, 2, 8, 8)
+    rp = torch.randn(2, 3)
+    export_with_golden(same, "same-padding", xp, rp, {"input": flat(xp), "weights": flat(rp)})
+    print("wrote resnet20-fashion-mnist.onnx/.json, squeeze-excite.onnx/.json, same-padding.onnx/.json and folded.onnx")
 
 
 if __name__ == "__main__":
