@@ -20,8 +20,8 @@ public enum Activation: Hashable, Sendable {
     /// `x · min(max(x / 6 + 1/2, 0), 1)` (MobileNetV3's); gradient 0 below -3, `x / 3 + 1/2` from -3 to 3
     /// (inclusive, as PyTorch), 1 above.
     case hardSwish
-    /// `min(max(x, lower), upper)` (ONNX's Clip, PyTorch's `Hardtanh` and `clamp`); gradient 1 where
-    /// `lower < x < upper`, else 0 (as ReLU6, which is `clip(lower: 0, upper: 6)` by another name).
+    /// `min(max(x, lower), upper)` (ONNX's Clip, PyTorch's `Hardtanh`); gradient 1 where `lower < x < upper`,
+    /// else 0, as Hardtanh's and ReLU6's (PyTorch's `clamp` passes it at the bounds too).
     case clip(lower: Float, upper: Float)
 
     /// Below this many elements an activation runs on the calling thread only: waking the other cores costs

@@ -7,14 +7,22 @@ import DSGCore
 enum ONNXConstantFolding {
     /// The operators folded when every input is a constant.
     static let operators: Set<String> = [
-        "Identity", "Cast", "Add", "Sub", "Mul", "ConstantOfShape", "Reshape", "Slice", "Transpose", "Concat",
-        "Gather", "Squeeze", "Unsqueeze", "Shape",
+        "Cast", "Add", "Sub", "Mul", "ConstantOfShape", "Reshape", "Slice", "Transpose", "Concat", "Gather", "Squeeze",
+        "Unsqueeze", "Shape",
     ]
 
-    /// The largest constant folding produces (2^24 elements): far above any shape or padding, and the size of a
-    /// large classifier's weight (a 4096 x 4096 one); the bound also keeps a malformed file's broadcast or
-    /// gather from exhausting memory.
+    /// The largest constant a broadcast, ConstantOfShape, Gather or Concat may build (2^24 elements), checked
+    /// before it is built: far above any shape or padding, and it keeps a malformed file's broadcast from
+    /// exhausting memory. The other operators rearrange or pick from a constant the file already holds. It also
+    /// bounds every dimension of a constant read.
     static let maximumElements = 1 << 24
+
+    /// Concat's axis defaults to 1 before opset 4 and is required from then on.
+    static func checkConcatAxis(_ node: Onnx_NodeProto, opset: Int) throws(ONNXError) {
+        guard opset < 4 || node.attribute("axis") != nil else {
+            throw .unsupportedAttribute(node: node.label, op: node.opType, attribute: "axis", value: "missing")
+        }
+    }
 
     /// The entries of `dims` a Shape node keeps: from `start` to `end`, both clamped to [-rank, rank] and
     /// counted from the end when negative, as ONNX does.
@@ -35,15 +43,9 @@ enum ONNXConstantFolding {
             throw ONNXError.unsupportedAttribute(node: node.label, op: node.opType, attribute: "inputs", value: "none")
         }
         let result = try Folding(node: node, opset: opset).run(x, given)
-        guard result.dims.allSatisfy({ $0 >= 0 }), let count = Shape(result.dims).checkedElementCount,
-            count <= maximumElements, count == result.values.count
-        else {
-            throw ONNXError.unsupportedAttribute(
-                node: node.label, op: node.opType, attribute: "result", value: "\(result.dims) (too large to fold)")
-        }
-        // A weight renamed or laid out anew is still that weight: the layer reading it is named after it.
-        let keepsName = node.opType == "Identity" || node.opType == "Transpose"
-        return result.proto(named: keepsName ? inputs[0]?.name ?? node.output[0] : node.output[0])
+        assert(Shape(result.dims).checkedElementCount == result.values.count, "a fold's values fill its dimensions")
+        // A weight laid out anew is still that weight: the layer reading it is named after it.
+        return result.proto(named: node.opType == "Transpose" ? inputs[0]?.name ?? node.output[0] : node.output[0])
     }
 }
 
@@ -63,15 +65,15 @@ struct Constant {
 
         /// The parts one after the other, if they are all integers or all floats.
         static func joined(_ parts: [Values]) -> Values? {
-            var integers: [Int] = [], floats: [Float] = []
+            var integers: [Int] = [], floats: [Float] = [], kinds = Set<Bool>()
             for part in parts {
                 switch part {
-                case .integers(let v): integers += v
-                case .floats(let v): floats += v
+                case .integers(let v): (integers, kinds) = (integers + v, kinds.union([false]))
+                case .floats(let v): (floats, kinds) = (floats + v, kinds.union([true]))
                 }
             }
-            if floats.isEmpty { return .integers(integers) }
-            return integers.isEmpty ? .floats(floats) : nil
+            guard kinds.count == 1 else { return nil }
+            return kinds.first! ? .floats(floats) : .integers(integers)
         }
 
         /// The values at `indices`, in that order.
@@ -90,6 +92,10 @@ struct Constant {
 
     init(_ t: Onnx_TensorProto) throws {
         dims = try t.shape().dimensions
+        // Also keeps every index and stride computation below from overflowing, whatever a zero elsewhere hides.
+        guard dims.allSatisfy({ $0 <= ONNXConstantFolding.maximumElements }) else {
+            throw ONNXError.dimensions(tensor: t.name, dimensions: dims)
+        }
         values = t.dataType == ONNXDataType.float ? .floats(try t.floats()) : .integers(try t.integers())
     }
 
@@ -153,8 +159,9 @@ private struct Folding {
     }
 
     func axis(_ a: Int, rank: Int) throws -> Int {
-        let n = a < 0 ? a + rank : a
-        guard (0..<rank).contains(n) else { throw refused("axis", "\(a) of a rank-\(rank) constant") }
+        guard let n = ONNXGraphImporter.normalized(a, rank: rank) else {
+            throw refused("axis", "\(a) of a rank-\(rank) constant")
+        }
         return n
     }
 
@@ -266,6 +273,9 @@ private struct Folding {
     private func slice(_ x: Constant, _ inputs: [Constant?]) throws -> Constant {
         let rank = x.dims.count
         let starts: [Int], ends: [Int], axesGiven: [Int]?, steps: [Int]?
+        let attributes = ["starts", "ends", "axes"].filter { node.attribute($0) != nil }
+        // From opset 10 these are inputs; an attribute left over would otherwise be ignored.
+        guard opset < 10 || attributes.isEmpty else { throw refused(attributes[0], "an attribute from opset 10 on") }
         if opset < 10 {
             starts = try node.ints("starts", default: [])
             ends = try node.ints("ends", default: [])
@@ -288,23 +298,13 @@ private struct Folding {
         for (k, a) in axes.enumerated() {
             let n = x.dims[a], step = stepList[k]
             func clamp(_ i: Int, _ low: Int, _ high: Int) -> Int { min(max(i < 0 ? i + n : i, low), high) }
-            var kept: [Int] = []
-            if step > 0 {
-                var i = clamp(starts[k], 0, n)
-                let end = clamp(ends[k], 0, n)
-                while i < end {
-                    kept.append(i)
-                    i += step
-                }
-            } else {
-                var i = clamp(starts[k], 0, n - 1)
-                let end = clamp(ends[k], -1, n - 1)
-                while i > end {
-                    kept.append(i)
-                    i += step
-                }
-            }
-            picks[a] = kept
+            // The first index, and how many follow `step` apart (counted, so that a huge step cannot overflow).
+            let (first, end) =
+                step > 0
+                ? (clamp(starts[k], 0, n), clamp(ends[k], 0, n))
+                : (clamp(starts[k], 0, n - 1), clamp(ends[k], -1, n - 1))
+            let span = step > 0 ? end - first : first - end
+            picks[a] = span > 0 ? (0...((span - 1) / abs(step))).map { first + $0 * step } : []
         }
         let strides = Constant.strides(x.dims), dims = picks.map(\.count)
         let offsets = Constant.offsets(dims) { i in (0..<rank).reduce(0) { $0 + picks[$1][i[$1]] * strides[$1] } }
@@ -322,7 +322,7 @@ private struct Folding {
 
     private func concat(_ parts: [Constant]) throws -> Constant {
         guard let first = parts.first, first.dims.count > 0 else { throw refused("inputs", "scalars") }
-        guard opset < 4 || node.attribute("axis") != nil else { throw refused("axis", "missing") }
+        try ONNXConstantFolding.checkConcatAxis(node, opset: opset)
         let rank = first.dims.count, a = try axis(try node.int("axis", default: 1), rank: rank)
         guard
             parts.allSatisfy({
@@ -332,12 +332,13 @@ private struct Folding {
                     }
             })
         else { throw refused("inputs", "\(parts.map(\.dims)) along axis \(a)") }
+        var dims = first.dims
+        dims[a] = parts.reduce(0) { $0 + $1.dims[a] }
+        try checkSize(dims)
         guard let all = Constant.Values.joined(parts.map(\.values)) else {
             throw refused("inputs", "integer and float constants together")
         }
         let outer = first.dims[..<a].reduce(1, *), inner = first.dims[(a + 1)...].reduce(1, *)
-        var dims = first.dims
-        dims[a] = parts.reduce(0) { $0 + $1.dims[a] }
         // Per outer row, each part's slice in turn; part p's values start at bases[p] in `all`.
         var bases: [Int] = [], base = 0
         for p in parts {

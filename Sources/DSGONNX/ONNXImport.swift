@@ -301,7 +301,7 @@ struct ONNXGraphImporter {
             }
             try passThrough(node)
         case "ConstantOfShape", "Slice", "Gather":
-            throw unsupported(node, "data", "a value (only constants are computed with)")
+            throw unsupported(node, "inputs", "a value (only constants are computed with)")
         case "Dropout":
             try checkInference(node)
             try passThrough(node)
@@ -460,10 +460,8 @@ struct ONNXGraphImporter {
         let name = nodeName(node, index: index)
         for (v, k) in [(node.input[0], node.input[1]), (node.input[1], node.input[0])] {
             guard let t = constants[k], values[v] != nil else { continue }
-            let x = try value(v, of: node)
-            try add(
-                BiasOp(channels: model.shape(of: x)[0]), name, [x], node, tensors: [("bias", try bias(t, for: x, node))]
-            )
+            let x = try value(v, of: node), shift = try bias(t, for: x, node)
+            try add(BiasOp(channels: shift.shape[0]), name, [x], node, tensors: [("bias", shift)])
             return
         }
         let a = try value(node.input[0], of: node), b = try value(node.input[1], of: node)
@@ -492,15 +490,29 @@ struct ONNXGraphImporter {
     /// A constant added to `x` as one value per channel: a scalar, or `[C]` on a feature vector, or `[C, 1, 1]`
     /// on a feature map (each with or without a leading 1 for the batch).
     private func bias(_ t: Onnx_TensorProto, for x: ValueID, _ node: Onnx_NodeProto) throws -> Tensor {
-        let s = model.shape(of: x), values = try t.floats(), c = Int64(s[0])
-        let perChannel: [[Int64]] = s.rank == 3 ? [[c, 1, 1], [1, c, 1, 1]] : s.rank == 1 ? [[c], [1, c]] : []
-        if values.count == 1, t.dims.count <= s.rank + 1 {
-            return Tensor(shape: [s[0]], scalars: Array(repeating: values[0], count: s[0]))
+        let s = model.shape(of: x)
+        guard s.rank == 1 || s.rank == 3 else {
+            throw unsupported(node, "input shape", "\(s) (a constant is added to a feature map or vector)")
         }
+        return try Self.bias(t, channels: s[0], image: s.rank == 3, node)
+    }
+
+    /// The one reading of a constant as one value per channel (a bias): a scalar, or `[C]` (with or without a
+    /// leading 1) for a vector, `[C, 1, 1]` (likewise) for a map; nil-free, refusing any other shape.
+    private static func bias(_ t: Onnx_TensorProto, channels: Int, image: Bool, _ node: Onnx_NodeProto) throws
+        -> Tensor
+    {
+        let values = try t.floats(), c = Int64(channels)
+        if values.count == 1, t.dims.count <= (image ? 4 : 2) {
+            return Tensor(shape: [channels], scalars: Array(repeating: values[0], count: channels))
+        }
+        let perChannel: [[Int64]] = image ? [[c, 1, 1], [1, c, 1, 1]] : [[c], [1, c]]
         guard perChannel.contains(t.dims) else {
-            throw unsupported(node, "constant operand", "\(t.dims) on \(s) (only a scalar or one value per channel)")
+            throw ONNXError.unsupportedAttribute(
+                node: node.label, op: node.opType, attribute: "constant operand",
+                value: "\(t.dims) for \(channels) \(image ? "channels" : "features") (only a scalar or one value each)")
         }
-        return Tensor(shape: [s[0]], scalars: values)
+        return Tensor(shape: [channels], scalars: values)
     }
 
     /// Mul of two values of one shape, of a feature map by a per-channel gate `[C, 1, 1]` (squeeze-excite;
@@ -564,6 +576,10 @@ struct ONNXGraphImporter {
         guard s.rank == 3 else { throw unsupported(node, "input shape", "\(s) (only 2-D images)") }
         let mode = try node.string("mode", default: "constant")
         guard mode == "constant" else { throw unsupported(node, "mode", "\(mode) (only constant)") }
+        // From opset 11 pads and value are inputs; an attribute left over would otherwise be ignored.
+        if opset >= 11, let old = ["pads", "value"].first(where: { node.attribute($0) != nil }) {
+            throw unsupported(node, old, "an attribute from opset 11 on")
+        }
         let given =
             try optionalInput(node, 1).map { try constant($0, of: node).integers() } ?? node.ints("pads", default: [])
         var fill: Float = try node.float("value", default: 0)
@@ -589,8 +605,8 @@ struct ONNXGraphImporter {
         try add(op, nodeName(node, index: index), [x], node)
     }
 
-    /// MatMul of a flat sample `[K]` by a constant `[K, N]`: a linear layer. When the product's only reader is an
-    /// Add of a constant `[N]` (an exported `nn.Linear`: MatMul, or Transpose and MatMul, then Add), that Add
+    /// MatMul of a flat sample `[K]` by a constant `[K, N]`: a linear layer. When the product's only reader is a
+    /// later Add of a constant bias (an exported `nn.Linear`: MatMul, or Transpose and MatMul, then Add), that Add
     /// becomes the layer's bias.
     private mutating func importMatMul(_ node: Onnx_NodeProto, index: Int) throws {
         let x = try value(node.input[0], of: node), s = model.shape(of: x)
@@ -602,16 +618,16 @@ struct ONNXGraphImporter {
         }
         var tensors = [("weight", Self.transposed(w))]  // stored [K, N]; the layer keeps [N, K]
         let outFeatures = w.shape[1]
-        if let readers = readers[node.output[0]], readers.count == 1,
+        if let readers = readers[node.output[0]], readers.count == 1, readers[0] > index,
             !graph.output.contains(where: { $0.name == node.output[0] })
         {
             let next = graph.node[readers[0]]
             let other = next.input.first { $0 != node.output[0] }
             if next.opType == "Add", next.domain.isEmpty, next.attribute.isEmpty, next.input.count == 2,
                 next.output.count == 1, let other, let c = constants[other],
-                [[Int64(outFeatures)], [1, Int64(outFeatures)]].contains(c.dims)
+                let bias = try? Self.bias(c, channels: outFeatures, image: false, next)
             {
-                tensors.append(("bias", Tensor(shape: [outFeatures], scalars: try c.floats())))
+                tensors.append(("bias", bias))
                 fused.insert(readers[0])
                 let op = LinearOp(inFeatures: s[0], outFeatures: outFeatures, bias: true)
                 try add(op, nodeName(node, index: index, weight: b.name), [x], node, tensors: tensors)
@@ -687,14 +703,9 @@ struct ONNXGraphImporter {
         if alpha != 1 { w = Tensor(shape: w.shape, scalars: w.scalars.map { $0 * alpha }) }
         var tensors = [("weight", w)]
         if let c = optionalInput(node, 2) {
-            let t = try constant(c, of: node), bias = try t.floats()
             // C broadcasts to [M, N]: only a scalar or one value per output keeps it per output and sample.
-            let n = Int64(outFeatures)
-            guard [[], [1], [n], [1, n], [1, 1]].contains(t.dims) else {
-                throw unsupported(node, "C", "\(t.dims) for \(outFeatures) outputs (only [], [N] or [1, N])")
-            }
-            let full = bias.count == 1 ? Array(repeating: bias[0], count: outFeatures) : bias
-            tensors.append(("bias", Tensor(shape: [outFeatures], scalars: full.map { $0 * beta })))
+            let bias = try Self.bias(try constant(c, of: node), channels: outFeatures, image: false, node)
+            tensors.append(("bias", Tensor(shape: [outFeatures], scalars: bias.scalars.map { $0 * beta })))
         }
         let op = LinearOp(inFeatures: inFeatures, outFeatures: outFeatures, bias: tensors.count == 2)
         try add(op, nodeName(node, index: index, weight: b.name), [x], node, tensors: tensors)
@@ -718,7 +729,7 @@ struct ONNXGraphImporter {
     }
 
     /// `axis` of an input of `rank` dimensions (batch included) counted from 0, or nil when outside.
-    private static func normalized(_ axis: Int, rank: Int) -> Int? {
+    static func normalized(_ axis: Int, rank: Int) -> Int? {
         let a = axis < 0 ? axis + rank : axis
         return (0..<rank).contains(a) ? a : nil
     }
@@ -744,8 +755,7 @@ struct ONNXGraphImporter {
     private mutating func importConcat(_ node: Onnx_NodeProto, index: Int) throws {
         let inputs = try node.input.map { try value($0, of: node) }
         let rank = model.shape(of: inputs[0]).rank + 1
-        // The axis defaults to 1 before opset 4 and is required from then on.
-        guard opset < 4 || node.attribute("axis") != nil else { throw unsupported(node, "axis", "missing") }
+        try ONNXConstantFolding.checkConcatAxis(node, opset: opset)
         guard Self.normalized(try node.int("axis", default: 1), rank: rank) == 1 else {
             throw unsupported(node, "axis", "\(try node.int("axis", default: 1)) (only the channels)")
         }

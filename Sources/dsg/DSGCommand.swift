@@ -10,7 +10,7 @@ struct DSGCommand: ParsableCommand {
         version: DSG.version,
         subcommands: [
             TrainCommand.self, EvaluateCommand.self, InspectCommand.self, GenerateCommand.self, QuantizeCommand.self,
-            ConformanceCommand.self,
+            ExportCommand.self, ConformanceCommand.self,
             ExperimentCommand.self, DemoCommand.self,
         ])
 }

@@ -14,6 +14,12 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Evaluate only the first N test images.")
     var limit: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Also write the images, labels and logits evaluated (safetensors), for checking another runtime.",
+            valueName: "path"))
+    var saveLogits: String?
+
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1.") }
     }
@@ -24,10 +30,18 @@ struct EvaluateCommand: ParsableCommand {
             if let limit { test = test.prefix(limit) }
             let network = try modelOptions.loadForFashionMNIST()
             let line = ProgressLine()
-            let accuracy = try Evaluation.accuracy(of: network, on: test) { done in
+            let logits = try Evaluation.logits(of: network, on: test.images) { done in
                 line.update("evaluating \(done)/\(test.count)")
             }
             line.finish()
+            let accuracy = Evaluation.accuracy(of: logits, labels: test.labels)
+            if let saveLogits {
+                let labels = Tensor(shape: [test.count], scalars: test.labels.map(Float.init))
+                let contents = Safetensors.Contents(
+                    tensors: [("images", test.images), ("labels", labels), ("logits", logits)],
+                    metadata: ["model": modelOptions.name])
+                try Safetensors.write(contents, to: URL(fileURLWithPath: saveLogits))
+            }
             say(
                 String(
                     format: "top-1 accuracy %.2f%% on %d Fashion-MNIST test images (%@)", 100 * accuracy, test.count,

@@ -66,6 +66,28 @@ struct ONNXConstantFoldingTests {
         #expect(old.dims == [2, 2] && old.values == [2, 3, 7, 8])
     }
 
+    /// Found by review: inputs that would overflow an index or a size computation are refused or computed safely.
+    @Test func extremeStepsAndDimensionsNeitherTrapNorOverflow() throws {
+        let x = Self.ints([5], [0, 1, 2, 3, 4])
+        let huge = try Self.fold(
+            "Slice", [x, Self.ints([1], [1]), Self.ints([1], [5]), Self.ints([1], [0]), Self.ints([1], [Int64.max])])
+        #expect(huge.values == [1])
+        let back = try Self.fold(
+            "Slice",
+            [x, Self.ints([1], [-1]), Self.ints([1], [-100]), Self.ints([1], [0]), Self.ints([1], [-Int64.max])])
+        #expect(back.values == [4])
+        var hidden = Self.ints([0, 1 << 40], [])
+        hidden.name = "hidden"
+        #expect(throws: ONNXError.dimensions(tensor: "hidden", dimensions: [0, 1 << 40])) {
+            try Self.fold("Transpose", [hidden])
+        }
+        // Attributes an opset moved to inputs are refused, not ignored.
+        #expect(
+            throws: ONNXError.unsupportedAttribute(
+                node: "out", op: "Slice", attribute: "starts", value: "an attribute from opset 10 on")
+        ) { try Self.fold("Slice", [x, Self.ints([1], [0]), Self.ints([1], [2])], [B.attribute("starts", ints: [1])]) }
+    }
+
     @Test func arithmeticBroadcastsAndRefusesTheBatchAndOverflow() throws {
         let sum = try Self.fold("Add", [Self.ints([2, 1], [10, 20]), Self.ints([3], [1, 2, 3])])
         #expect(sum.dims == [2, 3] && sum.values == [11, 12, 13, 21, 22, 23])

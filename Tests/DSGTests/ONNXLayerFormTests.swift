@@ -74,6 +74,14 @@ struct ONNXLayerFormTests {
                 == refused("[0, 1, 0, 0, 0, 0, 0, 0] (only the height and width are padded)"))
         #expect(refusal([0, 0, -1, 0, 0, 0, 0, 0]) == refused("[0, 0, -1, 0, 0, 0, 0, 0] (negative or too large)"))
         #expect(refusal([0, 0, 1, 1]) == refused("[0, 0, 1, 1] over axes [0, 1, 2, 3]"))
+        var leftover = B.model(
+            tail: [B.node("Pad", ["b", "pads"], "y")],
+            extra: [ONNXOperatorTests.int64("pads", [0, 0, 1, 1, 0, 0, 1, 1])])
+        leftover.graph.node[2].attribute = [B.attribute("pads", ints: [0, 0, 0, 0, 0, 0, 0, 0])]
+        #expect(
+            throws: ONNXError.unsupportedAttribute(
+                node: "y", op: "Pad", attribute: "pads", value: "an attribute from opset 11 on")
+        ) { try B.load(leftover) }
         #expect(
             refusal([0, 0, 1, 1, 0, 0, 1, 1], mode: "reflect")
                 == .unsupportedAttribute(node: "y", op: "Pad", attribute: "mode", value: "reflect (only constant)"))
@@ -165,11 +173,25 @@ struct ONNXLayerFormTests {
         let means = (0..<6).map { p in b[p * 16..<(p + 1) * 16].reduce(0, +) / 16 }
         let y = try Self.run(try B.load(pooled))
         #expect(zip(y, b.indices.map { b[$0] + means[$0 / 16] }).allSatisfy { abs($0 - $1) < 1e-6 })
+        // A constant added to a sample without channels (a squeezed single logit) is refused, not trapped on.
+        var squeeze = B.node("Squeeze", ["g"], "s")
+        squeeze.attribute = [B.attribute("axes", ints: [1])]
+        var gemm = B.node("Gemm", ["f", "w"], "g")
+        gemm.attribute = [B.attribute("transB", i: 1)]
+        var scalarSample = Self.head(
+            [gemm, squeeze, B.node("Add", ["s", "one"], "y")],
+            [B.initializer("w", [1, 3]), B.initializer("one", [], value: 1)])
+        scalarSample.graph.output = [B.value("y", [nil])]
+        #expect(
+            throws: ONNXError.unsupportedAttribute(
+                node: "y", op: "Add", attribute: "input shape",
+                value: "[] (a constant is added to a feature map or vector)")
+        ) { try B.load(scalarSample) }
         let other = B.model(tail: [B.node("Add", ["b", "row"], "y")], extra: [Self.float("row", [4], [1, 2, 3, 4])])
         #expect(
             throws: ONNXError.unsupportedAttribute(
                 node: "y", op: "Add", attribute: "constant operand",
-                value: "[4] on [3, 4, 4] (only a scalar or one value per channel)")
+                value: "[4] for 3 channels (only a scalar or one value each)")
         ) { try B.load(other) }
     }
 

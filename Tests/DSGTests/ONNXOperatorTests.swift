@@ -77,7 +77,8 @@ struct ONNXOperatorTests {
             extra: [B.initializer("w", [2, 48]), B.initializer("c", [4, 1])])
         #expect(
             throws: ONNXError.unsupportedAttribute(
-                node: "y", op: "Gemm", attribute: "C", value: "[4, 1] for 2 outputs (only [], [N] or [1, N])")
+                node: "y", op: "Gemm", attribute: "constant operand",
+                value: "[4, 1] for 2 features (only a scalar or one value each)")
         ) { try B.load(rows) }
         // An attribute of the wrong type is refused, not read as 0.
         var typed = B.model(tail: [B.node("LeakyRelu", ["b"], "y")])

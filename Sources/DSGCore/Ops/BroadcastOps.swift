@@ -76,8 +76,9 @@ public struct ChannelAddOp: GraphOperator {
 
     /// The first input's shape; throws unless the inputs are `[C, H, W]` and `[C, 1, 1]`.
     public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
-        guard inputs.count == 2, inputs[0].rank == 3, inputs[1] == [inputs[0][0], 1, 1] else {
-            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "[C, H, W] and [C, 1, 1]")
+        guard inputs.count == 2, inputs[0].rank == 3, inputs[0].elementCount > 0, inputs[1] == [inputs[0][0], 1, 1]
+        else {
+            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "[C, H, W] (not empty) and [C, 1, 1]")
         }
         return inputs[0]
     }
@@ -115,7 +116,8 @@ public struct BiasOp: GraphOperator {
 
     /// The input's shape; throws unless there is one input `[C]` or `[C, H, W]`.
     public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
-        guard inputs.count == 1, [1, 3].contains(inputs[0].rank), inputs[0][0] == channels else {
+        guard inputs.count == 1, [1, 3].contains(inputs[0].rank), inputs[0][0] == channels, inputs[0].elementCount > 0
+        else {
             throw .shapeMismatch(
                 node: node, op: kind, inputs: inputs, expected: "one input [\(channels)] or [\(channels), H, W]")
         }

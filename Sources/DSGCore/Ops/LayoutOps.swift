@@ -190,8 +190,11 @@ public struct PadOp: GraphOperator {
 
     /// The padded shape; throws unless there is one input `[C, H, W]` and every padding is at least 0.
     public func outputShape(for inputs: [Shape], node: String) throws(GraphError) -> Shape {
-        guard inputs.count == 1, inputs[0].rank == 3, min(top, bottom, left, right) >= 0 else {
-            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input [C, H, W], pads >= 0")
+        // Pads beyond 2^20 (far above any network's) could overflow the padded size.
+        guard inputs.count == 1, inputs[0].rank == 3,
+            [top, bottom, left, right].allSatisfy({ (0...(1 << 20)).contains($0) })
+        else {
+            throw .shapeMismatch(node: node, op: kind, inputs: inputs, expected: "one input [C, H, W], pads 0 to 2^20")
         }
         return [inputs[0][0], top + inputs[0][1] + bottom, left + inputs[0][2] + right]
     }

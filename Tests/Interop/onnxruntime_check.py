@@ -1,0 +1,69 @@
+"""Runs an ONNX file written by `dsg export` in onnxruntime (the runtime users deploy with) and compares its
+logits with the ones swift-dsg computed on the same images (`dsg evaluate --save-logits`).
+
+    python onnxruntime_check.py MODEL.onnx EVALUATION.safetensors [--max-relative 1e-5]
+
+Python and onnxruntime are tools here: `.ci/onnxruntime.sh` installs them in a throwaway virtual environment;
+the Swift package never needs them. Prints the largest absolute and relative logit difference (relative to
+max(|ours|, 1), as the Swift tests measure), the argmax agreement and both top-1 accuracies, and exits 1 when
+the relative difference exceeds --max-relative.
+"""
+import argparse
+import json
+import struct
+import sys
+
+import numpy
+import onnxruntime
+
+
+def read_safetensors(path):
+    """The F32 tensors of a safetensors file, as numpy arrays by name."""
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    body = data[8 + n:]
+    out = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        assert entry["dtype"] == "F32", (name, entry["dtype"])
+        begin, end = entry["data_offsets"]
+        out[name] = numpy.frombuffer(body[begin:end], dtype="<f4").reshape(entry["shape"])
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("evaluation")
+    parser.add_argument("--max-relative", type=float, default=1e-5)
+    parser.add_argument("--batch", type=int, default=100)
+    args = parser.parse_args()
+
+    tensors = read_safetensors(args.evaluation)
+    images, labels, ours = tensors["images"], tensors["labels"].astype(numpy.int64), tensors["logits"]
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 2
+    session = onnxruntime.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    theirs = numpy.concatenate(
+        [session.run(None, {name: images[i:i + args.batch]})[0] for i in range(0, len(images), args.batch)])
+
+    difference = numpy.abs(theirs.astype(numpy.float64) - ours)
+    relative = float((difference / numpy.maximum(numpy.abs(ours), 1.0)).max())
+    agreement = float((theirs.argmax(1) == ours.argmax(1)).mean())
+    top1_ours = float((ours.argmax(1) == labels).mean())
+    top1_theirs = float((theirs.argmax(1) == labels).mean())
+    print(f"onnxruntime {onnxruntime.__version__} on {args.model}: {len(images)} images")
+    print(f"  logits: max |difference| {difference.max():.3g}, max relative {relative:.3g} (limit {args.max_relative:g})")
+    print(f"  argmax agreement {100 * agreement:.2f}%; top-1 swift-dsg {100 * top1_ours:.2f}%, "
+          f"onnxruntime {100 * top1_theirs:.2f}%")
+    if relative > args.max_relative:
+        print("  FAILED: the logits differ more than allowed", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
