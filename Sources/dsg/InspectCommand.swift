@@ -50,7 +50,7 @@ struct InspectCommand: ParsableCommand {
         let quantized = PTQCalibrator.quantizedNodes(of: model)
         lines.append(
             "quantization: \(quantized.weights.count) convolution and linear weights (per output channel), "
-                + "\(quantized.activations.count) activations after ReLU / ReLU6 (per tensor)")
+                + "\(quantized.activations.count) activations after ReLU, ReLU6 or a clip (per tensor)")
         if layers.isEmpty { lines.append("warning: no BatchNorm layer, so DSG cannot synthesise samples for it") }
         return lines.joined(separator: "\n")
     }

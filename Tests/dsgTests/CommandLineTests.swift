@@ -79,7 +79,7 @@ struct CommandLineTests {
         let subcommands = Self.entries(DSGCommand.helpMessage(columns: 200), section: "SUBCOMMANDS")
         #expect(
             subcommands.map(\.name) == [
-                "train", "evaluate", "inspect", "generate", "quantize", "conformance", "experiment", "demo",
+                "train", "evaluate", "inspect", "generate", "quantize", "export", "conformance", "experiment", "demo",
             ])
         #expect(subcommands.first { $0.name == "train" }?.help == "Train the ResNet-20 classifier on Fashion-MNIST.")
         #expect(

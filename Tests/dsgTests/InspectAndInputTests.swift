@@ -19,7 +19,24 @@ struct InspectAndInputTests {
         #expect(
             lines.last
                 == "quantization: 22 convolution and linear weights (per output channel), 19 activations after "
-                + "ReLU / ReLU6 (per tensor)")
+                + "ReLU, ReLU6 or a clip (per tensor)")
+    }
+
+    /// `dsg export` writes the model as ONNX; `dsg evaluate --save-logits` writes what another runtime is compared
+    /// with (the images, labels and logits).
+    @Test func exportAndSavedLogitsDescribeTheSameModel() throws {
+        let folder = try TemporaryFolder("export")
+        let onnx = folder.file("model.onnx"), logits = folder.file("logits.safetensors")
+        var export = try DSGCommand.parseAsRoot(["export", "--output", onnx.path])
+        try export.run()
+        var evaluate = try DSGCommand.parseAsRoot(["evaluate", "--limit", "20", "--save-logits", logits.path])
+        try evaluate.run()
+        let saved = try Safetensors.read(logits)
+        let images = try #require(saved.tensor(named: "images")), values = try #require(saved.tensor(named: "logits"))
+        #expect(images.shape == [20, 1, 28, 28] && values.shape == [20, 10])
+        #expect(try #require(saved.tensor(named: "labels")).shape == [20])
+        let imported = try Model.load(contentsOf: onnx)
+        #expect(try Evaluation.logits(of: imported, on: images).scalars == values.scalars)
     }
 
     @Test func inspectWarnsWhenThereIsNoBatchNorm() throws {

@@ -1,7 +1,7 @@
 import DSGCore
 
 /// The low-bit student of quantization-aware training (Docs/DSG.md §10.4): a copy of the teacher with a
-/// `FakeQuantOp` after every ReLU / ReLU6 and every convolution and linear weight quantized per output channel
+/// `FakeQuantOp` after every ReLU, ReLU6 and clip and every convolution and linear weight quantized per output channel
 /// (min/max) on each forward pass.
 ///
 /// The float weights stay the trained ones: `quantizeWeights()` swaps the quantized values in for a forward and

@@ -1,7 +1,7 @@
 import DSGCore
 
 /// Post-training quantization from calibration samples (synthetic or real): per-output-channel asymmetric
-/// weights, per-tensor asymmetric activations after every ReLU / ReLU6, BatchNorm kept in Float32 (Docs/DSG.md §8).
+/// weights, per-tensor asymmetric activations after every ReLU, ReLU6 and clip, BatchNorm kept in Float32 (Docs/DSG.md §8).
 public struct PTQCalibrator: Sendable {
     /// The bit-widths and range estimates every ``quantize(_:calibration:)`` call uses.
     public let configuration: PTQConfiguration

@@ -4,7 +4,7 @@ import DSGCore
 public struct PTQConfiguration: Sendable, Codable, Equatable {
     /// Bits of every quantized convolution and linear weight (2 to 8), per output channel.
     public var weightBits = 4
-    /// Bits of every activation after a ReLU / ReLU6 (2 to 8), per tensor.
+    /// Bits of every activation after a ReLU, ReLU6 or clip (2 to 8), per tensor.
     public var activationBits = 4
 
     /// How each output channel's weight range is chosen.
@@ -15,7 +15,7 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
         case mse
     }
 
-    /// How the range of each activation (after every ReLU / ReLU6) is estimated from the calibration samples.
+    /// How the range of each activation (after every ReLU, ReLU6 and clip) is estimated from the calibration samples.
     public enum ActivationCalibration: String, Sendable, Codable, CaseIterable {
         /// Running minimum and maximum over all batches (ZeroQ).
         case minMax

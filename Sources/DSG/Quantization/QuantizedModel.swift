@@ -1,7 +1,7 @@
 import DSGCore
 import Foundation
 
-/// A quantized model: the original graph with fake-quantization nodes after every ReLU / ReLU6 and weights
+/// A quantized model: the original graph with fake-quantization nodes after every ReLU, ReLU6 and clip and weights
 /// replaced by their quantized values. It evaluates, saves and loads like any model.
 public struct QuantizedModel: Sendable {
     /// The graph with its fake-quantization nodes (`<activation>.quant`, range tensor `<activation>.quant.range`)
