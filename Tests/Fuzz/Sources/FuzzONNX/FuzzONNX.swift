@@ -2,10 +2,14 @@ import DSG
 import Foundation
 import FuzzDriver
 
-/// libFuzzer's entry: any bytes as an ONNX file. A typed error is the expected outcome; a trap is a bug.
+/// libFuzzer's entry: any bytes as an ONNX file, and what imports exported again. A typed error is the expected
+/// outcome; a trap is a bug.
 let fuzzONNX: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt = { data, size in
     guard let data else { return 0 }
-    _ = try? ONNXImport.model(from: Data(bytes: data, count: size), file: "fuzz.onnx")
+    // Whatever imports is exported again: the exporter must take every model the importer makes.
+    if let model = try? ONNXImport.model(from: Data(bytes: data, count: size), file: "fuzz.onnx") {
+        _ = try? ONNXExport.data(of: model)
+    }
     return 0
 }
 
