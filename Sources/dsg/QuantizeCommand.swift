@@ -127,7 +127,7 @@ struct QuantizeCommand: ParsableCommand {
                 )
             }
             if showRanges {
-                for r in quantized.activationRanges {
+                for r in quantized.activations {
                     say(String(format: "%@  %.4f ... %.4f", r.activation, r.low, r.high))
                 }
             }

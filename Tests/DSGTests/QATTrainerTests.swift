@@ -43,6 +43,11 @@ struct QATTrainerTests {
         let weight = try student.model.tensor(named: "conv2.weight")
         let size = weight.elementCount / weight.shape[0]
         #expect(Set(weight.scalars.prefix(size)).count <= 16)
+        // ... those of the quantizers the student keeps for every quantized layer.
+        let record = try #require(student.weights.first { $0.layer == "conv2" })
+        #expect(student.weights.count == PTQCalibrator.quantizedNodes(of: teacher).weights.count)
+        #expect(record.bits == 4 && record.quantizers.count == weight.shape[0])
+        #expect(weight.scalars.prefix(size).allSatisfy { record.quantizers[0]($0) == $0 })
         // Activation ranges were calibrated (not the initial zeros).
         let range = try student.model.tensor(named: "relu1.quant.range").scalars
         #expect(range[1] > range[0])

@@ -169,7 +169,7 @@ struct QuantizationTests {
         config.batchSize = HandCalibration.batchSize
         let samples = Tensor(shape: [5, 4], scalars: HandCalibration.samples.flatMap { $0 })
         let q = try PTQCalibrator(configuration: config).quantize(HandCalibration.model(), calibration: samples)
-        let ranges = q.activationRanges
+        let ranges = q.activations
         #expect(ranges.map(\.activation) == ["relu1", "relu2"])
         let expected = HandCalibration.activations().map { HandCalibration.expected(method, $0, bits: 2) }
         let actual = ranges.flatMap { [$0.low, $0.high] }

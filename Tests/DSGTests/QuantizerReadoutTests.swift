@@ -3,7 +3,7 @@ import DSGTestSupport
 import Testing
 
 /// What a quantizer and a quantized model tell about themselves: `UniformQuantizer.stepSize` and
-/// `QuantizedModel.activationRanges`.
+/// `QuantizedModel.activations`.
 @Suite("Quantizer read-outs")
 struct QuantizerReadoutTests {
     @Test(arguments: [(Float(-1), Float(3)), (0, 6), (-0.5, 0.25), (2, 2.001)])
@@ -43,7 +43,7 @@ struct QuantizerReadoutTests {
         var random = SeededRandom(seed: 5)
         let quantized = try PTQCalibrator(configuration: PTQConfiguration())
             .quantize(try Self.model(), calibration: random.normalTensor([6, 1, 6, 6]))
-        let ranges = quantized.activationRanges
+        let ranges = quantized.activations
         #expect(ranges.map(\.activation) == ["stem.relu", "block.a.relu6"])
         for r in ranges {
             let stored = try quantized.model.tensor(named: r.activation + ".quant.range").scalars
@@ -53,16 +53,48 @@ struct QuantizerReadoutTests {
         // The read-out follows the tensor, not a copy made at calibration.
         try quantized.model.setTensor(
             named: "block.a.relu6.quant.range", to: Tensor(shape: [2], scalars: [-1.5, 2.25]))
-        #expect(quantized.activationRanges.last.map { [$0.low, $0.high] } == [-1.5, 2.25])
+        #expect(quantized.activations.last.map { [$0.low, $0.high] } == [-1.5, 2.25])
     }
 
     @Test func theSmallBatchNormNetworkHasTwoRanges() throws {
         var random = SeededRandom(seed: 7)
         let quantized = try PTQCalibrator(configuration: PTQConfiguration(weightBits: 8, activationBits: 8))
             .quantize(try TestModels.batchNormNetwork(), calibration: random.normalTensor([4, 1, 8, 8]))
-        let ranges = quantized.activationRanges
+        let ranges = quantized.activations
         #expect(ranges.map(\.activation) == ["relu1", "relu2"])
         let stored = try ["relu1", "relu2"].map { try quantized.model.tensor(named: $0 + ".quant.range").scalars }
         #expect(ranges.map { [$0.low, $0.high] } == stored)
+    }
+
+    /// The weight quantizers a quantized model keeps: one per output channel of every quantized layer, each
+    /// weight on its grid, saved and loaded with the model.
+    @Test func weightQuantizersAreKeptAndSaved() throws {
+        var random = SeededRandom(seed: 9)
+        var configuration = PTQConfiguration(weightBits: 3, activationBits: 8)
+        configuration.edgeLayers = .fullPrecision
+        let model = try Self.model()
+        let quantized = try PTQCalibrator(configuration: configuration)
+            .quantize(model, calibration: random.normalTensor([4, 1, 6, 6]))
+        // The first and last layers stay Float32: only block.a.conv is quantized.
+        #expect(quantized.weights.map(\.layer) == ["block.a.conv"])
+        let record = try #require(quantized.weights.first)
+        let weight = try quantized.model.tensor(named: "block.a.conv.weight")
+        let original = try model.tensor(named: "block.a.conv.weight")
+        #expect(record.bits == 3 && record.quantizers.count == weight.shape[0])
+        let size = weight.elementCount / weight.shape[0]
+        for (o, q) in record.quantizers.enumerated() {
+            let row = Array(weight.scalars[(o * size)..<((o + 1) * size)])
+            let float = Array(original.scalars[(o * size)..<((o + 1) * size)])
+            #expect(row.map(q.callAsFunction) == row, "row \(o) lies on its grid")
+            #expect(float.map(q.callAsFunction) == row, "row \(o) is its float row quantized")
+            #expect(q == UniformQuantizer(bits: 3, low: float.min()!, high: float.max()!))
+        }
+        let folder = try TemporaryFolder("quantizers")
+        try quantized.save(to: folder.file("q.safetensors"))
+        let loaded = try QuantizedModel.load(from: folder.file("q.safetensors"), architecture: model)
+        #expect(loaded.weights == quantized.weights)
+        #expect(loaded.activations == quantized.activations)
+        #expect(quantized.activations.map(\.node) == ["stem.relu.quant", "block.a.relu6.quant"])
+        #expect(quantized.activations.allSatisfy { $0.bits == 8 })
     }
 }

@@ -16,6 +16,8 @@ final class QATStudent {
     /// Positions of the quantized weights in the model's tensors, and their float values while the quantized
     /// ones are swapped in (buffers made once).
     private let weights: [Int]
+    /// The layers owning them.
+    private let weightLayers: [String]
     private var floatWeights: [[Float]]
     /// The activations the fake-quantization nodes read, their nodes' names (the same in the teacher) and the
     /// positions of the nodes' range tensors.
@@ -29,9 +31,8 @@ final class QATStudent {
         self.weightBits = weightBits
         self.activationRange = activationRange
         let model = model
-        weights = try model.nodes.filter(PTQCalibrator.isQuantizedWeight).map {
-            try model.tensorPosition(named: $0.name + ".weight")
-        }
+        weightLayers = model.nodes.filter(PTQCalibrator.isQuantizedWeight).map(\.name)
+        weights = try weightLayers.map { try model.tensorPosition(named: $0 + ".weight") }
         floatWeights = weights.map { [Float](repeating: 0, count: model.tensors[$0].tensor.elementCount) }
         let quantNodes = model.nodes.filter { $0.op is FakeQuantOp }
         activations = quantNodes.map { $0.inputs[0] }
@@ -110,12 +111,22 @@ final class QATStudent {
         }
     }
 
-    /// A copy with quantized weights, the deployable result (it saves and loads as a `QuantizedModel`).
+    /// A copy with quantized weights, the deployable result (it saves and loads as a `QuantizedModel`), with
+    /// the quantizers ``quantizeWeights()`` uses.
     func exported(activationBits: Int) -> QuantizedModel {
-        quantizeWeights()
         let copy = model.copy()
-        restoreWeights()
+        let records = zip(weightLayers, weights).map { layer, i in
+            let shape = copy.tensors[i].tensor.shape, size = shape.elementCount / shape[0]
+            let w = UnsafeMutableBufferPointer(start: copy.mutablePointer(tensor: i), count: shape.elementCount)
+            // The quantizers quantizeWeights() applies at every step.
+            let quantizers = UniformQuantizer.quantizers(ofRows: w, size: size) {
+                UniformQuantizer(bits: weightBits, low: $0.min() ?? 0, high: $0.max() ?? 0)
+            }
+            UniformQuantizer.apply(quantizers, toRows: w, size: size)
+            return WeightQuantization(layer: layer, bits: weightBits, quantizers: quantizers)
+        }
         return QuantizedModel(
-            model: copy, configuration: PTQConfiguration(weightBits: weightBits, activationBits: activationBits))
+            model: copy, configuration: PTQConfiguration(weightBits: weightBits, activationBits: activationBits),
+            weights: records)
     }
 }

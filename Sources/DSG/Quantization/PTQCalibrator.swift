@@ -27,8 +27,8 @@ public struct PTQCalibrator: Sendable {
         for (name, range) in ranges {
             try quantized.setTensor(named: name + Self.quantSuffix + ".range", to: Tensor(shape: [2], scalars: range))
         }
-        try quantizeWeights(quantized)
-        return QuantizedModel(model: quantized, configuration: configuration)
+        let weights = try quantizeWeights(quantized)
+        return QuantizedModel(model: quantized, configuration: configuration, weights: weights)
     }
 
     /// What a fake-quantization node's name adds to the name of the activation it follows.
@@ -62,8 +62,10 @@ public struct PTQCalibrator: Sendable {
 
     // MARK: - Weights
 
-    private func quantizeWeights(_ model: Model) throws {
+    /// Quantizes every weight of `model` in place and returns the quantizers used.
+    private func quantizeWeights(_ model: Model) throws -> [WeightQuantization] {
         let layers = model.nodes.filter(Self.isQuantizedWeight)
+        var records: [WeightQuantization] = []
         for node in layers {
             var bits = configuration.weightBits
             let isEdge = node.name == layers.first?.name || node.name == layers.last?.name
@@ -76,14 +78,16 @@ public struct PTQCalibrator: Sendable {
             }
             let name = node.name + ".weight"
             var weight = try model.tensor(named: name)
-            let rows = weight.shape[0], size = weight.elementCount / rows
-            weight.withUnsafeMutableBufferPointer { w in
-                UniformQuantizer.quantizeRows(w.baseAddress!, rows: rows, size: size) {
-                    weightQuantizer($0, bits: bits)
-                }
+            let size = weight.elementCount / weight.shape[0]
+            let quantizers = weight.withUnsafeMutableBufferPointer { w in
+                let quantizers = UniformQuantizer.quantizers(ofRows: w, size: size) { weightQuantizer($0, bits: bits) }
+                UniformQuantizer.apply(quantizers, toRows: w, size: size)
+                return quantizers
             }
             try model.setTensor(named: name, to: weight)
+            records.append(WeightQuantization(layer: node.name, bits: bits, quantizers: quantizers))
         }
+        return records
     }
 
     /// The quantizer of one output channel's weights: its extremes, or with `.mse` those extremes shrunk

@@ -9,21 +9,36 @@ public struct QuantizedModel: Sendable {
     public let model: Model
     /// How it was quantized; saved with it.
     public let configuration: PTQConfiguration
+    /// Every quantized weight's per-channel quantizers, in graph order (a layer kept in Float32 has none);
+    /// saved with the model. Empty for a file saved before they were kept.
+    public let weights: [WeightQuantization]
 
-    /// The calibrated range of every quantized activation, in graph order, named by the activation node it
-    /// follows (`stage1.block0.relu1`).
-    public var activationRanges: [(activation: String, low: Float, high: Float)] {
+    /// A quantized model of `model`'s graph, quantized by `configuration`, its weights on `weights`' grids.
+    public init(model: Model, configuration: PTQConfiguration, weights: [WeightQuantization]) {
+        (self.model, self.configuration, self.weights) = (model, configuration, weights)
+    }
+
+    /// Every activation quantizer, in graph order: the fake-quantization node, the node it follows and the range
+    /// it holds now (read from the node's own tensor).
+    public var activations: [ActivationQuantization] {
         model.nodes.compactMap { node in
-            guard node.op is FakeQuantOp, let range = try? model.tensor(named: node.name + ".range") else { return nil }
-            return (PTQCalibrator.activationName(ofQuantNode: node), range[0], range[1])
+            guard let op = node.op as? FakeQuantOp, let range = node.tensorIndices.first.map({ model.tensors[$0] })
+            else { return nil }
+            let activation = model.node(producing: node.inputs[0])?.name ?? model.inputs[node.inputs[0].index].name
+            return ActivationQuantization(
+                activation: activation, node: node.name, bits: op.bits, low: range.tensor[0], high: range.tensor[1])
         }
     }
 
-    /// Writes the weights and activation ranges (safetensors) with the configuration in the metadata.
+    /// The metadata key of the weight quantizers (JSON).
+    static let weightsKey = "weight_quantizers"
+
+    /// Writes the weights and activation ranges (safetensors) with the configuration and the weight quantizers in
+    /// the metadata.
     public func save(to url: URL) throws {
-        try Safetensors.write(
-            Safetensors.Contents(tensors: model.stateDict, metadata: ["ptq": try configuration.metadataJSON()]), to: url
-        )
+        let quantizers = String(decoding: try JSONEncoder().encode(weights), as: UTF8.self)
+        let metadata = ["ptq": try configuration.metadataJSON(), Self.weightsKey: quantizers]
+        try Safetensors.write(Safetensors.Contents(tensors: model.stateDict, metadata: metadata), to: url)
     }
 
     /// Loads a quantized model saved by ``save(to:)`` for the floating-point `architecture` it was made from.
@@ -41,6 +56,9 @@ public struct QuantizedModel: Sendable {
         let base = settings.foldBatchNorm ? try BatchNormFolding.fold(architecture) : architecture
         let model = try PTQCalibrator.withFakeQuantization(base, bits: settings.activationBits)
         try model.load(contents, file: url.lastPathComponent)
-        return QuantizedModel(model: model, configuration: settings)
+        let weights = try contents.metadata[weightsKey].map {
+            try JSONDecoder().decode([WeightQuantization].self, from: Data($0.utf8))
+        }
+        return QuantizedModel(model: model, configuration: settings, weights: weights ?? [])
     }
 }

@@ -10,7 +10,7 @@ import Foundation
 ///
 /// with rounding half to even, as PyTorch's `round`. `low` and `high` map (up to rounding of the zero point) to
 /// the ends of 2^k levels.
-public struct UniformQuantizer: Sendable, Equatable {
+public struct UniformQuantizer: Sendable, Equatable, Codable {
     /// The bit-width k.
     public let bits: Int
     /// `s` above: quantization levels per unit of the input. This is the *inverse* of what ONNX
@@ -43,7 +43,8 @@ public struct UniformQuantizer: Sendable, Equatable {
     }
 
     /// Quantize-dequantizes `rows` rows of `size` values at `w` in place, each row (a weight's output channel)
-    /// with the quantizer `quantizer` chooses for it.
+    /// with the quantizer `quantizer` chooses for it. (It keeps no quantizer, so a training step allocates nothing;
+    /// ``quantizers(ofRows:size:_:)`` keeps them.)
     package static func quantizeRows(
         _ w: UnsafeMutablePointer<Float>, rows: Int, size: Int,
         quantizer: (UnsafeMutableBufferPointer<Float>) -> UniformQuantizer
@@ -53,6 +54,22 @@ public struct UniformQuantizer: Sendable, Equatable {
             let q = quantizer(row)
             for i in row.indices { row[i] = q(row[i]) }
         }
+    }
+
+    /// The quantizer `quantizer` chooses for each of the `rows` rows of `size` values at `w`.
+    package static func quantizers(
+        ofRows w: UnsafeMutableBufferPointer<Float>, size: Int,
+        _ quantizer: (UnsafeMutableBufferPointer<Float>) -> UniformQuantizer
+    ) -> [UniformQuantizer] {
+        (0..<(w.count / size)).map { o in
+            quantizer(UnsafeMutableBufferPointer(rebasing: w[(o * size)..<((o + 1) * size)]))
+        }
+    }
+
+    /// Quantize-dequantizes row `o` of the `size`-value rows at `w` with `quantizers[o]`, in place.
+    package static func apply(_ quantizers: [UniformQuantizer], toRows w: UnsafeMutableBufferPointer<Float>, size: Int)
+    {
+        for (o, q) in quantizers.enumerated() { for i in (o * size)..<((o + 1) * size) { w[i] = q(w[i]) } }
     }
 
     /// Of `candidates`, the range whose quantizer gives the least squared error on `values` (the first on

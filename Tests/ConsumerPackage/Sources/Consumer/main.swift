@@ -43,7 +43,7 @@ guard activations.count == 19, geometries.count == 21 else { fatalError("unexpec
 print(
     "swift-dsg \(DSG.version): ResNet-20 with \(model.parameterCount) parameters and "
         + "\(model.batchNormLayers.count) BatchNorm layers; training loss \(loss); \(samples.count) DSG samples; "
-        + "\(quantized.configuration.label) model with \(quantized.activationRanges.count) quantized activations; "
+        + "\(quantized.configuration.label) model with \(quantized.activations.count) quantized activations; "
         + "QAT student loss \(qatHistory.map(\.studentLoss)) (\(student.configuration.label))"
 )
 guard loss.isFinite, samples.count == 8, model.batchNormLayers.count == 21, qatHistory.count == 2,
