@@ -8,15 +8,19 @@ import SwiftProtobuf
 /// Every node becomes the ONNX operator computing the same function at operator set 13 (14 when the model has a
 /// HardSwish, which opset 13 lacks), with its tensors as Float32 initializers named as in the model
 /// (`layer1.0.conv1.weight`), so a PyTorch state dict's names survive the round trip. The batch size stays free.
-/// Operators of sample generation (conditional BatchNorm, embeddings, upsampling) and fake quantization (whose
-/// ONNX form, QuantizeLinear and DequantizeLinear, is not written yet) are refused by name.
+/// With an ``ONNXQuantization``, the model is written in the QDQ form runtimes consume: integer weights with a
+/// per-channel DequantizeLinear, and QuantizeLinear/DequantizeLinear pairs for the fake-quantization nodes.
+/// Operators of sample generation (conditional BatchNorm, embeddings, upsampling) and a fake-quantization node
+/// the description does not cover are refused by name.
 public enum ONNXExport {
     /// The operator set written, unless the model needs a newer one (HardSwish: 14).
     public static let operatorSet = 13
 
-    /// The bytes of `model` as an ONNX file.
-    public static func data(of model: Model) throws(ONNXExportError) -> Data {
-        var writer = ONNXGraphWriter(model: model)
+    /// The bytes of `model` as an ONNX file, in QDQ form where `quantization` describes its quantizers.
+    public static func data(of model: Model, quantization: ONNXQuantization = ONNXQuantization())
+        throws(ONNXExportError) -> Data
+    {
+        var writer = ONNXGraphWriter(model: model, quantization: quantization)
         try writer.run()
         var proto = Onnx_ModelProto()
         proto.irVersion = 7  // IR 7 is the version of operator sets 12 to 14
@@ -30,9 +34,12 @@ public enum ONNXExport {
         }
     }
 
-    /// Writes `model` to `url` atomically (a reader never sees half a file).
-    public static func write(_ model: Model, to url: URL) throws(ONNXExportError) {
-        let bytes = try data(of: model)
+    /// Writes `model` to `url` atomically (a reader never sees half a file), in QDQ form where `quantization`
+    /// describes its quantizers.
+    public static func write(_ model: Model, quantization: ONNXQuantization = ONNXQuantization(), to url: URL)
+        throws(ONNXExportError)
+    {
+        let bytes = try data(of: model, quantization: quantization)
         do { try bytes.write(to: url, options: .atomic) } catch {
             throw .unwritable(file: url.lastPathComponent, reason: (error as NSError).localizedDescription)
         }
@@ -43,6 +50,8 @@ public enum ONNXExport {
 public enum ONNXExportError: Error, Equatable, CustomStringConvertible {
     /// A node whose operator has no ONNX form here.
     case unsupportedOperator(node: String, kind: String)
+    /// A quantization description that does not fit the model (a weight of another size, a missing node).
+    case quantization(node: String, reason: String)
     /// A model with other than one input and one output.
     case graphShape(reason: String)
     /// The file could not be written; `reason` is the system's message.
@@ -54,6 +63,7 @@ public enum ONNXExportError: Error, Equatable, CustomStringConvertible {
         case .unsupportedOperator(let node, let kind):
             return "node '\(node)': the exporter has no ONNX form for \(kind)"
         case .graphShape(let reason): return "the model cannot be written as ONNX: \(reason)"
+        case .quantization(let node, let reason): return "node '\(node)': cannot be written in QDQ form: \(reason)"
         case .unwritable(let file, let reason): return "\(file): cannot be written (\(reason))"
         }
     }
@@ -62,13 +72,14 @@ public enum ONNXExportError: Error, Equatable, CustomStringConvertible {
 /// The state of one export: the graph being written and the ONNX name of every model value.
 struct ONNXGraphWriter {
     let model: Model
+    let quantization: ONNXQuantization
     var graph = Onnx_GraphProto()
     /// Whether a node needs operator set 14 (HardSwish).
     var needsOpset14 = false
     private var names: [String] = []
 
-    init(model: Model) {
-        self.model = model
+    init(model: Model, quantization: ONNXQuantization) {
+        (self.model, self.quantization) = (model, quantization)
         names = model.inputs.map(\.name)
     }
 
@@ -78,6 +89,12 @@ struct ONNXGraphWriter {
         }
         graph.name = "swift-dsg"
         graph.input = [Self.valueInfo(model.inputs[0].name, model.inputs[0].shape)]
+        let nodes = Set(model.nodes.map(\.name))
+        if let stray = (Array(quantization.weights.keys) + Array(quantization.activations.keys)).sorted().first(where: {
+            !nodes.contains($0)
+        }) {
+            throw .quantization(node: stray, reason: "the model has no such node")
+        }
         for node in model.nodes {
             names.append(node.name)
             try write(node)
@@ -113,6 +130,15 @@ struct ONNXGraphWriter {
         var t = Onnx_TensorProto()
         (t.name, t.dataType, t.dims) = (name, ONNXDataType.float, tensor.shape.dimensions.map(Int64.init))
         t.rawData = tensor.scalars.withUnsafeBytes { Data($0) }  // little-endian on every platform Swift runs here
+        graph.initializer.append(t)
+        return name
+    }
+
+    /// Adds an INT8 (`signed`) or UINT8 initializer of `dims` and returns its name.
+    mutating func bytes(_ name: String, _ dims: [Int], _ values: [Int], signed: Bool) -> String {
+        var t = Onnx_TensorProto()
+        (t.name, t.dataType, t.dims) = (name, signed ? ONNXDataType.int8 : ONNXDataType.uint8, dims.map(Int64.init))
+        t.rawData = Data(values.map { UInt8(truncatingIfNeeded: $0) })
         graph.initializer.append(t)
         return name
     }
@@ -180,12 +206,56 @@ struct ONNXGraphWriter {
         initializer(node.name + "." + suffix, try value(node, suffix))
     }
 
+    /// The layer's weight: the Float32 initializer, or in QDQ form its INT8 values dequantized per output channel.
+    mutating func weight(_ node: Node) throws(ONNXExportError) -> String {
+        guard let q = quantization.weights[node.name] else { return try tensor(node, "weight") }
+        let w = try value(node, "weight"), channels = w.shape[0]
+        guard q.values.count == w.elementCount, q.scales.count == channels,
+            (q.zeroPoints?.count ?? channels) == channels
+        else {
+            throw .quantization(node: node.name, reason: "its integer weight does not have the shape \(w.shape)")
+        }
+        let y = node.name + ".weight"
+        let scale = initializer(y + "_scale", Tensor(shape: [channels], scalars: q.scales))
+        let inputs: [String]
+        if let zeroPoints = q.zeroPoints {
+            inputs = [
+                bytes(y + "_quantized", w.shape.dimensions, q.values, signed: true), scale,
+                bytes(y + "_zero_point", [channels], zeroPoints, signed: true),
+            ]
+        } else {
+            var t = Onnx_TensorProto()
+            (t.name, t.dataType, t.dims) = (y + "_quantized", ONNXDataType.int32, w.shape.dimensions.map(Int64.init))
+            t.int32Data = q.values.map { Int32(truncatingIfNeeded: $0) }
+            graph.initializer.append(t)
+            inputs = [t.name, scale]
+        }
+        emit("DequantizeLinear", inputs, y, name: y, [Self.int("axis", 0)])
+        return y
+    }
+
+    /// A fake-quantization node as [Clip,] QuantizeLinear and DequantizeLinear.
+    mutating func quantize(_ node: Node, _ x: String, _ y: String) throws(ONNXExportError) {
+        guard let q = quantization.activations[node.name] else {
+            throw .unsupportedOperator(node: node.name, kind: node.op.kind)
+        }
+        var input = x
+        if let clip = q.clip {
+            input = y + ".clipped"
+            emit("Clip", [x, scalar(y + ".min", clip.low), scalar(y + ".max", clip.high)], input, name: input)
+        }
+        let scale = scalar(y + ".scale", q.scale)
+        let zero = bytes(y + ".zero_point", [], [q.zeroPoint], signed: q.signed)
+        emit("QuantizeLinear", [input, scale, zero], y + ".quantized", name: y + ".quantize")
+        emit("DequantizeLinear", [y + ".quantized", scale, zero], y, name: y)
+    }
+
     mutating func write(_ node: Node) throws(ONNXExportError) {
         let x = node.inputs.map { names[$0.index] }, y = node.name
         switch node.op {
         case let op as Conv2dOp:
             let b = op.hasBias ? [try tensor(node, "bias")] : []
-            emit("Conv", [x[0], try tensor(node, "weight")] + b, y, name: y, Self.window(op.geometry, group: true))
+            emit("Conv", [x[0], try weight(node)] + b, y, name: y, Self.window(op.geometry, group: true))
         case let op as BatchNormOp:
             let channels = op.channels
             let scale =
@@ -226,8 +296,9 @@ struct ONNXGraphWriter {
             emit("Reshape", [x[0], integers(y + ".shape", [-1] + op.shape.dimensions)], y, name: y)
         case let op as LinearOp:
             let b = op.hasBias ? [try tensor(node, "bias")] : []
-            emit("Gemm", [x[0], try tensor(node, "weight")] + b, y, name: y, [Self.int("transB", 1)])
+            emit("Gemm", [x[0], try weight(node)] + b, y, name: y, [Self.int("transB", 1)])
         case is ConcatOp: emit("Concat", x, y, name: y, [Self.int("axis", 1)])
+        case _ where node.op.kind == "FakeQuant": try quantize(node, x[0], y)
         default: throw .unsupportedOperator(node: node.name, kind: node.op.kind)
         }
     }

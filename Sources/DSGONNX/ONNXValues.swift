@@ -1,9 +1,9 @@
 import DSGCore
 import Foundation
 
-/// ONNX's element type numbers (`TensorProto.DataType`) the importer reads.
+/// ONNX's element type numbers (`TensorProto.DataType`) the importer reads and the exporter writes.
 enum ONNXDataType {
-    static let float: Int32 = 1, int32: Int32 = 6, int64: Int32 = 7, bool: Int32 = 9
+    static let float: Int32 = 1, uint8: Int32 = 2, int8: Int32 = 3, int32: Int32 = 6, int64: Int32 = 7, bool: Int32 = 9
 }
 
 extension Onnx_TensorProto {

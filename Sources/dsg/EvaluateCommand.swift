@@ -35,17 +35,20 @@ struct EvaluateCommand: ParsableCommand {
             }
             line.finish()
             let accuracy = Evaluation.accuracy(of: logits, labels: test.labels)
-            if let saveLogits {
-                let labels = Tensor(shape: [test.count], scalars: test.labels.map(Float.init))
-                let contents = Safetensors.Contents(
-                    tensors: [("images", test.images), ("labels", labels), ("logits", logits)],
-                    metadata: ["model": modelOptions.name])
-                try Safetensors.write(contents, to: URL(fileURLWithPath: saveLogits))
-            }
+            if let saveLogits { try Self.writeLogits(logits, of: test, model: modelOptions.name, to: saveLogits) }
             say(
                 String(
                     format: "top-1 accuracy %.2f%% on %d Fashion-MNIST test images (%@)", 100 * accuracy, test.count,
                     modelOptions.name))
         }
+    }
+
+    /// Writes the images, labels and a model's logits on them, for a runtime's check
+    /// (Tests/Interop/onnxruntime_check.py).
+    static func writeLogits(_ logits: Tensor, of test: LabeledImages, model: String, to path: String) throws {
+        let labels = Tensor(shape: [test.count], scalars: test.labels.map(Float.init))
+        let contents = Safetensors.Contents(
+            tensors: [("images", test.images), ("labels", labels), ("logits", logits)], metadata: ["model": model])
+        try Safetensors.write(contents, to: URL(fileURLWithPath: path))
     }
 }

@@ -63,8 +63,17 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(help: "Fold each BatchNorm into the convolution before it, then quantize (DSG keeps BatchNorm in Float32).")
     var foldBatchNorm = false
 
-    @Option(help: ArgumentHelp("Where to write the quantized model (safetensors).", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Where to write the quantized model: .onnx in QDQ form (for onnxruntime and other runtimes), else safetensors.",
+            valueName: "path"))
     var output = "quantized.safetensors"
+
+    @Option(
+        help: ArgumentHelp(
+            "Also write the test images, labels and the quantized model's logits (safetensors), to check a runtime.",
+            valueName: "path"))
+    var saveLogits: String?
 
     @OptionGroup(title: "Quantization-aware training") var qat: QATOptions
 
@@ -131,14 +140,20 @@ struct QuantizeCommand: ParsableCommand {
                     say(String(format: "%@  %.4f ... %.4f", r.activation, r.low, r.high))
                 }
             }
-            try quantized.save(to: URL(fileURLWithPath: output))
+            if output.hasSuffix(".onnx") {
+                try quantized.writeONNX(to: URL(fileURLWithPath: output))
+            } else {
+                try quantized.save(to: URL(fileURLWithPath: output))
+            }
             let line = ProgressLine()
             let label = quantized.configuration.label
             let fp32 = try Evaluation.accuracy(of: model, on: test) { line.update("FP32: \($0)/\(test.count)") }
-            let q = try Evaluation.accuracy(of: quantized.model, on: test) {
+            let logits = try Evaluation.logits(of: quantized.model, on: test.images) {
                 line.update("\(label): \($0)/\(test.count)")
             }
             line.finish()
+            let q = Evaluation.accuracy(of: logits, labels: test.labels)
+            if let saveLogits { try EvaluateCommand.writeLogits(logits, of: test, model: output, to: saveLogits) }
             say(
                 String(
                     format: "FP32 %.2f%%  %@ %.2f%%  (%@; quantized model written to %@)", 100 * fp32, label, 100 * q,

@@ -1,12 +1,14 @@
-"""Runs an ONNX file written by `dsg export` in onnxruntime (the runtime users deploy with) and compares its
-logits with the ones swift-dsg computed on the same images (`dsg evaluate --save-logits`).
+"""Runs an ONNX file written by swift-dsg in onnxruntime (the runtime users deploy with) and compares its
+logits with the ones swift-dsg computed on the same images: a Float32 model (`dsg export`, `dsg evaluate
+--save-logits`) or a quantized one in QDQ form (`dsg quantize --output q.onnx --save-logits`).
 
-    python onnxruntime_check.py MODEL.onnx EVALUATION.safetensors [--max-relative 1e-5]
+    python onnxruntime_check.py MODEL.onnx EVALUATION.safetensors [--max-relative 1e-5] [--max-top1-gap 0.05]
 
 Python and onnxruntime are tools here: `.ci/onnxruntime.sh` installs them in a throwaway virtual environment;
 the Swift package never needs them. Prints the largest absolute and relative logit difference (relative to
 max(|ours|, 1), as the Swift tests measure), the argmax agreement and both top-1 accuracies, and exits 1 when
-the relative difference exceeds --max-relative.
+the relative difference exceeds --max-relative or the top-1 accuracies differ by more than --max-top1-gap
+percentage points (each check only when given).
 """
 import argparse
 import json
@@ -38,7 +40,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("evaluation")
-    parser.add_argument("--max-relative", type=float, default=1e-5)
+    parser.add_argument("--max-relative", type=float)
+    parser.add_argument("--max-top1-gap", type=float)
     parser.add_argument("--batch", type=int, default=100)
     args = parser.parse_args()
 
@@ -57,11 +60,18 @@ def main():
     top1_ours = float((ours.argmax(1) == labels).mean())
     top1_theirs = float((theirs.argmax(1) == labels).mean())
     print(f"onnxruntime {onnxruntime.__version__} on {args.model}: {len(images)} images")
-    print(f"  logits: max |difference| {difference.max():.3g}, max relative {relative:.3g} (limit {args.max_relative:g})")
+    print(f"  logits: max |difference| {difference.max():.3g}, max relative {relative:.3g}")
     print(f"  argmax agreement {100 * agreement:.2f}%; top-1 swift-dsg {100 * top1_ours:.2f}%, "
           f"onnxruntime {100 * top1_theirs:.2f}%")
-    if relative > args.max_relative:
-        print("  FAILED: the logits differ more than allowed", file=sys.stderr)
+    failed = False
+    if args.max_relative is not None and relative > args.max_relative:
+        print(f"  FAILED: the logits differ by {relative:.3g} relative, more than {args.max_relative:g}", file=sys.stderr)
+        failed = True
+    gap = 100 * abs(top1_ours - top1_theirs)
+    if args.max_top1_gap is not None and gap > args.max_top1_gap:
+        print(f"  FAILED: top-1 differs by {gap:.2f} points, more than {args.max_top1_gap:g}", file=sys.stderr)
+        failed = True
+    if failed:
         sys.exit(1)
 
 

@@ -10,6 +10,9 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
     case calibrationShape(expected: Shape, got: Shape)
     /// A calibration batch size below 1.
     case batchSize(Int)
+    /// A quantizer whose zero point no 8-bit ONNX integer type holds (a range far from zero), so `node` cannot be
+    /// written in QDQ form.
+    case zeroPointRange(node: String)
 
     /// One line naming the setting and the value.
     public var description: String {
@@ -19,6 +22,8 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
         case .calibrationShape(let expected, let got):
             return "calibration samples must have shape [N] + \(expected), got \(got)"
         case .batchSize(let size): return "the calibration batch size must be at least 1, got \(size)"
+        case .zeroPointRange(let node):
+            return "\(node): the quantizer's range lies so far from zero that no 8-bit zero point represents it"
         }
     }
 }

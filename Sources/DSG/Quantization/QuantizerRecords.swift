@@ -9,6 +9,11 @@ public struct WeightQuantization: Sendable, Codable, Equatable {
     public let bits: Int
     /// Output channel o's quantizer; the layer's weights lie on its grid.
     public let quantizers: [UniformQuantizer]
+
+    /// The record of `layer`'s weight quantized to `bits` by `quantizers`, one per output channel.
+    public init(layer: String, bits: Int, quantizers: [UniformQuantizer]) {
+        (self.layer, self.bits, self.quantizers) = (layer, bits, quantizers)
+    }
 }
 
 /// One activation quantizer: the fake-quantization node after an activation, with its calibrated range.

@@ -34,12 +34,19 @@ public struct UniformQuantizer: Sendable, Equatable, Codable {
     /// The width of one quantization step, `1 / levelsPerUnit`: ONNX's and PyTorch's `scale`.
     public var stepSize: Float { 1 / levelsPerUnit }
 
+    /// The integer level of `x`, in `[−2^(k−1), 2^(k−1) − 1]`: `x` quantize-dequantizes to
+    /// `(level + zeroPoint) / levelsPerUnit`.
+    public func level(of x: Float) -> Int { Int(clampedLevel(x)) }
+
     /// The quantize-dequantize value of `x`.
     @inline(__always)
-    public func callAsFunction(_ x: Float) -> Float {
+    public func callAsFunction(_ x: Float) -> Float { (clampedLevel(x) + zeroPoint) / levelsPerUnit }
+
+    /// `q` of the formula above, as a Float (the fake-quantization loop never leaves Float).
+    @inline(__always)
+    private func clampedLevel(_ x: Float) -> Float {
         let half = Float(1 << (bits - 1))
-        let q = min(max((levelsPerUnit * x - zeroPoint).rounded(.toNearestOrEven), -half), half - 1)
-        return (q + zeroPoint) / levelsPerUnit
+        return min(max((levelsPerUnit * x - zeroPoint).rounded(.toNearestOrEven), -half), half - 1)
     }
 
     /// Quantize-dequantizes `rows` rows of `size` values at `w` in place, each row (a weight's output channel)

@@ -1,0 +1,115 @@
+import DSG
+import DSGTestSupport
+import Foundation
+import Testing
+
+@testable import DSGONNX
+
+/// Quantized models written in QDQ form: what the file holds is the quantized model's arithmetic in ONNX's
+/// convention. (onnxruntime running the files is checked by `.ci/onnxruntime.sh`.)
+@Suite("ONNX QDQ export")
+struct QDQExportTests {
+    static func quantized(bits: Int) throws -> QuantizedModel {
+        var random = SeededRandom(seed: 4)
+        return try PTQCalibrator(configuration: PTQConfiguration(weightBits: bits, activationBits: bits))
+            .quantize(try TestModels.batchNormNetwork(), calibration: random.normalTensor([8, 1, 8, 8]))
+    }
+
+    static func graph(_ q: QuantizedModel) throws -> Onnx_GraphProto {
+        try Onnx_ModelProto(serializedBytes: try ONNXExport.data(of: q.model, quantization: try q.onnxQuantization))
+            .graph
+    }
+
+    static func initializer(_ g: Onnx_GraphProto, _ name: String) throws -> Onnx_TensorProto {
+        try #require(g.initializer.first { $0.name == name }, "initializer \(name)")
+    }
+
+    /// ONNX's QuantizeLinear then DequantizeLinear, as the specification computes it.
+    static func quantizeDequantize(_ x: Float, _ a: ONNXQuantization.Activation) -> Float {
+        var v = x
+        if let clip = a.clip { v = min(max(v, clip.low), clip.high) }
+        let (low, high) = a.signed ? (-128, 127) : (0, 255)
+        let q = min(max(Int((v / a.scale).rounded(.toNearestOrEven)) + a.zeroPoint, low), high)
+        return Float(q - a.zeroPoint) * a.scale
+    }
+
+    @Test(arguments: [8, 3])
+    func weightsAndActivationsAreTheQuantizedModels(bits: Int) throws {
+        let q = try Self.quantized(bits: bits)
+        let g = try Self.graph(q)
+        let kinds = g.node.map(\.opType)
+        // Every weight dequantized per channel, every activation quantizer a QuantizeLinear/DequantizeLinear pair
+        // (clipped to its k-bit grid first below 8 bits).
+        #expect(kinds.filter { $0 == "DequantizeLinear" }.count == q.weights.count + q.activations.count)
+        #expect(kinds.filter { $0 == "QuantizeLinear" }.count == q.activations.count)
+        #expect(kinds.filter { $0 == "Clip" }.count == (bits < 8 ? q.activations.count : 0))
+        for record in q.weights {
+            let ints = try Self.initializer(g, record.layer + ".weight_quantized")
+            let scales = try Self.initializer(g, record.layer + ".weight_scale").floats()
+            let zeros = try Self.initializer(g, record.layer + ".weight_zero_point")
+            #expect(ints.dataType == ONNXDataType.int8 && zeros.dataType == ONNXDataType.int8)
+            let values = ints.rawData.map { Int(Int8(bitPattern: $0)) },
+                zeroPoints = zeros.rawData.map { Int(Int8(bitPattern: $0)) }
+            let w = try q.model.tensor(named: record.layer + ".weight").scalars
+            let size = w.count / scales.count
+            let dequantized = values.indices.map { Float(values[$0] - zeroPoints[$0 / size]) * scales[$0 / size] }
+            expectClose(dequantized, w, rtol: 1e-6, atol: 0, "\(record.layer) dequantized")
+            #expect(values.allSatisfy { (-(1 << (bits - 1))...((1 << (bits - 1)) - 1)).contains($0) })
+        }
+        // The QDQ pair computes the fake-quantization node's function: the same level but for the rare value
+        // within rounding of a level's edge (ONNX divides by the step, the quantizer multiplies by its inverse),
+        // and the same value up to the last bits (ONNX multiplies the level by the step, the quantizer divides).
+        let description = try q.onnxQuantization
+        var random = SeededRandom(seed: 5)
+        for a in q.activations {
+            let onnx = try #require(description.activations[a.node])
+            #expect(!onnx.signed && onnx.zeroPoint == 0, "a ReLU's range starts at 0")
+            let xs = random.normalTensor([4000], mean: a.high / 2, standardDeviation: a.high).scalars
+            let gaps = xs.map { abs(Self.quantizeDequantize($0, onnx) - a.quantizer($0)) }
+            #expect(gaps.filter { $0 > 1e-6 * a.high }.count <= 4, "\(a.node): values on another level")
+            #expect(gaps.allSatisfy { $0 <= 1.0001 * onnx.scale }, "\(a.node): at most one level apart")
+        }
+    }
+
+    /// A channel whose weights are all positive cannot hold its zero point in INT8 at 8 bits: the layer is
+    /// written as INT32 levels relative to the zero point instead, the same values.
+    @Test func aRangeWithoutZeroFallsBackToInt32Weights() throws {
+        let q = try Self.quantized(bits: 8)
+        var model = q.model
+        let w = try model.tensor(named: "fc.weight")
+        let shifted = Tensor(shape: w.shape, scalars: w.scalars.map { abs($0) + 0.5 })
+        model = model.copy()
+        try model.setTensor(named: "fc.weight", to: shifted)
+        let quantizers = (0..<w.shape[0]).map { o in
+            let row = shifted.scalars[(o * w.shape[1])..<((o + 1) * w.shape[1])]
+            return UniformQuantizer(bits: 8, low: row.min()!, high: row.max()!)
+        }
+        try model.setTensor(
+            named: "fc.weight",
+            to: Tensor(shape: w.shape, scalars: shifted.scalars.enumerated().map { quantizers[$0 / w.shape[1]]($1) }))
+        let records = q.weights.map {
+            $0.layer == "fc" ? WeightQuantization(layer: "fc", bits: 8, quantizers: quantizers) : $0
+        }
+        let fallback = QuantizedModel(model: model, configuration: q.configuration, weights: records)
+        let weight = try #require(try fallback.onnxQuantization.weights["fc"])
+        #expect(weight.zeroPoints == nil)
+        let scales = weight.scales, size = w.shape[1]
+        let dequantized = weight.values.indices.map { Float(weight.values[$0]) * scales[$0 / size] }
+        expectClose(dequantized, try model.tensor(named: "fc.weight").scalars, rtol: 1e-6, atol: 0, "INT32 levels")
+        let g = try Self.graph(fallback)
+        #expect(try Self.initializer(g, "fc.weight_quantized").dataType == ONNXDataType.int32)
+        #expect(g.initializer.allSatisfy { $0.name != "fc.weight_zero_point" })
+    }
+
+    @Test func anActivationRangeFarFromZeroIsRefused() throws {
+        var b = ModelBuilder(seed: 2)
+        let x = b.input("image", [1, 4, 4])
+        let model = b.finish(outputs: [try b.activation(x, .clip(lower: 2, upper: 3), "clip")])
+        let samples = Tensor(shape: [2, 1, 4, 4], scalars: (0..<32).map { Float($0) / 8 })
+        // mse calibration keeps the batch's own minimum (the running extremes of the others start at 0).
+        var configuration = PTQConfiguration(weightBits: 8, activationBits: 8)
+        configuration.activationCalibration = .mse
+        let q = try PTQCalibrator(configuration: configuration).quantize(model, calibration: samples)
+        #expect(throws: QuantizationError.zeroPointRange(node: "clip.quant")) { try q.onnxQuantization }
+    }
+}
