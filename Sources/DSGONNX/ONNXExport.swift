@@ -234,6 +234,23 @@ struct ONNXGraphWriter {
         return y
     }
 
+    /// The layer's bias: the Float32 initializer, or its INT32 values dequantized per output channel.
+    mutating func bias(_ node: Node) throws(ONNXExportError) -> String {
+        guard let b = quantization.weights[node.name]?.bias else { return try tensor(node, "bias") }
+        let channels = try value(node, "bias").elementCount
+        guard b.values.count == channels, b.scales.count == channels else {
+            throw .quantization(node: node.name, reason: "its integer bias does not have \(channels) values")
+        }
+        let y = node.name + ".bias"
+        var t = Onnx_TensorProto()
+        (t.name, t.dataType, t.dims) = (y + "_quantized", ONNXDataType.int32, [Int64(channels)])
+        t.int32Data = b.values.map { Int32(truncatingIfNeeded: $0) }
+        graph.initializer.append(t)
+        let scale = initializer(y + "_scale", Tensor(shape: [channels], scalars: b.scales))
+        emit("DequantizeLinear", [t.name, scale], y, name: y, [Self.int("axis", 0)])
+        return y
+    }
+
     /// A fake-quantization node as [Clip,] QuantizeLinear and DequantizeLinear.
     mutating func quantize(_ node: Node, _ x: String, _ y: String) throws(ONNXExportError) {
         guard let q = quantization.activations[node.name] else {
@@ -254,7 +271,7 @@ struct ONNXGraphWriter {
         let x = node.inputs.map { names[$0.index] }, y = node.name
         switch node.op {
         case let op as Conv2dOp:
-            let b = op.hasBias ? [try tensor(node, "bias")] : []
+            let b = op.hasBias ? [try bias(node)] : []
             emit("Conv", [x[0], try weight(node)] + b, y, name: y, Self.window(op.geometry, group: true))
         case let op as BatchNormOp:
             let channels = op.channels
@@ -295,7 +312,7 @@ struct ONNXGraphWriter {
         case let op as ReshapeOp:
             emit("Reshape", [x[0], integers(y + ".shape", [-1] + op.shape.dimensions)], y, name: y)
         case let op as LinearOp:
-            let b = op.hasBias ? [try tensor(node, "bias")] : []
+            let b = op.hasBias ? [try bias(node)] : []
             emit("Gemm", [x[0], try weight(node)] + b, y, name: y, [Self.int("transB", 1)])
         case is ConcatOp: emit("Concat", x, y, name: y, [Self.int("axis", 1)])
         case _ where node.op.kind == "FakeQuant": try quantize(node, x[0], y)

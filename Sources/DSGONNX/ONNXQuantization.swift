@@ -12,10 +12,25 @@ public struct ONNXQuantization: Sendable {
         public let scales: [Float]
         /// Each output channel's INT8 zero point; nil for INT32 values.
         public let zeroPoints: [Int]?
+        /// The bias as INT32 multiples of a step per output channel (input step × weight step, what integer
+        /// kernels add to their sums), or nil for a Float32 bias.
+        public let bias: Bias?
 
-        /// A weight of `values` dequantized with `scales` and `zeroPoints` (INT8), or without (INT32) when nil.
-        public init(values: [Int], scales: [Float], zeroPoints: [Int]?) {
-            (self.values, self.scales, self.zeroPoints) = (values, scales, zeroPoints)
+        /// An INT32 bias dequantized per output channel.
+        public struct Bias: Sendable, Equatable {
+            /// The integer bias.
+            public let values: [Int]
+            /// Each output channel's step.
+            public let scales: [Float]
+
+            /// A bias of `values` times `scales`.
+            public init(values: [Int], scales: [Float]) { (self.values, self.scales) = (values, scales) }
+        }
+
+        /// A weight of `values` dequantized with `scales` and `zeroPoints` (INT8), or without (INT32) when nil,
+        /// with an INT32 `bias` when given.
+        public init(values: [Int], scales: [Float], zeroPoints: [Int]?, bias: Bias? = nil) {
+            (self.values, self.scales, self.zeroPoints, self.bias) = (values, scales, zeroPoints, bias)
         }
     }
 

@@ -63,6 +63,13 @@ struct QuantizeCommand: ParsableCommand {
     @Flag(help: "Fold each BatchNorm into the convolution before it, then quantize (DSG keeps BatchNorm in Float32).")
     var foldBatchNorm = false
 
+    @Flag(
+        help: """
+            Quantize for integer kernels (onnxruntime's QLinearConv/QLinearAdd): BatchNorm folded, convolution \
+            outputs before a residual sum quantized too, biases on the integer grid. Use with --output model.onnx.
+            """)
+    var integerKernels = false
+
     @Option(
         help: ArgumentHelp(
             "Where to write the quantized model: .onnx in QDQ form (for onnxruntime and other runtimes), else safetensors.",
@@ -107,6 +114,7 @@ struct QuantizeCommand: ParsableCommand {
         configuration.weightRange = weightRange
         configuration.edgeLayers = edgeLayers
         configuration.foldBatchNorm = foldBatchNorm
+        configuration.integerKernels = integerKernels
         return configuration
     }
 

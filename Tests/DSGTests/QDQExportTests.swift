@@ -112,4 +112,47 @@ struct QDQExportTests {
         let q = try PTQCalibrator(configuration: configuration).quantize(model, calibration: samples)
         #expect(throws: QuantizationError.zeroPointRange(node: "clip.quant")) { try q.onnxQuantization }
     }
+
+    /// The integer-kernel scheme: BatchNorm folded, a quantizer also on every convolution output that feeds a
+    /// residual sum, biases on the grid of input step × weight step, written as INT32.
+    @Test func theIntegerKernelSchemeQuantizesWhatIntegerOperatorsNeed() throws {
+        var configuration = PTQConfiguration(weightBits: 8, activationBits: 8)
+        configuration.integerKernels = true
+        var random = SeededRandom(seed: 6)
+        let model = try DSG.defaultModel()
+        let q = try PTQCalibrator(configuration: configuration)
+            .quantize(model, calibration: random.normalTensor([4, 1, 28, 28]))
+        #expect(!q.model.nodes.contains { $0.op is BatchNormOp })
+        // 19 ReLUs, the second convolution of each of the 9 blocks and the 2 projection shortcuts.
+        let followed = Set(q.activations.map(\.activation))
+        #expect(q.activations.count == 19 + 9 + 2)
+        #expect(followed.isSuperset(of: ["stage1.block0.conv2", "stage2.block0.shortcut.conv", "stage3.block2.conv2"]))
+        #expect(!followed.contains("stage1.block0.conv1"), "a convolution a ReLU follows is quantized after the ReLU")
+        let description = try q.onnxQuantization
+        for record in q.weights {
+            let input = try #require(q.model.nodes.first { $0.name == record.layer }).inputs[0]
+            guard let steps = record.biasSteps else {
+                // The stem reads the image and the classifier pooled features, neither quantized.
+                #expect(["conv1", "fc"].contains(record.layer), "\(record.layer) keeps a Float32 bias")
+                continue
+            }
+            let source = try #require(q.activations.first { $0.node == q.model.node(producing: input)?.name })
+            #expect(steps == record.quantizers.map { source.quantizer.stepSize * $0.stepSize })
+            // The INT32 bias an integer kernel adds is the model's bias exactly.
+            let bias = try q.model.tensor(named: record.layer + ".bias").scalars
+            let integer = try #require(description.weights[record.layer]?.bias)
+            #expect(integer.scales == steps)
+            #expect(zip(integer.values, zip(steps, bias)).allSatisfy { Float($0) * $1.0 == $1.1 }, "\(record.layer)")
+        }
+        let g = try Self.graph(q)
+        #expect(g.node.filter { $0.opType == "QuantizeLinear" }.count == 30)
+        let biases = g.initializer.filter { $0.name.hasSuffix(".bias_quantized") }
+        #expect(biases.count == q.weights.count - 2 && biases.allSatisfy { $0.dataType == ONNXDataType.int32 })
+        // Saved and loaded, the scheme comes back with its extra quantizers.
+        let folder = try TemporaryFolder("integer")
+        try q.save(to: folder.file("q.safetensors"))
+        let loaded = try QuantizedModel.load(from: folder.file("q.safetensors"), architecture: model)
+        #expect(
+            loaded.configuration.integerKernels && loaded.activations == q.activations && loaded.weights == q.weights)
+    }
 }

@@ -3,17 +3,24 @@ logits with the ones swift-dsg computed on the same images: a Float32 model (`ds
 --save-logits`) or a quantized one in QDQ form (`dsg quantize --output q.onnx --save-logits`).
 
     python onnxruntime_check.py MODEL.onnx EVALUATION.safetensors [--max-relative 1e-5] [--max-top1-gap 0.05]
+        [--require-ops QLinearConv,QLinearAdd] [--latency]
 
 Python and onnxruntime are tools here: `.ci/onnxruntime.sh` installs them in a throwaway virtual environment;
 the Swift package never needs them. Prints the largest absolute and relative logit difference (relative to
 max(|ours|, 1), as the Swift tests measure), the argmax agreement and both top-1 accuracies, and exits 1 when
 the relative difference exceeds --max-relative or the top-1 accuracies differ by more than --max-top1-gap
-percentage points (each check only when given).
+percentage points (each check only when given). --require-ops also fails unless onnxruntime's optimized graph
+(its `optimized_model_filepath`) contains those operators, the proof that it runs integer kernels; --latency
+times the model at batch 1 and 64 (median of repeated runs, 2 threads, every graph optimization on).
 """
 import argparse
+import collections
 import json
+import os
 import struct
 import sys
+import tempfile
+import time
 
 import numpy
 import onnxruntime
@@ -43,12 +50,18 @@ def main():
     parser.add_argument("--max-relative", type=float)
     parser.add_argument("--max-top1-gap", type=float)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--require-ops", default="")
+    parser.add_argument("--latency", action="store_true")
     args = parser.parse_args()
 
     tensors = read_safetensors(args.evaluation)
     images, labels, ours = tensors["images"], tensors["labels"].astype(numpy.int64), tensors["logits"]
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 2
+    optimized = os.path.join(tempfile.mkdtemp(), "optimized.onnx")
+    # Basic and extended optimizations hold the QDQ fusions; the layout ones (NCHWc) are for this CPU only.
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    options.optimized_model_filepath = optimized
     session = onnxruntime.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     theirs = numpy.concatenate(
@@ -63,7 +76,31 @@ def main():
     print(f"  logits: max |difference| {difference.max():.3g}, max relative {relative:.3g}")
     print(f"  argmax agreement {100 * agreement:.2f}%; top-1 swift-dsg {100 * top1_ours:.2f}%, "
           f"onnxruntime {100 * top1_theirs:.2f}%")
+    import onnx  # only to read the optimized graph back
+    operators = collections.Counter(node.op_type for node in onnx.load(optimized).graph.node)
+    print("  optimized graph: " + ", ".join(f"{op} {n}" for op, n in sorted(operators.items())))
+    if args.latency:
+        # Timed with every optimization onnxruntime has, the layout ones for this CPU included.
+        fastest = onnxruntime.SessionOptions()
+        fastest.intra_op_num_threads = 2
+        fastest.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        timed = onnxruntime.InferenceSession(args.model, fastest, providers=["CPUExecutionProvider"])
+        for batch in (1, 64):
+            x = images[:batch]
+            for _ in range(5):
+                timed.run(None, {name: x})
+            runs = 300 if batch == 1 else 30
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                timed.run(None, {name: x})
+                times.append(time.perf_counter() - start)
+            print(f"  latency batch {batch}: median {1000 * float(numpy.median(times)):.3f} ms over {runs} runs")
     failed = False
+    missing = [op for op in args.require_ops.split(",") if op and operators[op] == 0]
+    if missing:
+        print(f"  FAILED: the optimized graph has no {', '.join(missing)}", file=sys.stderr)
+        failed = True
     if args.max_relative is not None and relative > args.max_relative:
         print(f"  FAILED: the logits differ by {relative:.3g} relative, more than {args.max_relative:g}", file=sys.stderr)
         failed = True

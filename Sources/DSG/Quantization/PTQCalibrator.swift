@@ -21,13 +21,16 @@ public struct PTQCalibrator: Sendable {
             throw QuantizationError.calibrationShape(expected: sample, got: samples.shape)
         }
         guard samples.shape[0] > 0 else { throw QuantizationError.noCalibrationSamples }
-        let model = configuration.foldBatchNorm ? try BatchNormFolding.fold(model) : model
+        let integer = configuration.integerKernels
+        let model = configuration.foldBatchNorm || integer ? try BatchNormFolding.fold(model) : model
         let ranges = try calibrateActivations(model, samples)
-        let quantized = try Self.withFakeQuantization(model, bits: configuration.activationBits)
+        let quantized = try Self.withFakeQuantization(
+            model, bits: configuration.activationBits, integerKernels: integer)
         for (name, range) in ranges {
             try quantized.setTensor(named: name + Self.quantSuffix + ".range", to: Tensor(shape: [2], scalars: range))
         }
-        let weights = try quantizeWeights(quantized)
+        var weights = try quantizeWeights(quantized)
+        if integer { weights = try Self.quantizeBiases(quantized, weights) }
         return QuantizedModel(model: quantized, configuration: configuration, weights: weights)
     }
 
@@ -37,11 +40,28 @@ public struct PTQCalibrator: Sendable {
     /// The activation a fake-quantization node follows (`relu1` for `relu1.quant`).
     static func activationName(ofQuantNode node: Node) -> String { String(node.name.dropLast(quantSuffix.count)) }
 
-    /// `model` with a `FakeQuantOp` named `<activation>.quant` after every ReLU, ReLU6 and clip node.
-    static func withFakeQuantization(_ model: Model, bits: Int) throws(GraphError) -> Model {
-        try model.inserting { node in
-            isQuantizedActivation(node) ? (FakeQuantOp(bits: bits), node.name + quantSuffix) : nil
+    /// `model` with a `FakeQuantOp` named `<node>.quant` after every node ``quantizedOutputs(of:integerKernels:)``
+    /// names.
+    static func withFakeQuantization(_ model: Model, bits: Int, integerKernels: Bool = false) throws(GraphError)
+        -> Model
+    {
+        let quantized = quantizedOutputs(of: model, integerKernels: integerKernels)
+        return try model.inserting { node in
+            quantized.contains(node.name) ? (FakeQuantOp(bits: bits), node.name + quantSuffix) : nil
         }
+    }
+
+    /// The nodes whose outputs are quantized: every ReLU, ReLU6 and clip, and with `integerKernels` also every
+    /// convolution that is not the only input of one of those (its output feeds a residual sum), in graph order.
+    static func quantizedOutputs(of model: Model, integerKernels: Bool) -> [String] {
+        var readers: [Int: [Node]] = [:]
+        for node in model.nodes { for input in node.inputs { readers[input.index, default: []].append(node) } }
+        return model.nodes.filter { node in
+            if isQuantizedActivation(node) { return true }
+            guard integerKernels, node.op is Conv2dOp else { return false }
+            let next = readers[node.output.index] ?? []
+            return !(next.count == 1 && isQuantizedActivation(next[0]))
+        }.map(\.name)
     }
 
     /// The nodes whose weights PTQ and QAT quantize (every convolution and linear layer) and the activations
@@ -101,11 +121,30 @@ public struct PTQCalibrator: Sendable {
         return UniformQuantizer(bits: bits, low: range.low, high: range.high)
     }
 
+    /// Rounds the bias of every quantized layer whose input is quantized to the integer grid of input step ×
+    /// weight step per output channel (what an integer kernel adds to its integer sums), and records those steps.
+    private static func quantizeBiases(_ model: Model, _ weights: [WeightQuantization]) throws -> [WeightQuantization] {
+        try weights.map { record in
+            guard let node = model.nodes.first(where: { $0.name == record.layer }),
+                let input = model.node(producing: node.inputs[0]), let fakeQuant = input.op as? FakeQuantOp,
+                let bias = try? model.tensor(named: record.layer + ".bias")
+            else { return record }
+            let range = try model.tensor(named: input.name + ".range")
+            let inputStep = UniformQuantizer(bits: fakeQuant.bits, low: range[0], high: range[1]).stepSize
+            let steps = record.quantizers.map { inputStep * $0.stepSize }
+            let rounded = bias.scalars.enumerated().map { o, b in (b / steps[o]).rounded(.toNearestOrEven) * steps[o] }
+            try model.setTensor(named: record.layer + ".bias", to: Tensor(shape: bias.shape, scalars: rounded))
+            return WeightQuantization(
+                layer: record.layer, bits: record.bits, quantizers: record.quantizers, biasSteps: steps)
+        }
+    }
+
     // MARK: - Activations
 
-    /// The range of every quantized activation, by node name, from the float model's outputs on `samples`.
+    /// The range of every quantized output, by node name, from the float model's outputs on `samples`.
     private func calibrateActivations(_ model: Model, _ samples: Tensor) throws -> [(String, [Float])] {
-        let activations = model.nodes.filter(Self.isQuantizedActivation)
+        let names = Set(Self.quantizedOutputs(of: model, integerKernels: configuration.integerKernels))
+        let activations = model.nodes.filter { names.contains($0.name) }
         var ranges = activations.map { _ in (low: Float(0), high: Float(0)) }  // running extremes start at 0
         let batches = try BatchedInference(model: model, batchSize: min(configuration.batchSize, samples.shape[0]))
         try batches.forEachBatch(of: samples) { executor, batch in

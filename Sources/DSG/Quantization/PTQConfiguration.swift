@@ -60,6 +60,11 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
     /// Fold each BatchNorm into the convolution before it, then quantize the folded weights (DSG keeps
     /// BatchNorm in Float32, so this is off by default).
     public var foldBatchNorm = false
+    /// Quantize for integer kernels (onnxruntime's QLinearConv and QLinearAdd, and other runtimes' like them):
+    /// BatchNorm folded, a quantizer also after every convolution whose output no quantized activation takes
+    /// (before a residual sum), and biases on the integer grid of input step × weight step, so that the QDQ
+    /// export fuses into integer operators and our evaluation computes what they do. Off by default (DSG's scheme).
+    public var integerKernels = false
     /// Calibration samples per forward pass.
     public var batchSize = 64
 
@@ -70,6 +75,24 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
 
     /// "W4A4".
     public var label: String { "W\(weightBits)A\(activationBits)" }
+
+    private enum CodingKeys: String, CodingKey {
+        case weightBits, activationBits, weightRange, activationCalibration, edgeLayers, foldBatchNorm, integerKernels
+        case batchSize
+    }
+
+    /// Decodes a configuration; settings added later (`integerKernels`) default when a file has none.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        weightBits = try c.decode(Int.self, forKey: .weightBits)
+        activationBits = try c.decode(Int.self, forKey: .activationBits)
+        weightRange = try c.decode(WeightRange.self, forKey: .weightRange)
+        activationCalibration = try c.decode(ActivationCalibration.self, forKey: .activationCalibration)
+        edgeLayers = try c.decode(EdgeLayers.self, forKey: .edgeLayers)
+        foldBatchNorm = try c.decode(Bool.self, forKey: .foldBatchNorm)
+        integerKernels = try c.decodeIfPresent(Bool.self, forKey: .integerKernels) ?? false
+        batchSize = try c.decode(Int.self, forKey: .batchSize)
+    }
 
     /// Checks the bit-widths (2 to 8) and the batch size.
     public func validate() throws(QuantizationError) {

@@ -22,13 +22,19 @@ extension QuantizedModel {
                     for x in w.scalars[(o * size)..<((o + 1) * size)] { levels.append(q.level(of: x)) }
                 }
                 let zeroPoints = record.quantizers.map { -Int($0.zeroPoint) }
-                let weight: ONNXQuantization.Weight
+                var weight: ONNXQuantization.Weight
                 if zeroPoints.allSatisfy({ (-128...127).contains($0) }) {
                     weight = .init(values: levels, scales: record.quantizers.map(\.stepSize), zeroPoints: zeroPoints)
                 } else {
                     // INT32 levels relative to each channel's zero point: (q + zero) · step is the same value.
                     let values = levels.enumerated().map { i, q in q - zeroPoints[i / size] }
                     weight = .init(values: values, scales: record.quantizers.map(\.stepSize), zeroPoints: nil)
+                }
+                if let steps = record.biasSteps, let b = try? model.tensor(named: record.layer + ".bias") {
+                    let values = b.scalars.enumerated().map { o, x in Int((x / steps[o]).rounded(.toNearestOrEven)) }
+                    weight = .init(
+                        values: weight.values, scales: weight.scales, zeroPoints: weight.zeroPoints,
+                        bias: .init(values: values, scales: steps))
                 }
                 result.weights[record.layer] = weight
             }

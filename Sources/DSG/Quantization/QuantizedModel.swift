@@ -53,8 +53,10 @@ public struct QuantizedModel: Sendable {
                 file: url.lastPathComponent, tensor: "__metadata__",
                 reason: "no quantization settings (\"ptq\"): not a quantized model")
         }
-        let base = settings.foldBatchNorm ? try BatchNormFolding.fold(architecture) : architecture
-        let model = try PTQCalibrator.withFakeQuantization(base, bits: settings.activationBits)
+        let base =
+            settings.foldBatchNorm || settings.integerKernels ? try BatchNormFolding.fold(architecture) : architecture
+        let integer = settings.integerKernels
+        let model = try PTQCalibrator.withFakeQuantization(base, bits: settings.activationBits, integerKernels: integer)
         try model.load(contents, file: url.lastPathComponent)
         let weights = try contents.metadata[weightsKey].map {
             try JSONDecoder().decode([WeightQuantization].self, from: Data($0.utf8))

@@ -9,10 +9,14 @@ public struct WeightQuantization: Sendable, Codable, Equatable {
     public let bits: Int
     /// Output channel o's quantizer; the layer's weights lie on its grid.
     public let quantizers: [UniformQuantizer]
+    /// With ``PTQConfiguration/integerKernels``, the step of each output channel's bias (input step × weight
+    /// step), whose multiples the bias is rounded to; nil when the bias stays Float32.
+    public let biasSteps: [Float]?
 
-    /// The record of `layer`'s weight quantized to `bits` by `quantizers`, one per output channel.
-    public init(layer: String, bits: Int, quantizers: [UniformQuantizer]) {
-        (self.layer, self.bits, self.quantizers) = (layer, bits, quantizers)
+    /// The record of `layer`'s weight quantized to `bits` by `quantizers`, one per output channel, its bias on
+    /// `biasSteps` when given.
+    public init(layer: String, bits: Int, quantizers: [UniformQuantizer], biasSteps: [Float]? = nil) {
+        (self.layer, self.bits, self.quantizers, self.biasSteps) = (layer, bits, quantizers, biasSteps)
     }
 }
 
