@@ -3,7 +3,9 @@
 # (Tests/Interop/onnxruntime_check.py), on the 10k Fashion-MNIST test images:
 # - the embedded model exported by `dsg export` gives the logits `dsg evaluate` gives, to 1e-5 relative;
 # - W8A8 and W4A4 models quantized on the main job's DSG samples, written in QDQ form by `dsg quantize
-#   --output q.onnx`, give the top-1 accuracy `dsg` measures for the same quantized model within 0.05 points.
+#   --output q.onnx`, give the top-1 accuracy `dsg` measures for the same quantized model within 0.05 points;
+# - the W8A8 model quantized for integer kernels (--integer-kernels) does too, and onnxruntime's optimized graph
+#   runs it with QLinearConv and QLinearAdd; its latency next to Float32's is printed (not asserted).
 # Needs the release build, Fashion-MNIST and the main job's samples (dsg-demo/, from `dsg demo`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +16,7 @@ mkdir -p "$work"
 venv="$(mktemp -d "${TMPDIR:-/tmp}/dsg-onnxruntime.XXXXXX")"
 trap 'rm -rf "$venv"' EXIT
 python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check onnxruntime==1.32.0 numpy
+"$venv/bin/pip" install --quiet --disable-pip-version-check onnxruntime==1.32.0 onnx==1.23.2 numpy
 check() { "$venv/bin/python" Tests/Interop/onnxruntime_check.py "$@"; }
 
 swift run -c release dsg export --output "$work/resnet20.onnx"
@@ -27,3 +29,9 @@ for bits in 8 4; do
         --output "$name.onnx" --save-logits "$name-logits.safetensors"
     check "$name.onnx" "$name-logits.safetensors" --max-top1-gap 0.05
 done
+
+name="$work/resnet20-w8a8-integer"
+swift run -c release dsg quantize --samples "$samples" --weight-bits 8 --activation-bits 8 --integer-kernels \
+    --output "$name.onnx" --save-logits "$name-logits.safetensors"
+check "$name.onnx" "$name-logits.safetensors" --max-top1-gap 0.05 --require-ops QLinearConv,QLinearAdd
+"$venv/bin/python" Tests/Interop/onnxruntime_latency.py "$work/resnet20.onnx" "$name.onnx"
