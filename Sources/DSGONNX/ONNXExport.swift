@@ -134,8 +134,14 @@ struct ONNXGraphWriter {
         return name
     }
 
-    /// Adds an INT8 (`signed`) or UINT8 initializer of `dims` and returns its name.
-    mutating func bytes(_ name: String, _ dims: [Int], _ values: [Int], signed: Bool) -> String {
+    /// Adds an INT8 (`signed`) or UINT8 initializer of `dims` and returns its name; throws for a value outside
+    /// the type.
+    mutating func bytes(_ name: String, _ dims: [Int], _ values: [Int], signed: Bool) throws(ONNXExportError) -> String
+    {
+        let range = signed ? -128...127 : 0...255
+        if let bad = values.first(where: { !range.contains($0) }) {
+            throw .quantization(node: name, reason: "\(bad) is outside \(signed ? "INT8" : "UINT8")")
+        }
         var t = Onnx_TensorProto()
         (t.name, t.dataType, t.dims) = (name, signed ? ONNXDataType.int8 : ONNXDataType.uint8, dims.map(Int64.init))
         t.rawData = Data(values.map { UInt8(truncatingIfNeeded: $0) })
@@ -220,13 +226,16 @@ struct ONNXGraphWriter {
         let inputs: [String]
         if let zeroPoints = q.zeroPoints {
             inputs = [
-                bytes(y + "_quantized", w.shape.dimensions, q.values, signed: true), scale,
-                bytes(y + "_zero_point", [channels], zeroPoints, signed: true),
+                try bytes(y + "_quantized", w.shape.dimensions, q.values, signed: true), scale,
+                try bytes(y + "_zero_point", [channels], zeroPoints, signed: true),
             ]
         } else {
+            guard q.values.allSatisfy({ Int32(exactly: $0) != nil }) else {
+                throw .quantization(node: node.name, reason: "its integer weight exceeds INT32")
+            }
             var t = Onnx_TensorProto()
             (t.name, t.dataType, t.dims) = (y + "_quantized", ONNXDataType.int32, w.shape.dimensions.map(Int64.init))
-            t.int32Data = q.values.map { Int32(truncatingIfNeeded: $0) }
+            t.int32Data = q.values.map { Int32($0) }
             graph.initializer.append(t)
             inputs = [t.name, scale]
         }
@@ -238,13 +247,14 @@ struct ONNXGraphWriter {
     mutating func bias(_ node: Node) throws(ONNXExportError) -> String {
         guard let b = quantization.weights[node.name]?.bias else { return try tensor(node, "bias") }
         let channels = try value(node, "bias").elementCount
-        guard b.values.count == channels, b.scales.count == channels else {
-            throw .quantization(node: node.name, reason: "its integer bias does not have \(channels) values")
+        guard b.values.count == channels, b.scales.count == channels, b.values.allSatisfy({ Int32(exactly: $0) != nil })
+        else {
+            throw .quantization(node: node.name, reason: "its integer bias is not \(channels) INT32 values")
         }
         let y = node.name + ".bias"
         var t = Onnx_TensorProto()
         (t.name, t.dataType, t.dims) = (y + "_quantized", ONNXDataType.int32, [Int64(channels)])
-        t.int32Data = b.values.map { Int32(truncatingIfNeeded: $0) }
+        t.int32Data = b.values.map { Int32($0) }
         graph.initializer.append(t)
         let scale = initializer(y + "_scale", Tensor(shape: [channels], scalars: b.scales))
         emit("DequantizeLinear", [t.name, scale], y, name: y, [Self.int("axis", 0)])
@@ -262,7 +272,7 @@ struct ONNXGraphWriter {
             emit("Clip", [x, scalar(y + ".min", clip.low), scalar(y + ".max", clip.high)], input, name: input)
         }
         let scale = scalar(y + ".scale", q.scale)
-        let zero = bytes(y + ".zero_point", [], [q.zeroPoint], signed: q.signed)
+        let zero = try bytes(y + ".zero_point", [], [q.zeroPoint], signed: q.signed)
         emit("QuantizeLinear", [input, scale, zero], y + ".quantized", name: y + ".quantize")
         emit("DequantizeLinear", [y + ".quantized", scale, zero], y, name: y)
     }

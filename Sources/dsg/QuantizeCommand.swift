@@ -100,6 +100,9 @@ struct QuantizeCommand: ParsableCommand {
                 "--method ptq needs --samples (make them with `dsg generate`) or --real-images, one of them.")
         }
         if let realImages, realImages < 1 { throw ValidationError("--real-images must be at least 1.") }
+        if method == .qat && (integerKernels || foldBatchNorm) {
+            throw ValidationError("--integer-kernels and --fold-batch-norm are PTQ settings (--method ptq).")
+        }
         try validated {
             switch method {
             case .ptq: try ptqConfiguration().validate()

@@ -155,4 +155,38 @@ struct QDQExportTests {
         #expect(
             loaded.configuration.integerKernels && loaded.activations == q.activations && loaded.weights == q.weights)
     }
+
+    /// Found by review: what no ONNX integer holds is refused by name, never wrapped or trapped on.
+    @Test func unrepresentableQuantizersAreRefused() throws {
+        let q = try Self.quantized(bits: 8)
+        let unsaved = QuantizedModel(model: q.model, configuration: q.configuration, weights: [])
+        #expect(
+            throws: QuantizationError.notExportable(
+                node: "conv1", reason: "the file was saved without its weight quantizers; quantize it again")
+        ) { try unsaved.onnxQuantization }
+        var description = try q.onnxQuantization
+        let a = try #require(description.activations["relu1.quant"])
+        description.activations["relu1.quant"] = .init(scale: a.scale, zeroPoint: 300, signed: false, clip: nil)
+        #expect(
+            throws: ONNXExportError.quantization(node: "relu1.quant.zero_point", reason: "300 is outside UINT8")
+        ) { try ONNXExport.data(of: q.model, quantization: description) }
+        // A quantizer read from a damaged file.
+        let bad = Data(#"{"bits": 9, "levelsPerUnit": 1, "zeroPoint": 0}"#.utf8)
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(UniformQuantizer.self, from: bad) }
+    }
+
+    /// A convolution whose output is the model's (a fully convolutional head) keeps Float32 logits.
+    @Test func integerKernelsLeaveTheLogitsInFloat32() throws {
+        var b = ModelBuilder(seed: 3)
+        let x = b.input("image", [1, 6, 6])
+        let h = try b.relu(try b.conv2d(x, "conv", outChannels: 2, kernel: 3, padding: 1), "relu")
+        let model = b.finish(outputs: [try b.conv2d(h, "head", outChannels: 3, kernel: 1, bias: true)])
+        var configuration = PTQConfiguration(weightBits: 8, activationBits: 8)
+        configuration.integerKernels = true
+        var random = SeededRandom(seed: 1)
+        let q = try PTQCalibrator(configuration: configuration).quantize(
+            model, calibration: random.normalTensor([2, 1, 6, 6]))
+        #expect(q.activations.map(\.activation) == ["relu"])
+        #expect(q.weights.first { $0.layer == "head" }?.biasSteps != nil, "its input is quantized: an INT32 bias")
+    }
 }

@@ -114,6 +114,10 @@ struct CommandLineTests {
             "--method ptq needs --samples (make them with `dsg generate`) or --real-images, one of them."
         ),
         (
+            ["quantize", "--method", "qat", "--integer-kernels"],
+            "--integer-kernels and --fold-batch-norm are PTQ settings (--method ptq)."
+        ),
+        (
             ["quantize", "--samples", "s", "--real-images", "5"],
             "--method ptq needs --samples (make them with `dsg generate`) or --real-images, one of them."
         ),

@@ -56,9 +56,11 @@ public struct PTQCalibrator: Sendable {
     static func quantizedOutputs(of model: Model, integerKernels: Bool) -> [String] {
         var readers: [Int: [Node]] = [:]
         for node in model.nodes { for input in node.inputs { readers[input.index, default: []].append(node) } }
+        let outputs = Set(model.outputs)
         return model.nodes.filter { node in
             if isQuantizedActivation(node) { return true }
-            guard integerKernels, node.op is Conv2dOp else { return false }
+            // A convolution whose output is the model's (a fully convolutional head's logits) stays Float32.
+            guard integerKernels, node.op is Conv2dOp, !outputs.contains(node.output) else { return false }
             let next = readers[node.output.index] ?? []
             return !(next.count == 1 && isQuantizedActivation(next[0]))
         }.map(\.name)
@@ -132,6 +134,8 @@ public struct PTQCalibrator: Sendable {
             let range = try model.tensor(named: input.name + ".range")
             let inputStep = UniformQuantizer(bits: fakeQuant.bits, low: range[0], high: range[1]).stepSize
             let steps = record.quantizers.map { inputStep * $0.stepSize }
+            // A channel of (near) zero weights has a tiny step that no INT32 bias reaches: the bias stays Float32.
+            guard zip(bias.scalars, steps).allSatisfy({ $1.isNormal && abs($0 / $1) < 0x1p30 }) else { return record }
             let rounded = bias.scalars.enumerated().map { o, b in (b / steps[o]).rounded(.toNearestOrEven) * steps[o] }
             try model.setTensor(named: record.layer + ".bias", to: Tensor(shape: bias.shape, scalars: rounded))
             return WeightQuantization(

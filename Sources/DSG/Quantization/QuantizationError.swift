@@ -13,6 +13,9 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
     /// A quantizer whose zero point no 8-bit ONNX integer type holds (a range far from zero), so `node` cannot be
     /// written in QDQ form.
     case zeroPointRange(node: String)
+    /// A quantized value that no ONNX integer type holds (a non-finite weight or range, a bias beyond INT32, or a
+    /// file saved without its weight quantizers), so `node` cannot be written in QDQ form.
+    case notExportable(node: String, reason: String)
 
     /// One line naming the setting and the value.
     public var description: String {
@@ -24,6 +27,7 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
         case .batchSize(let size): return "the calibration batch size must be at least 1, got \(size)"
         case .zeroPointRange(let node):
             return "\(node): the quantizer's range lies so far from zero that no 8-bit zero point represents it"
+        case .notExportable(let node, let reason): return "\(node) cannot be written in QDQ form: \(reason)"
         }
     }
 }

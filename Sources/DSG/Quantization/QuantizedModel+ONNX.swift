@@ -9,13 +9,23 @@ extension QuantizedModel {
     /// INT8 does not hold: a range that excludes zero, at 8 bits); activations are UINT8 `q + 2^(k−1)` with zero
     /// point `2^(k−1) − zero` (INT8 as the weights' when that does not fit), clipped to the k-bit grid first below
     /// 8 bits. Throws ``QuantizationError/zeroPointRange(node:)`` for an activation range that excludes zero by
-    /// more than its grid.
+    /// more than its grid, and ``QuantizationError/notExportable(node:reason:)`` for values no ONNX integer holds.
     public var onnxQuantization: ONNXQuantization {
         get throws {
             var result = ONNXQuantization()
+            if weights.isEmpty, let layer = PTQCalibrator.quantizedNodes(of: model).weights.first {
+                throw QuantizationError.notExportable(
+                    node: layer.name, reason: "the file was saved without its weight quantizers; quantize it again")
+            }
             for record in weights {
                 let w = try model.tensor(named: record.layer + ".weight")
                 let size = w.elementCount / w.shape[0]
+                guard record.quantizers.count == w.shape[0], w.scalars.allSatisfy(\.isFinite),
+                    record.quantizers.allSatisfy({ $0.levelsPerUnit.isFinite && $0.zeroPoint.isFinite })
+                else {
+                    throw QuantizationError.notExportable(
+                        node: record.layer, reason: "its quantizers do not fit its \(w.shape) finite weight")
+                }
                 var levels: [Int] = []
                 levels.reserveCapacity(w.elementCount)
                 for (o, q) in record.quantizers.enumerated() {
@@ -31,7 +41,11 @@ extension QuantizedModel {
                     weight = .init(values: values, scales: record.quantizers.map(\.stepSize), zeroPoints: nil)
                 }
                 if let steps = record.biasSteps, let b = try? model.tensor(named: record.layer + ".bias") {
-                    let values = b.scalars.enumerated().map { o, x in Int((x / steps[o]).rounded(.toNearestOrEven)) }
+                    let levels = zip(b.scalars, steps).map { ($0 / $1).rounded(.toNearestOrEven) }
+                    guard steps.count == b.elementCount, levels.allSatisfy({ abs($0) < 0x1p31 }) else {
+                        throw QuantizationError.notExportable(node: record.layer, reason: "its bias exceeds INT32")
+                    }
+                    let values = levels.map { Int($0) }
                     weight = .init(
                         values: weight.values, scales: weight.scales, zeroPoints: weight.zeroPoints,
                         bias: .init(values: values, scales: steps))
@@ -39,6 +53,9 @@ extension QuantizedModel {
                 result.weights[record.layer] = weight
             }
             for a in activations {
+                guard a.low.isFinite, a.high.isFinite else {
+                    throw QuantizationError.notExportable(node: a.node, reason: "its range [\(a.low), \(a.high)]")
+                }
                 let q = a.quantizer, half = 1 << (a.bits - 1)
                 let unsigned = half - Int(q.zeroPoint), signed = -Int(q.zeroPoint)
                 let (zero, isSigned, first): (Int, Bool, Int)

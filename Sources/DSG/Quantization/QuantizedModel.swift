@@ -58,8 +58,12 @@ public struct QuantizedModel: Sendable {
         let integer = settings.integerKernels
         let model = try PTQCalibrator.withFakeQuantization(base, bits: settings.activationBits, integerKernels: integer)
         try model.load(contents, file: url.lastPathComponent)
-        let weights = try contents.metadata[weightsKey].map {
-            try JSONDecoder().decode([WeightQuantization].self, from: Data($0.utf8))
+        let weights = try contents.metadata[weightsKey].map { json in
+            do { return try JSONDecoder().decode([WeightQuantization].self, from: Data(json.utf8)) } catch {
+                throw SafetensorsError.badEntry(
+                    file: url.lastPathComponent, tensor: "__metadata__",
+                    reason: "unreadable weight quantizers (\(weightsKey))")
+            }
         }
         return QuantizedModel(model: model, configuration: settings, weights: weights ?? [])
     }

@@ -31,6 +31,21 @@ public struct UniformQuantizer: Sendable, Equatable, Codable {
         zeroPoint = (levelsPerUnit * low).rounded(.toNearestOrEven) + Float(1 << (bits - 1))
     }
 
+    private enum CodingKeys: String, CodingKey { case bits, levelsPerUnit, zeroPoint }
+
+    /// Decodes a quantizer saved with a model, refusing a bit-width outside ``bitRange`` or values that are not
+    /// finite (a damaged file must not quantize with them).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        bits = try c.decode(Int.self, forKey: .bits)
+        levelsPerUnit = try c.decode(Float.self, forKey: .levelsPerUnit)
+        zeroPoint = try c.decode(Float.self, forKey: .zeroPoint)
+        guard Self.bitRange.contains(bits), levelsPerUnit.isFinite, levelsPerUnit > 0, zeroPoint.isFinite else {
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: c.codingPath, debugDescription: "a quantizer of \(bits) bits, s \(levelsPerUnit)"))
+        }
+    }
+
     /// The width of one quantization step, `1 / levelsPerUnit`: ONNX's and PyTorch's `scale`.
     public var stepSize: Float { 1 / levelsPerUnit }
 
