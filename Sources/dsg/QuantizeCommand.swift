@@ -54,7 +54,8 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Activation range estimate: minMax, meanSampleExtremes (alias ema), percentile or mse.")
     var calibration: PTQConfiguration.ActivationCalibration = .meanSampleExtremes
 
-    @Option(help: "Weight range per output channel: minMax or mse.")
+    @Option(
+        help: "Weight range per output channel: minMax, mse or symmetric (zero point 0, for runtimes that need it).")
     var weightRange: PTQConfiguration.WeightRange = .minMax
 
     @Option(help: "First convolution and last linear layer: quantize, fullPrecision or eightBit.")

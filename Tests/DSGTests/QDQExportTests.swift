@@ -189,4 +189,23 @@ struct QDQExportTests {
         #expect(q.activations.map(\.activation) == ["relu"])
         #expect(q.weights.first { $0.layer == "head" }?.biasSteps != nil, "its input is quantized: an INT32 bias")
     }
+
+    /// Symmetric weight ranges put every weight zero point at 0, as some runtimes require.
+    @Test(arguments: [8, 4])
+    func symmetricWeightsHaveZeroZeroPoints(bits: Int) throws {
+        var configuration = PTQConfiguration(weightBits: bits, activationBits: 8)
+        configuration.weightRange = .symmetric
+        var random = SeededRandom(seed: 8)
+        let q = try PTQCalibrator(configuration: configuration)
+            .quantize(try TestModels.batchNormNetwork(), calibration: random.normalTensor([4, 1, 8, 8]))
+        let description = try q.onnxQuantization
+        #expect(description.weights.count == 3)
+        #expect(description.weights.values.allSatisfy { $0.zeroPoints?.allSatisfy { $0 == 0 } == true })
+        // Each channel's largest magnitude is a level (±(2^(k−1) − 1)), so it is not clipped.
+        let h = 1 << (bits - 1)
+        for record in q.weights {
+            let levels = try #require(description.weights[record.layer]).values
+            #expect(levels.allSatisfy { (-(h - 1)...(h - 1)).contains($0) } && levels.map(abs).max() == h - 1)
+        }
+    }
 }

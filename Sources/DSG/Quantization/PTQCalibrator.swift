@@ -116,7 +116,15 @@ public struct PTQCalibrator: Sendable {
     /// towards zero by the factor (1, 0.99, ..., 0.5) with the least squared error.
     private func weightQuantizer(_ row: UnsafeMutableBufferPointer<Float>, bits: Int) -> UniformQuantizer {
         let low = row.min() ?? 0, high = row.max() ?? 0
-        guard configuration.weightRange == .mse else { return UniformQuantizer(bits: bits, low: low, high: high) }
+        switch configuration.weightRange {
+        case .minMax: return UniformQuantizer(bits: bits, low: low, high: high)
+        case .symmetric:
+            // Step m / (2^(k−1) − 1): ±m are the levels ±(2^(k−1) − 1) and the zero point is exactly 0 (the
+            // range's low end is the unused level −2^(k−1)).
+            let m = max(-low, high), h = Float(1 << (bits - 1))
+            return UniformQuantizer(bits: bits, low: -m * h / (h - 1), high: m)
+        case .mse: break
+        }
         let factors = (0...50).map { 1 - Float($0) * 0.01 }
         let range = UniformQuantizer.leastSquaredErrorRange(
             row, bits: bits, candidates: factors.map { (low: low * $0, high: high * $0) })

@@ -13,6 +13,10 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
         case minMax
         /// The minimum and maximum shrunk by the factor (1, 0.99, ..., 0.5) with the least squared error.
         case mse
+        /// Symmetric about 0 for `m`, the channel's largest magnitude: step `m / (2^(k−1) − 1)`, so that `±m` are
+        /// levels and the zero point is 0 (ONNX's INT8 zero point 0), as runtimes that take only symmetric weights
+        /// require.
+        case symmetric
     }
 
     /// How the range of each activation (after every ReLU, ReLU6 and clip) is estimated from the calibration samples.
