@@ -93,9 +93,17 @@ struct GenerateCommand: ParsableCommand {
                         "%d %@ samples in %@ (%@), grid %@, report %@; "
                         + "mean |cosine| %.3f, effective rank %.1f, predicted classes %@",
                     samples.count, preset.rawValue, formatDuration(samples.seconds), output, grid, report,
-                    metrics.meanAbsoluteCosine, metrics.effectiveRank,
-                    metrics.predictedClasses.map(String.init).joined(separator: " ")))
+                    metrics.meanAbsoluteCosine, metrics.effectiveRank, Self.classCounts(metrics.predictedClasses)))
         }
+    }
+
+    /// The per-class counts of predicted classes, or for many classes (ImageNet's 1,000) how many are predicted
+    /// and the most frequent ones, so the line stays readable.
+    static func classCounts(_ counts: [Int]) -> String {
+        guard counts.count > 20 else { return counts.map(String.init).joined(separator: " ") }
+        let top = counts.indices.sorted { counts[$0] > counts[$1] }.prefix(5).filter { counts[$0] > 0 }
+        return "\(counts.filter { $0 > 0 }.count) of \(counts.count) (most: "
+            + top.map { "class \($0) × \(counts[$0])" }.joined(separator: ", ") + ")"
     }
 }
 
@@ -105,4 +113,5 @@ struct GenerationReport: Codable {
     let losses: [LossTerms]
     let seconds: Double
     let diversity: DiversityMetrics
+
 }

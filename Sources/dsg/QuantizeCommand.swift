@@ -128,7 +128,20 @@ struct QuantizeCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let model = try modelOptions.loadForFashionMNIST()
+            let model = try modelOptions.load()
+            let shape = model.inputs.first?.shape ?? []
+            guard shape == FashionMNIST.sampleShape else {
+                // Another model's images: PTQ on its samples works; accuracy on Fashion-MNIST does not.
+                guard method == .ptq, samples != nil, saveLogits == nil else {
+                    throw FashionMNISTInputError(model: modelOptions.name, shape: shape)
+                }
+                let (quantized, source) = try postTraining(model)
+                try write(quantized)
+                say(
+                    "\(quantized.configuration.label) model (\(source)) written to \(output); no accuracy: it takes "
+                        + "\(shape) images, and the test set here is Fashion-MNIST's")
+                return
+            }
             let test = try FashionMNIST.load(.test, from: dataOptions.directory)
             let quantized: QuantizedModel, source: String
             switch method {
@@ -152,11 +165,7 @@ struct QuantizeCommand: ParsableCommand {
                     say(String(format: "%@  %.4f ... %.4f", r.activation, r.low, r.high))
                 }
             }
-            if output.hasSuffix(".onnx") {
-                try quantized.writeONNX(to: URL(fileURLWithPath: output))
-            } else {
-                try quantized.save(to: URL(fileURLWithPath: output))
-            }
+            try write(quantized)
             let line = ProgressLine()
             let label = quantized.configuration.label
             let fp32 = try Evaluation.accuracy(of: model, on: test) { line.update("FP32: \($0)/\(test.count)") }
@@ -170,6 +179,15 @@ struct QuantizeCommand: ParsableCommand {
                 String(
                     format: "FP32 %.2f%%  %@ %.2f%%  (%@; quantized model written to %@)", 100 * fp32, label, 100 * q,
                     source, output))
+        }
+    }
+
+    /// Writes the quantized model to `--output`: QDQ ONNX for `.onnx`, else safetensors.
+    private func write(_ quantized: QuantizedModel) throws {
+        if output.hasSuffix(".onnx") {
+            try quantized.writeONNX(to: URL(fileURLWithPath: output))
+        } else {
+            try quantized.save(to: URL(fileURLWithPath: output))
         }
     }
 

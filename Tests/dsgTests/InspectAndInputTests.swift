@@ -1,3 +1,4 @@
+import ArgumentParser
 import DSG
 import DSGTestSupport
 import Foundation
@@ -62,6 +63,30 @@ struct InspectAndInputTests {
         #expect(
             FashionMNISTInputError(model: "m", shape: [3, 16, 16]).description
                 == "m takes [3, 16, 16] images, but this command measures top-1 on Fashion-MNIST, whose images are "
-                + "[1, 28, 28]; `dsg generate` and `dsg inspect` work on any model")
+                + "[1, 28, 28]; `dsg generate`, `dsg inspect`, `dsg export` and PTQ from samples work on any model")
+        // PTQ from samples quantizes it and writes the file, and says it measured no accuracy.
+        var generation = GenerationConfiguration(preset: .dsg)
+        (generation.count, generation.iterations) = (4, 1)
+        try DSG.generateSamples(from: try options.load(), configuration: generation).save(
+            to: folder.file("samples.safetensors"))
+        let onnx = folder.file("colour-w8a8.onnx")
+        var quantize = try DSGCommand.parseAsRoot([
+            "quantize", "--model", file.path, "--samples", folder.file("samples.safetensors").path, "--weight-bits",
+            "8", "--activation-bits", "8", "--output", onnx.path,
+        ])
+        try quantize.run()
+        #expect(FileManager.default.fileExists(atPath: onnx.path))
+        var logits = try DSGCommand.parseAsRoot([
+            "quantize", "--model", file.path, "--samples", folder.file("samples.safetensors").path, "--save-logits",
+            folder.file("l.safetensors").path,
+        ])
+        #expect(throws: ExitCode.failure) { try logits.run() }
+    }
+
+    @Test func manyClassesAreSummarised() {
+        #expect(GenerateCommand.classCounts([2, 0, 1]) == "2 0 1")
+        var counts = [Int](repeating: 0, count: 1000)
+        (counts[7], counts[42], counts[999]) = (30, 1, 1)
+        #expect(GenerateCommand.classCounts(counts) == "3 of 1000 (most: class 7 × 30, class 42 × 1, class 999 × 1)")
     }
 }

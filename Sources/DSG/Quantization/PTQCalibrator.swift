@@ -136,7 +136,7 @@ public struct PTQCalibrator: Sendable {
     private static func quantizeBiases(_ model: Model, _ weights: [WeightQuantization]) throws -> [WeightQuantization] {
         try weights.map { record in
             guard let node = model.nodes.first(where: { $0.name == record.layer }),
-                let input = model.node(producing: node.inputs[0]), let fakeQuant = input.op as? FakeQuantOp,
+                let input = quantizedSource(of: node.inputs[0], in: model), let fakeQuant = input.op as? FakeQuantOp,
                 let bias = try? model.tensor(named: record.layer + ".bias")
             else { return record }
             let range = try model.tensor(named: input.name + ".range")
@@ -149,6 +149,14 @@ public struct PTQCalibrator: Sendable {
             return WeightQuantization(
                 layer: record.layer, bits: record.bits, quantizers: record.quantizers, biasSteps: steps)
         }
+    }
+
+    /// The fake-quantization node whose grid `value` lies on: the node producing it, or before max pooling and
+    /// reshapes, which keep values on their grid; nil when the value is not quantized.
+    static func quantizedSource(of value: ValueID, in model: Model) -> Node? {
+        var node = model.node(producing: value)
+        while let n = node, n.op is MaxPool2dOp || n.op is ReshapeOp { node = model.node(producing: n.inputs[0]) }
+        return node?.op is FakeQuantOp ? node : nil
     }
 
     // MARK: - Activations
