@@ -190,6 +190,26 @@ struct QDQExportTests {
         #expect(q.weights.first { $0.layer == "head" }?.biasSteps != nil, "its input is quantized: an INT32 bias")
     }
 
+    /// Max pooling keeps values on their grid (ResNet-18's stem): the convolution after it still gets its bias
+    /// on the grid of the quantizer before the pooling.
+    @Test func theBiasGridLooksThroughMaxPooling() throws {
+        var b = ModelBuilder(seed: 3)
+        let x = b.input("image", [1, 8, 8])
+        var h = try b.relu(try b.conv2d(x, "stem", outChannels: 2, kernel: 3, padding: 1, bias: true), "relu")
+        h = try b.maxPool(h, "pool", kernel: 2, stride: 2)
+        h = try b.relu(try b.conv2d(h, "conv", outChannels: 2, kernel: 3, padding: 1, bias: true), "relu2")
+        let model = b.finish(outputs: [try b.linear(try b.flatten(h, "flat"), "fc", outFeatures: 2)])
+        var configuration = PTQConfiguration(weightBits: 8, activationBits: 8)
+        configuration.integerKernels = true
+        var random = SeededRandom(seed: 2)
+        let q = try PTQCalibrator(configuration: configuration).quantize(
+            model, calibration: random.normalTensor([2, 1, 8, 8]))
+        let input = try #require(q.activations.first { $0.activation == "relu" }).quantizer.stepSize
+        let conv = try #require(q.weights.first { $0.layer == "conv" })
+        #expect(conv.biasSteps == conv.quantizers.map { input * $0.stepSize })
+        #expect(q.weights.first { $0.layer == "fc" }?.biasSteps != nil, "through the flattening reshape too")
+    }
+
     /// Symmetric weight ranges put every weight zero point at 0, as some runtimes require.
     @Test(arguments: [8, 4])
     func symmetricWeightsHaveZeroZeroPoints(bits: Int) throws {
