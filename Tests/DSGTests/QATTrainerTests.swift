@@ -48,6 +48,12 @@ struct QATTrainerTests {
         #expect(student.weights.count == PTQCalibrator.quantizedNodes(of: teacher).weights.count)
         #expect(record.bits == 4 && record.quantizers.count == weight.shape[0])
         #expect(weight.scalars.prefix(size).allSatisfy { record.quantizers[0]($0) == $0 })
+        // The student exports in QDQ form like a PTQ model: every weight INT8, every activation a Q/DQ pair.
+        let description = try student.onnxQuantization
+        #expect(Set(description.weights.keys) == Set(student.weights.map(\.layer)))
+        #expect(Set(description.activations.keys) == Set(student.activations.map(\.node)))
+        #expect(description.weights.values.allSatisfy { $0.zeroPoints != nil })
+        #expect(try ONNXExport.data(of: student.model, quantization: description).count > 0)
         // Activation ranges were calibrated (not the initial zeros).
         let range = try student.model.tensor(named: "relu1.quant.range").scalars
         #expect(range[1] > range[0])
