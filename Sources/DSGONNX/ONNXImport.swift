@@ -458,23 +458,36 @@ struct ONNXGraphImporter {
     /// a value and a constant per channel or scalar (a learned ``DSGCore/BiasOp``).
     private mutating func importAdd(_ node: Onnx_NodeProto, index: Int) throws {
         let name = nodeName(node, index: index)
-        for (v, k) in [(node.input[0], node.input[1]), (node.input[1], node.input[0])] {
-            guard let t = constants[k], values[v] != nil else { continue }
-            let x = try value(v, of: node), shift = try bias(t, for: x, node)
-            try add(BiasOp(channels: shift.shape[0]), name, [x], node, tensors: [("bias", shift)])
-            return
+        if let (x, t) = try valueAndConstant(node) {
+            let shift = try bias(t, for: x, node)
+            return try add(BiasOp(channels: shift.shape[0]), name, [x], node, tensors: [("bias", shift)])
         }
         let a = try value(node.input[0], of: node), b = try value(node.input[1], of: node)
         let (sa, sb) = (model.shape(of: a), model.shape(of: b))
         if sa == sb {
             try add(AddOp(), name, [a, b], node)
-        } else if sa.rank == 3, sb == [sa[0], 1, 1] {
-            try add(ChannelAddOp(), name, [a, b], node)
-        } else if sb.rank == 3, sa == [sb[0], 1, 1] {
-            try add(ChannelAddOp(), name, [b, a], node)
+        } else if let inputs = mapAndChannelValue(a, b) {
+            try add(ChannelAddOp(), name, inputs, node)
         } else {
             throw unsupported(node, "broadcasting", "\(sa) + \(sb) (only equal shapes and a [C, 1, 1] value)")
         }
+    }
+
+    /// The value and the constant of a two-input node that has one of each (either order), else nil.
+    private func valueAndConstant(_ node: Onnx_NodeProto) throws -> (ValueID, Onnx_TensorProto)? {
+        for (v, k) in [(node.input[0], node.input[1]), (node.input[1], node.input[0])] {
+            if let t = constants[k], values[v] != nil { return (try value(v, of: node), t) }
+        }
+        return nil
+    }
+
+    /// `[map, per-channel value]` when one of `a` and `b` is `[C, H, W]` and the other `[C, 1, 1]` (either
+    /// order), the input order of the channel-broadcasting operators; else nil.
+    private func mapAndChannelValue(_ a: ValueID, _ b: ValueID) -> [ValueID]? {
+        let (sa, sb) = (model.shape(of: a), model.shape(of: b))
+        if sa.rank == 3, sb == [sa[0], 1, 1] { return [a, b] }
+        if sb.rank == 3, sa == [sb[0], 1, 1] { return [b, a] }
+        return nil
     }
 
     /// A value minus a constant: a bias of the negated constant (an exported input normalisation `x - mean`).
@@ -498,7 +511,7 @@ struct ONNXGraphImporter {
     }
 
     /// The one reading of a constant as one value per channel (a bias): a scalar, or `[C]` (with or without a
-    /// leading 1) for a vector, `[C, 1, 1]` (likewise) for a map; nil-free, refusing any other shape.
+    /// leading 1) for a vector, `[C, 1, 1]` (likewise) for a map; any other shape is refused.
     private static func bias(_ t: Onnx_TensorProto, channels: Int, image: Bool, _ node: Onnx_NodeProto) throws
         -> Tensor
     {
@@ -519,24 +532,19 @@ struct ONNXGraphImporter {
     /// either order), or of a value by a scalar constant.
     private mutating func importMul(_ node: Onnx_NodeProto, index: Int) throws {
         let name = nodeName(node, index: index)
-        for (v, k) in [(node.input[0], node.input[1]), (node.input[1], node.input[0])] {
-            guard let t = constants[k], values[v] != nil else { continue }
+        if let (x, t) = try valueAndConstant(node) {
             let factor = try t.floats()
-            let rank = model.shape(of: try value(v, of: node)).rank + 1
-            guard factor.count == 1, t.dims.count <= rank else {
+            guard factor.count == 1, t.dims.count <= model.shape(of: x).rank + 1 else {
                 throw unsupported(node, "constant operand", "\(t.dims) (only a scalar)")
             }
-            try add(ScaleOp(factor[0]), name, [try value(v, of: node)], node)
-            return
+            return try add(ScaleOp(factor[0]), name, [x], node)
         }
         let a = try value(node.input[0], of: node), b = try value(node.input[1], of: node)
         let (sa, sb) = (model.shape(of: a), model.shape(of: b))
         if sa == sb {
             try add(MultiplyOp(), name, [a, b], node)
-        } else if sa.rank == 3, sb == [sa[0], 1, 1] {
-            try add(ChannelMultiplyOp(), name, [a, b], node)
-        } else if sb.rank == 3, sa == [sb[0], 1, 1] {
-            try add(ChannelMultiplyOp(), name, [b, a], node)
+        } else if let inputs = mapAndChannelValue(a, b) {
+            try add(ChannelMultiplyOp(), name, inputs, node)
         } else {
             throw unsupported(node, "broadcasting", "\(sa) × \(sb) (only equal shapes and a [C, 1, 1] gate)")
         }
