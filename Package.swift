@@ -21,10 +21,13 @@ let package = Package(
             providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
         ),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // PNG and JPEG decoding for labelled image folders (`dsg evaluate --images`).
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
 
         // MARK: - Libraries (each depends only on the ones above it)
         .target(name: "DSGKernels", dependencies: ["COpenBLAS"]),
-        .target(name: "DSGCore", dependencies: ["DSGKernels", "CZlib"]),
+        .target(name: "DSGCore", dependencies: ["DSGKernels", "CZlib", "CPNG", "CTurboJPEG"]),
         // The embedded default model (Docs/RESULTS.md) ships as a resource of the library users import.
         // DSG imports DSGKernels itself: the eigensolver (correlation term, diversity metrics) and the Double
         // reductions of the per-sample and batch statistics.

@@ -3,9 +3,10 @@
 # leaves installed packages alone. Uses sudo when not run as root.
 set -euo pipefail
 
-# OpenBLAS and LAPACKE for the kernels, zlib for the gzip IDX files, Fashion-MNIST itself, and ONNX's own
-# backend test cases for the importer's conformance run.
-packages=(pkg-config libopenblas-dev liblapacke-dev zlib1g-dev dataset-fashion-mnist libonnx-testdata)
+# OpenBLAS and LAPACKE for the kernels, zlib for the gzip IDX files, libpng and libjpeg-turbo for image folders,
+# Fashion-MNIST itself, and ONNX's own backend test cases for the importer's conformance run.
+packages=(pkg-config libopenblas-dev liblapacke-dev zlib1g-dev libpng-dev libturbojpeg0-dev dataset-fashion-mnist
+          libonnx-testdata)
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

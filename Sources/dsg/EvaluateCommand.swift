@@ -5,9 +5,11 @@ import Foundation
 struct EvaluateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",
-        abstract: "Measure a model's top-1 accuracy on the Fashion-MNIST test set.")
+        abstract: "Measure a model's accuracy on the Fashion-MNIST test set or a folder of labelled images.")
 
     @OptionGroup var dataOptions: DataOptions
+
+    @OptionGroup(title: "Labelled images") var imageOptions: ImageFolderOptions
 
     @OptionGroup var modelOptions: ModelOptions
 
@@ -26,21 +28,43 @@ struct EvaluateCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            var test = try FashionMNIST.load(.test, from: dataOptions.directory)
-            if let limit { test = test.prefix(limit) }
-            let network = try modelOptions.loadForFashionMNIST()
+            let network = try modelOptions.load()
+            let (test, what) = try Self.testSet(
+                for: network, modelOptions: modelOptions, data: dataOptions, images: imageOptions)
+            let set = limit.map { test.prefix($0) } ?? test
             let line = ProgressLine()
-            let logits = try Evaluation.logits(of: network, on: test.images) { done in
-                line.update("evaluating \(done)/\(test.count)")
+            let logits = try Evaluation.logits(of: network, on: set.images) { done in
+                line.update("evaluating \(done)/\(set.count)")
             }
             line.finish()
-            let accuracy = Evaluation.accuracy(of: logits, labels: test.labels)
-            if let saveLogits { try Self.writeLogits(logits, of: test, model: modelOptions.name, to: saveLogits) }
+            if let saveLogits { try Self.writeLogits(logits, of: set, model: modelOptions.name, to: saveLogits) }
+            // Top-5 for many-class models (ImageNet's 1,000); on 10 classes it says little.
+            let top5 =
+                set.classes > 10
+                ? String(format: ", top-5 %.2f%%", 100 * Evaluation.topKAccuracy(of: logits, labels: set.labels, k: 5))
+                : ""
             say(
                 String(
-                    format: "top-1 accuracy %.2f%% on %d Fashion-MNIST test images (%@)", 100 * accuracy, test.count,
-                    modelOptions.name))
+                    format: "top-1 accuracy %.2f%%%@ on %@ (%@)",
+                    100 * Evaluation.accuracy(of: logits, labels: set.labels),
+                    top5, limit == nil ? what : "the first \(set.count) of \(what)", modelOptions.name))
         }
+    }
+
+    /// The labelled images a model is measured on: `--images` when given, else the Fashion-MNIST test set (for
+    /// models of its input), with a phrase saying which.
+    static func testSet(
+        for model: Model, modelOptions: ModelOptions, data: DataOptions, images: ImageFolderOptions
+    ) throws -> (LabeledImages, String) {
+        guard images.images != nil else {
+            let shape = model.inputs.first?.shape ?? []
+            guard shape == FashionMNIST.sampleShape else {
+                throw FashionMNISTInputError(model: modelOptions.name, shape: shape)
+            }
+            let test = try FashionMNIST.load(.test, from: data.directory)
+            return (test, "\(test.count) Fashion-MNIST test images")
+        }
+        return try images.load(for: model, name: modelOptions.model)
     }
 
     /// Writes the images, labels and a model's logits on them, for a runtime's check

@@ -36,6 +36,7 @@ struct FashionMNISTInputError: Error, CustomStringConvertible {
     let model: String, shape: Shape
     var description: String {
         "\(model) takes \(shape) images, but this command measures top-1 on Fashion-MNIST, whose images are "
-            + "\(FashionMNIST.sampleShape); `dsg generate`, `dsg inspect`, `dsg export` and PTQ from samples work on any model"
+            + "\(FashionMNIST.sampleShape); `dsg generate`, `dsg inspect`, `dsg export` and PTQ from samples work on any "
+            + "model, and --images measures on a folder of its images"
     }
 }

@@ -26,6 +26,7 @@ struct QuantizeCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var dataOptions: DataOptions
+    @OptionGroup(title: "Labelled images (accuracy before and after on them)") var imageOptions: ImageFolderOptions
 
     @Option(help: "ptq (post-training, needs --samples) or qat (quantization-aware training, no samples).")
     var method: QuantizationMethod = .ptq
@@ -130,8 +131,8 @@ struct QuantizeCommand: ParsableCommand {
         try reportingErrors {
             let model = try modelOptions.load()
             let shape = model.inputs.first?.shape ?? []
-            guard shape == FashionMNIST.sampleShape else {
-                // Another model's images: PTQ on its samples works; accuracy on Fashion-MNIST does not.
+            guard imageOptions.images != nil || shape == FashionMNIST.sampleShape else {
+                // Another model's images and no --images: PTQ on its samples works, accuracy on Fashion-MNIST does not.
                 guard method == .ptq, samples != nil, saveLogits == nil else {
                     throw FashionMNISTInputError(model: modelOptions.name, shape: shape)
                 }
@@ -139,10 +140,11 @@ struct QuantizeCommand: ParsableCommand {
                 try write(quantized)
                 say(
                     "\(quantized.configuration.label) model (\(source)) written to \(output); no accuracy: it takes "
-                        + "\(shape) images, and the test set here is Fashion-MNIST's")
+                        + "\(shape) images, and the test set here is Fashion-MNIST's (--images measures on others)")
                 return
             }
-            let test = try FashionMNIST.load(.test, from: dataOptions.directory)
+            let (test, what) = try EvaluateCommand.testSet(
+                for: model, modelOptions: modelOptions, data: dataOptions, images: imageOptions)
             let quantized: QuantizedModel, source: String
             switch method {
             case .ptq:
@@ -168,17 +170,23 @@ struct QuantizeCommand: ParsableCommand {
             try write(quantized)
             let line = ProgressLine()
             let label = quantized.configuration.label
-            let fp32 = try Evaluation.accuracy(of: model, on: test) { line.update("FP32: \($0)/\(test.count)") }
+            let fp32 = try Evaluation.logits(of: model, on: test.images) { line.update("FP32: \($0)/\(test.count)") }
             let logits = try Evaluation.logits(of: quantized.model, on: test.images) {
                 line.update("\(label): \($0)/\(test.count)")
             }
             line.finish()
-            let q = Evaluation.accuracy(of: logits, labels: test.labels)
             if let saveLogits { try EvaluateCommand.writeLogits(logits, of: test, model: output, to: saveLogits) }
+            func accuracy(_ logits: Tensor) -> String {
+                let top1 = String(format: "%.2f%%", 100 * Evaluation.accuracy(of: logits, labels: test.labels))
+                guard test.classes > 10 else { return top1 }
+                let top5 = Evaluation.topKAccuracy(of: logits, labels: test.labels, k: 5)
+                return top1 + String(format: " (top-5 %.2f%%)", 100 * top5)
+            }
             say(
                 String(
-                    format: "FP32 %.2f%%  %@ %.2f%%  (%@; quantized model written to %@)", 100 * fp32, label, 100 * q,
-                    source, output))
+                    format: "FP32 %@  %@ %@  (top-1 agreement %.2f%%, KL from FP32 %.4f; %@; on %@; written to %@)",
+                    accuracy(fp32), label, accuracy(logits), 100 * Evaluation.agreement(logits, fp32),
+                    Evaluation.meanKLDivergence(of: logits, from: fp32), source, what, output))
         }
     }
 

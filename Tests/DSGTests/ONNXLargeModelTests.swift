@@ -69,4 +69,23 @@ struct ONNXLargeModelTests {
         #expect(top1 == Int(reference.double("top1_correct")) && top5 == Int(reference.double("top5_correct")))
         #expect((0..<20).allSatisfy { top(5, all, $0) == top(5, logits.scalars, $0) })
     }
+
+    /// `ImageFolder` on foolbox's 20 ImageNet photos (progressive JPEGs, one of them 1024x683) with the Lite models'
+    /// preprocessing gives the very inputs PIL made for the golden logits: libjpeg-turbo decodes them as PIL does,
+    /// and the crop and antialiased bicubic resize follow PIL's.
+    @Test(
+        "foolbox's photos load as the PyTorch pipeline fed them",
+        .enabled(if: present("foolbox-imagenet/imagenet_00_243.jpg", "efficientnet-lite0-golden.safetensors")))
+    func foolboxPhotos() throws {
+        let folder = try ImageFolder(Self.folder.appendingPathComponent("foolbox-imagenet"))
+        let preprocessing = ImagePreprocessing(cropFraction: 0.875, mean: [127 / 255], standardDeviation: [128 / 255])
+        let set = try folder.load(shape: [3, 224, 224], classes: 1000, preprocessing: preprocessing)
+        let golden = try Safetensors.read(Self.folder.appendingPathComponent("efficientnet-lite0-golden.safetensors"))
+        let labels = try #require(golden.tensor(named: "labels")).scalars.map { Int32($0) }
+        #expect(set.labels == labels)
+        // One pixel level is 1/128 here; the two normalisations round differently by about 1e-7.
+        let images = try #require(golden.tensor(named: "images")).scalars
+        let worst = zip(set.images.scalars, images).map { abs($0 - $1) }.max() ?? .infinity
+        #expect(worst < 1e-5, "largest difference \(worst) (\(worst * 128) pixel levels)")
+    }
 }

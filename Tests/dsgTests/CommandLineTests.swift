@@ -103,6 +103,15 @@ struct CommandLineTests {
         (["evaluate", "--model", "m.safetensors", "--limit", "0"], "--limit must be at least 1."),
         (["bogus"], "Unexpected argument 'bogus'"),
         (
+            ["evaluate", "--images", "f", "--mean", "0.5,x"],
+            "--mean takes comma-separated numbers or fractions like 127/255, not 0.5,x."
+        ),
+        (["evaluate", "--std", "0"], "invalid preprocessing: standard deviations must be positive"),
+        (
+            ["quantize", "--samples", "s", "--crop-fraction", "1.2"],
+            "invalid preprocessing: the crop fraction must be in (0, 1], not 1.2"
+        ),
+        (
             ["demo", "--model", "m", "--iterations=-1"],
             "invalid generation configuration: the iteration count must not be negative"
         ),

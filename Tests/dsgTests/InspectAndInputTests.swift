@@ -63,7 +63,8 @@ struct InspectAndInputTests {
         #expect(
             FashionMNISTInputError(model: "m", shape: [3, 16, 16]).description
                 == "m takes [3, 16, 16] images, but this command measures top-1 on Fashion-MNIST, whose images are "
-                + "[1, 28, 28]; `dsg generate`, `dsg inspect`, `dsg export` and PTQ from samples work on any model")
+                + "[1, 28, 28]; `dsg generate`, `dsg inspect`, `dsg export` and PTQ from samples work on any model, "
+                + "and --images measures on a folder of its images")
         // PTQ from samples quantizes it and writes the file, and says it measured no accuracy.
         var generation = GenerationConfiguration(preset: .dsg)
         (generation.count, generation.iterations) = (4, 1)
@@ -81,6 +82,50 @@ struct InspectAndInputTests {
             folder.file("l.safetensors").path,
         ])
         #expect(throws: ExitCode.failure) { try logits.run() }
+    }
+
+    /// Fashion-MNIST test images written as PNG files and read back through `--images` (libpng, the default
+    /// Fashion-MNIST normalisation of the embedded model) are the very inputs the IDX loader gives, so evaluate
+    /// and quantize measure the same logits on them; a label beyond the model's classes fails with a message.
+    @Test func evaluateAndQuantizeMeasureOnAnImageFolder() throws {
+        let folder = try TemporaryFolder("images")
+        let test = try FashionMNIST.load(.test).prefix(6)
+        let pixels = test.images.scalars.map {
+            UInt8(($0 * FashionMNIST.standardDeviation + FashionMNIST.mean) * 255 + 0.5)
+        }
+        for i in 0..<test.count {
+            let png = PNG.encode(
+                pixels: Array(pixels[(i * 784)..<((i + 1) * 784)]), width: 28, height: 28, channels: 1)
+            try png.write(to: folder.file("fashion_\(i)_\(test.labels[i]).png"))
+        }
+        let saved = folder.file("logits.safetensors")
+        var evaluate = try DSGCommand.parseAsRoot([
+            "evaluate", "--images", folder.url.path, "--save-logits", saved.path,
+        ])
+        try evaluate.run()
+        let contents = try Safetensors.read(saved)
+        #expect(try #require(contents.tensor(named: "labels")).scalars == test.labels.map(Float.init))
+        expectClose(try #require(contents.tensor(named: "images")).scalars, test.images.scalars, rtol: 0, atol: 1e-5)
+        let model = try DSG.defaultModel()
+        expectClose(
+            try #require(contents.tensor(named: "logits")).scalars,
+            try Evaluation.logits(of: model, on: test.images).scalars, rtol: 1e-4, atol: 1e-4)
+
+        let quantizedLogits = folder.file("q.safetensors")
+        var quantize = try DSGCommand.parseAsRoot([
+            "quantize", "--real-images", "8", "--weight-bits", "8", "--activation-bits", "8", "--images",
+            folder.url.path, "--output", folder.file("q8.safetensors").path, "--save-logits", quantizedLogits.path,
+        ])
+        try quantize.run()
+        #expect(try Safetensors.read(quantizedLogits).tensor(named: "logits")?.shape == [6, 10])
+
+        try PNG.encode(pixels: Array(pixels[..<784]), width: 28, height: 28, channels: 1).write(
+            to: folder.file("fashion_9_12.png"))
+        var outOfRange = try DSGCommand.parseAsRoot(["evaluate", "--images", folder.url.path])
+        #expect(throws: ExitCode.failure) { try outOfRange.run() }
+        #expect(
+            errorMessage(ImageError.labelOutOfRange(file: "f_12.png", label: 12, classes: 10))
+                == "error: f_12.png has label 12, but the model has 10 classes (0..<10)")
     }
 
     @Test func manyClassesAreSummarised() {
