@@ -148,6 +148,10 @@ struct QDQExportTests {
         #expect(g.node.filter { $0.opType == "QuantizeLinear" }.count == 30)
         let biases = g.initializer.filter { $0.name.hasSuffix(".bias_quantized") }
         #expect(biases.count == q.weights.count - 2 && biases.allSatisfy { $0.dataType == ONNXDataType.int32 })
+        #expect(
+            g.initializer.filter { $0.name.hasSuffix(".weight_quantized") }.allSatisfy {
+                $0.dataType == ONNXDataType.int8
+            })
         // Saved and loaded, the scheme comes back with its extra quantizers.
         let folder = try TemporaryFolder("integer")
         try q.save(to: folder.file("q.safetensors"))
@@ -173,6 +177,46 @@ struct QDQExportTests {
         // A quantizer read from a damaged file.
         let bad = Data(#"{"bits": 9, "levelsPerUnit": 1, "zeroPoint": 0}"#.utf8)
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(UniformQuantizer.self, from: bad) }
+    }
+
+    /// Integer kernels need INT8 weight zero points, so their weight ranges hold zero even when a channel's weights
+    /// all have one sign (EfficientNet's depthwise kernels with BatchNorm folded in): INT8 weights, no INT32.
+    @Test func integerKernelWeightRangesHoldZero() throws {
+        var b = ModelBuilder(seed: 4)
+        let x = b.input("image", [1, 6, 6])
+        let h = try b.relu(try b.conv2d(x, "conv", outChannels: 2, kernel: 3, padding: 1), "relu")
+        var model = b.finish(outputs: [try b.conv2d(h, "head", outChannels: 3, kernel: 1, bias: true)])
+        let w = try model.tensor(named: "conv.weight")
+        try model.setTensor(named: "conv.weight", to: Tensor(shape: w.shape, scalars: w.scalars.map { abs($0) + 0.2 }))
+        var configuration = PTQConfiguration(weightBits: 8, activationBits: 8)
+        configuration.integerKernels = true
+        var random = SeededRandom(seed: 1)
+        let q = try PTQCalibrator(configuration: configuration).quantize(
+            model, calibration: random.normalTensor([2, 1, 6, 6]))
+        let quantizers = try #require(q.weights.first { $0.layer == "conv" }).quantizers
+        #expect(quantizers.allSatisfy { $0(0) == 0 }, "zero is a level")
+        #expect(try q.onnxQuantization.weights["conv"]?.zeroPoints != nil, "INT8 weights with zero points")
+    }
+
+    /// A residual sum that no activation follows (MobileNet's and EfficientNet's blocks) is quantized in the
+    /// integer-kernel scheme, so the next convolution reads integers (QLinearAdd, then QLinearConv); the sum that
+    /// a ReLU takes (ResNet's) is quantized after the ReLU only.
+    @Test func integerKernelsQuantizeSumsThatFeedTheNextBlock() throws {
+        var b = ModelBuilder(seed: 5)
+        let x = b.input("image", [2, 6, 6])
+        let h = try b.relu(try b.conv2d(x, "expand", outChannels: 2, kernel: 1), "relu")
+        let sum = try b.addValues([try b.conv2d(h, "project", outChannels: 2, kernel: 1), h], "sum")
+        let next = try b.relu(
+            try b.addValues([try b.conv2d(sum, "conv", outChannels: 2, kernel: 1), sum], "sum2"), "relu2")
+        let model = b.finish(outputs: [try b.conv2d(next, "head", outChannels: 3, kernel: 1, bias: true)])
+        var random = SeededRandom(seed: 2)
+        let samples = random.normalTensor([2, 2, 6, 6])
+        for (integer, expected) in [(true, ["relu", "project", "sum", "conv", "relu2"]), (false, ["relu", "relu2"])] {
+            var configuration = PTQConfiguration(weightBits: 8, activationBits: 8)
+            configuration.integerKernels = integer
+            let q = try PTQCalibrator(configuration: configuration).quantize(model, calibration: samples)
+            #expect(q.activations.map(\.activation) == expected)
+        }
     }
 
     /// A convolution whose output is the model's (a fully convolutional head) keeps Float32 logits.

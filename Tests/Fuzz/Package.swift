@@ -1,6 +1,6 @@
 // swift-tools-version: 6.0
-// The fuzzers of the readers of untrusted files (ONNX, safetensors, IDX), a package of their own so that
-// libFuzzer's flags never reach swift-dsg's Package.swift. Build and run: Docs/TESTING.md, "Fuzzing".
+// The fuzzers of the readers of untrusted files (ONNX, safetensors, IDX, PNG and JPEG), a package of their own so
+// that libFuzzer's flags never reach swift-dsg's Package.swift. Build and run: Docs/TESTING.md, "Fuzzing".
 import Foundation
 import PackageDescription
 
@@ -16,5 +16,6 @@ let package = Package(
         .executableTarget(name: "FuzzONNX", dependencies: [dsg, "FuzzDriver"]),
         .executableTarget(name: "FuzzSafetensors", dependencies: [dsg, "FuzzDriver"]),
         .executableTarget(name: "FuzzIDX", dependencies: [dsg, "FuzzDriver"]),
+        .executableTarget(name: "FuzzImages", dependencies: [dsg, "FuzzDriver"]),
     ]
 )

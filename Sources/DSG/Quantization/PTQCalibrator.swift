@@ -52,7 +52,10 @@ public struct PTQCalibrator: Sendable {
     }
 
     /// The nodes whose outputs are quantized: every ReLU, ReLU6 and clip, and with `integerKernels` also every
-    /// convolution that is not the only input of one of those (its output feeds a residual sum), in graph order.
+    /// convolution and residual sum that is not the only input of one of those, in graph order: a convolution
+    /// that feeds a sum (ResNet's second convolution, MobileNet's projection), and a sum that feeds the next block
+    /// directly (MobileNet's and EfficientNet's, which no activation follows), so that every convolution and sum
+    /// reads and writes quantized values and fuses into an integer operator.
     static func quantizedOutputs(of model: Model, integerKernels: Bool) -> [String] {
         var readers: [Int: [Node]] = [:]
         for node in model.nodes { for input in node.inputs { readers[input.index, default: []].append(node) } }
@@ -60,7 +63,9 @@ public struct PTQCalibrator: Sendable {
         return model.nodes.filter { node in
             if isQuantizedActivation(node) { return true }
             // A convolution whose output is the model's (a fully convolutional head's logits) stays Float32.
-            guard integerKernels, node.op is Conv2dOp, !outputs.contains(node.output) else { return false }
+            guard integerKernels, node.op is Conv2dOp || node.op is AddOp, !outputs.contains(node.output) else {
+                return false
+            }
             let next = readers[node.output.index] ?? []
             return !(next.count == 1 && isQuantizedActivation(next[0]))
         }.map(\.name)
@@ -113,9 +118,12 @@ public struct PTQCalibrator: Sendable {
     }
 
     /// The quantizer of one output channel's weights: its extremes, or with `.mse` those extremes shrunk
-    /// towards zero by the factor (1, 0.99, ..., 0.5) with the least squared error.
+    /// towards zero by the factor (1, 0.99, ..., 0.5) with the least squared error. For integer kernels the range
+    /// always holds zero: their weight zero point is an INT8 (QLinearConv refuses the INT32 levels a range without
+    /// zero needs), and a depthwise 3x3 kernel with BatchNorm folded in often has nine weights of one sign.
     private func weightQuantizer(_ row: UnsafeMutableBufferPointer<Float>, bits: Int) -> UniformQuantizer {
-        let low = row.min() ?? 0, high = row.max() ?? 0
+        var low = row.min() ?? 0, high = row.max() ?? 0
+        if configuration.integerKernels { (low, high) = (min(low, 0), max(high, 0)) }
         switch configuration.weightRange {
         case .minMax: return UniformQuantizer(bits: bits, low: low, high: high)
         case .symmetric:
