@@ -56,8 +56,12 @@ struct QuantizeCommand: ParsableCommand {
     var calibration: PTQConfiguration.ActivationCalibration = .meanSampleExtremes
 
     @Option(
-        help: "Weight range per output channel: minMax, mse or symmetric (zero point 0, for runtimes that need it).")
-    var weightRange: PTQConfiguration.WeightRange = .minMax
+        help: """
+            Weight range per output channel: minMax, mse or symmetric (zero point 0). Default: symmetric with \
+            --integer-kernels (onnxruntime's fast integer convolutions take only zero weight zero points; \
+            Docs/RESULTS.md measures the difference), else minMax.
+            """)
+    var weightRange: PTQConfiguration.WeightRange?
 
     @Option(help: "First convolution and last linear layer: quantize, fullPrecision or eightBit.")
     var edgeLayers: PTQConfiguration.EdgeLayers = .quantize
@@ -116,7 +120,7 @@ struct QuantizeCommand: ParsableCommand {
     func ptqConfiguration() -> PTQConfiguration {
         var configuration = PTQConfiguration(weightBits: weightBits, activationBits: activationBits)
         configuration.activationCalibration = calibration
-        configuration.weightRange = weightRange
+        configuration.weightRange = weightRange ?? (integerKernels ? .symmetric : .minMax)
         configuration.edgeLayers = edgeLayers
         configuration.foldBatchNorm = foldBatchNorm
         configuration.integerKernels = integerKernels

@@ -260,8 +260,15 @@ struct QDQExportTests {
         var configuration = PTQConfiguration(weightBits: bits, activationBits: 8)
         configuration.weightRange = .symmetric
         var random = SeededRandom(seed: 8)
+        // One all-zero output channel (a pruned filter) must keep the zero point 0 too.
+        let model = try TestModels.batchNormNetwork()
+        let w = try model.tensor(named: "conv1.weight")
+        let size = w.elementCount / w.shape[0]
+        try model.setTensor(
+            named: "conv1.weight",
+            to: Tensor(shape: w.shape, scalars: w.scalars.enumerated().map { $0.offset < size ? 0 : $0.element }))
         let q = try PTQCalibrator(configuration: configuration)
-            .quantize(try TestModels.batchNormNetwork(), calibration: random.normalTensor([4, 1, 8, 8]))
+            .quantize(model, calibration: random.normalTensor([4, 1, 8, 8]))
         let description = try q.onnxQuantization
         #expect(description.weights.count == 3)
         #expect(description.weights.values.allSatisfy { $0.zeroPoints?.allSatisfy { $0 == 0 } == true })
@@ -269,7 +276,11 @@ struct QDQExportTests {
         let h = 1 << (bits - 1)
         for record in q.weights {
             let levels = try #require(description.weights[record.layer]).values
-            #expect(levels.allSatisfy { (-(h - 1)...(h - 1)).contains($0) } && levels.map(abs).max() == h - 1)
+            let size = levels.count / record.quantizers.count
+            #expect(levels.allSatisfy { (-(h - 1)...(h - 1)).contains($0) }, "no level -2^(k-1): \(record.layer)")
+            for (o, quantizer) in record.quantizers.enumerated() where quantizer.stepSize > 1e-6 {
+                #expect(levels[(o * size)..<((o + 1) * size)].map(abs).max() == h - 1, "\(record.layer) \(o)")
+            }
         }
     }
 }

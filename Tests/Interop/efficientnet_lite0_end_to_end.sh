@@ -34,8 +34,12 @@ timed() {  # peak memory and wall time of a command, when GNU time is there
 
 "$dsg" evaluate --model "$model" "${images[@]}" --save-logits "$out/fp32-logits.safetensors" | tee "$out/fp32.txt"
 for preset in dsg zeroQ gaussian; do
+    # The report is written last: once it is there, the samples are finished and their timing is kept.
+    [ -f "$out/samples-$preset.json" ] && continue
+    steps=(--iterations "$iterations")
+    [ "$preset" = gaussian ] && steps=()  # noise as drawn: the floor
     timed "$dsg" generate --model "$model" --preset "$preset" --count "$samples" --batch-size "$batch" \
-        --iterations "$iterations" --seed 0 --output "$out/samples-$preset.safetensors" \
+        "${steps[@]}" --seed 0 --output "$out/samples-$preset.safetensors" \
         --grid "$out/grid-$preset.png" --report "$out/samples-$preset.json" 2>&1 | tr '\r' '\n' | tail -2 \
         | tee "$out/generate-$preset.txt"
 done

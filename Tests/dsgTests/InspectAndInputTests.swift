@@ -128,6 +128,17 @@ struct InspectAndInputTests {
                 == "error: f_12.png has label 12, but the model has 10 classes (0..<10)")
     }
 
+    /// `--integer-kernels` defaults to symmetric weights (onnxruntime's fast kernels need zero weight zero points);
+    /// an explicit `--weight-range` wins, and without integer kernels the default stays min/max.
+    @Test func integerKernelsDefaultToSymmetricWeights() throws {
+        func range(_ arguments: [String]) throws -> PTQConfiguration.WeightRange {
+            try QuantizeCommand.parse(["--samples", "s"] + arguments).ptqConfiguration().weightRange
+        }
+        #expect(try range(["--integer-kernels"]) == .symmetric)
+        #expect(try range(["--integer-kernels", "--weight-range", "minMax"]) == .minMax)
+        #expect(try range([]) == .minMax)
+    }
+
     @Test func manyClassesAreSummarised() {
         #expect(GenerateCommand.classCounts([2, 0, 1]) == "2 0 1")
         var counts = [Int](repeating: 0, count: 1000)

@@ -128,8 +128,10 @@ public struct PTQCalibrator: Sendable {
         case .minMax: return UniformQuantizer(bits: bits, low: low, high: high)
         case .symmetric:
             // Step m / (2^(k−1) − 1): ±m are the levels ±(2^(k−1) − 1) and the zero point is exactly 0 (the
-            // range's low end is the unused level −2^(k−1)).
-            let m = max(-low, high), h = Float(1 << (bits - 1))
+            // range's low end is the unused level −2^(k−1)). An all-zero channel (a pruned filter, or a BatchNorm
+            // scale of 0 folded in) keeps a tiny m: m = 0 would give the degenerate zero point 2^(k−1), and one such
+            // channel sends onnxruntime's whole layer off its symmetric kernels (25x slower, on EfficientNet).
+            let m = max(-low, high, 1e-8), h = Float(1 << (bits - 1))
             return UniformQuantizer(bits: bits, low: -m * h / (h - 1), high: m)
         case .mse: break
         }
