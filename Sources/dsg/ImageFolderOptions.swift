@@ -33,6 +33,9 @@ struct ImageFolderOptions: ParsableArguments {
     var std: String?
 
     func validate() throws {
+        if images == nil && (cropFraction != 1 || mean != nil || std != nil) {
+            throw ValidationError("--crop-fraction, --mean and --std describe the images of --images; give it too.")
+        }
         for (name, value) in [("--mean", mean), ("--std", std)] {
             if let value, Self.numbers(value) == nil {
                 throw ValidationError("\(name) takes comma-separated numbers or fractions like 127/255, not \(value).")
@@ -51,9 +54,11 @@ struct ImageFolderOptions: ParsableArguments {
             standardDeviation: std.flatMap(Self.numbers) ?? base.standardDeviation)
     }
 
-    /// The labelled images of `--images`, shaped for `model`'s input, with a line describing them.
-    func load(for model: Model, name: String?) throws -> (LabeledImages, String) {
-        let folder = try ImageFolder(URL(fileURLWithPath: images ?? "."))
+    /// The labelled images of `folder` (the `--images` value), shaped for `model`'s input, the first `limit` when
+    /// given, with a phrase describing them.
+    func load(_ path: String, for model: Model, name: String?, limit: Int?) throws -> (LabeledImages, String) {
+        let all = try ImageFolder(URL(fileURLWithPath: path))
+        let folder = limit.map { all.prefix($0) } ?? all
         let p = preprocessing(model: name)
         let shape = model.inputs.first?.shape ?? []
         let classes = model.shape(of: model.outputs[0]).elementCount
@@ -65,15 +70,18 @@ struct ImageFolderOptions: ParsableArguments {
         let values = { (v: [Float]) in v.map { String(format: "%.4g", $0) }.joined(separator: ",") }
         return (
             set,
-            "\(set.count) images of \(folder.folder.path) (crop \(p.cropFraction), mean \(values(p.mean)), "
+            (set.count < all.entries.count ? "the first \(set.count) of \(all.entries.count)" : "\(set.count)")
+                + " images of \(folder.folder.path) (crop \(p.cropFraction), mean \(values(p.mean)), "
                 + "std \(values(p.standardDeviation)))"
         )
     }
 
     /// "0.485,0.456,0.406" or "127/255" as numbers; nil when any part is not a number.
     static func numbers(_ text: String) -> [Float]? {
-        let parts = text.split(separator: ",").map { part -> Float? in
-            let terms = part.split(separator: "/").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { part -> Float? in
+            let terms = part.split(separator: "/", omittingEmptySubsequences: false).map {
+                Float($0.trimmingCharacters(in: .whitespaces))
+            }
             guard terms.count == 1 || terms.count == 2, let a = terms[0] else { return nil }
             guard terms.count == 2 else { return a }
             return terms[1].map { a / $0 }

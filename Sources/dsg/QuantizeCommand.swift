@@ -180,12 +180,7 @@ struct QuantizeCommand: ParsableCommand {
             }
             line.finish()
             if let saveLogits { try EvaluateCommand.writeLogits(logits, of: test, model: output, to: saveLogits) }
-            func accuracy(_ logits: Tensor) -> String {
-                let top1 = String(format: "%.2f%%", 100 * Evaluation.accuracy(of: logits, labels: test.labels))
-                guard test.classes > 10 else { return top1 }
-                let top5 = Evaluation.topKAccuracy(of: logits, labels: test.labels, k: 5)
-                return top1 + String(format: " (top-5 %.2f%%)", 100 * top5)
-            }
+            func accuracy(_ logits: Tensor) -> String { EvaluateCommand.accuracies(logits, of: test) }
             say(
                 String(
                     format: "FP32 %@  %@ %@  (top-1 agreement %.2f%%, KL from FP32 %.4f; %@; on %@; written to %@)",

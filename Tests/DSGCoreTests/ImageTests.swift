@@ -90,11 +90,38 @@ struct ImageTests {
         }
     }
 
-    /// A PNG header claiming 65535 x 65535 pixels is refused before 4 GB are allocated.
+    /// Headers claiming 65535 x 65535 pixels (a valid PNG IHDR with its CRC) or 16000 x 16000 (a JPEG frame
+    /// header; TurboJPEG itself stops at 65500) are refused by size before gigabytes are allocated.
     @Test func hugeDimensionsAreRefused() throws {
-        var data = try Data(contentsOf: Self.url("grey.png"))
-        for i in 16..<24 { data[i] = i % 4 < 2 ? 0 : 0xFF }  // IHDR width and height, big-endian
-        #expect(throws: ImageError.self) { try DecodedImage(decoding: data, name: "huge.png") }
+        var png = try Data(contentsOf: Self.url("grey.png"))
+        for i in 16..<24 { png[i] = i % 4 < 2 ? 0 : 0xFF }  // IHDR width and height, big-endian
+        let crc = PNGTests.crc32(Array(png[12..<29]))  // over the chunk type and its 13 bytes
+        for k in 0..<4 { png[29 + k] = UInt8(truncatingIfNeeded: crc >> (24 - 8 * k)) }
+        #expect(throws: ImageError.tooLarge(file: "huge.png", width: 65535, height: 65535)) {
+            try DecodedImage(decoding: png, name: "huge.png")
+        }
+        var jpeg = try Data(contentsOf: Self.url("grey.jpg"))
+        let sof = try #require((0..<(jpeg.count - 1)).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xC0 })
+        for k in [5, 7] { (jpeg[sof + k], jpeg[sof + k + 1]) = (0x3E, 0x80) }  // height, width after length, precision
+        #expect(throws: ImageError.tooLarge(file: "huge.jpg", width: 16000, height: 16000)) {
+            try DecodedImage(decoding: jpeg, name: "huge.jpg")
+        }
+    }
+
+    /// Top-k, agreement and KL divergence on logits worked out by hand.
+    @Test func logitComparisons() {
+        let logits = Tensor(shape: [3, 4], scalars: [0, 3, 2, 1, 5, 1, 1, 0, 1, 1, 1, 1])
+        // Row 0 ranks 1, 2, 3, 0; row 1 ranks 0 first; row 2 ties everywhere, so label 3 ranks last.
+        #expect(Evaluation.topKAccuracy(of: logits, labels: [2, 0, 3], k: 1) == 1.0 / 3)
+        #expect(Evaluation.topKAccuracy(of: logits, labels: [2, 0, 3], k: 2) == 2.0 / 3)
+        #expect(Evaluation.topKAccuracy(of: logits, labels: [2, 0, 3], k: 4) == 1)
+        let other = Tensor(shape: [3, 4], scalars: [0, 1, 2, 0, 5, 1, 1, 0, 2, 1, 1, 1])
+        #expect(Evaluation.agreement(logits, other) == 2.0 / 3)
+        #expect(Evaluation.meanKLDivergence(of: logits, from: logits) == 0)
+        // Two classes: p = softmax(0, 0) = (1/2, 1/2), q = softmax(0, ln 3) = (1/4, 3/4);
+        // KL(p || q) = 1/2 ln 2 + 1/2 ln(2/3).
+        let p = Tensor(shape: [1, 2], scalars: [0, 0]), q = Tensor(shape: [1, 2], scalars: [0, Float(log(3.0))])
+        #expect(abs(Evaluation.meanKLDivergence(of: q, from: p) - (0.5 * log(2.0) + 0.5 * log(2.0 / 3))) < 1e-7)
     }
 
     @Test func foldersByClassAndByFileName() throws {
@@ -105,9 +132,13 @@ struct ImageTests {
             try fm.copyItem(at: Self.url(file), to: folder.file("\(label)/\(file)"))
         }
         try Data("not an image".utf8).write(to: folder.file("2/README.txt"))
+        // A folder whose name is not a class index (here, a negative number) is not a class.
+        try fm.createDirectory(at: folder.file("-1"), withIntermediateDirectories: true)
+        try fm.copyItem(at: Self.url("rgb.png"), to: folder.file("-1/rgb.png"))
         let byClass = try ImageFolder(folder.url)
         #expect(byClass.entries.map(\.label) == [0, 2, 2])
         #expect(byClass.entries.map(\.file.lastPathComponent) == ["rgb.jpg", "progressive.jpg", "rgb.png"])
+        #expect(byClass.prefix(2).entries == Array(byClass.entries.prefix(2)))
         let set = try byClass.load(shape: [1, 16, 16], classes: 3, preprocessing: ImagePreprocessing())
         #expect(set.images.shape == [3, 1, 16, 16] && set.labels == [0, 2, 2])
         #expect(throws: ImageError.labelOutOfRange(file: byClass.entries[1].file.path, label: 2, classes: 2)) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole path on a real ImageNet model, EfficientNet-Lite0 (its published weights, imported from ONNX):
-# DSG, ZeroQ and Gaussian-noise samples at 224x224, PTQ at W8A8, W6A6 and W4A8 in the integer-kernel scheme,
-# QDQ export, and onnxruntime on foolbox's 20 labelled ImageNet photos against the Float32 model. Writes
+# DSG, ZeroQ and Gaussian-noise samples at 224x224, PTQ at W8A8, W6A6 and W4A8 in the integer-kernel scheme
+# (min/max and symmetric per-channel weights), QDQ export, and onnxruntime on foolbox's 20 labelled ImageNet photos against the Float32 model. Writes
 # results.md (the table of Docs/RESULTS.md) and the sample grids into the output folder.
 #
 #   bash Tests/Interop/efficientnet_lite0_end_to_end.sh [OUTPUT_FOLDER]   (default .build/efficientnet-lite0-e2e)
@@ -46,17 +46,25 @@ done
 
 for preset in dsg zeroQ gaussian; do
     for bits in 8/8 6/6 4/8; do
-        w="${bits%/*}" a="${bits#*/}" name="$out/w${w}a${a}-$preset"
-        "$dsg" quantize --model "$model" --samples "$out/samples-$preset.safetensors" --weight-bits "$w" \
-            --activation-bits "$a" --integer-kernels "${images[@]}" --output "$name.onnx" \
-            --save-logits "$name-logits.safetensors" | tee "$name.txt"
-        "$venv/bin/python" Tests/Interop/onnxruntime_check.py "$name.onnx" "$name-logits.safetensors" \
-            --reference "$model" --json "$name.json"
+        for range in minMax symmetric; do
+            w="${bits%/*}" a="${bits#*/}" name="$out/w${w}a${a}-$preset-$range"
+            "$dsg" quantize --model "$model" --samples "$out/samples-$preset.safetensors" --weight-bits "$w" \
+                --activation-bits "$a" --integer-kernels --weight-range "$range" "${images[@]}" \
+                --output "$name.onnx" --save-logits "$name-logits.safetensors" | tee "$name.txt"
+            "$venv/bin/python" Tests/Interop/onnxruntime_check.py "$name.onnx" "$name-logits.safetensors" \
+                --reference "$model" --json "$name.json"
+        done
     done
 done
 "$venv/bin/python" Tests/Interop/onnxruntime_check.py "$model" "$out/fp32-logits.safetensors" \
     --json "$out/fp32.json" --latency
-"$venv/bin/python" Tests/Interop/onnxruntime_check.py "$out/w8a8-dsg.onnx" "$out/w8a8-dsg-logits.safetensors" \
-    --json "$out/w8a8-dsg-latency.json" --latency --require-ops QLinearConv
+for range in minMax symmetric; do
+    name="$out/w8a8-dsg-$range"
+    "$venv/bin/python" Tests/Interop/onnxruntime_check.py "$name.onnx" "$name-logits.safetensors" \
+        --json "$name-latency.json" --latency --require-ops QLinearConv,QLinearAdd
+done
+# Float32 against the deployable W8A8 file at batch 1 and 64, alternating in one sitting.
+"$venv/bin/python" Tests/Interop/onnxruntime_latency.py "$model" "$out/w8a8-dsg-symmetric.onnx" \
+    --shape 3,224,224 --rounds 5 | tee "$out/latency.txt"
 "$venv/bin/python" Tests/Interop/efficientnet_lite0_table.py "$out" > "$out/results.md"
 cat "$out/results.md"

@@ -106,10 +106,14 @@ struct CommandLineTests {
             ["evaluate", "--images", "f", "--mean", "0.5,x"],
             "--mean takes comma-separated numbers or fractions like 127/255, not 0.5,x."
         ),
-        (["evaluate", "--std", "0"], "invalid preprocessing: standard deviations must be positive"),
+        (["evaluate", "--images", "f", "--std", "0"], "invalid preprocessing: standard deviations must be positive"),
         (
-            ["quantize", "--samples", "s", "--crop-fraction", "1.2"],
+            ["quantize", "--samples", "s", "--images", "f", "--crop-fraction", "1.2"],
             "invalid preprocessing: the crop fraction must be in (0, 1], not 1.2"
+        ),
+        (
+            ["evaluate", "--mean", "0.5"],
+            "--crop-fraction, --mean and --std describe the images of --images; give it too."
         ),
         (
             ["demo", "--model", "m", "--iterations=-1"],

@@ -98,6 +98,13 @@ struct InspectAndInputTests {
                 pixels: Array(pixels[(i * 784)..<((i + 1) * 784)]), width: 28, height: 28, channels: 1)
             try png.write(to: folder.file("fashion_\(i)_\(test.labels[i]).png"))
         }
+        // --limit decodes only the first images.
+        var limited = try DSGCommand.parseAsRoot([
+            "evaluate", "--images", folder.url.path, "--limit", "2", "--save-logits",
+            folder.file("two.safetensors").path,
+        ])
+        try limited.run()
+        #expect(try Safetensors.read(folder.file("two.safetensors")).tensor(named: "labels")?.shape == [2])
         let saved = folder.file("logits.safetensors")
         var evaluate = try DSGCommand.parseAsRoot([
             "evaluate", "--images", folder.url.path, "--save-logits", saved.path,
@@ -130,6 +137,12 @@ struct InspectAndInputTests {
 
     /// `--integer-kernels` defaults to symmetric weights (onnxruntime's fast kernels need zero weight zero points);
     /// an explicit `--weight-range` wins, and without integer kernels the default stays min/max.
+    @Test func normalisationValuesAcceptFractions() {
+        #expect(ImageFolderOptions.numbers("127/255, 0.5,2") == [127 / 255, 0.5, 2])
+        #expect(ImageFolderOptions.numbers("1/0") == [.infinity])  // refused later as not finite
+        for bad in ["", "a", "1/", "1/2/3", "0.5,,1"] { #expect(ImageFolderOptions.numbers(bad) == nil, "\(bad)") }
+    }
+
     @Test func integerKernelsDefaultToSymmetricWeights() throws {
         func range(_ arguments: [String]) throws -> PTQConfiguration.WeightRange {
             try QuantizeCommand.parse(["--samples", "s"] + arguments).ptqConfiguration().weightRange

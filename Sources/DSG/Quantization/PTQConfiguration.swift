@@ -65,8 +65,8 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
     /// BatchNorm in Float32, so this is off by default).
     public var foldBatchNorm = false
     /// Quantize for integer kernels (onnxruntime's QLinearConv and QLinearAdd, and other runtimes' like them):
-    /// BatchNorm folded, a quantizer also after every convolution whose output no quantized activation takes
-    /// (before a residual sum), weight ranges widened to hold zero (an INT8 zero point), and biases on the
+    /// BatchNorm folded, a quantizer also after every convolution and residual sum whose output no quantized
+    /// activation takes (a convolution before a sum; a sum that feeds the next block), weight ranges widened to hold zero (an INT8 zero point), and biases on the
     /// integer grid of input step × weight step, so that the QDQ
     /// export fuses into integer operators and our evaluation computes what they do. Off by default (DSG's scheme).
     public var integerKernels = false

@@ -42,7 +42,7 @@ public struct ImagePreprocessing: Sendable, Equatable, Codable {
     /// The model input `[channels, height, width]` made from `image` (planar, normalised). `name` is what errors
     /// call the image's file.
     public func input(from image: DecodedImage, shape: Shape, name: String) throws(ImageError) -> [Float] {
-        guard shape.rank == 3, shape[0] == 1 || shape[0] == 3 else {
+        guard shape.rank == 3, shape[0] == 1 || shape[0] == 3, shape[1] > 0, shape[2] > 0 else {
             throw .unsupportedInput(shape: shape.dimensions)
         }
         try validate(channels: shape[0])
@@ -95,7 +95,7 @@ public struct ImageFolder: Sendable {
     public init(_ folder: URL) throws(ImageError) {
         self.folder = folder
         let items = try Self.contents(of: folder)
-        let classFolders = items.filter { $0.isDirectory && Int($0.name) != nil }
+        let classFolders = items.filter { $0.isDirectory && (Int($0.name) ?? -1) >= 0 }
         var entries: [Entry] = []
         if !classFolders.isEmpty {
             for classFolder in classFolders.sorted(by: { Int($0.name)! < Int($1.name)! }) {
@@ -117,13 +117,21 @@ public struct ImageFolder: Sendable {
         self.entries = entries
     }
 
+    /// The first `count` images (all of them if there are fewer), to measure on part of a large folder without
+    /// decoding the rest.
+    public func prefix(_ count: Int) -> ImageFolder {
+        ImageFolder(folder: folder, entries: Array(entries.prefix(count)))
+    }
+
+    private init(folder: URL, entries: [Entry]) { (self.folder, self.entries) = (folder, entries) }
+
     /// Decodes every image into a model input of `shape` (`[channels, height, width]`, 1 or 3 channels), with
     /// labels checked against `classes`. `progress` gets the number of images done. Holds all of them in memory
     /// (4 bytes per input value: 600 KB per 224x224 RGB image).
     public func load(
         shape: Shape, classes: Int, preprocessing: ImagePreprocessing, progress: ((Int) -> Void)? = nil
     ) throws(ImageError) -> LabeledImages {
-        guard shape.rank == 3, shape[0] == 1 || shape[0] == 3 else {
+        guard shape.rank == 3, shape[0] == 1 || shape[0] == 3, shape[1] > 0, shape[2] > 0 else {
             throw .unsupportedInput(shape: shape.dimensions)
         }
         try preprocessing.validate(channels: shape[0])  // before any file is read
@@ -131,7 +139,6 @@ public struct ImageFolder: Sendable {
             throw .labelOutOfRange(file: bad.file.path, label: bad.label, classes: classes)
         }
         var scalars = [Float]()
-        scalars.reserveCapacity(entries.count * shape.elementCount)
         for (i, entry) in entries.enumerated() {
             let image = try DecodedImage(contentsOf: entry.file)
             scalars += try preprocessing.input(from: image, shape: shape, name: entry.file.path)

@@ -15,9 +15,9 @@ public struct DecodedImage: Sendable, Equatable {
         (self.width, self.height, self.channels, self.pixels) = (width, height, channels, pixels)
     }
 
-    /// The largest image decoded, in pixels (a 16k x 16k photo): a header claiming more is refused before any
-    /// memory is allocated for it.
-    public static let maximumPixels = 1 << 28
+    /// The largest image decoded, in pixels (8192 x 8192, more than a 48-megapixel photo): a header claiming more
+    /// is refused before any pixel memory is allocated, so a few crafted bytes cost at most 192 MB.
+    public static let maximumPixels = 1 << 26
 
     /// Decodes a PNG or JPEG file (told apart by their signatures, not the file name). `name` is what errors call
     /// the file.

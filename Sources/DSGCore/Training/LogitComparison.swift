@@ -6,6 +6,9 @@ extension Evaluation {
     public static func topKAccuracy(of logits: Tensor, labels: [Int32], k: Int) -> Double {
         guard !labels.isEmpty else { return 0 }
         let classes = logits.shape[1]
+        precondition(
+            logits.shape[0] == labels.count && labels.allSatisfy { (0..<Int32(classes)).contains($0) },
+            "topKAccuracy: one label in 0..<classes per row")
         let correct = logits.scalars.withUnsafeBufferPointer { l in
             labels.indices.filter { i in
                 let label = Int(labels[i]), value = l[i * classes + label]
