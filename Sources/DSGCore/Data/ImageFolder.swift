@@ -4,7 +4,8 @@ import Foundation
 /// `cropFraction` of the largest such box, resized (bicubic, antialiased) to the model's height and width, converted to its channel count, scaled to
 /// [0, 1] and normalised per channel as `(pixel - mean) / standardDeviation`.
 ///
-/// ImageNet models are usually evaluated with `cropFraction` 0.875 (224 of 256) and torchvision's mean
+/// ImageNet models are usually evaluated with `cropFraction` 0.875 (224 of 256; torchvision resizes to 256 and then
+/// crops 224, which differs from this crop-then-resize only by resampling rounding) and torchvision's mean
 /// (0.485, 0.456, 0.406) and standard deviation (0.229, 0.224, 0.225); EfficientNet-Lite uses 127/255 and 128/255.
 public struct ImagePreprocessing: Sendable, Equatable, Codable {
     /// The centred crop's size as a fraction of the largest box of the input's aspect (0 < fraction <= 1); for a

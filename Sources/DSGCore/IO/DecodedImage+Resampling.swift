@@ -11,7 +11,7 @@ extension DecodedImage {
     /// The image resampled to `width` x `height` with a bicubic filter (a = -0.5) widened by the reduction
     /// factor when shrinking, so downscaling averages instead of aliasing. It follows PIL's `Image.resize(...,
     /// BICUBIC)` step for step (a horizontal then a vertical pass, 8-bit rounding between them, 22-bit fixed-point
-    /// weights), so images match what a PIL/torchvision pipeline feeds a model: the same bytes for the photos
+    /// weights), so images match what a PIL pipeline that crops, then resizes feeds a model: the same bytes for the photos
     /// the tests compare.
     public func resized(width w: Int, height h: Int) -> DecodedImage {
         precondition(w > 0 && h > 0, "resize to an empty image")
