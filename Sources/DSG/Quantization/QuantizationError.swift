@@ -16,6 +16,9 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
     /// A quantized value that no ONNX integer type holds (a non-finite weight or range, a bias beyond INT32, or a
     /// file saved without its weight quantizers), so `node` cannot be written in QDQ form.
     case notExportable(node: String, reason: String)
+    /// Reconstruction (AdaRound) asked for something it cannot do: a layer of another kind, inputs of the wrong
+    /// shape, impossible settings, or a non-finite loss.
+    case invalidReconstruction(String)
 
     /// One line naming the setting and the value.
     public var description: String {
@@ -28,6 +31,7 @@ public enum QuantizationError: Error, Equatable, CustomStringConvertible {
         case .zeroPointRange(let node):
             return "\(node): the quantizer's range lies so far from zero that no 8-bit zero point represents it"
         case .notExportable(let node, let reason): return "\(node) cannot be written in QDQ form: \(reason)"
+        case .invalidReconstruction(let reason): return "reconstruction: \(reason)"
         }
     }
 }

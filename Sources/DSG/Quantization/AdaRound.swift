@@ -1,0 +1,206 @@
+import DSGCore
+import Foundation
+
+/// AdaRound (Nagel et al., "Up or Down? Adaptive Rounding for Post-Training Quantization", ICML 2020): instead of
+/// rounding each weight to its nearest level, learn per weight whether it goes down or up, so that the layer's
+/// output on calibration images stays closest to the full-precision output.
+///
+/// Each weight `w` of a channel with quantizer `(s, zero)` (``UniformQuantizer``: `x̂ = (q + zero) / s`) becomes
+///
+///     w̃ = (clamp(⌊s·w − zero⌋ + h(v), −2^(k−1), 2^(k−1) − 1) + zero) / s,
+///     h(v) = clamp(σ(v)·(ζ − γ) + γ, 0, 1)         (the rectified sigmoid, ζ = 1.1, γ = −0.1)
+///
+/// with one learned `v` per weight, started where `h(v)` is the weight's own fractional part (so `w̃ = w` inside
+/// the range). The loss is the reconstruction error plus `λ·Σ(1 − |2h(v) − 1|^β)`, which pushes every `h` to 0 or 1
+/// as `β` is annealed from 20 to 2 after a warm-up without it. The result is then fixed: up where `h(v) ≥ 1/2`
+/// (`v ≥ 0`), down elsewhere, so the weights lie exactly on the quantizer's grid.
+public enum AdaRound {
+    /// The rectified sigmoid's stretch: `σ` is scaled to `(γ, ζ)` and clipped to `[0, 1]`, so `h` reaches 0 and 1
+    /// at finite `v` (and its gradient vanishes there).
+    public static let zeta: Float = 1.1, gamma: Float = -0.1
+
+    /// `h(v) = clamp(σ(v)·(ζ − γ) + γ, 0, 1)`.
+    public static func rectifiedSigmoid(_ v: Float) -> Float {
+        min(max(sigmoid(v) * (zeta - gamma) + gamma, 0), 1)
+    }
+
+    /// `dh/dv`: `σ(v)(1 − σ(v))(ζ − γ)` where `h` is not clipped, 0 where it is.
+    public static func rectifiedSigmoidDerivative(_ v: Float) -> Float {
+        let s = sigmoid(v), h = s * (zeta - gamma) + gamma
+        return h > 0 && h < 1 ? s * (1 - s) * (zeta - gamma) : 0
+    }
+
+    /// The `v` whose rectified sigmoid is `fraction` (in `[0, 1)`): where learning starts.
+    public static func variable(forFraction fraction: Float) -> Float {
+        let s = (fraction - gamma) / (zeta - gamma)
+        return log(s / (1 - s))
+    }
+
+    /// The rounding regulariser `Σ(1 − |2h(v) − 1|^β)` over `v`, in Double; adds `weight` times its gradient with
+    /// respect to `v` to `gradient`.
+    public static func regularizer(
+        _ v: UnsafeBufferPointer<Float>, beta: Float, weight: Float, gradient: UnsafeMutableBufferPointer<Float>
+    ) -> Double {
+        var total = 0.0
+        for i in v.indices {
+            let h = rectifiedSigmoid(v[i]), d = 2 * h - 1, a = abs(d)
+            total += 1 - Double(pow(a, beta))
+            // d/dv (1 − |2h − 1|^β) = −β |2h − 1|^(β−1) sign(2h − 1) · 2 h'(v)
+            if a > 0 {
+                let dh = rectifiedSigmoidDerivative(v[i])
+                gradient[i] += weight * -beta * pow(a, beta - 1) * (d > 0 ? 1 : -1) * 2 * dh
+            }
+        }
+        return total
+    }
+
+    private static func sigmoid(_ v: Float) -> Float { 1 / (1 + exp(-v)) }
+}
+
+/// How long and how hard AdaRound learns one layer's rounding, and the annealing of its regulariser.
+public struct AdaRoundSchedule: Sendable, Equatable, Codable {
+    /// Adam steps on the rounding variables.
+    public var iterations = 2000
+    /// The fraction of the iterations without the regulariser, before `β` starts (AdaRound's 20%).
+    public var warmup = 0.2
+    /// `β` at the end of the warm-up and at the last iteration (AdaRound's 20 and 2), linear in between.
+    public var startBeta: Float = 20, endBeta: Float = 2
+    /// The regulariser's weight `λ` (AdaRound's 0.01).
+    public var regularizerWeight: Float = 0.01
+    /// Adam's step size on `v` (PyTorch's default, as AdaRound and BRECQ use).
+    public var learningRate: Float = 1e-3
+    /// Calibration samples per step, drawn at random each step.
+    public var batchSize = 32
+
+    /// The defaults above.
+    public init() {}
+
+    /// `β` at `iteration` (0-based), or nil during the warm-up, when the regulariser is off.
+    public func beta(at iteration: Int) -> Float? {
+        let t = Double(iteration) / Double(max(iterations, 1))
+        guard t >= warmup else { return nil }
+        let progress = warmup < 1 ? (t - warmup) / (1 - warmup) : 1
+        return endBeta + (startBeta - endBeta) * Float(max(0, 1 - progress))
+    }
+
+    /// Throws for settings AdaRound cannot run with.
+    public func validate() throws(QuantizationError) {
+        guard iterations >= 1, batchSize >= 1 else {
+            throw .invalidReconstruction("iterations and batch size must be at least 1")
+        }
+        guard (0...1).contains(warmup), startBeta > 0, endBeta > 0, regularizerWeight >= 0, learningRate > 0,
+            [warmup, Double(startBeta), Double(endBeta), Double(regularizerWeight), Double(learningRate)].allSatisfy(
+                \.isFinite)
+        else { throw .invalidReconstruction("warm-up in [0, 1], positive β, weight and learning rate") }
+    }
+}
+
+extension AdaRound {
+    /// Learns the rounding of one convolution or linear layer's weights: `layer` as it is in `model`, its
+    /// weights quantized per output channel by `quantizers`, so that its outputs on `inputs` (`[N, input shape]`,
+    /// what the layer reads) match `targets` (`N` times the output shape's elements, the full-precision outputs, in
+    /// any shape, e.g. `Evaluation.logits`'s `[N, elements]`), by the squared error summed over output channels
+    /// and averaged over samples and positions (BRECQ's reconstruction loss, to which the regulariser's weight 0.01
+    /// is matched). Returns the weights on the grid, and that error for nearest rounding and for the learned one on
+    /// all of `inputs`.
+    public static func reconstruct(
+        _ layer: Node, of model: Model, quantizers: [UniformQuantizer], inputs: Tensor, targets: Tensor,
+        schedule: AdaRoundSchedule = AdaRoundSchedule(), seed: UInt64 = 0
+    ) throws -> (weights: Tensor, nearestError: Double, learnedError: Double) {
+        try schedule.validate()
+        guard layer.op is Conv2dOp || layer.op is LinearOp else {
+            throw QuantizationError.invalidReconstruction("\(layer.name) is not a convolution or linear layer")
+        }
+        let inputShape = model.shape(of: layer.inputs[0]), outputShape = model.shape(of: layer.output)
+        let n = inputs.shape.rank > 0 ? inputs.shape[0] : 0
+        guard n > 0, inputs.shape == inputShape.batched(n), targets.elementCount == n * outputShape.elementCount else {
+            throw QuantizationError.invalidReconstruction(
+                "\(layer.name) reads \(inputShape) and writes \(outputShape) per sample; got \(inputs.shape) and "
+                    + "\(targets.shape)")
+        }
+        let weight = try model.tensor(named: layer.name + ".weight")
+        let size = weight.elementCount / weight.shape[0]
+        guard quantizers.count == weight.shape[0] else {
+            throw QuantizationError.invalidReconstruction(
+                "\(layer.name) has \(weight.shape[0]) output channels and \(quantizers.count) quantizers")
+        }
+        // The layer alone, with its bias: the model AdaRound runs forward and backward.
+        let single = Model()
+        var random = SeededRandom(seed: seed)
+        let x = single.addInput(name: "x", shape: inputShape)
+        try single.add(layer.op, name: "layer", inputs: [x], using: &random)
+        for t in single.tensors where t.name != "layer.weight" {
+            try single.setTensor(
+                named: t.name, to: try model.tensor(named: layer.name + t.name.dropFirst("layer".count)))
+        }
+        let w = weight.scalars
+        let floors = w.indices.map { i -> Float in
+            let q = quantizers[i / size]
+            return (q.levelsPerUnit * w[i] - q.zeroPoint).rounded(.down)
+        }
+        var v = w.indices.map { i -> Float in
+            let q = quantizers[i / size]
+            return variable(forFraction: q.levelsPerUnit * w[i] - q.zeroPoint - floors[i])
+        }
+        /// The weights for roundings `up(i)` in [0, 1], and for each the derivative of the weight by `up`.
+        func weights(_ up: (Int) -> Float) -> (Tensor, [Float]) {
+            var values = [Float](repeating: 0, count: w.count), slopes = values
+            for i in w.indices {
+                let q = quantizers[i / size], half = Float(1 << (q.bits - 1))
+                let level = floors[i] + up(i), clamped = min(max(level, -half), half - 1)
+                values[i] = (clamped + q.zeroPoint) / q.levelsPerUnit
+                slopes[i] = clamped == level ? 1 / q.levelsPerUnit : 0
+            }
+            return (Tensor(shape: weight.shape, scalars: values), slopes)
+        }
+        let batch = min(schedule.batchSize, n)
+        let executor = try GraphExecutor(model: single, batchSize: batch)
+        let adam = Adam(learningRate: schedule.learningRate)
+        let perInput = inputShape.elementCount, perOutput = outputShape.elementCount
+        // Positions per sample: the loss sums over channels and averages over samples and positions.
+        let positions = Float(outputShape.rank == 3 ? outputShape[1] * outputShape[2] : 1)
+        let x0 = inputs.scalars, t0 = targets.scalars
+        for iteration in 0..<schedule.iterations {
+            var order = Array(0..<n)
+            for i in 0..<batch { order.swapAt(i, i + random.integer(in: 0..<(n - i))) }
+            let picked = order.prefix(batch)
+            let xs = picked.flatMap { x0[($0 * perInput)..<(($0 + 1) * perInput)] }
+            let ts = picked.flatMap { t0[($0 * perOutput)..<(($0 + 1) * perOutput)] }
+            let (soft, slopes) = weights { rectifiedSigmoid(v[$0]) }
+            try single.setTensor(named: "layer.weight", to: soft)
+            try executor.forward([Tensor(shape: inputShape.batched(batch), scalars: xs)], training: false)
+            executor.zeroGradients()
+            executor.withValue(single.outputs[0]) { y in
+                let g = executor.gradient(of: single.outputs[0])
+                for i in 0..<(batch * perOutput) { g[i] = 2 * (y[i] - ts[i]) / (Float(batch) * positions) }
+            }
+            executor.backward()
+            let dw = try executor.parameterGradient(named: "layer.weight").scalars
+            var dv = v.indices.map { dw[$0] * slopes[$0] * rectifiedSigmoidDerivative(v[$0]) }
+            if let beta = schedule.beta(at: iteration) {
+                v.withUnsafeBufferPointer { vs in
+                    dv.withUnsafeMutableBufferPointer { g in
+                        _ = regularizer(vs, beta: beta, weight: schedule.regularizerWeight, gradient: g)
+                    }
+                }
+            }
+            guard dv.allSatisfy(\.isFinite) else {
+                throw QuantizationError.invalidReconstruction("a non-finite gradient at iteration \(iteration)")
+            }
+            v.withUnsafeMutableBufferPointer { p in
+                dv.withUnsafeBufferPointer {
+                    adam.step(p.baseAddress!, gradient: $0.baseAddress!, count: p.count, slot: 0)
+                }
+            }
+        }
+        let nearest = Tensor(shape: weight.shape, scalars: w.indices.map { quantizers[$0 / size](w[$0]) })
+        let learned = weights { v[$0] >= 0 ? 1 : 0 }.0
+        func error(_ candidate: Tensor) throws -> Double {
+            try single.setTensor(named: "layer.weight", to: candidate)
+            let y = try Evaluation.logits(of: single, on: inputs, batchSize: batch).scalars
+            return zip(y, t0).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }
+                / (Double(n) * Double(positions))
+        }
+        return (learned, try error(nearest), try error(learned))
+    }
+}
