@@ -11,6 +11,11 @@ enum QuantizationMethod: String, ExpressibleByArgument, CaseIterable {
     case ptq, qat
 }
 
+/// How PTQ rounds the weights.
+enum Reconstruction: String, ExpressibleByArgument, CaseIterable {
+    case none, adaround
+}
+
 struct QuantizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantize",
@@ -65,6 +70,12 @@ struct QuantizeCommand: ParsableCommand {
 
     @Option(help: "First convolution and last linear layer: quantize, fullPrecision or eightBit.")
     var edgeLayers: PTQConfiguration.EdgeLayers = .quantize
+
+    @Option(help: "Weight rounding: none (nearest, the paper's PTQ) or adaround (learned layer by layer).")
+    var reconstruction: Reconstruction = .none
+
+    @Option(help: "AdaRound: Adam steps per layer.")
+    var reconstructionIterations = AdaRoundSchedule().iterations
 
     @Flag(help: "Fold each BatchNorm into the convolution before it, then quantize (DSG keeps BatchNorm in Float32).")
     var foldBatchNorm = false
@@ -124,6 +135,11 @@ struct QuantizeCommand: ParsableCommand {
         configuration.edgeLayers = edgeLayers
         configuration.foldBatchNorm = foldBatchNorm
         configuration.integerKernels = integerKernels
+        if reconstruction == .adaround {
+            var schedule = AdaRoundSchedule()
+            schedule.iterations = reconstructionIterations
+            configuration.adaRound = schedule
+        }
         return configuration
     }
 

@@ -103,6 +103,45 @@ struct AdaRoundTests {
         #expect(result.weights.scalars.allSatisfy { quantizer($0) == $0 })
     }
 
+    /// PTQ with AdaRound: every quantized weight still lies on its channel's grid, the quantizers are nearest
+    /// rounding's, the output moves closer to the float model's than nearest rounding's on the calibration samples,
+    /// and the setting survives a save and load.
+    @Test func ptqLearnsTheRoundingOfEveryLayer() throws {
+        let model = try TestModels.batchNormNetwork()
+        var random = SeededRandom(seed: 21)
+        let samples = random.normalTensor([16, 1, 8, 8])
+        let nearest = PTQConfiguration(weightBits: 3, activationBits: 8)
+        var learned = nearest
+        learned.adaRound = AdaRoundSchedule()
+        learned.adaRound?.iterations = 300
+        let plain = try PTQCalibrator(configuration: nearest).quantize(model, calibration: samples)
+        let adaRound = try PTQCalibrator(configuration: learned).quantize(model, calibration: samples)
+        #expect(adaRound.weights == plain.weights, "the same quantizers; only the rounding is learned")
+        var moved = 0
+        for record in adaRound.weights {
+            let w = try adaRound.model.tensor(named: record.layer + ".weight").scalars
+            let size = w.count / record.quantizers.count
+            #expect(
+                w.indices.allSatisfy { record.quantizers[$0 / size](w[$0]) == w[$0] }, "\(record.layer) on its grid")
+            moved += zip(w, try plain.model.tensor(named: record.layer + ".weight").scalars).filter { $0 != $1 }.count
+        }
+        #expect(moved > 0, "AdaRound rounded some weight the other way")
+        let reference = try Evaluation.logits(of: model, on: samples).scalars
+        func error(_ q: QuantizedModel) throws -> Float {
+            zip(try Evaluation.logits(of: q.model, on: samples).scalars, reference).map { ($0 - $1) * ($0 - $1) }
+                .reduce(0, +)
+        }
+        #expect(try error(adaRound) < error(plain))
+        let folder = try TemporaryFolder("adaround")
+        try adaRound.save(to: folder.file("q.safetensors"))
+        let loaded = try QuantizedModel.load(from: folder.file("q.safetensors"), architecture: model)
+        #expect(loaded.configuration == learned)
+        learned.adaRound?.iterations = 0
+        #expect(throws: QuantizationError.invalidReconstruction("iterations and batch size must be at least 1")) {
+            try PTQCalibrator(configuration: learned)
+        }
+    }
+
     @Test func badRequestsAreTypedErrors() throws {
         let model = try TestModels.batchNormNetwork()
         let conv = try #require(model.nodes.first { $0.op is Conv2dOp })

@@ -136,6 +136,10 @@ struct CommandLineTests {
         ),
         (["quantize", "--real-images", "0"], "--real-images must be at least 1."),
         (
+            ["quantize", "--samples", "s", "--reconstruction", "adaround", "--reconstruction-iterations", "0"],
+            "reconstruction: iterations and batch size must be at least 1"
+        ),
+        (
             ["quantize", "--method", "qat", "--qat-batch-size", "1"],
             "invalid QAT configuration: the batch size must be at least 2 (batch statistics)"
         ),

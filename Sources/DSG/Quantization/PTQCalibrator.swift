@@ -30,6 +30,9 @@ public struct PTQCalibrator: Sendable {
             try quantized.setTensor(named: name + Self.quantSuffix + ".range", to: Tensor(shape: [2], scalars: range))
         }
         var weights = try quantizeWeights(quantized)
+        if let schedule = configuration.adaRound {
+            try learnRoundings(quantized, weights, float: model, samples: samples, schedule: schedule)
+        }
         if integer { weights = try Self.quantizeBiases(quantized, weights) }
         return QuantizedModel(model: quantized, configuration: configuration, weights: weights)
     }
@@ -88,6 +91,40 @@ public struct PTQCalibrator: Sendable {
     }
 
     // MARK: - Weights
+
+    /// Replaces each quantized layer's nearest rounding by AdaRound's, in graph order: the layer's inputs come from
+    /// `quantized` as it stands (every layer before it already learned, activations quantized), its targets from
+    /// `float`, and its starting weights are the float ones, on the quantizers of `records`.
+    private func learnRoundings(
+        _ quantized: Model, _ records: [WeightQuantization], float: Model, samples: Tensor, schedule: AdaRoundSchedule
+    ) throws {
+        for (k, record) in records.enumerated() {
+            guard let layer = float.nodes.first(where: { $0.name == record.layer }),
+                let target = quantized.nodes.first(where: { $0.name == record.layer })
+            else { continue }
+            let inputs = try Self.values(
+                of: target.inputs[0], in: quantized, on: samples, batchSize: configuration.batchSize)
+            let outputs = try Self.values(of: layer.output, in: float, on: samples, batchSize: configuration.batchSize)
+            let learned = try AdaRound.reconstruct(
+                layer, of: float, quantizers: record.quantizers, inputs: inputs, targets: outputs, schedule: schedule,
+                seed: UInt64(k))
+            try quantized.setTensor(named: record.layer + ".weight", to: learned.weights)
+        }
+    }
+
+    /// The values `value` takes in `model` on every sample, `[N] + its shape`.
+    static func values(of value: ValueID, in model: Model, on samples: Tensor, batchSize: Int) throws -> Tensor {
+        let shape = model.shape(of: value), n = samples.shape[0]
+        var scalars = [Float](repeating: 0, count: n * shape.elementCount)
+        try BatchedInference(model: model, batchSize: min(batchSize, n)).forEachBatch(of: samples) { executor, batch in
+            executor.withValue(value) { v in
+                for i in 0..<(batch.count * shape.elementCount) {
+                    scalars[batch.lowerBound * shape.elementCount + i] = v[i]
+                }
+            }
+        }
+        return Tensor(shape: shape.batched(n), scalars: scalars)
+    }
 
     /// Quantizes every weight of `model` in place and returns the quantizers used.
     private func quantizeWeights(_ model: Model) throws -> [WeightQuantization] {

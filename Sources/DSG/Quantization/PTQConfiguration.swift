@@ -66,10 +66,14 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
     public var foldBatchNorm = false
     /// Quantize for integer kernels (onnxruntime's QLinearConv and QLinearAdd, and other runtimes' like them):
     /// BatchNorm folded, a quantizer also after every convolution and residual sum whose output no quantized
-    /// activation takes (a convolution before a sum; a sum that feeds the next block), weight ranges widened to hold zero (an INT8 zero point), and biases on the
-    /// integer grid of input step × weight step, so that the QDQ
+    /// activation takes (a convolution before a sum; a sum that feeds the next block), weight ranges widened to
+    /// hold zero (an INT8 zero point), and biases on the integer grid of input step × weight step, so that the QDQ
     /// export fuses into integer operators and our evaluation computes what they do. Off by default (DSG's scheme).
     public var integerKernels = false
+    /// Learn each layer's weight rounding with AdaRound (Docs/DSG.md §8.6), layer by layer in graph order, on the
+    /// inputs the already quantized layers before it give, against the float model's outputs; nil rounds to the
+    /// nearest level (the paper's PTQ).
+    public var adaRound: AdaRoundSchedule?
     /// Calibration samples per forward pass.
     public var batchSize = 64
 
@@ -83,7 +87,7 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case weightBits, activationBits, weightRange, activationCalibration, edgeLayers, foldBatchNorm, integerKernels
-        case batchSize
+        case batchSize, adaRound
     }
 
     /// Decodes a configuration; settings added later (`integerKernels`) default when a file has none.
@@ -97,6 +101,7 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
         foldBatchNorm = try c.decode(Bool.self, forKey: .foldBatchNorm)
         integerKernels = try c.decodeIfPresent(Bool.self, forKey: .integerKernels) ?? false
         batchSize = try c.decode(Int.self, forKey: .batchSize)
+        adaRound = try c.decodeIfPresent(AdaRoundSchedule.self, forKey: .adaRound)
     }
 
     /// Checks the bit-widths (2 to 8) and the batch size.
@@ -104,5 +109,6 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
         try UniformQuantizer.validate(weightBits, "weight")
         try UniformQuantizer.validate(activationBits, "activation")
         guard batchSize >= 1 else { throw .batchSize(batchSize) }
+        try adaRound?.validate()
     }
 }
