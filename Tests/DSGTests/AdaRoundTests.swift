@@ -154,5 +154,15 @@ struct AdaRoundTests {
         #expect(throws: QuantizationError.self) {
             try AdaRound.reconstruct(conv, of: model, quantizers: q, inputs: inputs, targets: inputs)
         }
+        // Targets so large that the loss's gradient overflows stop the run, naming the layer and the iteration.
+        // (A NaN in the inputs is refused earlier, by the executor, naming the input.)
+        var b = ModelBuilder(seed: 1)
+        let linear = b.finish(outputs: [try b.linear(b.input("x", [2]), "fc", outFeatures: 1)])
+        let x = Tensor(shape: [4, 2], scalars: [0, 1, 2, 3, 4, 5, 6, 7])
+        #expect(throws: QuantizationError.invalidReconstruction("fc: a non-finite gradient at iteration 0")) {
+            try AdaRound.reconstruct(
+                linear.nodes[0], of: linear, quantizers: [UniformQuantizer(bits: 4, low: -1, high: 1)], inputs: x,
+                targets: Tensor(shape: [4, 1], scalars: [Float](repeating: 3e38, count: 4)))
+        }
     }
 }

@@ -185,7 +185,8 @@ extension AdaRound {
                 }
             }
             guard dv.allSatisfy(\.isFinite) else {
-                throw QuantizationError.invalidReconstruction("a non-finite gradient at iteration \(iteration)")
+                throw QuantizationError.invalidReconstruction(
+                    "\(layer.name): a non-finite gradient at iteration \(iteration)")
             }
             v.withUnsafeMutableBufferPointer { p in
                 dv.withUnsafeBufferPointer {
