@@ -225,7 +225,17 @@ struct QuantizeCommand: ParsableCommand {
             let set = try SampleSet.load(from: URL(fileURLWithPath: samples ?? ""))
             (images, source) = (set.images, "\(set.count) \(set.configuration.preset.rawValue) calibration samples")
         }
-        let quantized = try PTQCalibrator(configuration: ptqConfiguration()).quantize(model, calibration: images)
+        let configuration = ptqConfiguration()
+        let line = ProgressLine()
+        var remaining = RemainingTime()
+        let quantized = try PTQCalibrator(configuration: configuration).quantize(model, calibration: images) { p in
+            let done = p.layerIndex * p.iterations + p.iteration, total = p.layers * p.iterations
+            line.update(
+                String(
+                    format: "AdaRound layer %d/%d (%@): step %d/%d, loss %.4g  ETA %@", p.layerIndex + 1, p.layers,
+                    p.layer, p.iteration, p.iterations, p.loss, remaining.estimate(done: done, total: total)))
+        }
+        line.finish()
         return (quantized, source)
     }
 }

@@ -115,7 +115,12 @@ struct AdaRoundTests {
         learned.adaRound = AdaRoundSchedule()
         learned.adaRound?.iterations = 300
         let plain = try PTQCalibrator(configuration: nearest).quantize(model, calibration: samples)
-        let adaRound = try PTQCalibrator(configuration: learned).quantize(model, calibration: samples)
+        var heard: [PTQCalibrator.ReconstructionProgress] = []
+        let adaRound = try PTQCalibrator(configuration: learned).quantize(model, calibration: samples) {
+            heard.append($0)
+        }
+        #expect(heard.count == 3 * 300 && heard.allSatisfy { $0.layers == 3 && $0.loss.isFinite })
+        #expect(heard.last?.layer == "fc" && heard.last?.iteration == 300 && heard.last?.layerIndex == 2)
         #expect(adaRound.weights == plain.weights, "the same quantizers; only the rounding is learned")
         var moved = 0
         for record in adaRound.weights {

@@ -105,7 +105,8 @@ extension AdaRound {
     /// all of `inputs`.
     public static func reconstruct(
         _ layer: Node, of model: Model, quantizers: [UniformQuantizer], inputs: Tensor, targets: Tensor,
-        schedule: AdaRoundSchedule = AdaRoundSchedule(), seed: UInt64 = 0
+        schedule: AdaRoundSchedule = AdaRoundSchedule(), seed: UInt64 = 0,
+        progress: ((_ iteration: Int, _ loss: Double) -> Void)? = nil
     ) throws -> (weights: Tensor, nearestError: Double, learnedError: Double) {
         try schedule.validate()
         guard layer.op is Conv2dOp || layer.op is LinearOp else {
@@ -170,20 +171,29 @@ extension AdaRound {
             try single.setTensor(named: "layer.weight", to: soft)
             try executor.forward([Tensor(shape: inputShape.batched(batch), scalars: xs)], training: false)
             executor.zeroGradients()
-            executor.withValue(single.outputs[0]) { y in
+            let loss = executor.withValue(single.outputs[0]) { y in
                 let g = executor.gradient(of: single.outputs[0])
-                for i in 0..<(batch * perOutput) { g[i] = 2 * (y[i] - ts[i]) / (Float(batch) * positions) }
+                var sum = 0.0
+                for i in 0..<(batch * perOutput) {
+                    let d = y[i] - ts[i]
+                    g[i] = 2 * d / (Float(batch) * positions)
+                    sum += Double(d * d)
+                }
+                return sum / (Double(batch) * Double(positions))
             }
             executor.backward()
             let dw = try executor.parameterGradient(named: "layer.weight").scalars
             var dv = v.indices.map { dw[$0] * slopes[$0] * rectifiedSigmoidDerivative(v[$0]) }
+            var total = loss
             if let beta = schedule.beta(at: iteration) {
-                v.withUnsafeBufferPointer { vs in
+                total += v.withUnsafeBufferPointer { vs in
                     dv.withUnsafeMutableBufferPointer { g in
-                        _ = regularizer(vs, beta: beta, weight: schedule.regularizerWeight, gradient: g)
+                        Double(schedule.regularizerWeight)
+                            * regularizer(vs, beta: beta, weight: schedule.regularizerWeight, gradient: g)
                     }
                 }
             }
+            progress?(iteration + 1, total)
             guard dv.allSatisfy(\.isFinite) else {
                 throw QuantizationError.invalidReconstruction(
                     "\(layer.name): a non-finite gradient at iteration \(iteration)")

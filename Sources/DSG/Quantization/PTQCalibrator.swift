@@ -12,9 +12,22 @@ public struct PTQCalibrator: Sendable {
         self.configuration = configuration
     }
 
+    /// How far learned rounding (``PTQConfiguration/adaRound``) has come: the layer (its index among the
+    /// quantized layers, from 0), the step within it, and that step's loss (reconstruction plus regulariser).
+    public struct ReconstructionProgress: Sendable {
+        /// The layer being learned, its index among the quantized layers (from 0), and their number.
+        public let layer: String, layerIndex: Int, layers: Int
+        /// Steps done in this layer (from 1) and the steps per layer.
+        public let iteration: Int, iterations: Int
+        /// The last step's loss on its batch: the reconstruction error plus the weighted regulariser.
+        public let loss: Double
+    }
+
     /// Quantizes a copy of `model` (the original is left alone), calibrating activation ranges on `samples`
-    /// (`[N, C, H, W]` in the model's input space).
-    public func quantize(_ model: Model, calibration samples: Tensor) throws -> QuantizedModel {
+    /// (`[N, C, H, W]` in the model's input space). With learned rounding, `progress` hears after every step.
+    public func quantize(
+        _ model: Model, calibration samples: Tensor, progress: ((ReconstructionProgress) -> Void)? = nil
+    ) throws -> QuantizedModel {
         let sample = model.inputs[0].shape
         guard samples.shape.rank == sample.rank + 1, Array(samples.shape.dimensions.dropFirst()) == sample.dimensions
         else {
@@ -31,7 +44,8 @@ public struct PTQCalibrator: Sendable {
         }
         var weights = try quantizeWeights(quantized)
         if let schedule = configuration.adaRound {
-            try learnRoundings(quantized, weights, float: model, samples: samples, schedule: schedule)
+            try learnRoundings(
+                quantized, weights, float: model, samples: samples, schedule: schedule, progress: progress)
         }
         if integer { weights = try Self.quantizeBiases(quantized, weights) }
         return QuantizedModel(model: quantized, configuration: configuration, weights: weights)
@@ -96,7 +110,8 @@ public struct PTQCalibrator: Sendable {
     /// `quantized` as it stands (every layer before it already learned, activations quantized), its targets from
     /// `float`, and its starting weights are the float ones, on the quantizers of `records`.
     private func learnRoundings(
-        _ quantized: Model, _ records: [WeightQuantization], float: Model, samples: Tensor, schedule: AdaRoundSchedule
+        _ quantized: Model, _ records: [WeightQuantization], float: Model, samples: Tensor, schedule: AdaRoundSchedule,
+        progress: ((ReconstructionProgress) -> Void)?
     ) throws {
         for (k, record) in records.enumerated() {
             guard let layer = float.nodes.first(where: { $0.name == record.layer }),
@@ -107,7 +122,13 @@ public struct PTQCalibrator: Sendable {
             let outputs = try Self.values(of: layer.output, in: float, on: samples, batchSize: configuration.batchSize)
             let learned = try AdaRound.reconstruct(
                 layer, of: float, quantizers: record.quantizers, inputs: inputs, targets: outputs, schedule: schedule,
-                seed: UInt64(k))
+                seed: UInt64(k)
+            ) { iteration, loss in
+                progress?(
+                    ReconstructionProgress(
+                        layer: record.layer, layerIndex: k, layers: records.count, iteration: iteration,
+                        iterations: schedule.iterations, loss: loss))
+            }
             try quantized.setTensor(named: record.layer + ".weight", to: learned.weights)
         }
     }
