@@ -24,9 +24,10 @@ struct QuantizeCommand: ParsableCommand {
             and after.
             """,
         discussion: """
-            --method ptq calibrates on the samples of `dsg generate`. --method qat trains a generator against the \
-            model and distils the model into a fake-quantized student on the generator's images (the QAT options); it \
-            writes a checkpoint after every epoch and continues from it when run again.
+            --method ptq calibrates on the samples of `dsg generate`; with --reconstruction adaround it then learns \
+            each layer's rounding, writing a checkpoint after every layer. --method qat trains a generator against \
+            the model and distils the model into a fake-quantized student on the generator's images (the QAT \
+            options), writing a checkpoint after every epoch. Either continues from its checkpoint when run again.
             """)
 
     @OptionGroup var modelOptions: ModelOptions
@@ -104,8 +105,13 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "QAT: the generator's loss, dsg or gdfq (the baseline).")
     var generatorLoss: QATConfiguration.GeneratorLoss = .dsg
 
-    @Option(help: ArgumentHelp("QAT: checkpoint file, written after every epoch.", valueName: "path"))
-    var checkpoint = "qat-checkpoint.safetensors"
+    @Option(
+        help: ArgumentHelp(
+            """
+            Checkpoint file, written after every QAT epoch (default qat-checkpoint.safetensors) or AdaRound layer \
+            (default reconstruction-checkpoint.safetensors); run the same command again and it continues from it.
+            """, valueName: "path"))
+    var checkpoint: String?
 
     @Option(
         help: ArgumentHelp("QAT: folder for a PNG grid of generator samples after every epoch.", valueName: "folder"))
@@ -176,7 +182,8 @@ struct QuantizeCommand: ParsableCommand {
                     try FileManager.default.createDirectory(at: gridFolder, withIntermediateDirectories: true)
                 }
                 try runQAT(
-                    trainer, test: test, checkpoint: URL(fileURLWithPath: checkpoint), grids: gridFolder,
+                    trainer, test: test, checkpoint: URL(fileURLWithPath: checkpoint ?? "qat-checkpoint.safetensors"),
+                    grids: gridFolder,
                     name: "\(generatorLoss.rawValue)-\(trainer.configuration.label)")
                 (quantized, source) = (
                     try trainer.quantizedStudent(), "QAT with the \(generatorLoss.rawValue) generator"
@@ -228,7 +235,12 @@ struct QuantizeCommand: ParsableCommand {
         let configuration = ptqConfiguration()
         let line = ProgressLine()
         var remaining = RemainingTime()
-        let quantized = try PTQCalibrator(configuration: configuration).quantize(model, calibration: images) { p in
+        let resume = configuration.adaRound.map { _ in
+            URL(fileURLWithPath: checkpoint ?? "reconstruction-checkpoint.safetensors")
+        }
+        let quantized = try PTQCalibrator(configuration: configuration).quantize(
+            model, calibration: images, checkpoint: resume
+        ) { p in
             let done = p.layerIndex * p.iterations + p.iteration, total = p.layers * p.iterations
             line.update(
                 String(

@@ -147,6 +147,44 @@ struct AdaRoundTests {
         }
     }
 
+    /// A checkpoint after every layer: a run that stopped after two of three layers learns only the third and
+    /// ends with the weights of a run never stopped; a finished checkpoint learns nothing; another setting's is
+    /// refused.
+    @Test func aStoppedReconstructionContinuesAtItsLayer() throws {
+        let model = try TestModels.batchNormNetwork()
+        var random = SeededRandom(seed: 22)
+        let samples = random.normalTensor([8, 1, 8, 8])
+        var configuration = PTQConfiguration(weightBits: 3, activationBits: 8)
+        configuration.adaRound = AdaRoundSchedule()
+        configuration.adaRound?.iterations = 50
+        let calibrator = try PTQCalibrator(configuration: configuration)
+        let folder = try TemporaryFolder("resume")
+        let file = folder.file("checkpoint.safetensors")
+        let whole = try calibrator.quantize(model, calibration: samples, checkpoint: file)
+        let saved = try Safetensors.read(file)
+        #expect(saved.tensors.map(\.name) == ["conv1.weight", "conv2.weight", "fc.weight"])
+        var steps = 0
+        _ = try calibrator.quantize(model, calibration: samples, checkpoint: file) { _ in steps += 1 }
+        #expect(steps == 0, "a finished checkpoint leaves nothing to learn")
+        // As if killed during the last layer: only the first two layers' weights were written.
+        try Safetensors.write(
+            Safetensors.Contents(tensors: Array(saved.tensors.prefix(2)), metadata: saved.metadata), to: file)
+        var layers: Set<String> = []
+        let resumed = try calibrator.quantize(model, calibration: samples, checkpoint: file) { layers.insert($0.layer) }
+        #expect(layers == ["fc"])
+        for record in whole.weights {
+            let name = record.layer + ".weight"
+            #expect(try resumed.model.tensor(named: name).scalars == whole.model.tensor(named: name).scalars, "\(name)")
+        }
+        var other = configuration
+        other.adaRound?.iterations = 60
+        #expect(throws: QuantizationError.self) {
+            try PTQCalibrator(configuration: other).quantize(model, calibration: samples, checkpoint: file)
+        }
+        let fewer = Tensor(shape: [4, 1, 8, 8], scalars: Array(samples.scalars.prefix(256)))
+        #expect(throws: QuantizationError.self) { try calibrator.quantize(model, calibration: fewer, checkpoint: file) }
+    }
+
     @Test func badRequestsAreTypedErrors() throws {
         let model = try TestModels.batchNormNetwork()
         let conv = try #require(model.nodes.first { $0.op is Conv2dOp })

@@ -1,4 +1,5 @@
 import DSGCore
+import Foundation
 
 /// Post-training quantization from calibration samples (synthetic or real): per-output-channel asymmetric
 /// weights, per-tensor asymmetric activations after every ReLU, ReLU6 and clip, BatchNorm kept in Float32 (Docs/DSG.md §8).
@@ -24,9 +25,12 @@ public struct PTQCalibrator: Sendable {
     }
 
     /// Quantizes a copy of `model` (the original is left alone), calibrating activation ranges on `samples`
-    /// (`[N, C, H, W]` in the model's input space). With learned rounding, `progress` hears after every step.
+    /// (`[N, C, H, W]` in the model's input space). With learned rounding, `progress` hears after every step, and
+    /// `checkpoint` (when given) is written after every layer and read first: a killed run continues at the layer
+    /// it was in, and a checkpoint of another model, setting or calibration set is refused.
     public func quantize(
-        _ model: Model, calibration samples: Tensor, progress: ((ReconstructionProgress) -> Void)? = nil
+        _ model: Model, calibration samples: Tensor, checkpoint: URL? = nil,
+        progress: ((ReconstructionProgress) -> Void)? = nil
     ) throws -> QuantizedModel {
         let sample = model.inputs[0].shape
         guard samples.shape.rank == sample.rank + 1, Array(samples.shape.dimensions.dropFirst()) == sample.dimensions
@@ -45,7 +49,8 @@ public struct PTQCalibrator: Sendable {
         var weights = try quantizeWeights(quantized)
         if let schedule = configuration.adaRound {
             try learnRoundings(
-                quantized, weights, float: model, samples: samples, schedule: schedule, progress: progress)
+                quantized, weights, float: model, samples: samples, schedule: schedule, checkpoint: checkpoint,
+                progress: progress)
         }
         if integer { weights = try Self.quantizeBiases(quantized, weights) }
         return QuantizedModel(model: quantized, configuration: configuration, weights: weights)
@@ -111,9 +116,26 @@ public struct PTQCalibrator: Sendable {
     /// `float`, and its starting weights are the float ones, on the quantizers of `records`.
     private func learnRoundings(
         _ quantized: Model, _ records: [WeightQuantization], float: Model, samples: Tensor, schedule: AdaRoundSchedule,
-        progress: ((ReconstructionProgress) -> Void)?
+        checkpoint: URL?, progress: ((ReconstructionProgress) -> Void)?
     ) throws {
-        for (k, record) in records.enumerated() {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let identity = [
+            "format": Self.checkpointFormat, "ptq": String(decoding: try encoder.encode(configuration), as: UTF8.self),
+            "model": float.fingerprint, "samples": Model.fingerprint(of: [samples]),
+        ]
+        var finished: [(name: String, tensor: Tensor)] = []
+        if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
+            let contents = try Safetensors.read(checkpoint)
+            guard identity.allSatisfy({ contents.metadata[$0.key] == $0.value }) else {
+                throw QuantizationError.invalidReconstruction(
+                    "\(checkpoint.lastPathComponent) belongs to another model, setting or calibration set")
+            }
+            for (name, tensor) in contents.tensors { try quantized.setTensor(named: name, to: tensor) }
+            finished = contents.tensors
+        }
+        for (k, record) in records.enumerated() where !finished.contains(where: { $0.name == record.layer + ".weight" })
+        {
             guard let layer = float.nodes.first(where: { $0.name == record.layer }),
                 let target = quantized.nodes.first(where: { $0.name == record.layer })
             else { continue }
@@ -130,8 +152,15 @@ public struct PTQCalibrator: Sendable {
                         iterations: schedule.iterations, loss: loss))
             }
             try quantized.setTensor(named: record.layer + ".weight", to: learned.weights)
+            finished.append((record.layer + ".weight", learned.weights))
+            if let checkpoint {
+                try Safetensors.write(Safetensors.Contents(tensors: finished, metadata: identity), to: checkpoint)
+            }
         }
     }
+
+    /// The `format` of a reconstruction checkpoint: the learned weights of the layers finished so far.
+    static let checkpointFormat = "dsg-reconstruction-checkpoint-1"
 
     /// The values `value` takes in `model` on every sample, `[N] + its shape`.
     static func values(of value: ValueID, in model: Model, on samples: Tensor, batchSize: Int) throws -> Tensor {
