@@ -152,6 +152,39 @@ struct InspectAndInputTests {
         #expect(try range([]) == .minMax)
     }
 
+    /// `dsg quantize --reconstruction adaround` on the embedded model writes a QDQ file and its checkpoint; run
+    /// again, it learns nothing more and writes the same file.
+    @Test func adaRoundFromTheCommandLineExportsAndResumes() throws {
+        let folder = try TemporaryFolder("adaround-cli")
+        var generation = GenerationConfiguration(preset: .dsg)
+        (generation.count, generation.iterations) = (4, 1)
+        try DSG.generateSamples(from: try DSG.defaultModel(), configuration: generation).save(
+            to: folder.file("samples.safetensors"))
+        // Two test images as the measured set: the 10,000 of Fashion-MNIST take minutes in a debug build.
+        let test = try FashionMNIST.load(.test).prefix(2)
+        try FileManager.default.createDirectory(at: folder.file("images"), withIntermediateDirectories: true)
+        for i in 0..<2 {
+            let pixels = test.images.scalars[(i * 784)..<((i + 1) * 784)].map {
+                UInt8(($0 * FashionMNIST.standardDeviation + FashionMNIST.mean) * 255 + 0.5)
+            }
+            try PNG.encode(pixels: pixels, width: 28, height: 28, channels: 1).write(
+                to: folder.file("images/f_\(i)_\(test.labels[i]).png"))
+        }
+        let arguments = [
+            "quantize", "--images", folder.file("images").path, "--samples", folder.file("samples.safetensors").path,
+            "--weight-bits", "3",
+            "--activation-bits", "4", "--reconstruction", "adaround", "--reconstruction-iterations", "2",
+            "--checkpoint", folder.file("rc.safetensors").path, "--output", folder.file("q.onnx").path,
+        ]
+        var first = try DSGCommand.parseAsRoot(arguments)
+        try first.run()
+        let written = try Data(contentsOf: folder.file("q.onnx"))
+        #expect(try Safetensors.read(folder.file("rc.safetensors")).tensors.count == 22)
+        var again = try DSGCommand.parseAsRoot(arguments)
+        try again.run()
+        #expect(try Data(contentsOf: folder.file("q.onnx")) == written)
+    }
+
     @Test func manyClassesAreSummarised() {
         #expect(GenerateCommand.classCounts([2, 0, 1]) == "2 0 1")
         var counts = [Int](repeating: 0, count: 1000)
