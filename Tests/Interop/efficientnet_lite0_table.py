@@ -35,6 +35,10 @@ for bits in ("w8a8", "w6a6", "w4a8"):
             print(f"| {names[preset]} | {bits.upper()} | {weights} | {percent(r['top1_onnxruntime'])} | "
                   f"{percent(r['top5_onnxruntime'])} | {percent(r['agreement_with_reference'])} | "
                   f"{r['kl_from_reference']:.3f} | {percent(r['top1_ours'])} / {percent(r['agreement_with_ours'])} |")
+r = load("w4a8-dsg-adaround.json")
+print(f"| DSG, AdaRound | W4A8 | minMax | {percent(r['top1_onnxruntime'])} | {percent(r['top5_onnxruntime'])} | "
+      f"{percent(r['agreement_with_reference'])} | {r['kl_from_reference']:.3f} | "
+      f"{percent(r['top1_ours'])} / {percent(r['agreement_with_ours'])} |")
 print()
 for preset in ("dsg", "zeroQ", "gaussian"):
     report = load(f"samples-{preset}.json")
