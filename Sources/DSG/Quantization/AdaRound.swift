@@ -161,12 +161,20 @@ extension AdaRound {
         // Positions per sample: the loss sums over channels and averages over samples and positions.
         let positions = Float(outputShape.rank == 3 ? outputShape[1] * outputShape[2] : 1)
         let x0 = inputs.scalars, t0 = targets.scalars
+        // The batch buffers and the draw's permutation live across steps; each step redraws from the identity.
+        var order = Array(0..<n)
+        var xs = [Float](repeating: 0, count: batch * perInput), ts = [Float](repeating: 0, count: batch * perOutput)
         for iteration in 0..<schedule.iterations {
-            var order = Array(0..<n)
+            for i in 0..<n { order[i] = i }
             for i in 0..<batch { order.swapAt(i, i + random.integer(in: 0..<(n - i))) }
-            let picked = order.prefix(batch)
-            let xs = picked.flatMap { x0[($0 * perInput)..<(($0 + 1) * perInput)] }
-            let ts = picked.flatMap { t0[($0 * perOutput)..<(($0 + 1) * perOutput)] }
+            for (slot, sample) in order.prefix(batch).enumerated() {
+                xs.replaceSubrange(
+                    (slot * perInput)..<((slot + 1) * perInput),
+                    with: x0[(sample * perInput)..<((sample + 1) * perInput)])
+                ts.replaceSubrange(
+                    (slot * perOutput)..<((slot + 1) * perOutput),
+                    with: t0[(sample * perOutput)..<((sample + 1) * perOutput)])
+            }
             let (soft, slopes) = weights { rectifiedSigmoid(v[$0]) }
             try single.setTensor(named: "layer.weight", to: soft)
             try executor.forward([Tensor(shape: inputShape.batched(batch), scalars: xs)], training: false)
