@@ -196,6 +196,15 @@ struct AdaRoundTests {
         #expect(throws: QuantizationError.self) {
             try AdaRound.reconstruct(conv, of: model, quantizers: q, inputs: inputs, targets: inputs)
         }
+        // One quantizer for a layer of several output channels.
+        let inputShape = model.shape(of: conv.inputs[0]), outputShape = model.shape(of: conv.output)
+        let x8 = Tensor(
+            shape: inputShape.batched(2), scalars: [Float](repeating: 0, count: 2 * inputShape.elementCount))
+        let y8 = Tensor(
+            shape: [2, outputShape.elementCount], scalars: [Float](repeating: 0, count: 2 * outputShape.elementCount))
+        #expect(throws: QuantizationError.invalidReconstruction("conv1 has 4 output channels and 1 quantizers")) {
+            try AdaRound.reconstruct(conv, of: model, quantizers: [q[0]], inputs: x8, targets: y8)
+        }
         // Targets so large that the loss's gradient overflows stop the run, naming the layer and the iteration.
         // (A NaN in the inputs is refused earlier, by the executor, naming the input.)
         var b = ModelBuilder(seed: 1)
