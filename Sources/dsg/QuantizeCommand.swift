@@ -11,9 +11,19 @@ enum QuantizationMethod: String, ExpressibleByArgument, CaseIterable {
     case ptq, qat
 }
 
-/// How PTQ rounds the weights.
+/// How PTQ rounds the weights: to the nearest level, or learned by one of the reconstruction methods.
 enum Reconstruction: String, ExpressibleByArgument, CaseIterable {
-    case none, adaround
+    case none, adaround, brecq, qdrop
+
+    /// The library's method; nil for nearest rounding.
+    var method: ReconstructionSettings.Method? {
+        switch self {
+        case .none: return nil
+        case .adaround: return .adaRound
+        case .brecq: return .brecq
+        case .qdrop: return .qDrop
+        }
+    }
 }
 
 struct QuantizeCommand: ParsableCommand {
@@ -25,7 +35,8 @@ struct QuantizeCommand: ParsableCommand {
             """,
         discussion: """
             --method ptq calibrates on the samples of `dsg generate`; with --reconstruction adaround it then learns \
-            each layer's rounding, writing a checkpoint after every layer. --method qat trains a generator against \
+            each layer's rounding, with brecq or qdrop each block's rounding and activation step sizes, writing a \
+            checkpoint after every layer or block. --method qat trains a generator against \
             the model and distils the model into a fake-quantized student on the generator's images (the QAT \
             options), writing a checkpoint after every epoch. Either continues from its checkpoint when run again.
             """)
@@ -72,10 +83,15 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "First convolution and last linear layer: quantize, fullPrecision or eightBit.")
     var edgeLayers: PTQConfiguration.EdgeLayers = .quantize
 
-    @Option(help: "Weight rounding: none (nearest, the paper's PTQ) or adaround (learned layer by layer).")
+    @Option(
+        help: """
+            Weight rounding: none (nearest, the paper's PTQ), adaround (learned layer by layer), brecq (learned \
+            block by block with the activation step sizes) or qdrop (brecq, dropping activation quantization at \
+            random while learning).
+            """)
     var reconstruction: Reconstruction = .none
 
-    @Option(help: "AdaRound: Adam steps per layer.")
+    @Option(help: "Reconstruction: Adam steps per layer (adaround) or block (brecq, qdrop).")
     var reconstructionIterations = AdaRoundSchedule().iterations
 
     @Flag(help: "Fold each BatchNorm into the convolution before it, then quantize (DSG keeps BatchNorm in Float32).")
@@ -108,8 +124,8 @@ struct QuantizeCommand: ParsableCommand {
     @Option(
         help: ArgumentHelp(
             """
-            Checkpoint file, written after every QAT epoch (default qat-checkpoint.safetensors) or AdaRound layer \
-            (default reconstruction-checkpoint.safetensors); run the same command again and it continues from it.
+            Checkpoint file, written after every QAT epoch (default qat-checkpoint.safetensors) or reconstruction \
+            block (default reconstruction-checkpoint.safetensors); run the same command again and it continues from it.
             """, valueName: "path"))
     var checkpoint: String?
 
@@ -141,10 +157,9 @@ struct QuantizeCommand: ParsableCommand {
         configuration.edgeLayers = edgeLayers
         configuration.foldBatchNorm = foldBatchNorm
         configuration.integerKernels = integerKernels
-        if reconstruction == .adaround {
-            var schedule = AdaRoundSchedule()
-            schedule.iterations = reconstructionIterations
-            configuration.adaRound = schedule
+        if let method = reconstruction.method {
+            configuration.reconstruction = ReconstructionSettings(method: method)
+            configuration.reconstruction?.rounding.iterations = reconstructionIterations
         }
         return configuration
     }
@@ -235,17 +250,18 @@ struct QuantizeCommand: ParsableCommand {
         let configuration = ptqConfiguration()
         let line = ProgressLine()
         var remaining = RemainingTime()
-        let resume = configuration.adaRound.map { _ in
+        let resume = configuration.reconstruction.map { _ in
             URL(fileURLWithPath: checkpoint ?? "reconstruction-checkpoint.safetensors")
         }
         let quantized = try PTQCalibrator(configuration: configuration).quantize(
             model, calibration: images, checkpoint: resume
         ) { p in
-            let done = p.layerIndex * p.iterations + p.iteration, total = p.layers * p.iterations
+            let done = p.blockIndex * p.iterations + p.iteration, total = p.blocks * p.iterations
             line.update(
                 String(
-                    format: "AdaRound layer %d/%d (%@): step %d/%d, loss %.4g  ETA %@", p.layerIndex + 1, p.layers,
-                    p.layer, p.iteration, p.iterations, p.loss, remaining.estimate(done: done, total: total)))
+                    format: "%@ %@ %d/%d (%@): step %d/%d, loss %.4g  ETA %@", reconstruction.rawValue,
+                    reconstruction == .adaround ? "layer" : "block", p.blockIndex + 1, p.blocks, p.block, p.iteration, p.iterations, p.loss,
+                    remaining.estimate(done: done, total: total)))
         }
         line.finish()
         return (quantized, source)

@@ -22,4 +22,29 @@ public enum TestModels {
         }
         return model
     }
+
+    /// A small residual network for `[1, side, side]` inputs: a conv-BN-ReLU stem of 4 channels, one basic block
+    /// (conv-BN-ReLU-conv-BN plus the identity, then ReLU), global pooling and a 3-class linear layer, with
+    /// running statistics from 20 training-mode passes as ``batchNormNetwork(side:)``.
+    public static func residualNetwork(side: Int = 8) throws -> Model {
+        var b = ModelBuilder(seed: 13)
+        let x = b.input("image", [1, side, side])
+        let stem = try b.relu(
+            try b.batchNorm(try b.conv2d(x, "conv1", outChannels: 4, kernel: 3, padding: 1), "bn1"), "relu1")
+        b.prefix = "block."
+        var h = try b.relu(
+            try b.batchNorm(try b.conv2d(stem, "conv1", outChannels: 4, kernel: 3, padding: 1), "bn1"), "relu1")
+        h = try b.batchNorm(try b.conv2d(h, "conv2", outChannels: 4, kernel: 3, padding: 1), "bn2")
+        h = try b.relu(try b.addValues([h, stem], "add"), "relu2")
+        b.prefix = ""
+        h = try b.flatten(try b.globalAvgPool(h, "pool"), "flatten")
+        let model = b.finish(outputs: [try b.linear(h, "fc", outFeatures: 3)])
+        let executor = try GraphExecutor(model: model, batchSize: 16)
+        var random = SeededRandom(seed: 14)
+        for _ in 0..<20 {
+            try executor.forward(
+                [random.normalTensor([16, 1, side, side], mean: 0.5, standardDeviation: 2)], training: true)
+        }
+        return model
+    }
 }

@@ -111,15 +111,15 @@ struct AdaRoundTests {
         let samples = random.normalTensor([16, 1, 8, 8])
         let nearest = PTQConfiguration(weightBits: 3, activationBits: 8)
         var learned = nearest
-        learned.adaRound = AdaRoundSchedule()
-        learned.adaRound?.iterations = 300
+        learned.reconstruction = ReconstructionSettings(method: .adaRound)
+        learned.reconstruction?.rounding.iterations = 300
         let plain = try PTQCalibrator(configuration: nearest).quantize(model, calibration: samples)
         var heard: [PTQCalibrator.ReconstructionProgress] = []
         let adaRound = try PTQCalibrator(configuration: learned).quantize(model, calibration: samples) {
             heard.append($0)
         }
-        #expect(heard.count == 3 * 300 && heard.allSatisfy { $0.layers == 3 && $0.loss.isFinite })
-        #expect(heard.last?.layer == "fc" && heard.last?.iteration == 300 && heard.last?.layerIndex == 2)
+        #expect(heard.count == 3 * 300 && heard.allSatisfy { $0.blocks == 3 && $0.loss.isFinite })
+        #expect(heard.last?.block == "fc" && heard.last?.iteration == 300 && heard.last?.blockIndex == 2)
         #expect(adaRound.weights == plain.weights, "the same quantizers; only the rounding is learned")
         var moved = 0
         for record in adaRound.weights {
@@ -140,7 +140,7 @@ struct AdaRoundTests {
         try adaRound.save(to: folder.file("q.safetensors"))
         let loaded = try QuantizedModel.load(from: folder.file("q.safetensors"), architecture: model)
         #expect(loaded.configuration == learned)
-        learned.adaRound?.iterations = 0
+        learned.reconstruction?.rounding.iterations = 0
         #expect(throws: QuantizationError.invalidReconstruction("iterations and batch size must be at least 1")) {
             try PTQCalibrator(configuration: learned)
         }
@@ -154,8 +154,8 @@ struct AdaRoundTests {
         var random = SeededRandom(seed: 22)
         let samples = random.normalTensor([8, 1, 8, 8])
         var configuration = PTQConfiguration(weightBits: 3, activationBits: 8)
-        configuration.adaRound = AdaRoundSchedule()
-        configuration.adaRound?.iterations = 50
+        configuration.reconstruction = ReconstructionSettings(method: .adaRound)
+        configuration.reconstruction?.rounding.iterations = 50
         let calibrator = try PTQCalibrator(configuration: configuration)
         let folder = try TemporaryFolder("resume")
         let file = folder.file("checkpoint.safetensors")
@@ -169,14 +169,14 @@ struct AdaRoundTests {
         try Safetensors.write(
             Safetensors.Contents(tensors: Array(saved.tensors.prefix(2)), metadata: saved.metadata), to: file)
         var layers: Set<String> = []
-        let resumed = try calibrator.quantize(model, calibration: samples, checkpoint: file) { layers.insert($0.layer) }
+        let resumed = try calibrator.quantize(model, calibration: samples, checkpoint: file) { layers.insert($0.block) }
         #expect(layers == ["fc"])
         for record in whole.weights {
             let name = record.layer + ".weight"
             #expect(try resumed.model.tensor(named: name).scalars == whole.model.tensor(named: name).scalars, "\(name)")
         }
         var other = configuration
-        other.adaRound?.iterations = 60
+        other.reconstruction?.rounding.iterations = 60
         #expect(throws: QuantizationError.self) {
             try PTQCalibrator(configuration: other).quantize(model, calibration: samples, checkpoint: file)
         }

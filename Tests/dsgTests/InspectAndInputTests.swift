@@ -152,10 +152,12 @@ struct InspectAndInputTests {
         #expect(try range([]) == .minMax)
     }
 
-    /// `dsg quantize --reconstruction adaround` on the embedded model writes a QDQ file and its checkpoint; run
-    /// again, it learns nothing more and writes the same file.
-    @Test func adaRoundFromTheCommandLineExportsAndResumes() throws {
-        let folder = try TemporaryFolder("adaround-cli")
+    /// `dsg quantize --reconstruction adaround` on the embedded model, and `--reconstruction brecq` on it
+    /// exported to ONNX and imported, write a QDQ file and a checkpoint (the learned weights, and with BRECQ the
+    /// 19 learned activation ranges); run again, each learns nothing more and writes the same file.
+    @Test(arguments: ["adaround", "brecq"])
+    func reconstructionFromTheCommandLineExportsAndResumes(method: String) throws {
+        let folder = try TemporaryFolder("\(method)-cli")
         var generation = GenerationConfiguration(preset: .dsg)
         (generation.count, generation.iterations) = (4, 1)
         try DSG.generateSamples(from: try DSG.defaultModel(), configuration: generation).save(
@@ -170,16 +172,25 @@ struct InspectAndInputTests {
             try PNG.encode(pixels: pixels, width: 28, height: 28, channels: 1).write(
                 to: folder.file("images/f_\(i)_\(test.labels[i]).png"))
         }
-        let arguments = [
-            "quantize", "--images", folder.file("images").path, "--samples", folder.file("samples.safetensors").path,
-            "--weight-bits", "3",
-            "--activation-bits", "4", "--reconstruction", "adaround", "--reconstruction-iterations", "2",
-            "--checkpoint", folder.file("rc.safetensors").path, "--output", folder.file("q.onnx").path,
-        ]
+        var model: [String] = []
+        if method == "brecq" {
+            var export = try DSGCommand.parseAsRoot(["export", "--output", folder.file("m.onnx").path])
+            try export.run()
+            model = ["--model", folder.file("m.onnx").path]
+        }
+        let arguments =
+            [
+                "quantize", "--images", folder.file("images").path, "--samples",
+                folder.file("samples.safetensors").path, "--weight-bits", "3", "--activation-bits", "4",
+                "--reconstruction", method, "--reconstruction-iterations", "2",
+                "--checkpoint", folder.file("rc.safetensors").path, "--output", folder.file("q.onnx").path,
+            ] + model
         var first = try DSGCommand.parseAsRoot(arguments)
         try first.run()
         let written = try Data(contentsOf: folder.file("q.onnx"))
-        #expect(try Safetensors.read(folder.file("rc.safetensors")).tensors.count == 22)
+        let saved = try Safetensors.read(folder.file("rc.safetensors")).tensors
+        #expect(saved.filter { $0.name.hasSuffix(".weight") }.count == 22)
+        #expect(saved.filter { $0.name.hasSuffix(".range") }.count == (method == "brecq" ? 19 : 0))
         var again = try DSGCommand.parseAsRoot(arguments)
         try again.run()
         #expect(try Data(contentsOf: folder.file("q.onnx")) == written)

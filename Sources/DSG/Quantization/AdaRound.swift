@@ -102,124 +102,83 @@ extension AdaRound {
     /// any shape, e.g. `Evaluation.logits`'s `[N, elements]`), by the squared error summed over output channels
     /// and averaged over samples and positions (BRECQ's reconstruction loss, to which the regulariser's weight 0.01
     /// is matched). Returns the weights on the grid, and that error for nearest rounding and for the learned one on
-    /// all of `inputs`.
+    /// all of `inputs`. (A one-layer ``BlockReconstruction``.)
     public static func reconstruct(
         _ layer: Node, of model: Model, quantizers: [UniformQuantizer], inputs: Tensor, targets: Tensor,
         schedule: AdaRoundSchedule = AdaRoundSchedule(), seed: UInt64 = 0,
         progress: ((_ iteration: Int, _ loss: Double) -> Void)? = nil
     ) throws -> (weights: Tensor, nearestError: Double, learnedError: Double) {
-        try schedule.validate()
-        guard layer.op is Conv2dOp || layer.op is LinearOp else {
+        guard layer.op is Conv2dOp || layer.op is LinearOp,
+            let index = model.nodes.firstIndex(where: { $0.name == layer.name })
+        else {
             throw QuantizationError.invalidReconstruction("\(layer.name) is not a convolution or linear layer")
         }
-        let inputShape = model.shape(of: layer.inputs[0]), outputShape = model.shape(of: layer.output)
-        let n = inputs.shape.rank > 0 ? inputs.shape[0] : 0
-        guard n > 0, inputs.shape == inputShape.batched(n), targets.elementCount == n * outputShape.elementCount else {
-            throw QuantizationError.invalidReconstruction(
-                "\(layer.name) reads \(inputShape) and writes \(outputShape) per sample; got \(inputs.shape) and "
-                    + "\(targets.shape)")
-        }
-        let weight = try model.tensor(named: layer.name + ".weight")
-        let size = weight.elementCount / weight.shape[0]
+        var settings = ReconstructionSettings(method: .adaRound)
+        settings.rounding = schedule
+        let result = try BlockReconstruction.reconstruct(
+            ReconstructionBlock(layer: layer, at: index), of: model, floatWeights: model,
+            quantizers: [layer.name: quantizers], inputs: inputs, targets: targets, settings: settings, seed: seed,
+            progress: progress)
+        return (result.weights[layer.name]!, result.initialError, result.learnedError)
+    }
+}
+
+/// One layer's learned rounding (type doc of ``AdaRound``): the weights' levels rounded down, and one variable `v`
+/// per weight, started where the rectified sigmoid equals the weight's fractional part.
+struct LearnedRounding {
+    /// The layer's name (its weight is `<layer>.weight`).
+    let layer: String
+    let shape: Shape
+    let quantizers: [UniformQuantizer]
+    /// Weights per output channel.
+    let size: Int
+    /// The float weights, and their levels rounded down.
+    let float: [Float], floors: [Float]
+    var v: [Float]
+
+    /// Rounding for `weight` (the float weights, `[out, ...]`) on one quantizer per output channel; throws when
+    /// their counts differ.
+    init(layer: String, weight: Tensor, quantizers: [UniformQuantizer]) throws(QuantizationError) {
         guard quantizers.count == weight.shape[0] else {
-            throw QuantizationError.invalidReconstruction(
-                "\(layer.name) has \(weight.shape[0]) output channels and \(quantizers.count) quantizers")
+            throw .invalidReconstruction(
+                "\(layer) has \(weight.shape[0]) output channels and \(quantizers.count) quantizers")
         }
-        // The layer alone, with its bias: the model AdaRound runs forward and backward.
-        let single = Model()
-        var random = SeededRandom(seed: seed)
-        let x = single.addInput(name: "x", shape: inputShape)
-        try single.add(layer.op, name: "layer", inputs: [x], using: &random)
-        for t in single.tensors where t.name != "layer.weight" {
-            try single.setTensor(
-                named: t.name, to: try model.tensor(named: layer.name + t.name.dropFirst("layer".count)))
+        let size = weight.elementCount / weight.shape[0], w = weight.scalars
+        let floors = w.indices.map { i in
+            (quantizers[i / size].levelsPerUnit * w[i] - quantizers[i / size].zeroPoint).rounded(.down)
         }
-        let w = weight.scalars
-        let floors = w.indices.map { i -> Float in
-            let q = quantizers[i / size]
-            return (q.levelsPerUnit * w[i] - q.zeroPoint).rounded(.down)
+        (self.layer, shape, self.quantizers, self.size) = (layer, weight.shape, quantizers, size)
+        (float, self.floors) = (w, floors)
+        v = w.indices.map { i in
+            AdaRound.variable(
+                forFraction: quantizers[i / size].levelsPerUnit * w[i] - quantizers[i / size].zeroPoint - floors[i])
         }
-        var v = w.indices.map { i -> Float in
-            let q = quantizers[i / size]
-            return variable(forFraction: q.levelsPerUnit * w[i] - q.zeroPoint - floors[i])
+    }
+
+    /// The weights for roundings `up(i)` in [0, 1], and for each the derivative of the weight by `up` (0 where the
+    /// level is clamped).
+    func weights(_ up: (Int) -> Float) -> (Tensor, [Float]) {
+        var values = [Float](repeating: 0, count: v.count), slopes = values
+        for i in v.indices {
+            let q = quantizers[i / size], half = Float(1 << (q.bits - 1))
+            let level = floors[i] + up(i), clamped = min(max(level, -half), half - 1)
+            values[i] = (clamped + q.zeroPoint) / q.levelsPerUnit
+            slopes[i] = clamped == level ? 1 / q.levelsPerUnit : 0
         }
-        /// The weights for roundings `up(i)` in [0, 1], and for each the derivative of the weight by `up`.
-        func weights(_ up: (Int) -> Float) -> (Tensor, [Float]) {
-            var values = [Float](repeating: 0, count: w.count), slopes = values
-            for i in w.indices {
-                let q = quantizers[i / size], half = Float(1 << (q.bits - 1))
-                let level = floors[i] + up(i), clamped = min(max(level, -half), half - 1)
-                values[i] = (clamped + q.zeroPoint) / q.levelsPerUnit
-                slopes[i] = clamped == level ? 1 / q.levelsPerUnit : 0
-            }
-            return (Tensor(shape: weight.shape, scalars: values), slopes)
-        }
-        let batch = min(schedule.batchSize, n)
-        let executor = try GraphExecutor(model: single, batchSize: batch)
-        let adam = Adam(learningRate: schedule.learningRate)
-        let perInput = inputShape.elementCount, perOutput = outputShape.elementCount
-        // Positions per sample: the loss sums over channels and averages over samples and positions.
-        let positions = Float(outputShape.rank == 3 ? outputShape[1] * outputShape[2] : 1)
-        let x0 = inputs.scalars, t0 = targets.scalars
-        // The batch buffers and the draw's permutation live across steps; each step redraws from the identity.
-        var order = Array(0..<n)
-        var xs = [Float](repeating: 0, count: batch * perInput), ts = [Float](repeating: 0, count: batch * perOutput)
-        for iteration in 0..<schedule.iterations {
-            for i in 0..<n { order[i] = i }
-            for i in 0..<batch { order.swapAt(i, i + random.integer(in: 0..<(n - i))) }
-            for (slot, sample) in order.prefix(batch).enumerated() {
-                xs.replaceSubrange(
-                    (slot * perInput)..<((slot + 1) * perInput),
-                    with: x0[(sample * perInput)..<((sample + 1) * perInput)])
-                ts.replaceSubrange(
-                    (slot * perOutput)..<((slot + 1) * perOutput),
-                    with: t0[(sample * perOutput)..<((sample + 1) * perOutput)])
-            }
-            let (soft, slopes) = weights { rectifiedSigmoid(v[$0]) }
-            try single.setTensor(named: "layer.weight", to: soft)
-            try executor.forward([Tensor(shape: inputShape.batched(batch), scalars: xs)], training: false)
-            executor.zeroGradients()
-            let loss = executor.withValue(single.outputs[0]) { y in
-                let g = executor.gradient(of: single.outputs[0])
-                var sum = 0.0
-                for i in 0..<(batch * perOutput) {
-                    let d = y[i] - ts[i]
-                    g[i] = 2 * d / (Float(batch) * positions)
-                    sum += Double(d * d)
-                }
-                return sum / (Double(batch) * Double(positions))
-            }
-            executor.backward()
-            let dw = try executor.parameterGradient(named: "layer.weight").scalars
-            var dv = v.indices.map { dw[$0] * slopes[$0] * rectifiedSigmoidDerivative(v[$0]) }
-            var total = loss
-            if let beta = schedule.beta(at: iteration) {
-                total += v.withUnsafeBufferPointer { vs in
-                    dv.withUnsafeMutableBufferPointer { g in
-                        Double(schedule.regularizerWeight)
-                            * regularizer(vs, beta: beta, weight: schedule.regularizerWeight, gradient: g)
-                    }
-                }
-            }
-            progress?(iteration + 1, total)
-            guard dv.allSatisfy(\.isFinite) else {
-                throw QuantizationError.invalidReconstruction(
-                    "\(layer.name): a non-finite gradient at iteration \(iteration)")
-            }
-            v.withUnsafeMutableBufferPointer { p in
-                dv.withUnsafeBufferPointer {
-                    adam.step(p.baseAddress!, gradient: $0.baseAddress!, count: p.count, slot: 0)
-                }
-            }
-        }
-        let nearest = Tensor(shape: weight.shape, scalars: w.indices.map { quantizers[$0 / size](w[$0]) })
-        let learned = weights { v[$0] >= 0 ? 1 : 0 }.0
-        func error(_ candidate: Tensor) throws -> Double {
-            try single.setTensor(named: "layer.weight", to: candidate)
-            let y = try Evaluation.logits(of: single, on: inputs, batchSize: batch).scalars
-            return zip(y, t0).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }
-                / (Double(n) * Double(positions))
-        }
-        return (learned, try error(nearest), try error(learned))
+        return (Tensor(shape: shape, scalars: values), slopes)
+    }
+
+    /// The relaxed weights `w̃(h(v))` and their slopes by `h`.
+    func soft() -> (Tensor, [Float]) { weights { AdaRound.rectifiedSigmoid(v[$0]) } }
+
+    /// The fixed rounding: up where `v ≥ 0`, down elsewhere; on the grid.
+    func hard() -> Tensor { weights { v[$0] >= 0 ? 1 : 0 }.0 }
+
+    /// Nearest rounding, where learning starts from.
+    func nearest() -> Tensor { Tensor(shape: shape, scalars: float.indices.map { quantizers[$0 / size](float[$0]) }) }
+
+    /// The gradient by `v` of the loss whose gradient by the soft weights is `dw` (slopes from ``soft()``).
+    func gradient(weightGradient dw: [Float], slopes: [Float]) -> [Float] {
+        v.indices.map { dw[$0] * slopes[$0] * AdaRound.rectifiedSigmoidDerivative(v[$0]) }
     }
 }

@@ -13,20 +13,20 @@ public struct PTQCalibrator: Sendable {
         self.configuration = configuration
     }
 
-    /// How far learned rounding (``PTQConfiguration/adaRound``) has come: the layer (its index among the
-    /// quantized layers, from 0), the step within it, and that step's loss (reconstruction plus regulariser).
+    /// How far reconstruction (``PTQConfiguration/reconstruction``) has come: the block (a layer, for AdaRound),
+    /// its index among the blocks (from 0), the step within it, and that step's loss.
     public struct ReconstructionProgress: Sendable {
-        /// The layer being learned, its index among the quantized layers (from 0), and their number.
-        public let layer: String, layerIndex: Int, layers: Int
-        /// Steps done in this layer (from 1) and the steps per layer.
+        /// The block being learned, its index among the blocks (from 0), and their number.
+        public let block: String, blockIndex: Int, blocks: Int
+        /// Steps done in this block (from 1) and the steps per block.
         public let iteration: Int, iterations: Int
         /// The last step's loss on its batch: the reconstruction error plus the weighted regulariser.
         public let loss: Double
     }
 
     /// Quantizes a copy of `model` (the original is left alone), calibrating activation ranges on `samples`
-    /// (`[N, C, H, W]` in the model's input space). With learned rounding, `progress` hears after every step, and
-    /// `checkpoint` (when given) is written after every layer and read first: a killed run continues at the layer
+    /// (`[N, C, H, W]` in the model's input space). With reconstruction, `progress` hears after every step, and
+    /// `checkpoint` (when given) is written after every block and read first: a killed run continues at the block
     /// it was in, and a checkpoint of another model, setting or calibration set is refused.
     public func quantize(
         _ model: Model, calibration samples: Tensor, checkpoint: URL? = nil,
@@ -47,9 +47,9 @@ public struct PTQCalibrator: Sendable {
             try quantized.setTensor(named: name + Self.quantSuffix + ".range", to: Tensor(shape: [2], scalars: range))
         }
         var weights = try quantizeWeights(quantized)
-        if let schedule = configuration.adaRound {
-            try learnRoundings(
-                quantized, weights, float: model, samples: samples, schedule: schedule, checkpoint: checkpoint,
+        if let settings = configuration.reconstruction {
+            try reconstruct(
+                quantized, weights, float: model, samples: samples, settings: settings, checkpoint: checkpoint,
                 progress: progress)
         }
         if integer { weights = try Self.quantizeBiases(quantized, weights) }
@@ -111,12 +111,13 @@ public struct PTQCalibrator: Sendable {
 
     // MARK: - Weights
 
-    /// Replaces each quantized layer's nearest rounding by AdaRound's, in graph order: the layer's inputs come from
-    /// `quantized` as it stands (every layer before it already learned, activations quantized), its targets from
-    /// `float`, and its starting weights are the float ones, on the quantizers of `records`.
-    private func learnRoundings(
-        _ quantized: Model, _ records: [WeightQuantization], float: Model, samples: Tensor, schedule: AdaRoundSchedule,
-        checkpoint: URL?, progress: ((ReconstructionProgress) -> Void)?
+    /// Replaces nearest rounding by learned rounding (and with BRECQ and QDrop the calibrated activation ranges by
+    /// learned ones), block by block in graph order: each block's inputs come from `quantized` as it stands (every
+    /// block before it already learned), its targets from `float`, and its weights start from the float ones, on
+    /// the quantizers of `records`.
+    private func reconstruct(
+        _ quantized: Model, _ records: [WeightQuantization], float: Model, samples: Tensor,
+        settings: ReconstructionSettings, checkpoint: URL?, progress: ((ReconstructionProgress) -> Void)?
     ) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -134,33 +135,64 @@ public struct PTQCalibrator: Sendable {
             for (name, tensor) in contents.tensors { try quantized.setTensor(named: name, to: tensor) }
             finished = contents.tensors
         }
-        for (k, record) in records.enumerated() where !finished.contains(where: { $0.name == record.layer + ".weight" })
-        {
-            guard let layer = float.nodes.first(where: { $0.name == record.layer }),
-                let target = quantized.nodes.first(where: { $0.name == record.layer })
-            else { continue }
+        let quantizers = Dictionary(uniqueKeysWithValues: records.map { ($0.layer, $0.quantizers) })
+        let blocks =
+            settings.method == .adaRound
+            ? quantized.nodes.enumerated().filter { quantizers[$1.name] != nil }.map {
+                ReconstructionBlock(layer: $1, at: $0)
+            } : try BlockReconstruction.blocks(of: quantized)
+        for (k, block) in blocks.enumerated() {
+            // What the block learns, by tensor name; a block with nothing to learn is skipped, a finished one too.
+            let learned = quantized.nodes[block.nodes].flatMap { node -> [String] in
+                if quantizers[node.name] != nil { return [node.name + ".weight"] }
+                return settings.learnsSteps && node.op is FakeQuantOp ? [node.name + ".range"] : []
+            }
+            guard !learned.isEmpty, !learned.allSatisfy({ name in finished.contains { $0.name == name } }) else {
+                continue
+            }
             let inputs = try Self.values(
-                of: target.inputs[0], in: quantized, on: samples, batchSize: configuration.batchSize)
-            let outputs = try Self.values(of: layer.output, in: float, on: samples, batchSize: configuration.batchSize)
-            let learned = try AdaRound.reconstruct(
-                layer, of: float, quantizers: record.quantizers, inputs: inputs, targets: outputs, schedule: schedule,
-                seed: UInt64(k)
+                of: block.input, in: quantized, on: samples, batchSize: configuration.batchSize)
+            let targets = try Self.values(
+                of: Self.floatValue(of: block.output, in: quantized, float: float), in: float, on: samples,
+                batchSize: configuration.batchSize)
+            let result = try BlockReconstruction.reconstruct(
+                block, of: quantized, floatWeights: float, quantizers: quantizers, inputs: inputs, targets: targets,
+                settings: settings, seed: UInt64(k)
             ) { iteration, loss in
                 progress?(
                     ReconstructionProgress(
-                        layer: record.layer, layerIndex: k, layers: records.count, iteration: iteration,
-                        iterations: schedule.iterations, loss: loss))
+                        block: block.name, blockIndex: k, blocks: blocks.count, iteration: iteration,
+                        iterations: settings.rounding.iterations, loss: loss))
             }
-            try quantized.setTensor(named: record.layer + ".weight", to: learned.weights)
-            finished.append((record.layer + ".weight", learned.weights))
+            for (layer, weights) in result.weights.sorted(by: { $0.key < $1.key }) {
+                try quantized.setTensor(named: layer + ".weight", to: weights)
+                finished.append((layer + ".weight", weights))
+            }
+            for (node, range) in result.ranges.sorted(by: { $0.key < $1.key }) {
+                let tensor = Tensor(shape: [2], scalars: range)
+                try quantized.setTensor(named: node + ".range", to: tensor)
+                finished.append((node + ".range", tensor))
+            }
             if let checkpoint {
                 try Safetensors.write(Safetensors.Contents(tensors: finished, metadata: identity), to: checkpoint)
             }
         }
     }
 
-    /// The `format` of a reconstruction checkpoint: the learned weights of the layers finished so far.
-    static let checkpointFormat = "dsg-reconstruction-checkpoint-1"
+    /// The float model's value that `value` of the quantized model stands for: the same node's output, or for a
+    /// quantization node the activation it follows.
+    static func floatValue(of value: ValueID, in quantized: Model, float: Model) throws -> ValueID {
+        guard let node = quantized.node(producing: value) else { return value }
+        let name = node.op is FakeQuantOp ? activationName(ofQuantNode: node) : node.name
+        guard let original = float.nodes.first(where: { $0.name == name }) else {
+            throw QuantizationError.invalidReconstruction("\(name) is not in the float model")
+        }
+        return original.output
+    }
+
+    /// The `format` of a reconstruction checkpoint: the learned weights and activation ranges of the blocks
+    /// finished so far.
+    static let checkpointFormat = "dsg-reconstruction-checkpoint-2"
 
     /// The values `value` takes in `model` on every sample, `[N] + its shape`.
     static func values(of value: ValueID, in model: Model, on samples: Tensor, batchSize: Int) throws -> Tensor {

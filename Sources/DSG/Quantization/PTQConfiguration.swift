@@ -70,10 +70,11 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
     /// hold zero (an INT8 zero point), and biases on the integer grid of input step × weight step, so that the QDQ
     /// export fuses into integer operators and our evaluation computes what they do. Off by default (DSG's scheme).
     public var integerKernels = false
-    /// Learn each layer's weight rounding with AdaRound (Docs/DSG.md §8.6), layer by layer in graph order, on the
-    /// inputs the already quantized layers before it give, against the float model's outputs; nil rounds to the
-    /// nearest level (the paper's PTQ).
-    public var adaRound: AdaRoundSchedule?
+    /// Reconstruction PTQ (Docs/DSG.md §8.6): learn the weights' rounding with AdaRound layer by layer, or with
+    /// BRECQ or QDrop block by block together with the activation step sizes, in graph order, on the inputs the
+    /// already quantized layers before give, against the float model's outputs; nil rounds to the nearest level
+    /// (the paper's PTQ).
+    public var reconstruction: ReconstructionSettings?
     /// Calibration samples per forward pass.
     public var batchSize = 64
 
@@ -87,8 +88,11 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case weightBits, activationBits, weightRange, activationCalibration, edgeLayers, foldBatchNorm, integerKernels
-        case batchSize, adaRound
+        case batchSize, reconstruction
     }
+
+    /// Files written before BRECQ and QDrop held an AdaRound schedule under `adaRound`.
+    private enum LegacyKeys: String, CodingKey { case adaRound }
 
     /// Decodes a configuration; settings added later (`integerKernels`) default when a file has none.
     public init(from decoder: any Decoder) throws {
@@ -101,7 +105,13 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
         foldBatchNorm = try c.decode(Bool.self, forKey: .foldBatchNorm)
         integerKernels = try c.decodeIfPresent(Bool.self, forKey: .integerKernels) ?? false
         batchSize = try c.decode(Int.self, forKey: .batchSize)
-        adaRound = try c.decodeIfPresent(AdaRoundSchedule.self, forKey: .adaRound)
+        reconstruction = try c.decodeIfPresent(ReconstructionSettings.self, forKey: .reconstruction)
+        if let schedule = try decoder.container(keyedBy: LegacyKeys.self).decodeIfPresent(
+            AdaRoundSchedule.self, forKey: .adaRound)
+        {
+            reconstruction = ReconstructionSettings(method: .adaRound)
+            reconstruction?.rounding = schedule
+        }
     }
 
     /// Checks the bit-widths (2 to 8) and the batch size.
@@ -109,6 +119,6 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
         try UniformQuantizer.validate(weightBits, "weight")
         try UniformQuantizer.validate(activationBits, "activation")
         guard batchSize >= 1 else { throw .batchSize(batchSize) }
-        try adaRound?.validate()
+        try reconstruction?.validate()
     }
 }
