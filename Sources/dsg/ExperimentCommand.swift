@@ -6,7 +6,7 @@ struct ExperimentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "experiment",
         abstract: "Reproducible experiments that produce the tables of Docs/RESULTS.md.",
-        subcommands: [PTQExperimentCommand.self, QATExperimentCommand.self])
+        subcommands: [PTQExperimentCommand.self, QATExperimentCommand.self, ReconstructionExperimentCommand.self])
 }
 
 /// The PTQ table: calibration sources x bit-widths x seeds, the ablation at W4A4, the margin sweep and the

@@ -17,7 +17,8 @@ final class PTQExperiment {
     /// stored under plain keys and written to results.md/json; others get their own keys and files, so that one
     /// folder's samples serve several estimates.
     let calibration: PTQConfiguration.ActivationCalibration
-    let train: LabeledImages, test: LabeledImages
+    let calibrationImages: CalibrationImages
+    let test: LabeledImages
     private let state: ExperimentState
     private let line = ProgressLine()
     private let started = Date()
@@ -30,7 +31,9 @@ final class PTQExperiment {
         (self.model, self.folder, self.count, self.iterations, self.seeds) = (model, folder, count, iterations, seeds)
         self.calibration = calibration
         (self.sources, self.bitWidths) = (sources, bitWidths)
-        train = try FashionMNIST.load(.train, from: data)
+        calibrationImages = CalibrationImages(
+            model: model, train: try FashionMNIST.load(.train, from: data), folder: folder, count: count,
+            iterations: iterations)
         test = try FashionMNIST.load(.test, from: data).prefix(testImages)
         state = try ExperimentState(
             url: folder.appendingPathComponent("state.json"),
@@ -44,29 +47,9 @@ final class PTQExperiment {
         line.update("[\(formatDuration(Date().timeIntervalSince(started)))] \(text)")
     }
 
-    /// The generation configuration of a named source or ablation variant at this experiment's size and `seed`.
-    func generationConfiguration(_ name: String, seed: UInt64) -> GenerationConfiguration {
-        var c = PTQVariants.configuration(name)
-        c.count = count
-        c.seed = seed
-        if c.iterations > 0 { c.iterations = iterations }
-        return c
-    }
-
-    /// The calibration images of a source for a seed: synthetic ones are generated (and kept on disk, so an
-    /// interrupted run keeps finished batches); real ones are `count` training images drawn with the seed.
+    /// The calibration images of a source for a seed (``CalibrationImages``).
     func samples(_ name: String, seed: UInt64) throws -> (images: Tensor, seconds: Double) {
-        if name == "real" { return (train.randomSample(count, seed: seed).images, 0) }
-        let file = folder.appendingPathComponent("samples-\(name)-seed\(seed).safetensors")
-        var remaining = RemainingTime()
-        let set = try DSG.generateSamples(
-            from: model, configuration: generationConfiguration(name, seed: seed), checkpoint: file
-        ) { done, total in
-            status(
-                "generating \(name), seed \(seed): iteration \(done)/\(total), "
-                    + "ETA \(remaining.estimate(done: done, total: total))")
-        }
-        return (set.images, set.seconds)
+        try calibrationImages.images(name, seed: seed, status: status)
     }
 
     func accuracy(_ name: String, seed: UInt64, bits: (Int, Int)) throws -> Double {

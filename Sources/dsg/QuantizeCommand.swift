@@ -260,7 +260,8 @@ struct QuantizeCommand: ParsableCommand {
             line.update(
                 String(
                     format: "%@ %@ %d/%d (%@): step %d/%d, loss %.4g  ETA %@", reconstruction.rawValue,
-                    reconstruction == .adaround ? "layer" : "block", p.blockIndex + 1, p.blocks, p.block, p.iteration, p.iterations, p.loss,
+                    reconstruction == .adaround ? "layer" : "block", p.blockIndex + 1, p.blocks, p.block, p.iteration,
+                    p.iterations, p.loss,
                     remaining.estimate(done: done, total: total)))
         }
         line.finish()

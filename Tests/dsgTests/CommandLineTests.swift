@@ -267,19 +267,24 @@ struct ExperimentOutputTests {
         #expect(try String(contentsOf: folder.file("results.md"), encoding: .utf8) == markdown)
 
         // The ablation variants change what their names say, and nothing else.
-        let e = try experiment(), dsg = e.generationConfiguration("dsg", seed: 0),
-            zeroQ = e.generationConfiguration("zeroQ", seed: 0)
+        let e = try experiment(), dsg = e.calibrationImages.configuration("dsg", seed: 0),
+            zeroQ = e.calibrationImages.configuration("zeroQ", seed: 0)
         #expect(
-            e.generationConfiguration("dsg-priors", seed: 0).weights.totalVariation == 0
-                && e.generationConfiguration("dsg-priors", seed: 0).weights.l2 == 0)
-        #expect(e.generationConfiguration("dsg-CE", seed: 0).weights.crossEntropy == 0 && dsg.weights.crossEntropy == 2)
-        var priors = e.generationConfiguration("dsg-priors", seed: 0)
+            e.calibrationImages.configuration("dsg-priors", seed: 0).weights.totalVariation == 0
+                && e.calibrationImages.configuration("dsg-priors", seed: 0).weights.l2 == 0)
+        #expect(
+            e.calibrationImages.configuration("dsg-CE", seed: 0).weights.crossEntropy == 0
+                && dsg.weights.crossEntropy == 2)
+        var priors = e.calibrationImages.configuration("dsg-priors", seed: 0)
         (priors.weights.totalVariation, priors.weights.l2) = (dsg.weights.totalVariation, dsg.weights.l2)
         #expect(priors == dsg)
-        #expect(e.generationConfiguration("dsg@0.5", seed: 0).marginQuantile == 0.5 && dsg.marginQuantile == 0.9)
-        #expect(e.generationConfiguration("zeroQ+SDA", seed: 0).marginQuantile == 0.9 && zeroQ.marginQuantile == nil)
         #expect(
-            e.generationConfiguration("zeroQ+SCI", seed: 0).correlation == .differentiable
+            e.calibrationImages.configuration("dsg@0.5", seed: 0).marginQuantile == 0.5 && dsg.marginQuantile == 0.9)
+        #expect(
+            e.calibrationImages.configuration("zeroQ+SDA", seed: 0).marginQuantile == 0.9 && zeroQ.marginQuantile == nil
+        )
+        #expect(
+            e.calibrationImages.configuration("zeroQ+SCI", seed: 0).correlation == .differentiable
                 && zeroQ.correlation != .differentiable)
     }
 }
@@ -319,5 +324,50 @@ struct QATExperimentOutputTests {
         let second = try JSONDecoder().decode(
             QATReport.self, from: Data(contentsOf: folder.file("results.json")))
         #expect(second.qat.mapValues(\.final) == report.qat.mapValues(\.final))
+    }
+}
+
+@Suite("dsg experiment reconstruction output")
+struct ReconstructionExperimentOutputTests {
+    /// A tiny table (two sources, calibration only and BRECQ, W3A3 and W8A8, two seeds): every cell measured with the
+    /// seeds it should have, the tables and report written, no checkpoint left, and a second run reads every number
+    /// back from the state file.
+    @Test func writesTheTablesAndReadsFinishedCellsBack() throws {
+        let folder = try TemporaryFolder("dsg-reconstruction")
+        let arguments = [
+            "experiment", "reconstruction", "--output", folder.url.path, "--count", "4", "--iterations", "1",
+            "--reconstruction-iterations", "2", "--seeds", "0", "1", "--sources", "gaussian", "real", "--methods",
+            "ema", "brecq", "--bit-widths", "W3A3", "W8A8", "--test-images", "20",
+        ]
+        var command = try DSGCommand.parseAsRoot(arguments)
+        try command.run()
+        let report = try JSONDecoder().decode(
+            ReconstructionReport.self, from: Data(contentsOf: folder.file("results.json")))
+        #expect(report.fp32 >= 0.8 && report.reconstructionIterations == 2 && report.batchSize == 32)
+        let keys = ["gaussian", "real"].flatMap { s in
+            ["W3A3", "W8A8"].flatMap { b in ["ema", "brecq"].map { "\(s)/\(b)/\($0)" } }
+        }
+        #expect(Set(report.accuracy.keys) == Set(keys))
+        for (key, accuracies) in report.accuracy {
+            // Only real images' W3A3 cells are measured with both seeds (gaussian is not among the seeded sources).
+            #expect(accuracies.count == (key.hasPrefix("real/W3A3") ? 2 : 1), "\(key)")
+            #expect(report.seconds[key]?.count == accuracies.count, "\(key)")
+        }
+        // At W8A8 every cell keeps within 3 of the 20 test images of FP32.
+        for (key, accuracies) in report.accuracy where key.contains("W8A8") {
+            #expect(abs(accuracies[0] - report.fp32) <= 0.15, "\(key): \(accuracies) vs \(report.fp32)")
+        }
+        let markdown = try String(contentsOf: folder.file("results.md"), encoding: .utf8)
+        #expect(markdown.contains("W3A3:") && markdown.contains("| real | ") && markdown.contains("| ema | brecq |"))
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.url.path)
+        #expect(!files.contains { $0.hasPrefix("checkpoint-") }, "finished cells leave no checkpoint: \(files)")
+        var again = try DSGCommand.parseAsRoot(arguments)
+        try again.run()
+        let second = try JSONDecoder().decode(
+            ReconstructionReport.self, from: Data(contentsOf: folder.file("results.json")))
+        #expect(second.accuracy == report.accuracy && second.seconds == report.seconds)
+        var bad = arguments
+        bad[bad.firstIndex(of: "W8A8")!] = "W9A9"
+        #expect(throws: (any Error).self) { try DSGCommand.parseAsRoot(bad) }
     }
 }
