@@ -31,6 +31,7 @@ struct Report: Codable {
     let resnet20Step: StepResult
     let dsgIteration: DSGIterationResult
     let qatIteration: QATIterationResult
+    let reconstructionIteration: ReconstructionIterationResult
     let onnx: ONNXResult
     let threading: ThreadingResult
 }
@@ -119,6 +120,16 @@ log(
         qat.studentMilliseconds,
         qat.allocationsPerIteration))
 
+let reconstruction = try ReconstructionBenchmark.measure(iterations: quick ? 20 : 200)
+log(
+    String(
+        format:
+            "Reconstruction iteration (QDrop, ResNet-20 %@, batch %d, W4A4, %d calibration images): %.1f ms; "
+            + "heap allocations per iteration: %d; whole reconstruction (11 blocks x %d steps): %.1f s",
+        reconstruction.block, reconstruction.batch, reconstruction.calibrationImages, reconstruction.milliseconds,
+        reconstruction.allocationsPerIteration, reconstruction.iterationsPerBlock,
+        reconstruction.wholeReconstructionSeconds))
+
 let onnx = try ONNXBenchmark.measure(loads: quick ? 3 : 9, iterations: quick ? 5 : 20, rounds: quick ? 1 : 3)
 log(
     String(
@@ -145,5 +156,6 @@ if json {
             decoding: try encoder.encode(
                 Report(
                     machine: machine, convolutions: results, wholeModelForward: wholeModel, resnet20Step: step,
-                    dsgIteration: dsg, qatIteration: qat, onnx: onnx, threading: threading)), as: UTF8.self))
+                    dsgIteration: dsg, qatIteration: qat, reconstructionIteration: reconstruction, onnx: onnx,
+                    threading: threading)), as: UTF8.self))
 }

@@ -5,18 +5,25 @@ import Foundation
 public struct SeededRandom: RandomNumberGenerator, Sendable, Equatable, Codable {
     /// The four 64-bit words of xoshiro256** state, never all zero; saved in checkpoints so a resumed run continues
     /// the same sequence.
-    public private(set) var state: [UInt64]
+    public var state: [UInt64] { [s0, s1, s2, s3] }
+    /// The state words themselves: four stored words, not an array, so that making a generator allocates nothing
+    /// (operators make one per pass).
+    private var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
 
     /// Expands `seed` into the four state words with SplitMix64: one seed gives one sequence on every machine.
     public init(seed: UInt64) {
         var s = seed
-        state = (0..<4).map { _ in
+        func splitMix() -> UInt64 {
             s &+= 0x9E37_79B9_7F4A_7C15
             var z = s
             z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
             z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
             return z ^ (z >> 31)
         }
+        s0 = splitMix()
+        s1 = splitMix()
+        s2 = splitMix()
+        s3 = splitMix()
     }
 
     /// Encoded as hexadecimal strings: JSON numbers lose 64-bit integers on their way through Double.
@@ -36,19 +43,19 @@ public struct SeededRandom: RandomNumberGenerator, Sendable, Equatable, Codable 
                     codingPath: decoder.codingPath,
                     debugDescription: "a generator state is four non-zero hexadecimal words"))
         }
-        self.state = state
+        (s0, s1, s2, s3) = (state[0], state[1], state[2], state[3])
     }
 
     /// The next 64 random bits (xoshiro256**), advancing the state.
     public mutating func next() -> UInt64 {
-        let result = rotate(state[1] &* 5, 7) &* 9
-        let t = state[1] << 17
-        state[2] ^= state[0]
-        state[3] ^= state[1]
-        state[1] ^= state[2]
-        state[0] ^= state[3]
-        state[2] ^= t
-        state[3] = rotate(state[3], 45)
+        let result = rotate(s1 &* 5, 7) &* 9
+        let t = s1 << 17
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s3 = rotate(s3, 45)
         return result
     }
 

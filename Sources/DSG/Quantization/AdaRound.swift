@@ -155,30 +155,28 @@ struct LearnedRounding {
         }
     }
 
-    /// The weights for roundings `up(i)` in [0, 1], and for each the derivative of the weight by `up` (0 where the
-    /// level is clamped).
-    func weights(_ up: (Int) -> Float) -> (Tensor, [Float]) {
-        var values = [Float](repeating: 0, count: v.count), slopes = values
-        for i in v.indices {
-            let q = quantizers[i / size], half = Float(1 << (q.bits - 1))
-            let level = floors[i] + up(i), clamped = min(max(level, -half), half - 1)
-            values[i] = (clamped + q.zeroPoint) / q.levelsPerUnit
-            slopes[i] = clamped == level ? 1 / q.levelsPerUnit : 0
-        }
-        return (Tensor(shape: shape, scalars: values), slopes)
+    /// Weight `i` for the rounding `up` in [0, 1], and its derivative by `up` (0 where the level is clamped).
+    @inline(__always)
+    private func weight(_ i: Int, up: Float) -> (value: Float, slope: Float) {
+        let q = quantizers[i / size], half = Float(1 << (q.bits - 1))
+        let level = floors[i] + up, clamped = min(max(level, -half), half - 1)
+        return ((clamped + q.zeroPoint) / q.levelsPerUnit, clamped == level ? 1 / q.levelsPerUnit : 0)
     }
 
-    /// The relaxed weights `w̃(h(v))` and their slopes by `h`.
-    func soft() -> (Tensor, [Float]) { weights { AdaRound.rectifiedSigmoid(v[$0]) } }
+    /// Writes the relaxed weights `w̃(h(v))` to `weights` and their slopes by `h` to `slopes`.
+    func writeSoft(into weights: UnsafeMutablePointer<Float>, slopes: inout [Float]) {
+        for i in v.indices { (weights[i], slopes[i]) = weight(i, up: AdaRound.rectifiedSigmoid(v[i])) }
+    }
 
     /// The fixed rounding: up where `v ≥ 0`, down elsewhere; on the grid.
-    func hard() -> Tensor { weights { v[$0] >= 0 ? 1 : 0 }.0 }
+    func hard() -> Tensor { Tensor(shape: shape, scalars: v.indices.map { weight($0, up: v[$0] >= 0 ? 1 : 0).value }) }
 
     /// Nearest rounding, where learning starts from.
     func nearest() -> Tensor { Tensor(shape: shape, scalars: float.indices.map { quantizers[$0 / size](float[$0]) }) }
 
-    /// The gradient by `v` of the loss whose gradient by the soft weights is `dw` (slopes from ``soft()``).
-    func gradient(weightGradient dw: [Float], slopes: [Float]) -> [Float] {
-        v.indices.map { dw[$0] * slopes[$0] * AdaRound.rectifiedSigmoidDerivative(v[$0]) }
+    /// Writes to `dv` the gradient by `v` of the loss whose gradient by the soft weights is `dw` (slopes from
+    /// ``writeSoft(into:slopes:)``).
+    func gradient(weightGradient dw: UnsafePointer<Float>, slopes: [Float], into dv: inout [Float]) {
+        for i in v.indices { dv[i] = dw[i] * slopes[i] * AdaRound.rectifiedSigmoidDerivative(v[i]) }
     }
 }

@@ -119,34 +119,35 @@ public enum BlockReconstruction {
         let positions = Float(outputShape.rank == 3 ? outputShape[1] * outputShape[2] : 1)
         let x0 = inputs.scalars, t0 = targets.scalars
         var random = SeededRandom(seed: seed)
-        // The batch buffers and the draw's permutation live across steps; each step redraws from the identity.
+        // Everything a step touches is made here, so that a step allocates nothing: the draw's permutation, the
+        // batch's targets, each layer's slopes and gradient by `v`, and the positions of the tensors written and
+        // read in place (the soft weights, the steps and the drops, and their gradients).
         var order = Array(0..<n)
-        var xs = [Float](repeating: 0, count: batch * perInput), ts = [Float](repeating: 0, count: batch * perOutput)
+        var ts = [Float](repeating: 0, count: batch * perOutput)
+        var slopes = roundings.map { [Float](repeating: 0, count: $0.v.count) }, dv = slopes
+        let weightTensors = try roundings.map { try sub.tensorPosition(named: $0.layer + ".weight") }
+        let stepTensors = try steps.map { try sub.tensorPosition(named: $0.name + ".step") }
+        let dropTensors = try steps.map { try sub.tensorPosition(named: $0.name + ".drop") }
+        var stepGradient: Float = 0
         for iteration in 0..<schedule.iterations {
             for i in 0..<n { order[i] = i }
             for i in 0..<batch { order.swapAt(i, i + random.integer(in: 0..<(n - i))) }
-            for (slot, sample) in order.prefix(batch).enumerated() {
-                xs.replaceSubrange(
-                    (slot * perInput)..<((slot + 1) * perInput),
-                    with: x0[(sample * perInput)..<((sample + 1) * perInput)])
-                ts.replaceSubrange(
-                    (slot * perOutput)..<((slot + 1) * perOutput),
-                    with: t0[(sample * perOutput)..<((sample + 1) * perOutput)])
-            }
-            var slopes: [[Float]] = []
-            for rounding in roundings {
-                let (soft, slope) = rounding.soft()
-                try sub.setTensor(named: rounding.layer + ".weight", to: soft)
-                slopes.append(slope)
-            }
-            for (k, (name, _)) in steps.enumerated() {
-                try sub.setTensor(named: name + ".step", to: Tensor(shape: [1], scalars: [stepValues[k]]))
-                if settings.drop > 0 {
-                    try sub.setTensor(
-                        named: name + ".drop", to: Tensor(shape: [2], scalars: [settings.drop, Float(iteration)]))
+            executor.withInput(0) { xs in
+                for slot in 0..<batch {
+                    let sample = order[slot]
+                    for i in 0..<perInput { xs[slot * perInput + i] = x0[sample * perInput + i] }
+                    for i in 0..<perOutput { ts[slot * perOutput + i] = t0[sample * perOutput + i] }
                 }
             }
-            try executor.forward([Tensor(shape: inputShape.batched(batch), scalars: xs)], training: false)
+            for k in roundings.indices {
+                roundings[k].writeSoft(into: sub.mutablePointer(tensor: weightTensors[k]), slopes: &slopes[k])
+            }
+            for k in steps.indices {
+                sub.mutablePointer(tensor: stepTensors[k])[0] = stepValues[k]
+                let drop = sub.mutablePointer(tensor: dropTensors[k])
+                (drop[0], drop[1]) = (settings.drop, Float(iteration))
+            }
+            try executor.run(training: false)
             executor.zeroGradients()
             let loss = executor.withValue(sub.outputs[0]) { y in
                 let g = executor.gradient(of: sub.outputs[0])
@@ -162,19 +163,19 @@ public enum BlockReconstruction {
             var total = loss
             let beta = schedule.beta(at: iteration)
             for k in roundings.indices {
-                let dw = try executor.parameterGradient(named: roundings[k].layer + ".weight").scalars
-                var dv = roundings[k].gradient(weightGradient: dw, slopes: slopes[k])
+                roundings[k].gradient(
+                    weightGradient: executor.tensorGradient(weightTensors[k])!, slopes: slopes[k], into: &dv[k])
                 if let beta {
                     total += roundings[k].v.withUnsafeBufferPointer { vs in
-                        dv.withUnsafeMutableBufferPointer { g in
+                        dv[k].withUnsafeMutableBufferPointer { g in
                             Double(schedule.regularizerWeight)
                                 * AdaRound.regularizer(vs, beta: beta, weight: schedule.regularizerWeight, gradient: g)
                         }
                     }
                 }
-                guard dv.allSatisfy(\.isFinite) else { throw nonFinite(block, iteration) }
+                guard dv[k].allSatisfy({ $0.isFinite }) else { throw nonFinite(block, iteration) }
                 roundings[k].v.withUnsafeMutableBufferPointer { p in
-                    dv.withUnsafeBufferPointer {
+                    dv[k].withUnsafeBufferPointer {
                         adam.step(p.baseAddress!, gradient: $0.baseAddress!, count: p.count, slot: k)
                     }
                 }
@@ -183,10 +184,10 @@ public enum BlockReconstruction {
             stepAdam.learningRate =
                 settings.stepLearningRate
                 * Float(0.5 * (1 + cos(Double.pi * Double(iteration) / Double(schedule.iterations))))
-            for (k, (name, _)) in steps.enumerated() {
-                var g = try executor.parameterGradient(named: name + ".step")[0]
-                guard g.isFinite else { throw nonFinite(block, iteration) }
-                stepAdam.step(&stepValues[k], gradient: &g, count: 1, slot: k)
+            for k in steps.indices {
+                stepGradient = executor.tensorGradient(stepTensors[k])![0]
+                guard stepGradient.isFinite else { throw nonFinite(block, iteration) }
+                stepAdam.step(&stepValues[k], gradient: &stepGradient, count: 1, slot: k)
                 // A step size must stay positive; a thousandth of its start is as fine as any grid needs.
                 stepValues[k] = max(stepValues[k], initialSteps[k] / 1000)
             }

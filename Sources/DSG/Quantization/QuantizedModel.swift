@@ -36,7 +36,10 @@ public struct QuantizedModel: Sendable {
     /// Writes the weights and activation ranges (safetensors) with the configuration and the weight quantizers in
     /// the metadata.
     public func save(to url: URL) throws {
-        let quantizers = String(decoding: try JSONEncoder().encode(weights), as: UTF8.self)
+        // Sorted keys: the same model is the same file (Foundation's keyed containers have no fixed order).
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let quantizers = String(decoding: try encoder.encode(weights), as: UTF8.self)
         let metadata = ["ptq": try configuration.metadataJSON(), Self.weightsKey: quantizers]
         try Safetensors.write(Safetensors.Contents(tensors: model.stateDict, metadata: metadata), to: url)
     }
