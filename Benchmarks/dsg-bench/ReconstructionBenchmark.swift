@@ -35,6 +35,9 @@ enum ReconstructionBenchmark {
             counts.append(dsg_allocation_count())
         }
         let whole = Harness.seconds(clock.now - start)
+        guard times.count == iterations, iterations >= 4 else {
+            throw QuantizationError.invalidReconstruction("the benchmark heard \(times.count) steps of \(block)")
+        }
         // Steps after the second: the first ones make the optimisers' state.
         let steps = zip(times.dropFirst(2), times.dropFirst(3)).map { Harness.seconds($1 - $0) }.sorted()
         return ReconstructionIterationResult(

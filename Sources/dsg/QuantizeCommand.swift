@@ -256,13 +256,12 @@ struct QuantizeCommand: ParsableCommand {
         let quantized = try PTQCalibrator(configuration: configuration).quantize(
             model, calibration: images, checkpoint: resume
         ) { p in
-            let done = p.blockIndex * p.iterations + p.iteration, total = p.blocks * p.iterations
             line.update(
                 String(
                     format: "%@ %@ %d/%d (%@): step %d/%d, loss %.4g  ETA %@", reconstruction.rawValue,
                     reconstruction == .adaround ? "layer" : "block", p.blockIndex + 1, p.blocks, p.block, p.iteration,
                     p.iterations, p.loss,
-                    remaining.estimate(done: done, total: total)))
+                    remaining.estimate(done: p.stepsDone, total: p.stepsTotal)))
         }
         line.finish()
         return (quantized, source)

@@ -145,9 +145,8 @@ final class ReconstructionExperiment {
         case .ema: break
         case .mse: (c.weightRange, c.activationCalibration) = (.mse, .mse)
         case .adaround, .brecq, .qdrop:
-            let kind: ReconstructionSettings.Method =
-                method == .adaround ? .adaRound : method == .brecq ? .brecq : .qDrop
-            c.reconstruction = ReconstructionSettings(method: kind)
+            // The same names as `dsg quantize --reconstruction`.
+            c.reconstruction = Reconstruction(rawValue: method.rawValue)?.method.map(ReconstructionSettings.init)
             c.reconstruction?.rounding.iterations = reconstructionIterations
         }
         return c
@@ -165,17 +164,18 @@ final class ReconstructionExperiment {
             let (calibration, _) = try images.images(source, seed: seed, status: status)
             let checkpoint = folder.appendingPathComponent(
                 "checkpoint-\(cell.replacingOccurrences(of: "/", with: "-")).safetensors")
+            // A cell resumed from its checkpoint would time only its rest: its time is not recorded.
+            let resumed = FileManager.default.fileExists(atPath: checkpoint.path)
             let start = Date()
             var remaining = RemainingTime()
             let q = try PTQCalibrator(configuration: configuration(method, bits: bits)).quantize(
                 model, calibration: calibration, checkpoint: checkpoint
             ) { p in
-                let done = p.blockIndex * p.iterations + p.iteration, total = p.blocks * p.iterations
                 self.status(
                     "\(cell): block \(p.blockIndex + 1)/\(p.blocks), step \(p.iteration)/\(p.iterations), "
-                        + "ETA \(remaining.estimate(done: done, total: total))")
+                        + "ETA \(remaining.estimate(done: p.stepsDone, total: p.stepsTotal))")
             }
-            _ = try state.measured("seconds/" + cell) { Date().timeIntervalSince(start) }
+            if !resumed { _ = try state.measured("seconds/" + cell) { Date().timeIntervalSince(start) } }
             let accuracy = try Evaluation.accuracy(of: q.model, on: test) {
                 self.status("\(cell): evaluating \($0)/\(self.test.count)")
             }

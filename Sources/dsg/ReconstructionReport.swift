@@ -9,7 +9,7 @@ struct ReconstructionReport: Codable {
     var fp32: Double
     /// "source/WxAy/method" → top-1 per seed.
     var accuracy: [String: [Double]] = [:]
-    /// "source/WxAy/method" → seconds to quantize, per seed.
+    /// "source/WxAy/method" → seconds to quantize, per seed (none for a cell resumed after a kill).
     var seconds: [String: [Double]] = [:]
     /// The process's peak resident memory when the report was written.
     var peakResidentMegabytes = 0.0

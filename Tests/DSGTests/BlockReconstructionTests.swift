@@ -85,9 +85,32 @@ struct BlockReconstructionTests {
         #expect(abs(Double(dStep) - withoutKept) < 1e-3 * max(1, abs(withoutKept)))
     }
 
+    /// Every block of `model` covers the nodes in order, reads from outside only its input, and nothing after it
+    /// reads anything of it but its output: what reconstruction relies on to cache a block's inputs and targets.
+    private func expectBlocksAreClosed(_ model: Model, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let blocks = try BlockReconstruction.blocks(of: model)
+        #expect(blocks.flatMap { Array($0.nodes) } == Array(model.nodes.indices), sourceLocation: sourceLocation)
+        for block in blocks {
+            let inside = Set(model.nodes[block.nodes].map(\.output.index))
+            let reads = model.nodes[block.nodes].flatMap(\.inputs).map(\.index)
+            #expect(
+                reads.allSatisfy { inside.contains($0) || $0 == block.input.index }
+                    && inside.contains(block.output.index),
+                "\(block.name) reads from outside", sourceLocation: sourceLocation)
+            let later =
+                model.nodes[block.nodes.upperBound...].flatMap(\.inputs).map(\.index)
+                + model.outputs.map(\.index)
+            #expect(
+                later.allSatisfy { !inside.contains($0) || $0 == block.output.index },
+                "\(block.name) is read from after it", sourceLocation: sourceLocation)
+        }
+    }
+
     /// The embedded ResNet-20 is cut into the stem, its nine residual blocks and the classifier, with and without
-    /// the integer-kernel quantizers; MobileNetV2's residual inverted blocks stay whole.
-    @Test func modelsAreCutIntoTheirResidualBlocks() throws {
+    /// the integer-kernel quantizers; MobileNetV2's residual inverted blocks stay whole; every block of those and
+    /// of two imported ONNX models (ResNet-20 as PyTorch names it, and a squeeze-and-excitation network whose
+    /// channel attention branches and joins again) is closed.
+    @Test func modelsAreCutIntoClosedBlocks() throws {
         let model = try DSG.defaultModel()
         var random = SeededRandom(seed: 1)
         let samples = random.normalTensor([2, 1, 28, 28])
@@ -98,10 +121,7 @@ struct BlockReconstructionTests {
             let quantized = try PTQCalibrator(configuration: configuration).quantize(model, calibration: samples)
             let blocks = try BlockReconstruction.blocks(of: quantized.model)
             #expect(blocks.map(\.name) == ["conv1…relu1.quant"] + stages + ["pool…fc"], "integer kernels: \(integer)")
-            // Consecutive and complete.
-            #expect(blocks.first?.nodes.lowerBound == 0 && blocks.last?.nodes.upperBound == quantized.model.nodes.count)
-            #expect(zip(blocks, blocks.dropFirst()).allSatisfy { $0.nodes.upperBound == $1.nodes.lowerBound })
-            #expect(zip(blocks, blocks.dropFirst()).allSatisfy { $0.output == $1.input })
+            try expectBlocksAreClosed(quantized.model)
         }
         let mobile = try MobileNetV2.build(input: [3, 32, 32], classes: 10)
         let quantized = try PTQCalibrator(configuration: PTQConfiguration()).quantize(
@@ -112,6 +132,14 @@ struct BlockReconstructionTests {
                 $0.name.split(separator: ".").dropLast().joined(separator: ".")
             })
         #expect(!residual.isEmpty && residual.isSubset(of: Set(names)), "\(names)")
+        try expectBlocksAreClosed(quantized.model)
+        for file in ["resnet20-fashion-mnist.onnx", "squeeze-excite.onnx"] {
+            let imported = try Model.load(contentsOf: try ONNXImportTests.fixture(file))
+            let q = try PTQCalibrator(configuration: PTQConfiguration()).quantize(
+                imported, calibration: random.normalTensor(imported.inputs[0].shape.batched(2)))
+            try expectBlocksAreClosed(q.model)
+            #expect(try BlockReconstruction.blocks(of: q.model).count > 1, "\(file)")
+        }
     }
 
     /// Block reconstruction of the residual block at W2A4 on 32 calibration samples lowers the block's output
@@ -270,10 +298,36 @@ struct BlockReconstructionTests {
                 block, of: plain.model, floatWeights: float, quantizers: quantizers, inputs: inputs, targets: huge,
                 settings: settings)
         }
+        // A block of another model.
+        let small = try PTQCalibrator(configuration: PTQConfiguration(weightBits: 3, activationBits: 3)).quantize(
+            try TestModels.batchNormNetwork(), calibration: samples)
+        let foreign = try #require(try BlockReconstruction.blocks(of: plain.model).last)
+        #expect(throws: QuantizationError.self) {
+            try BlockReconstruction.reconstruct(
+                foreign, of: small.model, floatWeights: float, quantizers: quantizers, inputs: inputs,
+                targets: inputs, settings: settings)
+        }
         // A model of two outputs has no blocks.
         let two = float.copy()
         two.outputs = [two.outputs[0], two.nodes[0].output]
         #expect(throws: QuantizationError.self) { try BlockReconstruction.blocks(of: two) }
+    }
+    /// A configuration saved before BRECQ and QDrop (an AdaRound schedule under `adaRound`) reads as AdaRound with
+    /// that schedule; one with both keys keeps its `reconstruction`.
+    @Test func oldFilesReadAsAdaRound() throws {
+        var old =
+            try JSONSerialization.jsonObject(
+                with: JSONEncoder().encode(PTQConfiguration(weightBits: 3, activationBits: 3))) as! [String: Any]
+        var schedule = AdaRoundSchedule()
+        schedule.iterations = 77
+        old["adaRound"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(schedule))
+        let decoded = try JSONDecoder().decode(
+            PTQConfiguration.self, from: JSONSerialization.data(withJSONObject: old))
+        #expect(decoded.reconstruction?.method == .adaRound && decoded.reconstruction?.rounding == schedule)
+        old["reconstruction"] = try JSONSerialization.jsonObject(
+            with: JSONEncoder().encode(ReconstructionSettings(method: .qDrop)))
+        let both = try JSONDecoder().decode(PTQConfiguration.self, from: JSONSerialization.data(withJSONObject: old))
+        #expect(both.reconstruction == ReconstructionSettings(method: .qDrop))
     }
 }
 

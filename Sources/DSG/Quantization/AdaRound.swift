@@ -116,7 +116,7 @@ extension AdaRound {
         var settings = ReconstructionSettings(method: .adaRound)
         settings.rounding = schedule
         let result = try BlockReconstruction.reconstruct(
-            ReconstructionBlock(layer: layer, at: index), of: model, floatWeights: model,
+            ReconstructionBlock(layer: model.nodes[index], at: index), of: model, floatWeights: model,
             quantizers: [layer.name: quantizers], inputs: inputs, targets: targets, settings: settings, seed: seed,
             progress: progress)
         return (result.weights[layer.name]!, result.initialError, result.learnedError)

@@ -34,10 +34,11 @@ public enum BlockReconstruction {
     /// once it holds a convolution or linear layer and the next node is not a one-input, shape-keeping
     /// continuation (BatchNorm, activation, quantizer, per-channel scale or shift). A residual block is then one
     /// block with its closing activation and quantizer; a plain chain is one block per layer; pooling and
-    /// reshapes go with the classifier after them. Throws for a model of more than one input or output.
+    /// reshapes go with the classifier after them. Throws for a model without nodes or of more than one input or
+    /// output.
     public static func blocks(of model: Model) throws -> [ReconstructionBlock] {
-        guard model.inputs.count == 1, model.outputs.count == 1 else {
-            throw QuantizationError.invalidReconstruction("blocks need a model of one input and one output")
+        guard model.inputs.count == 1, model.outputs.count == 1, !model.nodes.isEmpty else {
+            throw QuantizationError.invalidReconstruction("blocks need a model of one input, one output and a node")
         }
         let n = model.nodes.count, first = model.inputs.count
         // The last node reading each value (n for the model's output).
@@ -70,6 +71,17 @@ public enum BlockReconstruction {
         return blocks
     }
 
+    /// The units `method` reconstructs in `model`, in order: for AdaRound one per layer named in `layers` (the
+    /// quantized ones), otherwise ``blocks(of:)``.
+    static func units(of model: Model, method: ReconstructionSettings.Method, layers: Set<String>) throws
+        -> [ReconstructionBlock]
+    {
+        guard method == .adaRound else { return try blocks(of: model) }
+        return model.nodes.enumerated().filter { layers.contains($1.name) }.map {
+            ReconstructionBlock(layer: $1, at: $0)
+        }
+    }
+
     /// What a reconstruction learned: the weights on their grids, by layer; the activation ranges, by
     /// quantization node (`[low, high]`, for its `range` tensor); and the block's error on all inputs (the squared
     /// output error summed over channels, averaged over samples and positions) before and after.
@@ -94,6 +106,9 @@ public enum BlockReconstruction {
         progress: ((_ iteration: Int, _ loss: Double) -> Void)? = nil
     ) throws -> Result {
         try settings.validate()
+        guard !block.nodes.isEmpty, block.nodes.upperBound <= model.nodes.count,
+            max(block.input.index, block.output.index) < model.valueShapes.count
+        else { throw QuantizationError.invalidReconstruction("\(block.name) is not a block of this model") }
         let schedule = settings.rounding
         let inputShape = model.shape(of: block.input), outputShape = model.shape(of: block.output)
         let n = inputs.shape.rank > 0 ? inputs.shape[0] : 0

@@ -8,11 +8,13 @@ import DSGCore
 ///
 ///     q = clamp(round(x·(1/Δ) − z), −2^(k−1), 2^(k−1) − 1),    x̂ = Δ·(q + z)
 ///
-/// (`x` times the inverse of `Δ`, as ``UniformQuantizer`` and PyTorch's learnable fake quantization compute it, so
-/// that the grid of a step taken from a calibrated range is that range's grid)
+/// (`x` times the inverse of `Δ`, as ``UniformQuantizer`` and PyTorch's learnable fake quantization compute it; a
+/// step taken from a calibrated range gives that range's grid up to the rounding of `1/(1/s)`, which can move a
+/// value lying exactly between two levels)
 ///
 /// and, during reconstruction, its float value `x` instead with probability `p` (the buffer `drop`:
-/// `[p, seed]`, element-wise and independent, redrawn for every new seed). Backward: `dx̂/dx` is 1 inside the
+/// `[p, seed]`, element-wise and independent, redrawn for every new seed; the draws depend on the seed and the
+/// op's `salt` only). Backward: `dx̂/dx` is 1 inside the
 /// range and 0 where `q` is clamped (the straight-through estimator with LSQ's clipping), and
 /// `dx̂/dΔ = q + z − x/Δ` inside, `q + z` where clamped; an element that kept its float value passes its
 /// gradient to `x` and none to `Δ`.
@@ -82,7 +84,10 @@ private struct DropDraws {
 
     init(_ c: NodeContext, salt: UInt64) {
         probability = c.tensors[2][0]
-        random = SeededRandom(seed: UInt64(c.tensors[2][1]) &* 0x9E37_79B9_7F4A_7C15 ^ salt)
+        // The seed is a step count stored as a Float; anything else (negative, not finite, huge) counts as 0.
+        let seed = c.tensors[2][1]
+        let step = seed.isFinite && seed >= 0 && seed < 0x1p63 ? UInt64(seed) : 0
+        random = SeededRandom(seed: step &* 0x9E37_79B9_7F4A_7C15 ^ salt)
     }
 
     /// Whether the next element keeps its float value.

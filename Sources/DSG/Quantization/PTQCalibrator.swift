@@ -22,6 +22,10 @@ public struct PTQCalibrator: Sendable {
         public let iteration: Int, iterations: Int
         /// The last step's loss on its batch: the reconstruction error plus the weighted regulariser.
         public let loss: Double
+        /// Steps done in all blocks so far (a finished block skipped on resuming counts as done).
+        public var stepsDone: Int { blockIndex * iterations + iteration }
+        /// Steps in all blocks.
+        public var stepsTotal: Int { blocks * iterations }
     }
 
     /// Quantizes a copy of `model` (the original is left alone), calibrating activation ranges on `samples`
@@ -136,11 +140,10 @@ public struct PTQCalibrator: Sendable {
             finished = contents.tensors
         }
         let quantizers = Dictionary(uniqueKeysWithValues: records.map { ($0.layer, $0.quantizers) })
-        let blocks =
-            settings.method == .adaRound
-            ? quantized.nodes.enumerated().filter { quantizers[$1.name] != nil }.map {
-                ReconstructionBlock(layer: $1, at: $0)
-            } : try BlockReconstruction.blocks(of: quantized)
+        // The learned result replaces nearest rounding and the calibrated ranges even where it is worse on the
+        // calibration images, as in AdaRound's, BRECQ's and QDrop's code.
+        let blocks = try BlockReconstruction.units(
+            of: quantized, method: settings.method, layers: Set(quantizers.keys))
         for (k, block) in blocks.enumerated() {
             // What the block learns, by tensor name; a block with nothing to learn is skipped, a finished one too.
             let learned = quantized.nodes[block.nodes].flatMap { node -> [String] in

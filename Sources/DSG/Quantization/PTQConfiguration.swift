@@ -106,8 +106,9 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
         integerKernels = try c.decodeIfPresent(Bool.self, forKey: .integerKernels) ?? false
         batchSize = try c.decode(Int.self, forKey: .batchSize)
         reconstruction = try c.decodeIfPresent(ReconstructionSettings.self, forKey: .reconstruction)
-        if let schedule = try decoder.container(keyedBy: LegacyKeys.self).decodeIfPresent(
-            AdaRoundSchedule.self, forKey: .adaRound)
+        if reconstruction == nil,
+            let schedule = try decoder.container(keyedBy: LegacyKeys.self).decodeIfPresent(
+                AdaRoundSchedule.self, forKey: .adaRound)
         {
             reconstruction = ReconstructionSettings(method: .adaRound)
             reconstruction?.rounding = schedule
