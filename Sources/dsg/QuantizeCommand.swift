@@ -69,14 +69,18 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Activation bit-width, 2 to 8.")
     var activationBits = 4
 
-    @Option(help: "Activation range estimate: minMax, meanSampleExtremes (alias ema), percentile or mse.")
-    var calibration: PTQConfiguration.ActivationCalibration = .meanSampleExtremes
+    @Option(
+        help: """
+            Activation range estimate: minMax, meanSampleExtremes (alias ema), percentile or mse. Default: mse with \
+            --reconstruction (where BRECQ and QDrop start), else meanSampleExtremes.
+            """)
+    var calibration: PTQConfiguration.ActivationCalibration?
 
     @Option(
         help: """
             Weight range per output channel: minMax, mse or symmetric (zero point 0). Default: symmetric with \
             --integer-kernels (onnxruntime's fast integer convolutions take only zero weight zero points; \
-            Docs/RESULTS.md measures the difference), else minMax.
+            Docs/RESULTS.md measures the difference), else mse with --reconstruction, else minMax.
             """)
     var weightRange: PTQConfiguration.WeightRange?
 
@@ -152,8 +156,11 @@ struct QuantizeCommand: ParsableCommand {
 
     func ptqConfiguration() -> PTQConfiguration {
         var configuration = PTQConfiguration(weightBits: weightBits, activationBits: activationBits)
-        configuration.activationCalibration = calibration
-        configuration.weightRange = weightRange ?? (integerKernels ? .symmetric : .minMax)
+        // Reconstruction learns from a calibrated start; BRECQ's and QDrop's code start from least-squares ranges,
+        // and so do we unless told otherwise (Docs/RESULTS.md: from ema ranges it ends far lower at 3 bits).
+        let learns = reconstruction != .none
+        configuration.activationCalibration = calibration ?? (learns ? .mse : .meanSampleExtremes)
+        configuration.weightRange = weightRange ?? (integerKernels ? .symmetric : learns ? .mse : .minMax)
         configuration.edgeLayers = edgeLayers
         configuration.foldBatchNorm = foldBatchNorm
         configuration.integerKernels = integerKernels

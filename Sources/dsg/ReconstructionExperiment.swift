@@ -40,6 +40,9 @@ struct ReconstructionExperimentCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Bit-widths as WxAy.")
     var bitWidths = ["W4A4", "W3A3", "W2A4", "W4A2"]
 
+    @Option(help: "The calibration reconstruction starts from: mse (as BRECQ's and QDrop's code) or ema.")
+    var reconstructionBase = ReconstructionExperiment.Method.mse
+
     @Option(help: ArgumentHelp("Folder for samples, the state file, results.json and results.md.", valueName: "folder"))
     var output = "experiment-reconstruction"
 
@@ -50,6 +53,9 @@ struct ReconstructionExperimentCommand: ParsableCommand {
         try validateSampleSet(count: count, iterations: iterations, measuresDiversity: false)
         guard !seeds.isEmpty else { throw ValidationError("--seeds needs at least one seed.") }
         guard testImages >= 1 else { throw ValidationError("--test-images must be at least 1.") }
+        guard [.mse, .ema].contains(reconstructionBase) else {
+            throw ValidationError("--reconstruction-base is ema or mse.")
+        }
         guard reconstructionIterations >= 1 else {
             throw ValidationError("--reconstruction-iterations must be at least 1.")
         }
@@ -80,7 +86,7 @@ struct ReconstructionExperimentCommand: ParsableCommand {
             let experiment = try ReconstructionExperiment(
                 model: try modelOptions.loadForFashionMNIST(), data: dataOptions.directory, folder: folder,
                 count: count, iterations: iterations, reconstructionIterations: reconstructionIterations,
-                seeds: seeds, testImages: testImages)
+                base: reconstructionBase, seeds: seeds, testImages: testImages)
             try experiment.run(
                 sources: sources, methods: methods, bitWidths: try parsedBitWidths(), modelName: modelOptions.name)
         }
@@ -96,9 +102,10 @@ final class ReconstructionExperiment {
         case ema
         /// Calibration only: weight and activation ranges by least squared error, nearest rounding.
         case mse
-        /// `ema`, then the rounding learned layer by layer.
+        /// The base calibration (`mse` by default, ``ReconstructionExperiment/base``), then the rounding learned layer
+        /// by layer.
         case adaround
-        /// `ema`, then the rounding and activation step sizes learned block by block.
+        /// The base calibration, then the rounding and activation step sizes learned block by block.
         case brecq
         /// `brecq` with QDrop's drops.
         case qdrop
@@ -111,6 +118,8 @@ final class ReconstructionExperiment {
     let images: CalibrationImages
     let test: LabeledImages
     let reconstructionIterations: Int, seeds: [UInt64]
+    /// The calibration the reconstruction methods start from (`mse` or `ema`).
+    let base: Method
     let folder: URL
     private let state: ExperimentState
     private let line = ProgressLine()
@@ -118,10 +127,10 @@ final class ReconstructionExperiment {
 
     init(
         model: Model, data: URL, folder: URL, count: Int, iterations: Int, reconstructionIterations: Int,
-        seeds: [UInt64], testImages: Int
+        base: Method = .mse, seeds: [UInt64], testImages: Int
     ) throws {
-        (self.model, self.folder, self.reconstructionIterations, self.seeds) =
-            (model, folder, reconstructionIterations, seeds)
+        (self.model, self.folder, self.reconstructionIterations, self.base, self.seeds) =
+            (model, folder, reconstructionIterations, base, seeds)
         images = CalibrationImages(
             model: model, train: try FashionMNIST.load(.train, from: data), folder: folder, count: count,
             iterations: iterations)
@@ -131,6 +140,7 @@ final class ReconstructionExperiment {
             settings: [
                 "count": count, "iterations": iterations, "reconstructionIterations": reconstructionIterations,
                 "testImages": test.count, "model": ExperimentState.key(model.fingerprint),
+                "reconstructionBase": base == .mse ? 1 : 0,
             ])
     }
 
@@ -145,6 +155,7 @@ final class ReconstructionExperiment {
         case .ema: break
         case .mse: (c.weightRange, c.activationCalibration) = (.mse, .mse)
         case .adaround, .brecq, .qdrop:
+            c = configuration(base, bits: bits)
             // The same names as `dsg quantize --reconstruction`.
             c.reconstruction = Reconstruction(rawValue: method.rawValue)?.method.map(ReconstructionSettings.init)
             c.reconstruction?.rounding.iterations = reconstructionIterations
@@ -192,7 +203,8 @@ final class ReconstructionExperiment {
         var report = ReconstructionReport(
             model: modelName, date: ISO8601DateFormatter().string(from: Date()), calibrationImages: images.count,
             iterations: images.iterations, reconstructionIterations: reconstructionIterations,
-            batchSize: AdaRoundSchedule().batchSize, seeds: seeds, testImages: test.count, fp32: fp32)
+            batchSize: AdaRoundSchedule().batchSize, reconstructionBase: base, seeds: seeds, testImages: test.count,
+            fp32: fp32)
         // The first seed's cells first, so that a short run fills the whole table once before repeating any.
         for round in 0..<2 {
             for bits in bitWidths {

@@ -5,6 +5,8 @@ import Foundation
 struct ReconstructionReport: Codable {
     var model: String, date: String
     var calibrationImages: Int, iterations: Int, reconstructionIterations: Int, batchSize: Int
+    /// The calibration the reconstruction methods start from.
+    var reconstructionBase: ReconstructionExperiment.Method
     var seeds: [UInt64], testImages: Int
     var fp32: Double
     /// "source/WxAy/method" → top-1 per seed.
@@ -21,8 +23,10 @@ struct ReconstructionReport: Codable {
         var markdown = String(
             format:
                 "FP32: %.2f%% on %d test images; %d calibration images per source (%d generation iterations); "
-                + "reconstruction %d steps per layer or block, batch %d; seeds %@; peak resident memory %.0f MB\n",
-            100 * fp32, testImages, calibrationImages, iterations, reconstructionIterations, batchSize,
+                + "reconstruction from %@ ranges, %d steps per layer or block, batch %d; seeds %@; "
+                + "peak resident memory %.0f MB\n",
+            100 * fp32, testImages, calibrationImages, iterations, reconstructionBase.rawValue,
+            reconstructionIterations, batchSize,
             seeds.map(String.init).joined(separator: ", "), peakResidentMegabytes)
         let header = "| Calibration | " + methods.map(\.rawValue).joined(separator: " | ") + " |\n"
         let rule = "|---|" + String(repeating: "---|", count: methods.count) + "\n"

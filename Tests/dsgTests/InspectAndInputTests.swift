@@ -152,6 +152,21 @@ struct InspectAndInputTests {
         #expect(try range([]) == .minMax)
     }
 
+    /// `--reconstruction` starts from least-squares ranges (as BRECQ's and QDrop's code) unless told otherwise;
+    /// integer kernels keep their symmetric weights.
+    @Test func reconstructionDefaultsToLeastSquaresRanges() throws {
+        func ranges(_ arguments: [String]) throws -> (
+            PTQConfiguration.WeightRange, PTQConfiguration.ActivationCalibration
+        ) {
+            let c = try QuantizeCommand.parse(["--samples", "s"] + arguments).ptqConfiguration()
+            return (c.weightRange, c.activationCalibration)
+        }
+        #expect(try ranges(["--reconstruction", "brecq"]) == (.mse, .mse))
+        #expect(try ranges([]) == (.minMax, .meanSampleExtremes))
+        #expect(try ranges(["--reconstruction", "qdrop", "--calibration", "ema"]) == (.mse, .meanSampleExtremes))
+        #expect(try ranges(["--reconstruction", "adaround", "--integer-kernels"]) == (.symmetric, .mse))
+    }
+
     /// `dsg quantize --reconstruction adaround` on the embedded model, and `--reconstruction brecq` on it
     /// exported to ONNX and imported, write a QDQ file and a checkpoint (the learned weights, and with BRECQ the
     /// 19 learned activation ranges); run again, each learns nothing more and writes the same file.
