@@ -59,7 +59,7 @@ struct CorruptInputTests {
     @Test func gzipTrailersOnlyHintTheSize() throws {
         // A valid stream whose trailer claims 4 GB: decompressing must not reserve it, and must still be right.
         let data = Data((0..<5000).map { UInt8($0 % 7) })
-        var compressed = try Gzip.compress(data)
+        var compressed = Gzip.compress(data)
         #expect(try Gzip.decompress(compressed) == data)
         compressed.replaceSubrange((compressed.count - 4)..<compressed.count, with: [0xff, 0xff, 0xff, 0xff])
         #expect(throws: GzipError.self) { try Gzip.decompress(compressed) }

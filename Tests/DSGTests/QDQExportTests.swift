@@ -185,7 +185,7 @@ struct QDQExportTests {
         var b = ModelBuilder(seed: 4)
         let x = b.input("image", [1, 6, 6])
         let h = try b.relu(try b.conv2d(x, "conv", outChannels: 2, kernel: 3, padding: 1), "relu")
-        var model = b.finish(outputs: [try b.conv2d(h, "head", outChannels: 3, kernel: 1, bias: true)])
+        let model = b.finish(outputs: [try b.conv2d(h, "head", outChannels: 3, kernel: 1, bias: true)])
         let w = try model.tensor(named: "conv.weight")
         try model.setTensor(named: "conv.weight", to: Tensor(shape: w.shape, scalars: w.scalars.map { abs($0) + 0.2 }))
         var configuration = PTQConfiguration(weightBits: 8, activationBits: 8)
