@@ -39,7 +39,9 @@ struct ReconstructionReport: Codable {
                 markdown += "| \(source) | " + cells.joined(separator: " | ") + " |\n"
             }
         }
-        markdown += "\nMean seconds to quantize (calibration and reconstruction, not evaluation):\n\n" + header + rule
+        markdown +=
+            "\nMean seconds to quantize (calibration and reconstruction, not evaluation):\n\n| Bit-widths | "
+            + methods.map(\.rawValue).joined(separator: " | ") + " |\n" + rule
         for bits in bitWidths {
             let cells = methods.map { method -> String in
                 let all = sources.flatMap { seconds["\($0)/W\(bits.0)A\(bits.1)/\(method.rawValue)"] ?? [] }

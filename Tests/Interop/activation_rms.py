@@ -5,7 +5,7 @@ Usage (onnxruntime, onnx and numpy from PyPI, e.g. the venv of .ci/onnxruntime.s
 
 Real images are the first 256 training images of Debian's dataset-fashion-mnist, normalised as the embedded model
 expects ((x - 0.2860) / 0.3530). For each set it prints the ratio of its ReLU RMS to the real images' at the first,
-middle and last ReLU, and the mean and minimum over all of them: how much weaker or stronger a calibration set
+middle and last ReLU, the mean and minimum over all of them, and the set's pixel standard deviation: how much weaker or stronger a calibration set
 drives each layer than real data does (Docs/RESULTS.md, reconstruction at W2A4).
 """
 import gzip
@@ -47,4 +47,4 @@ print(f"ReLU RMS relative to real images ({len(relus)} ReLUs):")
 for name, values in rms.items():
     r = values / rms["real"]
     print(f"{name:10s} first {r[0]:.2f}  middle {r[len(r) // 2]:.2f}  last {r[-1]:.2f}  mean {r.mean():.2f}  "
-          f"min {r.min():.2f}")
+          f"min {r.min():.2f}  (pixel standard deviation {sets[name].std():.2f})")
