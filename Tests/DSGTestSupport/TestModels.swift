@@ -13,14 +13,7 @@ public enum TestModels {
         h = try b.relu(
             try b.batchNorm(try b.conv2d(h, "conv2", outChannels: 6, kernel: 3, stride: 2, padding: 1), "bn2"), "relu2")
         h = try b.flatten(try b.globalAvgPool(h, "pool"), "flatten")
-        let model = b.finish(outputs: [try b.linear(h, "fc", outFeatures: 3)])
-        let executor = try GraphExecutor(model: model, batchSize: 16)
-        var random = SeededRandom(seed: 12)
-        for _ in 0..<20 {
-            try executor.forward(
-                [random.normalTensor([16, 1, side, side], mean: 0.5, standardDeviation: 2)], training: true)
-        }
-        return model
+        return try withRunningStatistics(b.finish(outputs: [try b.linear(h, "fc", outFeatures: 3)]), seed: 12)
     }
 
     /// A small residual network for `[1, side, side]` inputs: a conv-BN-ReLU stem of 4 channels, one basic block
@@ -38,12 +31,18 @@ public enum TestModels {
         h = try b.relu(try b.addValues([h, stem], "add"), "relu2")
         b.prefix = ""
         h = try b.flatten(try b.globalAvgPool(h, "pool"), "flatten")
-        let model = b.finish(outputs: [try b.linear(h, "fc", outFeatures: 3)])
+        return try withRunningStatistics(b.finish(outputs: [try b.linear(h, "fc", outFeatures: 3)]), seed: 14)
+    }
+
+    /// `model` after 20 training-mode passes on shifted, widened Gaussian batches of 16 drawn with `seed`, so that
+    /// its BatchNorm running statistics are not the initial 0 and 1.
+    private static func withRunningStatistics(_ model: Model, seed: UInt64) throws -> Model {
         let executor = try GraphExecutor(model: model, batchSize: 16)
-        var random = SeededRandom(seed: 14)
+        var random = SeededRandom(seed: seed)
         for _ in 0..<20 {
             try executor.forward(
-                [random.normalTensor([16, 1, side, side], mean: 0.5, standardDeviation: 2)], training: true)
+                [random.normalTensor(model.inputs[0].shape.batched(16), mean: 0.5, standardDeviation: 2)],
+                training: true)
         }
         return model
     }
