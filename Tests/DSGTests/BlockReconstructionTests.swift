@@ -69,6 +69,8 @@ struct BlockReconstructionTests {
             let (y, dx, dStep) = try run(model, x, upstream: upstream)
             return (Set(x.indices.filter { y[$0] == x[$0] }), dx, dStep)
         }
+        // A drop seed that is no step count (not finite, negative) draws as seed 0 instead of trapping.
+        #expect(try kept([0.5, .nan]).0 == kept([0.5, 0]).0 && kept([0.5, -3]).0 == kept([0.5, 0]).0)
         let (none, _, plainStep) = try kept([0, 7])
         #expect(none.isEmpty)
         let (half, dx, dStep) = try kept([0.5, 7])
@@ -307,6 +309,10 @@ struct BlockReconstructionTests {
                 foreign, of: small.model, floatWeights: float, quantizers: quantizers, inputs: inputs,
                 targets: inputs, settings: settings)
         }
+        // A model without nodes has no blocks.
+        let empty = Model()
+        empty.outputs = [empty.addInput(name: "x", shape: [2])]
+        #expect(throws: QuantizationError.self) { try BlockReconstruction.blocks(of: empty) }
         // A model of two outputs has no blocks.
         let two = float.copy()
         two.outputs = [two.outputs[0], two.nodes[0].output]
