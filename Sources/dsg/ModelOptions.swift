@@ -7,8 +7,9 @@ struct ModelOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             """
-            A CNN with BatchNorm layers: an ONNX file (.onnx, exported with BatchNorm kept), or ResNet-20 weights \
-            (.safetensors; a `dsg train` checkpoint also works). Default: the embedded model.
+            A CNN with BatchNorm layers: an ONNX file (.onnx, exported with BatchNorm kept), or the weights \
+            `dsg train` writes (.safetensors, ResNet-20 or MobileNetV2; its checkpoints also work). Default: the \
+            embedded model.
             """,
             valueName: "path"))
     var model: String?

@@ -43,6 +43,9 @@ struct ReconstructionExperimentCommand: ParsableCommand {
     @Option(help: "The calibration reconstruction starts from: mse (as BRECQ's and QDrop's code) or ema.")
     var reconstructionBase = ReconstructionExperiment.Method.mse
 
+    @Option(help: "The first convolution and the classifier: quantize (like the rest), fullPrecision or eightBit.")
+    var edgeLayers = PTQConfiguration.EdgeLayers.quantize
+
     @Option(help: ArgumentHelp("Folder for samples, the state file, results.json and results.md.", valueName: "folder"))
     var output = "experiment-reconstruction"
 
@@ -86,7 +89,7 @@ struct ReconstructionExperimentCommand: ParsableCommand {
             let experiment = try ReconstructionExperiment(
                 model: try modelOptions.loadForFashionMNIST(), data: dataOptions.directory, folder: folder,
                 count: count, iterations: iterations, reconstructionIterations: reconstructionIterations,
-                base: reconstructionBase, seeds: seeds, testImages: testImages)
+                base: reconstructionBase, edgeLayers: edgeLayers, seeds: seeds, testImages: testImages)
             try experiment.run(
                 sources: sources, methods: methods, bitWidths: try parsedBitWidths(), modelName: modelOptions.name)
         }
@@ -120,6 +123,8 @@ final class ReconstructionExperiment {
     let reconstructionIterations: Int, seeds: [UInt64]
     /// The calibration the reconstruction methods start from (`mse` or `ema`).
     let base: Method
+    /// The policy for the first and last layers, in every cell.
+    let edgeLayers: PTQConfiguration.EdgeLayers
     let folder: URL
     private let state: ExperimentState
     private let line = ProgressLine()
@@ -127,10 +132,10 @@ final class ReconstructionExperiment {
 
     init(
         model: Model, data: URL, folder: URL, count: Int, iterations: Int, reconstructionIterations: Int,
-        base: Method = .mse, seeds: [UInt64], testImages: Int
+        base: Method = .mse, edgeLayers: PTQConfiguration.EdgeLayers = .quantize, seeds: [UInt64], testImages: Int
     ) throws {
-        (self.model, self.folder, self.reconstructionIterations, self.base, self.seeds) =
-            (model, folder, reconstructionIterations, base, seeds)
+        (self.model, self.folder, self.reconstructionIterations, self.base, self.edgeLayers, self.seeds) =
+            (model, folder, reconstructionIterations, base, edgeLayers, seeds)
         images = CalibrationImages(
             model: model, train: try FashionMNIST.load(.train, from: data), folder: folder, count: count,
             iterations: iterations)
@@ -141,6 +146,8 @@ final class ReconstructionExperiment {
                 "count": count, "iterations": iterations, "reconstructionIterations": reconstructionIterations,
                 "testImages": test.count, "model": ExperimentState.key(model.fingerprint),
                 "reconstructionBase": base == .mse ? 1 : 0,
+                // The policy's position in `EdgeLayers.allCases` (0, quantize, in folders that predate it).
+                "edgeLayers": PTQConfiguration.EdgeLayers.allCases.firstIndex(of: edgeLayers) ?? 0,
             ])
     }
 
@@ -151,6 +158,7 @@ final class ReconstructionExperiment {
     /// The PTQ settings of `method` at `bits`.
     func configuration(_ method: Method, bits: (Int, Int)) -> PTQConfiguration {
         var c = PTQConfiguration(weightBits: bits.0, activationBits: bits.1)
+        c.edgeLayers = edgeLayers
         switch method {
         case .ema: break
         case .mse: (c.weightRange, c.activationCalibration) = (.mse, .mse)
@@ -203,7 +211,8 @@ final class ReconstructionExperiment {
         var report = ReconstructionReport(
             model: modelName, date: ISO8601DateFormatter().string(from: Date()), calibrationImages: images.count,
             iterations: images.iterations, reconstructionIterations: reconstructionIterations,
-            batchSize: AdaRoundSchedule().batchSize, reconstructionBase: base, seeds: seeds, testImages: test.count,
+            batchSize: AdaRoundSchedule().batchSize, reconstructionBase: base, edgeLayers: edgeLayers, seeds: seeds,
+            testImages: test.count,
             fp32: fp32)
         // The first seed's cells first, so that a short run fills the whole table once before repeating any.
         for round in 0..<2 {

@@ -1,3 +1,4 @@
+import DSG
 import Foundation
 
 /// Everything `results.md` of `dsg experiment reconstruction` shows, for programs (`results.json`): accuracies
@@ -7,6 +8,8 @@ struct ReconstructionReport: Codable {
     var calibrationImages: Int, iterations: Int, reconstructionIterations: Int, batchSize: Int
     /// The calibration the reconstruction methods start from.
     var reconstructionBase: ReconstructionExperiment.Method
+    /// The first convolution's and the classifier's policy.
+    var edgeLayers: PTQConfiguration.EdgeLayers
     var seeds: [UInt64], testImages: Int
     var fp32: Double
     /// "source/WxAy/method" → top-1 per seed.
@@ -23,10 +26,10 @@ struct ReconstructionReport: Codable {
         var markdown = String(
             format:
                 "FP32: %.2f%% on %d test images; %d calibration images per source (%d generation iterations); "
-                + "reconstruction from %@ ranges, %d steps per layer or block, batch %d; seeds %@; "
+                + "reconstruction from %@ ranges, %d steps per layer or block, batch %d; edge layers: %@; seeds %@; "
                 + "peak resident memory %.0f MB\n",
             100 * fp32, testImages, calibrationImages, iterations, reconstructionBase.rawValue,
-            reconstructionIterations, batchSize,
+            reconstructionIterations, batchSize, edgeLayers.rawValue,
             seeds.map(String.init).joined(separator: ", "), peakResidentMegabytes)
         let header = "| Calibration | " + methods.map(\.rawValue).joined(separator: " | ") + " |\n"
         let rule = "|---|" + String(repeating: "---|", count: methods.count) + "\n"

@@ -5,7 +5,7 @@ import Foundation
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Train the ResNet-20 classifier on Fashion-MNIST.",
+        abstract: "Train a ResNet-20 or MobileNetV2 classifier on Fashion-MNIST.",
         discussion: """
             SGD with Nesterov momentum and weight decay, a cosine learning rate over all steps, random crops and \
             horizontal flips, shuffled batches from the seed. The test accuracy is measured after every epoch. \
@@ -13,7 +13,19 @@ struct TrainCommand: ParsableCommand {
             that was stopped, with nothing lost.
             """)
 
+    /// The networks `dsg train` builds.
+    enum Architecture: String, CaseIterable, ExpressibleByArgument {
+        case resnet20, mobilenetv2
+    }
+
     @OptionGroup var dataOptions: DataOptions
+
+    @Option(
+        help: "The network: the embedded model's, or MobileNetV2 with depthwise convolutions and small-image strides.")
+    var architecture = Architecture.resnet20
+
+    @Option(help: "MobileNetV2's width multiplier (its channels are rounded to multiples of 8).")
+    var width = 0.5
 
     @Option(help: "Passes over the 60,000 training images.")
     var epochs = 20
@@ -35,10 +47,14 @@ struct TrainCommand: ParsableCommand {
             "Checkpoint file, written after every epoch and resumed from if it exists.", valueName: "path"))
     var checkpoint = "dsg-train-checkpoint.safetensors"
 
-    @Option(help: ArgumentHelp("Where to write the trained weights (safetensors).", valueName: "path"))
-    var output = "resnet20-fashion-mnist.safetensors"
+    @Option(
+        help: ArgumentHelp(
+            "Where to write the trained weights (safetensors; default <architecture>-fashion-mnist.safetensors).",
+            valueName: "path"))
+    var output: String?
 
     func validate() throws {
+        guard width > 0, width <= 4 else { throw ValidationError("--width must be in (0, 4]; got \(width)") }
         try validated { try trainingConfiguration().validate() }
     }
 
@@ -57,14 +73,15 @@ struct TrainCommand: ParsableCommand {
             let train = try FashionMNIST.load(.train, from: dataOptions.directory)
             let test = try FashionMNIST.load(.test, from: dataOptions.directory)
             let settings = trainingConfiguration()
-            let model = try ResNet.resnet20(input: [1, 28, 28], classes: FashionMNIST.classes, seed: seed)
+            let (model, metadata) = try network()
+            let output = self.output ?? "\(architecture.rawValue)-fashion-mnist.safetensors"
             let trainer = try ClassifierTrainer(model: model, configuration: settings, train: train, test: test)
             let checkpointURL = URL(fileURLWithPath: checkpoint)
             if FileManager.default.fileExists(atPath: checkpointURL.path) {
                 say("resuming from \(checkpoint)")
             }
             say(
-                "training ResNet-20 on \(train.count) images: \(epochs) epochs of \(trainer.stepsPerEpoch) steps, "
+                "training \(architecture.rawValue) (\(model.parameterCount) parameters) on \(train.count) images: \(epochs) epochs of \(trainer.stepsPerEpoch) steps, "
                     + "batch \(batchSize), seed \(seed)"
             )
             let line = ProgressLine()
@@ -85,16 +102,31 @@ struct TrainCommand: ParsableCommand {
             try Safetensors.write(
                 Safetensors.Contents(
                     tensors: model.stateDict,
-                    metadata: [
-                        Model.architectureKey: "resnet20", Model.inputShapeKey: "1x28x28", "dataset": "fashion-mnist",
-                        "seed": String(seed),
-                    ]),
+                    metadata: metadata.merging(
+                        [
+                            Model.architectureKey: architecture.rawValue, Model.inputShapeKey: "1x28x28",
+                            "dataset": "fashion-mnist", "seed": String(seed),
+                        ], uniquingKeysWith: { $1 })),
                 to: URL(fileURLWithPath: output))
             let seconds = history.reduce(0) { $0 + $1.seconds }
             say(
                 String(
                     format: "test accuracy %.2f%% after %d epochs (%@ of training); weights written to %@",
                     100 * (history.last?.testAccuracy ?? 0), history.count, formatDuration(seconds), output))
+        }
+    }
+
+    /// The untrained network and the metadata that rebuilds it from the weights file.
+    private func network() throws -> (Model, [String: String]) {
+        let input = FashionMNIST.sampleShape, classes = FashionMNIST.classes
+        switch architecture {
+        case .resnet20: return (try ResNet.resnet20(input: input, classes: classes, seed: seed), [:])
+        case .mobilenetv2:
+            let strides = MobileNetV2.Strides.smallImages
+            return (
+                try MobileNetV2.build(input: input, classes: classes, width: width, strides: strides, seed: seed),
+                [Model.widthKey: String(width), Model.stridesKey: strides.rawValue]
+            )
         }
     }
 

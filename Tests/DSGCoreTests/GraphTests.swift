@@ -167,6 +167,20 @@ struct GraphTests {
         #expect(mobile.shape(of: mobile.outputs[0]) == [1000])
         #expect(mobile.parameterCount == 3_504_872)  // torchvision's mobilenet_v2
         #expect(mobile.nodes.filter { $0.op is BatchNormOp }.count == 52)
+        // torchvision's mobilenet_v2(width_mult=0.5): channels rounded to multiples of 8, the head kept at 1280.
+        #expect(try MobileNetV2.build(width: 0.5).parameterCount == 1_968_680)
+    }
+
+    @Test func mobileNetV2ForFashionMNISTEndsOnAFourByFourMap() throws {
+        let mobile = try MobileNetV2.build(input: [1, 28, 28], classes: 10, width: 0.5, strides: .smallImages)
+        #expect(mobile.shape(of: mobile.outputs[0]) == [10])
+        // torchvision's mobilenet_v2(width_mult=0.5, num_classes=10) with a one-channel stem.
+        #expect(mobile.parameterCount == 700_202)
+        let pool = try #require(mobile.nodes.first { $0.name == "pool" })
+        #expect(mobile.shape(of: pool.inputs[0]) == [1280, 4, 4])
+        let paper = try MobileNetV2.build(input: [1, 28, 28], classes: 10, width: 0.5)
+        let paperPool = try #require(paper.nodes.first { $0.name == "pool" })
+        #expect(paper.shape(of: paperPool.inputs[0]) == [1280, 1, 1])
     }
 }
 

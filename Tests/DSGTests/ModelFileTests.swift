@@ -51,6 +51,56 @@ struct ModelFileTests {
         #expect(try Self.outputs(of: loaded, on: samples) == expected)
     }
 
+    @Test func aMobileNetV2WithItsWidthAndStridesRoundTrips() throws {
+        let folder = try TemporaryFolder("model-file")
+        let original = try MobileNetV2.build(
+            input: [1, 16, 16], classes: 4, width: 0.25, strides: .smallImages, seed: 5)
+        let file = folder.file("mobile.safetensors")
+        let metadata = [
+            Model.architectureKey: "mobilenetv2", Model.inputShapeKey: "1x16x16", Model.widthKey: "0.25",
+            Model.stridesKey: "smallImages",
+        ]
+        try Safetensors.write(Safetensors.Contents(tensors: original.stateDict, metadata: metadata), to: file)
+        let loaded = try Model.load(contentsOf: file)
+        #expect(loaded.inputs.map(\.shape) == [[1, 16, 16]])
+        #expect(try Self.pooledShape(loaded) == [1280, 2, 2])
+        Self.expectSameWeights(loaded, original)
+        var random = SeededRandom(seed: 2)
+        let samples = random.normalTensor([2, 1, 16, 16])
+        #expect(try Self.outputs(of: loaded, on: samples) == Self.outputs(of: original, on: samples))
+        // Without its strides entry the file describes the ImageNet strides, which give a 1x1 map from 16x16: a
+        // different graph with the same weights.
+        let imageNet = folder.file("imagenet.safetensors")
+        try Safetensors.write(
+            Safetensors.Contents(tensors: original.stateDict, metadata: metadata.filter { $0.key != Model.stridesKey }),
+            to: imageNet)
+        #expect(try Self.pooledShape(Model.load(contentsOf: imageNet)) == [1280, 1, 1])
+    }
+
+    /// The shape of the feature map a MobileNetV2 pools.
+    static func pooledShape(_ model: Model) throws -> Shape {
+        let pool = try #require(model.nodes.first { $0.name == "pool" })
+        return model.shape(of: pool.inputs[0])
+    }
+
+    @Test(arguments: [(Model.widthKey, "0"), (Model.widthKey, "wide"), (Model.stridesKey, "cifar")])
+    func aMobileNetV2WithABadWidthOrStridesIsRefused(key: String, value: String) throws {
+        let folder = try TemporaryFolder("model-file")
+        let model = try MobileNetV2.build(input: [1, 16, 16], classes: 4, width: 0.25, strides: .smallImages)
+        let url = folder.file("bad.safetensors")
+        let metadata = [
+            Model.architectureKey: "mobilenetv2", Model.inputShapeKey: "1x16x16", Model.widthKey: "0.25",
+            Model.stridesKey: "smallImages",
+        ].merging([key: value]) { $1 }
+        try Safetensors.write(Safetensors.Contents(tensors: model.stateDict, metadata: metadata), to: url)
+        #expect {
+            try Model.load(contentsOf: url)
+        } throws: { error in
+            guard case SafetensorsError.badEntry(let file, _, let reason) = error else { return false }
+            return file == "bad.safetensors" && reason.contains("'\(value)'")
+        }
+    }
+
     @Test func channelsClassesAndSideComeFromTheFile() throws {
         let folder = try TemporaryFolder("model-file")
         let original = try Self.resnet(input: [3, 16, 16], classes: 7)

@@ -50,6 +50,15 @@ struct CommandLineTests {
                 "--data <folder>",
                 "Folder with the four Fashion-MNIST gzip IDX files. (default: \(FashionMNIST.defaultDirectory.path))"
             ),
+            (
+                "--architecture <architecture>",
+                "The network: the embedded model's, or MobileNetV2 with depthwise convolutions and small-image "
+                    + "strides. (values: resnet20, mobilenetv2; default: resnet20)"
+            ),
+            (
+                "--width <width>",
+                "MobileNetV2's width multiplier (its channels are rounded to multiples of 8). (default: 0.5)"
+            ),
             ("--epochs <epochs>", "Passes over the 60,000 training images. (default: 20)"),
             ("--batch-size <batch-size>", "Images per training step. (default: 128)"),
             (
@@ -65,7 +74,7 @@ struct CommandLineTests {
             ),
             (
                 "--output <path>",
-                "Where to write the trained weights (safetensors). (default: resnet20-fashion-mnist.safetensors)"
+                "Where to write the trained weights (safetensors; default <architecture>-fashion-mnist.safetensors)."
             ),
             ("--version", "Show the version."),
             ("-h, --help", "Show help information."),
@@ -81,7 +90,9 @@ struct CommandLineTests {
             subcommands.map(\.name) == [
                 "train", "evaluate", "inspect", "generate", "quantize", "export", "conformance", "experiment", "demo",
             ])
-        #expect(subcommands.first { $0.name == "train" }?.help == "Train the ResNet-20 classifier on Fashion-MNIST.")
+        #expect(
+            subcommands.first { $0.name == "train" }?.help
+                == "Train a ResNet-20 or MobileNetV2 classifier on Fashion-MNIST.")
         #expect(
             subcommands.first { $0.name == "experiment" }?.help
                 == "Reproducible experiments that produce the tables of Docs/RESULTS.md.")
@@ -89,8 +100,9 @@ struct CommandLineTests {
         let evaluate = Self.entries(DSGCommand.helpMessage(for: EvaluateCommand.self, columns: 200), section: "OPTIONS")
         #expect(
             evaluate.first { $0.name == "--model <path>" }?.help
-                == "A CNN with BatchNorm layers: an ONNX file (.onnx, exported with BatchNorm kept), or ResNet-20 "
-                + "weights (.safetensors; a `dsg train` checkpoint also works). Default: the embedded model.")
+                == "A CNN with BatchNorm layers: an ONNX file (.onnx, exported with BatchNorm kept), or the weights "
+                + "`dsg train` writes (.safetensors, ResNet-20 or MobileNetV2; its checkpoints also work). Default: "
+                + "the embedded model.")
         #expect(evaluate.first { $0.name == "--limit <limit>" }?.help == "Evaluate only the first N test images.")
     }
 
@@ -99,6 +111,17 @@ struct CommandLineTests {
         (["train", "--batch-size", "0"], "invalid training settings: the batch size must be at least 1"),
         (["train", "--learning-rate", "0"], "invalid training settings: the learning rate must be positive"),
         (["train", "--seed", "minus-one"], "The value 'minus-one' is invalid for '--seed <seed>'"),
+        (["train", "--width", "0"], "--width must be in (0, 4]; got 0.0"),
+        (
+            ["train", "--architecture", "vgg"],
+            "The value 'vgg' is invalid for '--architecture <architecture>'. Please provide one of 'resnet20' and "
+                + "'mobilenetv2'."
+        ),
+        (
+            ["experiment", "reconstruction", "--edge-layers", "4bit"],
+            "The value '4bit' is invalid for '--edge-layers <edge-layers>'. Please provide one of 'quantize', "
+                + "'fullPrecision' or 'eightBit'."
+        ),
         (["evaluate", "--model"], "Missing value for '--model <path>'"),
         (["evaluate", "--model", "m.safetensors", "--limit", "0"], "--limit must be at least 1."),
         (["bogus"], "Unexpected argument 'bogus'"),
