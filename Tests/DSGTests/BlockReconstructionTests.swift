@@ -261,6 +261,39 @@ struct BlockReconstructionTests {
         #expect(FileManager.default.fileExists(atPath: folder.file("q.onnx").path))
     }
 
+    /// The first and last layers keep their policy under reconstruction: in Float32 they stay the float model's
+    /// weights; at 8 bits their rounding is learned on the 8-bit grid while the rest use 3 bits.
+    @Test func reconstructionKeepsTheEdgeLayersPolicy() throws {
+        let float = try TestModels.residualNetwork()
+        var random = SeededRandom(seed: 43)
+        let samples = random.normalTensor([8, 1, 8, 8])
+        for policy in [PTQConfiguration.EdgeLayers.fullPrecision, .eightBit] {
+            var configuration = PTQConfiguration(weightBits: 3, activationBits: 3)
+            configuration.edgeLayers = policy
+            configuration.reconstruction = ReconstructionSettings(method: .brecq)
+            configuration.reconstruction?.rounding.iterations = 20
+            let q = try PTQCalibrator(configuration: configuration).quantize(float, calibration: samples)
+            let bits = Dictionary(uniqueKeysWithValues: q.weights.map { ($0.layer, $0.bits) })
+            for edge in ["conv1", "fc"] {
+                let w = try q.model.tensor(named: edge + ".weight").scalars
+                let original = try float.tensor(named: edge + ".weight").scalars
+                if policy == .fullPrecision {
+                    #expect(bits[edge] == nil && w == original, "\(edge)")
+                } else {
+                    #expect(bits[edge] == 8, "\(edge)")
+                }
+            }
+            #expect(bits["block.conv1"] == 3 && bits["block.conv2"] == 3, "\(policy)")
+            for record in q.weights {
+                let w = try q.model.tensor(named: record.layer + ".weight").scalars
+                let size = w.count / record.quantizers.count
+                #expect(
+                    w.indices.allSatisfy { record.quantizers[$0 / size](w[$0]) == w[$0] },
+                    "\(policy): \(record.layer) on its grid")
+            }
+        }
+    }
+
     /// Impossible settings, and a loss that overflows (naming the block and the step), are typed errors.
     @Test func badRequestsAreTypedErrors() throws {
         var settings = ReconstructionSettings(method: .qDrop)
