@@ -106,10 +106,11 @@ struct QDQExportTests {
         let x = b.input("image", [1, 4, 4])
         let model = b.finish(outputs: [try b.activation(x, .clip(lower: 2, upper: 3), "clip")])
         let samples = Tensor(shape: [2, 1, 4, 4], scalars: (0..<32).map { Float($0) / 8 })
-        // mse calibration keeps the batch's own minimum (the running extremes of the others start at 0).
-        var configuration = PTQConfiguration(weightBits: 8, activationBits: 8)
-        configuration.activationCalibration = .mse
-        let q = try PTQCalibrator(configuration: configuration).quantize(model, calibration: samples)
+        // Calibration ranges hold 0; one learned by reconstruction (LSQ moves both ends) or read from a file need not.
+        let q = try PTQCalibrator(configuration: PTQConfiguration(weightBits: 8, activationBits: 8)).quantize(
+            model, calibration: samples)
+        _ = try q.onnxQuantization
+        try q.model.setTensor(named: "clip.quant.range", to: Tensor(shape: [2], scalars: [2, 3]))
         #expect(throws: QuantizationError.zeroPointRange(node: "clip.quant")) { try q.onnxQuantization }
     }
 

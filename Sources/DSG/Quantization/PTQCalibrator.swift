@@ -303,15 +303,37 @@ public struct PTQCalibrator: Sendable {
             for (k, node) in activations.enumerated() {
                 executor.withValue(node.output) { values in
                     let (low, high) = batchRange(values, samples: batch.count)
-                    if configuration.activationCalibration == .mse {
-                        ranges[k] = (low, high)
-                    } else {
-                        ranges[k] = (min(ranges[k].low, low), max(ranges[k].high, high))
-                    }
+                    ranges[k] = (min(ranges[k].low, low), max(ranges[k].high, high))
                 }
             }
         }
+        if configuration.activationCalibration == .mse {
+            ranges = try leastSquaresRanges(activations, within: ranges, batches: batches, samples: samples)
+        }
         return zip(activations, ranges).map { ($0.name, [$1.low, $1.high]) }
+    }
+
+    /// `.mse`: for each activation, of the ranges from its extremes with the upper end lowered in 80 steps of 1%
+    /// (activations after a ReLU start at 0, so only the upper end is searched), the one whose squared error summed
+    /// over every calibration sample is least: a second pass, which adds up each batch's errors.
+    private func leastSquaresRanges(
+        _ activations: [Node], within extremes: [(low: Float, high: Float)], batches: BatchedInference,
+        samples: Tensor
+    ) throws -> [(low: Float, high: Float)] {
+        let candidates = extremes.map { e in
+            (0..<80).map { (low: e.low, high: e.high - Float($0) * 0.01 * (e.high - e.low)) }
+        }
+        var errors = candidates.map { [Double](repeating: 0, count: $0.count) }
+        try batches.forEachBatch(of: samples) { executor, _ in
+            for (k, node) in activations.enumerated() {
+                executor.withValue(node.output) { values in
+                    let batchErrors = UniformQuantizer.squaredErrors(
+                        values, bits: configuration.activationBits, candidates: candidates[k])
+                    for c in batchErrors.indices { errors[k][c] += batchErrors[c] }
+                }
+            }
+        }
+        return candidates.indices.map { candidates[$0][UniformQuantizer.leastIndex(errors[$0])] }
     }
 
     /// The mean over `n` samples of each sample's minimum and maximum.
@@ -340,12 +362,8 @@ public struct PTQCalibrator: Sendable {
                 Float(SlackMargins.quantile(sorted.map(Double.init), 0.99999))
             )
         case .mse:
-            // Activations after a ReLU start at 0: only the upper end is searched.
-            let low = values.min() ?? 0, high = values.max() ?? 0
-            let tops = (0..<80).map { high - Float($0) * 0.01 * (high - low) }
-            let range = UniformQuantizer.leastSquaredErrorRange(
-                values, bits: configuration.activationBits, candidates: tops.map { (low: low, high: $0) })
-            return (range.low, range.high)
+            // The extremes, from which ``leastSquaresRanges`` searches over all batches.
+            return (values.min() ?? 0, values.max() ?? 0)
         }
     }
 }

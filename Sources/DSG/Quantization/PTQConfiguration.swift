@@ -29,8 +29,8 @@ public struct PTQConfiguration: Sendable, Codable, Equatable {
         case meanSampleExtremes
         /// The 0.001% and 99.999% percentiles of each batch, then the running extremes.
         case percentile
-        /// From the batch extremes, the upper end lowered in steps of 1% (80 tries) to the least squared
-        /// quantization error; the last batch decides.
+        /// From the extremes over all batches, the upper end lowered in steps of 1% (80 tries) to the least
+        /// squared quantization error summed over every calibration sample (a second pass over the batches).
         case mse
 
         /// The case named `rawValue`, accepting the official code's name `"ema"` for ``meanSampleExtremes``.

@@ -99,12 +99,24 @@ public struct UniformQuantizer: Sendable, Equatable, Codable {
     static func leastSquaredErrorRange<C: Collection<Float>>(
         _ values: C, bits: Int, candidates: [(low: Float, high: Float)]
     ) -> (low: Float, high: Float) {
-        var best = candidates[0], bestError = Double.infinity
-        for candidate in candidates {
+        candidates[leastIndex(squaredErrors(values, bits: bits, candidates: candidates))]
+    }
+
+    /// The squared quantization error of `values` under each candidate range, summed in Double: errors of several
+    /// batches add up to the error of all of them.
+    static func squaredErrors<C: Collection<Float>>(
+        _ values: C, bits: Int, candidates: [(low: Float, high: Float)]
+    ) -> [Double] {
+        candidates.map { candidate in
             let q = UniformQuantizer(bits: bits, low: candidate.low, high: candidate.high)
-            let error = values.reduce(0.0) { $0 + Double((q($1) - $1) * (q($1) - $1)) }
-            if error < bestError { (best, bestError) = (candidate, error) }
+            return values.reduce(0.0) { $0 + Double((q($1) - $1) * (q($1) - $1)) }
         }
+    }
+
+    /// The index of the least error (the first on ties).
+    static func leastIndex(_ errors: [Double]) -> Int {
+        var best = 0
+        for i in errors.indices where errors[i] < errors[best] { best = i }
         return best
     }
 
