@@ -76,6 +76,7 @@ struct TrainCommand: ParsableCommand {
             let (model, metadata) = try network()
             let output = self.output ?? "\(architecture.rawValue)-fashion-mnist.safetensors"
             let trainer = try ClassifierTrainer(model: model, configuration: settings, train: train, test: test)
+            trainer.modelMetadata = metadata
             let checkpointURL = URL(fileURLWithPath: checkpoint)
             if FileManager.default.fileExists(atPath: checkpointURL.path) {
                 say("resuming from \(checkpoint)")
@@ -102,11 +103,7 @@ struct TrainCommand: ParsableCommand {
             try Safetensors.write(
                 Safetensors.Contents(
                     tensors: model.stateDict,
-                    metadata: metadata.merging(
-                        [
-                            Model.architectureKey: architecture.rawValue, Model.inputShapeKey: "1x28x28",
-                            "dataset": "fashion-mnist", "seed": String(seed),
-                        ], uniquingKeysWith: { $1 })),
+                    metadata: metadata.merging(["dataset": "fashion-mnist", "seed": String(seed)]) { $1 }),
                 to: URL(fileURLWithPath: output))
             let seconds = history.reduce(0) { $0 + $1.seconds }
             say(
@@ -116,16 +113,17 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    /// The untrained network and the metadata that rebuilds it from the weights file.
+    /// The untrained network and the metadata that rebuilds it from a weights file or checkpoint.
     private func network() throws -> (Model, [String: String]) {
         let input = FashionMNIST.sampleShape, classes = FashionMNIST.classes
+        let metadata = [Model.architectureKey: architecture.rawValue, Model.inputShapeKey: "1x28x28"]
         switch architecture {
-        case .resnet20: return (try ResNet.resnet20(input: input, classes: classes, seed: seed), [:])
+        case .resnet20: return (try ResNet.resnet20(input: input, classes: classes, seed: seed), metadata)
         case .mobilenetv2:
             let strides = MobileNetV2.Strides.smallImages
             return (
                 try MobileNetV2.build(input: input, classes: classes, width: width, strides: strides, seed: seed),
-                [Model.widthKey: String(width), Model.stridesKey: strides.rawValue]
+                metadata.merging([Model.widthKey: String(width), Model.stridesKey: strides.rawValue]) { $1 }
             )
         }
     }

@@ -83,6 +83,28 @@ struct ModelFileTests {
         return model.shape(of: pool.inputs[0])
     }
 
+    /// A training checkpoint carries the trainer's model metadata, so it loads as the network it holds (with its
+    /// momentum buffers left out), not as the ResNet-20 a file without an architecture is read as.
+    @Test func aMobileNetV2TrainingCheckpointLoadsAsTheModel() throws {
+        let folder = try TemporaryFolder("model-file")
+        let model = try MobileNetV2.build(input: [1, 8, 8], classes: 2, width: 0.25, strides: .smallImages, seed: 1)
+        var random = SeededRandom(seed: 4)
+        let images = LabeledImages(
+            images: random.normalTensor([8, 1, 8, 8]), labels: (0..<8).map { Int32($0 % 2) }, classes: 2)
+        var settings = TrainingConfiguration()
+        (settings.epochs, settings.batchSize) = (1, 4)
+        let trainer = try ClassifierTrainer(model: model, configuration: settings, train: images, test: images)
+        trainer.modelMetadata = [
+            Model.architectureKey: "mobilenetv2", Model.inputShapeKey: "1x8x8", Model.widthKey: "0.25",
+            Model.stridesKey: "smallImages",
+        ]
+        let checkpoint = folder.file("checkpoint.safetensors")
+        _ = try trainer.run(checkpoint: checkpoint)
+        let loaded = try Model.load(contentsOf: checkpoint)
+        Self.expectSameWeights(loaded, model)
+        #expect(try Self.pooledShape(loaded) == [1280, 1, 1])
+    }
+
     @Test(arguments: [(Model.widthKey, "0"), (Model.widthKey, "wide"), (Model.stridesKey, "cifar")])
     func aMobileNetV2WithABadWidthOrStridesIsRefused(key: String, value: String) throws {
         let folder = try TemporaryFolder("model-file")

@@ -13,6 +13,9 @@ public final class ClassifierTrainer {
     public let configuration: TrainingConfiguration
     /// One report per finished epoch, in order, those restored from a checkpoint included.
     public private(set) var history: [EpochReport] = []
+    /// What names the model's architecture (`Model.load`'s keys: its name, input shape, width...), written into
+    /// every checkpoint too, so that a checkpoint loads as the model it holds.
+    public var modelMetadata: [String: String] = [:]
     private let train: LabeledImages, test: LabeledImages
     private let executor: GraphExecutor
     private let optimizer: SGD
@@ -153,12 +156,12 @@ public final class ClassifierTrainer {
     // MARK: - Checkpoints
 
     private func save(to url: URL) throws {
-        let metadata = [
+        let metadata = modelMetadata.merging([
             Key.format: Self.format,
             Key.configuration: try configuration.metadataJSON(),
             Key.history: try history.metadataJSON(),
             Key.random: try random.metadataJSON(),
-        ]
+        ]) { $1 }
         let contents = Safetensors.Contents(tensors: model.stateDict + optimizer.state(of: model), metadata: metadata)
         do { try Safetensors.write(contents, to: url) } catch { throw TrainingError.checkpoint(error) }
     }
