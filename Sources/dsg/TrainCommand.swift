@@ -82,8 +82,8 @@ struct TrainCommand: ParsableCommand {
                 say("resuming from \(checkpoint)")
             }
             say(
-                "training \(architecture.rawValue) (\(model.parameterCount) parameters) on \(train.count) images: \(epochs) epochs of \(trainer.stepsPerEpoch) steps, "
-                    + "batch \(batchSize), seed \(seed)"
+                "training \(architecture.rawValue) (\(model.parameterCount) parameters) on \(train.count) images: "
+                    + "\(epochs) epochs of \(trainer.stepsPerEpoch) steps, batch \(batchSize), seed \(seed)"
             )
             let line = ProgressLine()
             var reported = 0
