@@ -32,6 +32,11 @@ extension Model {
     /// The metadata keys of a MobileNetV2 weights file: its width multiplier ("0.5") and strides ("smallImages").
     public static let widthKey = "width", stridesKey = "strides"
 
+    /// The metadata from which ``load(contentsOf:)`` rebuilds a MobileNetV2 (with ``inputShapeKey`` added).
+    public static func mobileNetV2Metadata(width: Double, strides: MobileNetV2.Strides) -> [String: String] {
+        [architectureKey: "mobilenetv2", widthKey: String(width), stridesKey: strides.rawValue]
+    }
+
     /// Reads a model from a file: the one place where a file becomes a ``Model``.
     ///
     /// - `.onnx`: any graph of the operators ``ONNXImport`` supports, with BatchNorm kept (Docs/ONNX.md).
@@ -58,7 +63,7 @@ extension Model {
             let (input, classes) = try shapes(
                 contents, file: file, firstConv: "stem.conv.weight", classifier: "classifier.weight")
             let widthText = contents.metadata[widthKey] ?? "1"
-            guard let width = Double(widthText), width > 0, width <= 4 else {
+            guard let width = Double(widthText), MobileNetV2.isValidWidth(width) else {
                 throw SafetensorsError.badEntry(
                     file: file, tensor: "__metadata__", reason: "width '\(widthText)' is not a multiplier in (0, 4]")
             }

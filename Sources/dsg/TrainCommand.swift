@@ -54,7 +54,7 @@ struct TrainCommand: ParsableCommand {
     var output: String?
 
     func validate() throws {
-        guard width > 0, width <= 4 else { throw ValidationError("--width must be in (0, 4]; got \(width)") }
+        guard MobileNetV2.isValidWidth(width) else { throw ValidationError("--width must be in (0, 4]; got \(width)") }
         try validated { try trainingConfiguration().validate() }
     }
 
@@ -116,14 +116,18 @@ struct TrainCommand: ParsableCommand {
     /// The untrained network and the metadata that rebuilds it from a weights file or checkpoint.
     private func network() throws -> (Model, [String: String]) {
         let input = FashionMNIST.sampleShape, classes = FashionMNIST.classes
-        let metadata = [Model.architectureKey: architecture.rawValue, Model.inputShapeKey: "1x28x28"]
+        let inputMetadata = [Model.inputShapeKey: "1x28x28"]
         switch architecture {
-        case .resnet20: return (try ResNet.resnet20(input: input, classes: classes, seed: seed), metadata)
+        case .resnet20:
+            return (
+                try ResNet.resnet20(input: input, classes: classes, seed: seed),
+                inputMetadata.merging([Model.architectureKey: architecture.rawValue]) { $1 }
+            )
         case .mobilenetv2:
             let strides = MobileNetV2.Strides.smallImages
             return (
                 try MobileNetV2.build(input: input, classes: classes, width: width, strides: strides, seed: seed),
-                metadata.merging([Model.widthKey: String(width), Model.stridesKey: strides.rawValue]) { $1 }
+                inputMetadata.merging(Model.mobileNetV2Metadata(width: width, strides: strides)) { $1 }
             )
         }
     }

@@ -94,10 +94,8 @@ struct ModelFileTests {
         var settings = TrainingConfiguration()
         (settings.epochs, settings.batchSize) = (1, 4)
         let trainer = try ClassifierTrainer(model: model, configuration: settings, train: images, test: images)
-        trainer.modelMetadata = [
-            Model.architectureKey: "mobilenetv2", Model.inputShapeKey: "1x8x8", Model.widthKey: "0.25",
-            Model.stridesKey: "smallImages",
-        ]
+        trainer.modelMetadata = Model.mobileNetV2Metadata(width: 0.25, strides: .smallImages)
+            .merging([Model.inputShapeKey: "1x8x8"]) { $1 }
         let checkpoint = folder.file("checkpoint.safetensors")
         _ = try trainer.run(checkpoint: checkpoint)
         let loaded = try Model.load(contentsOf: checkpoint)
@@ -105,7 +103,9 @@ struct ModelFileTests {
         #expect(try Self.pooledShape(loaded) == [1280, 1, 1])
     }
 
-    @Test(arguments: [(Model.widthKey, "0"), (Model.widthKey, "wide"), (Model.stridesKey, "cifar")])
+    @Test(arguments: [
+        (Model.widthKey, "0"), (Model.widthKey, "4.5"), (Model.widthKey, "wide"), (Model.stridesKey, "cifar"),
+    ])
     func aMobileNetV2WithABadWidthOrStridesIsRefused(key: String, value: String) throws {
         let folder = try TemporaryFolder("model-file")
         let model = try MobileNetV2.build(input: [1, 16, 16], classes: 4, width: 0.25, strides: .smallImages)

@@ -12,6 +12,9 @@ public enum MobileNetV2 {
         case smallImages
     }
 
+    /// The width multipliers ``build(input:classes:width:strides:seed:)`` is meant for: (0, 4].
+    public static func isValidWidth(_ width: Double) -> Bool { width > 0 && width <= 4 }
+
     /// (expansion t, output channels c, repeats n, first stride s), as in the paper's Table 2.
     static let settings: [(t: Int, c: Int, n: Int, s: Int)] = [
         (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
