@@ -47,7 +47,6 @@ enum Harness {
 
     static func seconds(_ d: Duration) -> Double { d.inSeconds }
 
-    /// The machine, for the header: CPU model, cores, OpenBLAS build, and the kernels' thread count.
     /// A ResNet-20 (1x28x28) whose BatchNorm running statistics come from a few training-mode passes on
     /// Gaussian images, so the targets of DSG's losses are not all 0 and 1.
     static func resnet20WithStatistics() throws -> Model {
@@ -58,6 +57,7 @@ enum Harness {
         return model
     }
 
+    /// The machine, for the header: CPU model, cores, OpenBLAS build, and the kernels' thread count.
     static func machine() -> [String: String] {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
         let model =

@@ -4,17 +4,26 @@ import Foundation
 
 /// dsg-bench: convolution kernels against same-shape OpenBLAS SGEMM, and one ResNet-20 training step.
 ///
-///     swift run -c release dsg-bench [--json] [--quick]
+///     swift run -c release dsg-bench [--json] [--quick] [--reference torch-timings.json]
 ///
 /// `--json` prints one JSON document (schema in Docs/PERFORMANCE.md) instead of tables; `--quick` measures
-/// each case for less time (for smoke tests; numbers are noisier).
-let arguments = Set(CommandLine.arguments.dropFirst())
-let unknown = arguments.subtracting(["--json", "--quick", "--help", "-h"])
-if !unknown.isEmpty || arguments.contains("--help") || arguments.contains("-h") {
-    print("usage: dsg-bench [--json] [--quick]")
+/// each case for less time (for smoke tests; numbers are noisier). `--reference FILE` runs only the workloads
+/// that Benchmarks/pytorch/reference_timings.py timed into FILE, and prints ours next to PyTorch's with the ratios.
+var flags = Set<String>(), referencePath: String?
+var remaining = CommandLine.arguments.dropFirst()[...]
+while let argument = remaining.popFirst() {
+    if argument == "--reference", let path = remaining.popFirst() {
+        referencePath = path
+    } else {
+        flags.insert(argument)
+    }
+}
+let unknown = flags.subtracting(["--json", "--quick", "--help", "-h"])
+if !unknown.isEmpty || flags.contains("--help") || flags.contains("-h") {
+    print("usage: dsg-bench [--json] [--quick] [--reference torch-timings.json]")
     exit(unknown.isEmpty ? 0 : 2)
 }
-let json = arguments.contains("--json"), quick = arguments.contains("--quick")
+let json = flags.contains("--json"), quick = flags.contains("--quick")
 let minimumTime = quick ? 0.05 : 0.5
 
 struct WholeModelResult: Codable {
@@ -22,6 +31,11 @@ struct WholeModelResult: Codable {
     let convolutions: Int
     let forwardGFLOPS: Double
     let forwardSGEMMGFLOPS: Double
+}
+
+struct ComparisonReport: Codable {
+    let machine: [String: String]
+    let comparison: [ComparisonLine]
 }
 
 struct Report: Codable {
@@ -45,6 +59,40 @@ log(
         + "kernels split the batch over \(machine["kernelThreads"]!) threads, OpenBLAS runs 1 thread per call"
 )
 log("openblas: \(machine["openblas"]!)")
+
+if let referencePath {
+    let reference: [String: Any]
+    do {
+        let data = try Data(contentsOf: URL(fileURLWithPath: referencePath))
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw CocoaError(.propertyListReadCorrupt)
+        }
+        reference = object
+    } catch {
+        print("dsg-bench: cannot read the PyTorch reference \(referencePath): \(error.localizedDescription)")
+        exit(1)
+    }
+    let theirs = reference["machine"] as? [String: Any] ?? [:]
+    log(
+        "PyTorch reference: \(referencePath), torch \(theirs["torch"] ?? "?"), \(theirs["threads"] ?? "?") threads, "
+            + "measured \(theirs["date"] ?? "?")\n")
+    let lines = try ComparisonBenchmark.measure(reference: reference, quick: quick)
+    log("workload".padding(toLength: 62, withPad: " ", startingAt: 0) + "      ours   PyTorch   ratio (target <= 0.8)")
+    for line in lines {
+        log(
+            line.workload.padding(toLength: 62, withPad: " ", startingAt: 0)
+                + String(
+                    format: " %9.1f %9.1f %7.2f  %@", line.ours, line.pytorch ?? .nan, line.ratio ?? .nan, line.unit))
+    }
+    if json {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        print(
+            String(decoding: try encoder.encode(ComparisonReport(machine: machine, comparison: lines)), as: UTF8.self))
+    }
+    exit(0)
+}
+
 log("GFLOP/s of our convolution vs. the same GEMM calls in OpenBLAS alone (median of repeated runs)\n")
 
 var results: [ConvResult] = []
