@@ -139,18 +139,22 @@ private struct BackwardJob: ChunkJob {
 
     func run(samples channels: Range<Int>, chunk: Int) {
         let m = Double(s.reduced)
+        // Evaluation mode without parameter gradients (DSG's backward to the images) needs neither sum.
+        let needsSums = training || gammaGrad != nil || betaGrad != nil
         for c in channels {
             let mu = mean[c], inv = invStd[c]
             var sumDy = 0.0, sumDyXhat = 0.0
-            BatchNorm.forEachRow(s, c) { row in
-                for i in 0..<s.plane {
-                    let dy = Double(outputGrad[row + i])
-                    sumDy += dy
-                    sumDyXhat += dy * Double((input[row + i] - mu) * inv)
+            if needsSums {
+                BatchNorm.forEachRow(s, c) { row in
+                    for i in 0..<s.plane {
+                        let dy = Double(outputGrad[row + i])
+                        sumDy += dy
+                        sumDyXhat += dy * Double((input[row + i] - mu) * inv)
+                    }
                 }
+                gammaGrad?[c] += Float(sumDyXhat)
+                betaGrad?[c] += Float(sumDy)
             }
-            gammaGrad?[c] += Float(sumDyXhat)
-            betaGrad?[c] += Float(sumDy)
             guard let inputGrad else { continue }
             let scale = (gamma?[c] ?? 1) * inv
             if training {
