@@ -72,15 +72,15 @@ public enum Activation: Hashable, Sendable {
         // (mispredicted half the time on random signs) and 13% of a DSG iteration went here (perf, 2026-12-06).
         case .relu:
             forEachVector(range) { i in
-                let keep = load(x + i) .> 0
-                store(load(dx + i) + load(dy + i).replacing(with: 0, where: .!keep), dx + i)
+                let keep = loadVector(x + i) .> 0
+                storeVector(loadVector(dx + i) + loadVector(dy + i).replacing(with: 0, where: .!keep), dx + i)
             } scalar: { i in
                 dx[i] += x[i] > 0 ? dy[i] : 0
             }
         case .relu6:
             forEachVector(range) { i in
-                let v = load(x + i), keep = (v .> 0) .& (v .< 6)
-                store(load(dx + i) + load(dy + i).replacing(with: 0, where: .!keep), dx + i)
+                let v = loadVector(x + i), keep = (v .> 0) .& (v .< 6)
+                storeVector(loadVector(dx + i) + loadVector(dy + i).replacing(with: 0, where: .!keep), dx + i)
             } scalar: { i in
                 dx[i] += x[i] > 0 && x[i] < 6 ? dy[i] : 0
             }
@@ -96,42 +96,12 @@ public enum Activation: Hashable, Sendable {
             for i in range { dx[i] += x[i] < -3 ? 0 : x[i] <= 3 ? dy[i] * (x[i] / 3 + 0.5) : dy[i] }
         case .clip(let lower, let upper):
             forEachVector(range) { i in
-                let v = load(x + i), keep = (v .> lower) .& (v .< upper)
-                store(load(dx + i) + load(dy + i).replacing(with: 0, where: .!keep), dx + i)
+                let v = loadVector(x + i), keep = (v .> lower) .& (v .< upper)
+                storeVector(loadVector(dx + i) + loadVector(dy + i).replacing(with: 0, where: .!keep), dx + i)
             } scalar: { i in
                 dx[i] += x[i] > lower && x[i] < upper ? dy[i] : 0
             }
         }
-    }
-}
-
-/// Eight floats at a time; two SSE registers on the baseline x86-64 the package is compiled for.
-private typealias Vector = SIMD8<Float>
-
-@inline(__always) private func load(_ p: UnsafePointer<Float>) -> Vector {
-    UnsafeRawPointer(p).loadUnaligned(as: Vector.self)
-}
-
-@inline(__always) private func load(_ p: UnsafeMutablePointer<Float>) -> Vector {
-    UnsafeRawPointer(p).loadUnaligned(as: Vector.self)
-}
-
-@inline(__always) private func store(_ v: Vector, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vector.self)
-}
-
-/// Calls `vector(i)` for each whole vector of `range` starting at `i`, then `scalar(i)` for the elements left.
-@inline(__always) private func forEachVector(
-    _ range: Range<Int>, _ vector: (Int) -> Void, scalar: (Int) -> Void
-) {
-    var i = range.lowerBound
-    while i + Vector.scalarCount <= range.upperBound {
-        vector(i)
-        i += Vector.scalarCount
-    }
-    while i < range.upperBound {
-        scalar(i)
-        i += 1
     }
 }
 

@@ -73,8 +73,14 @@ public enum BatchNorm {
     ) {
         let scale = (gamma?[c] ?? 1) * invStd
         let shift = (beta?[c] ?? 0) - mean * scale
+        let (scales, shifts) = (Vector(repeating: scale), Vector(repeating: shift))
         forEachRow(s, c) { row in
-            for i in 0..<s.plane { output[row + i] = input[row + i] * scale + shift }
+            let (x, y) = (input + row, output + row)
+            forEachVector(0..<s.plane) { i in
+                storeVector(loadVector(x + i) * scales + shifts, y + i)
+            } scalar: { i in
+                y[i] = x[i] * scale + shift
+            }
         }
     }
 
@@ -159,15 +165,28 @@ private struct BackwardJob: ChunkJob {
             let scale = (gamma?[c] ?? 1) * inv
             if training {
                 let meanDy = Float(sumDy / m), meanDyXhat = Float(sumDyXhat / m)
+                let (mus, invs, scales) = (Vector(repeating: mu), Vector(repeating: inv), Vector(repeating: scale))
+                let (meanDys, meanDyXhats) = (Vector(repeating: meanDy), Vector(repeating: meanDyXhat))
                 BatchNorm.forEachRow(s, c) { row in
-                    for i in 0..<s.plane {
-                        let xhat = (input[row + i] - mu) * inv
-                        inputGrad[row + i] += scale * (outputGrad[row + i] - meanDy - xhat * meanDyXhat)
+                    let (x, dy, dx) = (input + row, outputGrad + row, inputGrad + row)
+                    forEachVector(0..<s.plane) { i in
+                        let xhat = (loadVector(x + i) - mus) * invs
+                        let g = scales * (loadVector(dy + i) - meanDys - xhat * meanDyXhats)
+                        storeVector(loadVector(dx + i) + g, dx + i)
+                    } scalar: { i in
+                        let xhat = (x[i] - mu) * inv
+                        dx[i] += scale * (dy[i] - meanDy - xhat * meanDyXhat)
                     }
                 }
             } else {
+                let scales = Vector(repeating: scale)
                 BatchNorm.forEachRow(s, c) { row in
-                    for i in 0..<s.plane { inputGrad[row + i] += scale * outputGrad[row + i] }
+                    let (dy, dx) = (outputGrad + row, inputGrad + row)
+                    forEachVector(0..<s.plane) { i in
+                        storeVector(loadVector(dx + i) + scales * loadVector(dy + i), dx + i)
+                    } scalar: { i in
+                        dx[i] += scale * dy[i]
+                    }
                 }
             }
         }
