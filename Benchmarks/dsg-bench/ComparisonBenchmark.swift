@@ -17,6 +17,15 @@ struct ComparisonLine: Codable {
 /// 3x224x224 (batch 8, initial weights), and forward-only throughput of the embedded ResNet-20 on 10,000
 /// Gaussian images at batches 100 and 256.
 enum ComparisonBenchmark {
+    /// The JSON object that Benchmarks/pytorch/reference_timings.py wrote.
+    static func readReference(_ path: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path))
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw CocoaError(.propertyListReadCorrupt)
+        }
+        return object
+    }
+
     static func measure(reference: [String: Any]?, quick: Bool) throws -> [ComparisonLine] {
         let workloads = reference?["workloads"] as? [String: Any] ?? [:]
         func theirs(_ name: String, _ key: String) -> Double? {

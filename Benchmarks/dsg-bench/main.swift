@@ -52,6 +52,12 @@ struct Report: Codable {
 
 func log(_ line: String) { if !json { print(line) } }
 
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
 let machine = Harness.machine()
 log("dsg-bench  \(machine["date"]!)")
 log(
@@ -63,11 +69,7 @@ log("openblas: \(machine["openblas"]!)")
 if let referencePath {
     let reference: [String: Any]
     do {
-        let data = try Data(contentsOf: URL(fileURLWithPath: referencePath))
-        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw CocoaError(.propertyListReadCorrupt)
-        }
-        reference = object
+        reference = try ComparisonBenchmark.readReference(referencePath)
     } catch {
         print("dsg-bench: cannot read the PyTorch reference \(referencePath): \(error.localizedDescription)")
         exit(1)
@@ -84,12 +86,7 @@ if let referencePath {
                 + String(
                     format: " %9.1f %9.1f %7.2f  %@", line.ours, line.pytorch ?? .nan, line.ratio ?? .nan, line.unit))
     }
-    if json {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        print(
-            String(decoding: try encoder.encode(ComparisonReport(machine: machine, comparison: lines)), as: UTF8.self))
-    }
+    if json { try printJSON(ComparisonReport(machine: machine, comparison: lines)) }
     exit(0)
 }
 
@@ -197,13 +194,9 @@ log(
         Parallel.threadCount, threading.batchSplitGFLOPS))
 
 if json {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-    print(
-        String(
-            decoding: try encoder.encode(
-                Report(
-                    machine: machine, convolutions: results, wholeModelForward: wholeModel, resnet20Step: step,
-                    dsgIteration: dsg, qatIteration: qat, reconstructionIteration: reconstruction, onnx: onnx,
-                    threading: threading)), as: UTF8.self))
+    try printJSON(
+        Report(
+            machine: machine, convolutions: results, wholeModelForward: wholeModel, resnet20Step: step,
+            dsgIteration: dsg, qatIteration: qat, reconstructionIteration: reconstruction, onnx: onnx,
+            threading: threading))
 }
