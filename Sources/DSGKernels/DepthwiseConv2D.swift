@@ -4,9 +4,9 @@
 /// Lowered to im2col + GEMM, a depthwise layer becomes one GEMM of a single row per channel and sample: OpenBLAS's
 /// per-call overhead and the patch matrix's writes dominate its few multiply-adds. Here each kernel tap is one pass
 /// along an output row, `row[ox] += w * input[ox * stride + offset]`, over the output columns whose input
-/// column is inside the image (padding is never materialised); with stride 1 the pass is contiguous and the
-/// compiler vectorizes it. The work is split over the cores by channel, so the passes write disjoint planes and
-/// the weight gradient needs no per-core copies: no workspace at all.
+/// column is inside the image (padding is never materialised); with stride 1 the pass is contiguous and runs in
+/// explicit vectors (`Vector.swift`). The work is split over the cores by channel, so the passes write disjoint
+/// planes and the weight gradient needs no per-core copies: no workspace at all.
 ///
 /// Sums run in a different order than the GEMM's, so results differ from the grouped GEMM by float rounding
 /// only (checked against direct Double loops in the tests, as the GEMM path is).
@@ -94,18 +94,22 @@ private struct DepthwiseJob: ChunkJob {
         }
     }
 
-    /// Calls `body(outputRow, inputRow, tap, columns, offset)` for every output row and every kernel tap whose
-    /// input row lies inside the image, with the output columns that tap reaches.
+    /// Calls `body(output, input, count, tap)` for every output row and every kernel tap whose input row lies
+    /// inside the image: the `count` output elements from offset `output` of the plane that the tap reaches read
+    /// the input elements from offset `input`, one every `strideW`. Offsets rather than row and column indices,
+    /// so the passes below index their pointers directly (an index sum inside the loop kept its overflow check
+    /// and left the loop scalar).
     @inline(__always)
-    private func forEachTap(_ body: (Int, Int, Int, (lo: Int, hi: Int), Int) -> Void) {
+    private func forEachTap(_ body: (_ output: Int, _ input: Int, _ count: Int, _ tap: Int) -> Void) {
         for oy in 0..<g.outputH {
             for i in 0..<g.kernelH {
                 let iy = oy * g.strideH - g.padH + i * g.dilationH
                 guard iy >= 0, iy < g.inputH else { continue }
                 for j in 0..<g.kernelW {
                     let offset = j * g.dilationW - g.padW
-                    let columns = validColumns(offset: offset, stride: g.strideW, width: g.inputW, outputs: g.outputW)
-                    body(oy, iy, i * g.kernelW + j, columns, offset)
+                    let (lo, hi) = validColumns(offset: offset, stride: g.strideW, width: g.inputW, outputs: g.outputW)
+                    guard hi > lo else { continue }
+                    body(oy * g.outputW + lo, iy * g.inputW + lo * g.strideW + offset, hi - lo, i * g.kernelW + j)
                 }
             }
         }
@@ -115,13 +119,18 @@ private struct DepthwiseJob: ChunkJob {
         _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ b: Float, _ y: UnsafeMutablePointer<Float>
     ) {
         y.update(repeating: b, count: g.outputPlane)
-        let (ow, iw, s) = (g.outputW, g.inputW, g.strideW)
-        forEachTap { oy, iy, tap, columns, offset in
-            let row = y + oy * ow, source = x + iy * iw, wv = w[tap]
+        let s = g.strideW
+        forEachTap { output, input, count, tap in
+            let (out, source, wv) = (y + output, x + input, w[tap])
             if s == 1 {
-                for ox in columns.lo..<columns.hi { row[ox] += wv * source[ox + offset] }
+                let wvs = Vector(repeating: wv)
+                forEachVector(0..<count) { k in
+                    storeVector(loadVector(out + k) + wvs * loadVector(source + k), out + k)
+                } scalar: { k in
+                    out[k] += wv * source[k]
+                }
             } else {
-                for ox in columns.lo..<columns.hi { row[ox] += wv * source[ox * s + offset] }
+                for k in 0..<count { out[k] += wv * source[k &* s] }
             }
         }
     }
@@ -129,13 +138,18 @@ private struct DepthwiseJob: ChunkJob {
     private func backwardDataPlane(
         _ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>
     ) {
-        let (ow, iw, s) = (g.outputW, g.inputW, g.strideW)
-        forEachTap { oy, iy, tap, columns, offset in
-            let row = dy + oy * ow, target = dx + iy * iw, wv = w[tap]
+        let s = g.strideW
+        forEachTap { output, input, count, tap in
+            let (row, target, wv) = (dy + output, dx + input, w[tap])
             if s == 1 {
-                for ox in columns.lo..<columns.hi { target[ox + offset] += wv * row[ox] }
+                let wvs = Vector(repeating: wv)
+                forEachVector(0..<count) { k in
+                    storeVector(loadVector(target + k) + wvs * loadVector(row + k), target + k)
+                } scalar: { k in
+                    target[k] += wv * row[k]
+                }
             } else {
-                for ox in columns.lo..<columns.hi { target[ox * s + offset] += wv * row[ox] }
+                for k in 0..<count { target[k &* s] += wv * row[k] }
             }
         }
     }
@@ -143,14 +157,21 @@ private struct DepthwiseJob: ChunkJob {
     private func backwardWeightPlane(
         _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dw: UnsafeMutablePointer<Float>
     ) {
-        let (ow, iw, s) = (g.outputW, g.inputW, g.strideW)
-        forEachTap { oy, iy, tap, columns, offset in
-            let row = dy + oy * ow, source = x + iy * iw
+        let s = g.strideW
+        forEachTap { output, input, count, tap in
+            let (row, source) = (dy + output, x + input)
             var sum: Float = 0
             if s == 1 {
-                for ox in columns.lo..<columns.hi { sum += row[ox] * source[ox + offset] }
+                // Eight partial sums, added up at the end.
+                var partial = Vector()
+                forEachVector(0..<count) { k in
+                    partial += loadVector(row + k) * loadVector(source + k)
+                } scalar: { k in
+                    sum += row[k] * source[k]
+                }
+                sum += partial.sum()
             } else {
-                for ox in columns.lo..<columns.hi { sum += row[ox] * source[ox * s + offset] }
+                for k in 0..<count { sum += row[k] * source[k &* s] }
             }
             dw[tap] += sum
         }
