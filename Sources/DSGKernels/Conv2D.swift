@@ -1,4 +1,4 @@
-/// 2-D convolution over NCHW buffers by im2col + SGEMM (depthwise layers by ``DepthwiseConv2D``'s direct loops).
+/// 2-D convolution over NCHW buffers by im2col + SGEMM.
 ///
 /// The batch is split into one contiguous range of samples per core (``Parallel``); each range lowers one
 /// sample at a time into its own slice of the workspace, so the patch matrix stays in cache for the GEMM.
@@ -9,7 +9,6 @@ public enum Conv2D {
     /// chunk; for the forward pass the transposed weights; for backward-weight, per extra chunk a private weight
     /// and bias gradient.
     public static func workspaceCount(_ g: ConvGeometry, batch: Int) -> Int {
-        if DepthwiseConv2D.handles(g) { return 0 }
         let chunks = Parallel.chunkCount(batch)
         let forward = g.weightCount + chunks * scratchPerChunk(g)
         let backwardWeight = chunks * scratchPerChunk(g) + (chunks - 1) * (g.weightCount + g.outChannels)
@@ -51,9 +50,6 @@ public enum Conv2D {
         input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
-        if DepthwiseConv2D.handles(g) {
-            return DepthwiseConv2D.forward(g, batch: batch, input: input, weight: weight, bias: bias, output: output)
-        }
         let transposes = forwardTransposesWeights(g)
         if transposes {
             // Each group's [og, patch] block to [patch, og].
@@ -77,10 +73,6 @@ public enum Conv2D {
         outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         inputGrad: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
-        if DepthwiseConv2D.handles(g) {
-            return DepthwiseConv2D.backwardData(
-                g, batch: batch, outputGrad: outputGrad, weight: weight, inputGrad: inputGrad)
-        }
         if let t = transposed(g) {
             // flipped[c, o, i, j] = weight[o, c, KH − 1 − i, KW − 1 − j], or stored transposed, at [(o, i, j), c],
             // when the forward job multiplies by transposed weights.
@@ -114,10 +106,6 @@ public enum Conv2D {
         weightGrad: UnsafeMutablePointer<Float>, biasGrad: UnsafeMutablePointer<Float>?,
         workspace: UnsafeMutablePointer<Float>
     ) {
-        if DepthwiseConv2D.handles(g) {
-            return DepthwiseConv2D.backwardWeight(
-                g, batch: batch, input: input, outputGrad: outputGrad, weightGrad: weightGrad, biasGrad: biasGrad)
-        }
         // Chunk 0 accumulates into the caller's buffers; the others into private ones, summed at the end.
         let chunks = Parallel.chunkCount(batch)
         let job = BackwardWeightJob(

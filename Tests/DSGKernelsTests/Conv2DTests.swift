@@ -30,13 +30,13 @@ struct Conv2DTests {
         Case(c: 3, o: 4, h: 8, w: 6, kernel: (3, 3), stride: (2, 2), padding: (1, 1), dilation: (1, 1), groups: 1),
         Case(c: 2, o: 3, h: 6, w: 4, kernel: (1, 1), stride: (2, 2), padding: (0, 0), dilation: (1, 1), groups: 1),
         Case(c: 2, o: 2, h: 8, w: 8, kernel: (7, 7), stride: (2, 2), padding: (3, 3), dilation: (1, 1), groups: 2),
-        // Depthwise (one channel per group): DepthwiseConv2D's direct loops, with every kind of border.
+        // Depthwise (one channel per group), with every kind of border, and a depthwise multiplier.
         Case(c: 5, o: 5, h: 7, w: 9, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 5),
         Case(c: 3, o: 3, h: 9, w: 8, kernel: (5, 3), stride: (2, 1), padding: (2, 1), dilation: (1, 1), groups: 3),
         Case(c: 4, o: 4, h: 6, w: 7, kernel: (3, 3), stride: (1, 2), padding: (0, 0), dilation: (1, 1), groups: 4),
         Case(c: 2, o: 2, h: 8, w: 8, kernel: (3, 3), stride: (1, 1), padding: (2, 2), dilation: (2, 2), groups: 2),
         Case(c: 3, o: 3, h: 4, w: 5, kernel: (3, 3), stride: (3, 3), padding: (4, 3), dilation: (1, 1), groups: 3),
-        // A depthwise multiplier (two filters per channel) stays on the grouped GEMM.
+        Case(c: 3, o: 3, h: 5, w: 21, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 3),
         Case(c: 3, o: 6, h: 6, w: 6, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 3),
     ]
 
