@@ -26,7 +26,10 @@ enum ComparisonBenchmark {
         return object
     }
 
-    static func measure(reference: [String: Any]?, quick: Bool) throws -> [ComparisonLine] {
+    /// The workload names, as in the reference file; `only` selects one of them.
+    static let names = ["resnet20DSGIteration", "resnet18DSGIteration", "mobileNetV2DSGIteration", "resnet20Inference"]
+
+    static func measure(reference: [String: Any]?, quick: Bool, only: String? = nil) throws -> [ComparisonLine] {
         let workloads = reference?["workloads"] as? [String: Any] ?? [:]
         func theirs(_ name: String, _ key: String) -> Double? {
             (workloads[name] as? [String: Any])?[key] as? Double
@@ -35,10 +38,11 @@ enum ComparisonBenchmark {
         let embedded = try DSG.defaultModel()
         var lines: [ComparisonLine] = []
         for (name, model, batch, iterations) in [
-            ("resnet20DSGIteration", embedded, 64, small),
-            ("resnet18DSGIteration", try ResNet.resnet18(), 8, large),
-            ("mobileNetV2DSGIteration", try MobileNetV2.build(), 8, large),
-        ] {
+            ("resnet20DSGIteration", { embedded }, 64, small),
+            ("resnet18DSGIteration", { try ResNet.resnet18() }, 8, large),
+            ("mobileNetV2DSGIteration", { try MobileNetV2.build() }, 8, large),
+        ] as [(String, () throws -> Model, Int, Int)] where only == nil || only == name {
+            let model = try model()
             let ours = try dsgIterationMilliseconds(model, batch: batch, iterations: iterations)
             let pytorch = theirs(name, "milliseconds")
             lines.append(
@@ -47,7 +51,7 @@ enum ComparisonBenchmark {
                     ratio: pytorch.map { ours / $0 }))
         }
         let rates = (workloads["resnet20Inference"] as? [String: Any])?["imagesPerSecond"] as? [String: Double] ?? [:]
-        for batch in [100, 256] {
+        for batch in [100, 256] where only == nil || only == "resnet20Inference" {
             let ours = try inferenceImagesPerSecond(embedded, batch: batch)
             // The target is against PyTorch's better layout at this batch.
             let pytorch = [rates["nchwBatch\(batch)"], rates["nhwcBatch\(batch)"]].compactMap { $0 }.max()

@@ -4,24 +4,29 @@ import Foundation
 
 /// dsg-bench: convolution kernels against same-shape OpenBLAS SGEMM, and one ResNet-20 training step.
 ///
-///     swift run -c release dsg-bench [--json] [--quick] [--reference torch-timings.json]
+///     swift run -c release dsg-bench [--json] [--quick] [--reference torch-timings.json [--only WORKLOAD]]
 ///
 /// `--json` prints one JSON document (schema in Docs/PERFORMANCE.md) instead of tables; `--quick` measures
 /// each case for less time (for smoke tests; numbers are noisier). `--reference FILE` runs only the workloads
-/// that Benchmarks/pytorch/reference_timings.py timed into FILE, and prints ours next to PyTorch's with the ratios.
-var flags = Set<String>(), referencePath: String?
+/// that Benchmarks/pytorch/reference_timings.py timed into FILE, and prints ours next to PyTorch's with the ratios;
+/// `--only` runs one of them (for a profiler, or `/usr/bin/time -v`'s peak memory).
+var flags = Set<String>(), referencePath: String?, onlyWorkload: String?
 var remaining = CommandLine.arguments.dropFirst()[...]
 while let argument = remaining.popFirst() {
     if argument == "--reference", let path = remaining.popFirst() {
         referencePath = path
+    } else if argument == "--only", let name = remaining.popFirst() {
+        onlyWorkload = name
     } else {
         flags.insert(argument)
     }
 }
 let unknown = flags.subtracting(["--json", "--quick", "--help", "-h"])
-if !unknown.isEmpty || flags.contains("--help") || flags.contains("-h") {
-    print("usage: dsg-bench [--json] [--quick] [--reference torch-timings.json]")
-    exit(unknown.isEmpty ? 0 : 2)
+let badWorkload = onlyWorkload.map { !ComparisonBenchmark.names.contains($0) || referencePath == nil } ?? false
+if !unknown.isEmpty || badWorkload || flags.contains("--help") || flags.contains("-h") {
+    print("usage: dsg-bench [--json] [--quick] [--reference torch-timings.json [--only WORKLOAD]]")
+    print("workloads: \(ComparisonBenchmark.names.joined(separator: ", "))")
+    exit(unknown.isEmpty && !badWorkload ? 0 : 2)
 }
 let json = flags.contains("--json"), quick = flags.contains("--quick")
 let minimumTime = quick ? 0.05 : 0.5
@@ -78,7 +83,7 @@ if let referencePath {
     log(
         "PyTorch reference: \(referencePath), torch \(theirs["torch"] ?? "?"), \(theirs["threads"] ?? "?") threads, "
             + "measured \(theirs["date"] ?? "?")\n")
-    let lines = try ComparisonBenchmark.measure(reference: reference, quick: quick)
+    let lines = try ComparisonBenchmark.measure(reference: reference, quick: quick, only: onlyWorkload)
     log("workload".padding(toLength: 62, withPad: " ", startingAt: 0) + "      ours   PyTorch   ratio (target <= 0.8)")
     for line in lines {
         log(

@@ -2,11 +2,21 @@
 /// (channels in = out, groups = channels), so output sizes follow the same rule as convolution.
 public enum Pooling {
     /// Max pooling; writes `argmax` (index into the input plane) for the backward pass. Padding never wins.
+    /// Planes are split over the cores.
     public static func maxForward(
         _ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>,
         output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>
     ) {
-        forEachWindow(g, batch: batch) { plane, outIndex, ys, xs in
+        Parallel.forEachChunk(
+            of: batch * g.inChannels, MaxPoolJob(geometry: g, input: input, output: output, argmax: argmax))
+    }
+
+    /// Max pooling over the planes (sample, channel) `planes`.
+    fileprivate static func maxForward(
+        _ g: ConvGeometry, planes: Range<Int>, input: UnsafePointer<Float>,
+        output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>
+    ) {
+        forEachWindow(g, planes: planes) { plane, outIndex, ys, xs in
             var best = -Float.infinity, bestIndex = Int32(-1)
             for y in ys {
                 for x in xs {
@@ -39,7 +49,7 @@ public enum Pooling {
         _ g: ConvGeometry, batch: Int, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
     ) {
         let scale = 1 / Float(g.kernelH * g.kernelW)
-        forEachWindow(g, batch: batch) { plane, outIndex, ys, xs in
+        forEachWindow(g, planes: 0..<(batch * g.inChannels)) { plane, outIndex, ys, xs in
             var sum: Float = 0
             for y in ys { for x in xs { sum += input[plane + y * g.inputW + x] } }
             output[outIndex] = sum * scale
@@ -51,18 +61,19 @@ public enum Pooling {
         _ g: ConvGeometry, batch: Int, outputGrad: UnsafePointer<Float>, inputGrad: UnsafeMutablePointer<Float>
     ) {
         let scale = 1 / Float(g.kernelH * g.kernelW)
-        forEachWindow(g, batch: batch) { plane, outIndex, ys, xs in
+        forEachWindow(g, planes: 0..<(batch * g.inChannels)) { plane, outIndex, ys, xs in
             let d = outputGrad[outIndex] * scale
             for y in ys { for x in xs { inputGrad[plane + y * g.inputW + x] += d } }
         }
     }
 
-    /// Calls `body(inputPlaneOffset, outputIndex, rows, columns)` with the in-bounds part of every window.
+    /// Calls `body(inputPlaneOffset, outputIndex, rows, columns)` with the in-bounds part of every window of
+    /// the planes (sample, channel) `planes`.
     @inline(__always)
     private static func forEachWindow(
-        _ g: ConvGeometry, batch: Int, _ body: (Int, Int, StrideTo<Int>, StrideTo<Int>) -> Void
+        _ g: ConvGeometry, planes: Range<Int>, _ body: (Int, Int, StrideTo<Int>, StrideTo<Int>) -> Void
     ) {
-        for nc in 0..<(batch * g.inChannels) {
+        for nc in planes {
             let plane = nc * g.inputPlane
             for oy in 0..<g.outputH {
                 let y0 = oy * g.strideH - g.padH
@@ -84,5 +95,14 @@ public enum Pooling {
     @inline(__always)
     private static func firstInside(_ start: Int, _ dilation: Int) -> Int {
         start >= 0 ? 0 : ((-start + dilation - 1) / dilation) * dilation
+    }
+}
+
+private struct MaxPoolJob: ChunkJob {
+    let geometry: ConvGeometry
+    let input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>
+
+    func run(samples planes: Range<Int>, chunk: Int) {
+        Pooling.maxForward(geometry, planes: planes, input: input, output: output, argmax: argmax)
     }
 }
