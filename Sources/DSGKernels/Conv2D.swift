@@ -12,8 +12,11 @@ public enum Conv2D {
         let chunks = Parallel.chunkCount(batch)
         let forward = g.weightCount + chunks * scratchPerChunk(g)
         let backwardWeight = chunks * scratchPerChunk(g) + (chunks - 1) * (g.weightCount + g.outChannels)
-        guard let t = transposed(g) else { return max(forward, backwardWeight) }
-        return max(forward, backwardWeight, g.weightCount + chunks * scratchPerChunk(t))
+        // Winograd's needs are counted whether or not it is enabled now: it may be switched on later.
+        let winograd = Winograd.applies(to: g, enabled: true) ? Winograd.workspaceCount(g, batch: batch) : 0
+        guard let t = transposed(g) else { return max(forward, backwardWeight, winograd) }
+        let transposedWinograd = Winograd.applies(to: t, enabled: true) ? Winograd.workspaceCount(t, batch: batch) : 0
+        return max(forward, backwardWeight, winograd, g.weightCount + chunks * scratchPerChunk(t), transposedWinograd)
     }
 
     /// For a stride-1, ungrouped convolution whose output is as large as its input, backward-data is itself
@@ -50,6 +53,12 @@ public enum Conv2D {
         input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
+        if Winograd.applies(to: g) {
+            Winograd.forward(
+                g, batch: batch, input: input, weight: weight, flipped: false, bias: bias, output: output,
+                accumulate: false, workspace: workspace)
+            return
+        }
         let transposes = forwardTransposesWeights(g)
         if transposes {
             // Each group's [og, patch] block to [patch, og].
@@ -73,6 +82,12 @@ public enum Conv2D {
         outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         inputGrad: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
+        if let t = transposed(g), Winograd.applies(to: t) {
+            Winograd.forward(
+                t, batch: batch, input: outputGrad, weight: weight, flipped: true, bias: nil, output: inputGrad,
+                accumulate: true, workspace: workspace)
+            return
+        }
         if let t = transposed(g) {
             // flipped[c, o, i, j] = weight[o, c, KH − 1 − i, KW − 1 − j], or stored transposed, at [(o, i, j), c],
             // when the forward job multiplies by transposed weights.
