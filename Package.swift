@@ -26,7 +26,10 @@ let package = Package(
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
 
         // MARK: - Libraries (each depends only on the ones above it)
-        .target(name: "DSGKernels", dependencies: ["COpenBLAS"]),
+        // The few loops that need vector instructions past baseline x86-64, in C with one variant per instruction
+        // set (Sources/CDSGKernels/include/CDSGKernels.h); only DSGKernels calls them.
+        .target(name: "CDSGKernels"),
+        .target(name: "DSGKernels", dependencies: ["COpenBLAS", "CDSGKernels"]),
         .target(name: "DSGCore", dependencies: ["DSGKernels", "CZlib", "CPNG", "CTurboJPEG"]),
         // The embedded default model (Docs/RESULTS.md) ships as a resource of the library users import.
         // DSG imports DSGKernels itself: the eigensolver (correlation term, diversity metrics) and the Double

@@ -1,3 +1,5 @@
+internal import CDSGKernels
+
 /// Max and average pooling over NCHW buffers. `Pooling.Window` reuses ``ConvGeometry`` for the sliding window
 /// (channels in = out, groups = channels), so output sizes follow the same rule as convolution.
 public enum Pooling {
@@ -11,25 +13,16 @@ public enum Pooling {
             of: batch * g.inChannels, MaxPoolJob(geometry: g, input: input, output: output, argmax: argmax))
     }
 
-    /// Max pooling over the planes (sample, channel) `planes`.
+    /// Max pooling over the planes (sample, channel) `planes`, each by the vectorised C kernel.
     fileprivate static func maxForward(
         _ g: ConvGeometry, planes: Range<Int>, input: UnsafePointer<Float>,
         output: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>
     ) {
-        forEachWindow(g, planes: planes) { plane, outIndex, ys, xs in
-            var best = -Float.infinity, bestIndex = Int32(-1)
-            for y in ys {
-                for x in xs {
-                    let i = y * g.inputW + x
-                    let v = input[plane + i]
-                    if v > best || bestIndex < 0 || v.isNaN {
-                        best = v
-                        bestIndex = Int32(i)
-                    }
-                }
-            }
-            output[outIndex] = best
-            argmax[outIndex] = bestIndex
+        for plane in planes {
+            dsg_max_pool_plane(
+                input + plane * g.inputPlane, g.inputH, g.inputW, output + plane * g.outputPlane,
+                argmax + plane * g.outputPlane, g.outputH, g.outputW, g.kernelH, g.kernelW, g.strideH, g.strideW,
+                g.padH, g.padW, g.dilationH, g.dilationW)
         }
     }
 

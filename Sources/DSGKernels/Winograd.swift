@@ -1,3 +1,4 @@
+internal import CDSGKernels
 import Foundation
 
 /// 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for
@@ -133,14 +134,6 @@ private struct WeightTransformJob: ChunkJob {
     }
 }
 
-/// Stores a0 b0 a1 b1 ... a7 b7 at `p`. Spelled out lane by lane, which the compiler turns into shuffles (the
-/// standard library's swizzle subscript stays a generic call).
-@inline(__always) private func storeInterleaved(_ a: Vector, _ b: Vector, _ p: UnsafeMutablePointer<Float>) {
-    let v = SIMD16<Float>(
-        a[0], b[0], a[1], b[1], a[2], b[2], a[3], b[3], a[4], b[4], a[5], b[5], a[6], b[6], a[7], b[7])
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
-}
-
 private struct WinogradJob: ChunkJob {
     let g: ConvGeometry
     let input: UnsafePointer<Float>, weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?
@@ -193,29 +186,7 @@ private struct WinogradJob: ChunkJob {
                     row.update(repeating: 0, count: width)
                     if y >= 0 && y < h && copied > 0 { (row + g.padW).update(from: plane + y * w, count: copied) }
                 }
-                @inline(__always) func load(_ i: Int, _ column: Int) -> SIMD16<Float> {
-                    UnsafeRawPointer(rows + i * width + column).loadUnaligned(as: SIMD16<Float>.self)
-                }
-                @inline(__always) func store(
-                    _ i: Int, _ a: SIMD16<Float>, _ b: SIMD16<Float>, _ out: UnsafeMutablePointer<Float>
-                ) {
-                    // Row i of Bᵀ d for eight tiles is (a.even, a.odd, b.even, b.odd); times B by columns.
-                    let (e0, e1, e2, e3) = (a.evenHalf, a.oddHalf, b.evenHalf, b.oddHalf)
-                    storeVector(e0 - e2, out + (4 * i) * channelStride)
-                    storeVector(e1 + e2, out + (4 * i + 1) * channelStride)
-                    storeVector(e2 - e1, out + (4 * i + 2) * channelStride)
-                    storeVector(e1 - e3, out + (4 * i + 3) * channelStride)
-                }
-                for tx in Swift.stride(from: 0, to: across, by: Vector.scalarCount) {
-                    let out = v + c * stride + k * across + tx
-                    let a0 = load(0, 2 * tx), a1 = load(1, 2 * tx), a2 = load(2, 2 * tx), a3 = load(3, 2 * tx)
-                    let b0 = load(0, 2 * tx + 2), b1 = load(1, 2 * tx + 2), b2 = load(2, 2 * tx + 2)
-                    let b3 = load(3, 2 * tx + 2)
-                    store(0, a0 - a2, b0 - b2, out)
-                    store(1, a1 + a2, b1 + b2, out)
-                    store(2, a2 - a1, b2 - b1, out)
-                    store(3, a1 - a3, b1 - b3, out)
-                }
+                dsg_winograd_input_row(rows, width, across, v + c * stride + k * across, channelStride)
             }
         }
     }
@@ -232,24 +203,7 @@ private struct WinogradJob: ChunkJob {
             let b = bias?[o] ?? 0
             for (k, tileRow) in block.enumerated() {
                 let (n, ty) = tileRow.quotientAndRemainder(dividingBy: down)
-                for tx in Swift.stride(from: 0, to: across, by: Vector.scalarCount) {
-                    let source = m + o * stride + k * across + tx
-                    @inline(__always) func x(_ i: Int, _ j: Int) -> Vector {
-                        loadVector(source + (4 * i + j) * channelStride)
-                    }
-                    // Aᵀ M: two rows of four.
-                    let r0 = (x(0, 0) + x(1, 0) + x(2, 0), x(0, 1) + x(1, 1) + x(2, 1))
-                    let r0b = (x(0, 2) + x(1, 2) + x(2, 2), x(0, 3) + x(1, 3) + x(2, 3))
-                    let r1 = (x(1, 0) - x(2, 0) - x(3, 0), x(1, 1) - x(2, 1) - x(3, 1))
-                    let r1b = (x(1, 2) - x(2, 2) - x(3, 2), x(1, 3) - x(2, 3) - x(3, 3))
-                    // (Aᵀ M) A.
-                    let y00 = r0.0 + r0.1 + r0b.0, y01 = r0.1 - r0b.0 - r0b.1
-                    let y10 = r1.0 + r1.1 + r1b.0, y11 = r1.1 - r1b.0 - r1b.1
-                    // Tile tx + lane's outputs go to columns 2 (tx + lane) and 2 (tx + lane) + 1.
-                    let column = 2 * tx
-                    storeInterleaved(y00, y01, top + column)
-                    storeInterleaved(y10, y11, bottom + column)
-                }
+                dsg_winograd_output_row(m + o * stride + k * across, channelStride, across, top, bottom)
                 let plane = output + (n * os + o) * h * w
                 for i in 0..<2 where 2 * ty + i < h {
                     let target = plane + (2 * ty + i) * w, row = rows + i * width

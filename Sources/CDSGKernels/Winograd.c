@@ -1,0 +1,68 @@
+#include "CDSGKernels.h"
+
+#include <string.h>
+
+typedef float v8 __attribute__((ext_vector_type(8)));
+typedef float v16 __attribute__((ext_vector_type(16)));
+
+// Macros rather than functions: a function taking or returning a 16-float vector has a different calling
+// convention in each variant, which the compiler refuses.
+#define LOAD(type, p) \
+    ({ \
+        type v_; \
+        memcpy(&v_, (p), sizeof v_); \
+        v_; \
+    })
+#define STORE(v, p) \
+    do { \
+        __typeof__(v) s_ = (v); \
+        memcpy((p), &s_, sizeof s_); \
+    } while (0)
+#define EVEN(v) __builtin_shufflevector(v, v, 0, 2, 4, 6, 8, 10, 12, 14)
+#define ODD(v) __builtin_shufflevector(v, v, 1, 3, 5, 7, 9, 11, 13, 15)
+#define INTERLEAVE(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15)
+
+// Row i of (Bᵀ d) for eight tiles is (EVEN(a), ODD(a), EVEN(b), ODD(b)), a and b being the row read from
+// columns 2t and 2t + 2; times B, it gives elements 4i ..< 4i + 4.
+#define INPUT_STORE(i, a, b, out, xiStride) \
+    do { \
+        v16 a_ = (a), b_ = (b); \
+        v8 e0 = EVEN(a_), e1 = ODD(a_), e2 = EVEN(b_), e3 = ODD(b_); \
+        STORE(e0 - e2, (out) + (4 * (i)) * (xiStride)); \
+        STORE(e1 + e2, (out) + (4 * (i) + 1) * (xiStride)); \
+        STORE(e2 - e1, (out) + (4 * (i) + 2) * (xiStride)); \
+        STORE(e1 - e3, (out) + (4 * (i) + 3) * (xiStride)); \
+    } while (0)
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void dsg_winograd_input_row(const float *rows, long width, long tiles, float *out, long xiStride) {
+    for (long t = 0; t < tiles; t += 8) {
+        const float *r = rows + 2 * t;
+        v16 a0 = LOAD(v16, r), a1 = LOAD(v16, r + width), a2 = LOAD(v16, r + 2 * width);
+        v16 a3 = LOAD(v16, r + 3 * width);
+        v16 b0 = LOAD(v16, r + 2), b1 = LOAD(v16, r + width + 2), b2 = LOAD(v16, r + 2 * width + 2);
+        v16 b3 = LOAD(v16, r + 3 * width + 2);
+        // Bᵀ d by rows.
+        INPUT_STORE(0, a0 - a2, b0 - b2, out + t, xiStride);
+        INPUT_STORE(1, a1 + a2, b1 + b2, out + t, xiStride);
+        INPUT_STORE(2, a2 - a1, b2 - b1, out + t, xiStride);
+        INPUT_STORE(3, a1 - a3, b1 - b3, out + t, xiStride);
+    }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void dsg_winograd_output_row(const float *m, long xiStride, long tiles, float *top, float *bottom) {
+    for (long t = 0; t < tiles; t += 8) {
+        v8 x[16];
+        for (int k = 0; k < 16; k++) x[k] = LOAD(v8, m + k * xiStride + t);
+        // Aᵀ M: two rows of four (element (i, j) is x[4i + j]).
+        v8 r00 = x[0] + x[4] + x[8], r01 = x[1] + x[5] + x[9], r02 = x[2] + x[6] + x[10], r03 = x[3] + x[7] + x[11];
+        v8 r10 = x[4] - x[8] - x[12], r11 = x[5] - x[9] - x[13], r12 = x[6] - x[10] - x[14];
+        v8 r13 = x[7] - x[11] - x[15];
+        // (Aᵀ M) A.
+        v8 y00 = r00 + r01 + r02, y01 = r01 - r02 - r03, y10 = r10 + r11 + r12, y11 = r11 - r12 - r13;
+        // Tile t's outputs go to columns 2t and 2t + 1.
+        STORE(INTERLEAVE(y00, y01), top + 2 * t);
+        STORE(INTERLEAVE(y10, y11), bottom + 2 * t);
+    }
+}

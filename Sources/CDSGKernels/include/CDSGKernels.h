@@ -1,0 +1,28 @@
+#ifndef CDSGKERNELS_H
+#define CDSGKERNELS_H
+
+// Loops that gain from vector registers wider than baseline x86-64's. Swift code in this package is compiled
+// for baseline x86-64 (a package cannot pass -march), so these few are C, compiled once per instruction set
+// (AVX-512, AVX2, baseline) and picked at load time for the CPU at hand. Every variant runs the same
+// operations in the same order (adds, subtracts, exact halvings; no fused multiply-add), so results are
+// bit-identical whichever runs. Callers are in DSGKernels/Winograd.swift, which documents the transforms.
+
+/// The Winograd F(2x2, 3x3) input transform of one row of `tiles` tiles (rounded up to a multiple of 8, all
+/// of which are written): `rows` holds the four zero-padded input rows under the tile row, `width` floats apart
+/// (tile t reads columns 2t ..< 2t + 4; at least 2 * roundup8(tiles) + 16 floats each). Element xi of tile t's
+/// transformed 4x4 block goes to `out[xi * xiStride + t]`.
+void dsg_winograd_input_row(const float *rows, long width, long tiles, float *out, long xiStride);
+
+/// The Winograd F(2x2, 3x3) output transform of one row of `tiles` tiles (rounded up to a multiple of 8):
+/// element xi of tile t's 4x4 GEMM result is `m[xi * xiStride + t]`; its 2x2 outputs go to columns 2t and 2t + 1
+/// of `top` and `bottom` (2 * roundup8(tiles) floats each).
+void dsg_winograd_output_row(const float *m, long xiStride, long tiles, float *top, float *bottom);
+
+/// Max pooling of one `inputH x inputW` plane into `outputH x outputW`, with the index (into the plane) of each
+/// window's maximum in `argmax`. Padding never wins; NaN does (the first NaN, then any later one), as in the
+/// scalar definition: take `v` when `v > best` or `v` is NaN, starting from the window's first element.
+void dsg_max_pool_plane(
+    const float *input, long inputH, long inputW, float *output, int *argmax, long outputH, long outputW,
+    long kernelH, long kernelW, long strideH, long strideW, long padH, long padW, long dilationH, long dilationW);
+
+#endif
