@@ -50,8 +50,23 @@ void dsg_winograd_input_row(const float *rows, long width, long tiles, float *ou
     }
 }
 
+// Writes (or adds) 16 outputs plus the bias to row[0 ..< min(16, count)].
+#define OUTPUT_STORE(y, row, count, bias, accumulate) \
+    do { \
+        v16 y_ = (y); \
+        if ((count) >= 16) { \
+            v16 r_ = (accumulate) ? LOAD(v16, row) + y_ : y_; \
+            STORE(r_ + (bias), row); \
+        } else { \
+            float o_[16]; \
+            STORE(y_, o_); \
+            for (long c_ = 0; c_ < (count); c_++) (row)[c_] = ((accumulate) ? (row)[c_] + o_[c_] : o_[c_]) + (bias); \
+        } \
+    } while (0)
+
 __attribute__((target_clones("avx512f", "avx2", "default")))
-void dsg_winograd_output_row(const float *m, long xiStride, long tiles, float *top, float *bottom) {
+void dsg_winograd_output_row(
+    const float *m, long xiStride, long tiles, float bias, int accumulate, float *top, float *bottom, long width) {
     for (long t = 0; t < tiles; t += 8) {
         v8 x[16];
         for (int k = 0; k < 16; k++) x[k] = LOAD(v8, m + k * xiStride + t);
@@ -59,10 +74,10 @@ void dsg_winograd_output_row(const float *m, long xiStride, long tiles, float *t
         v8 r00 = x[0] + x[4] + x[8], r01 = x[1] + x[5] + x[9], r02 = x[2] + x[6] + x[10], r03 = x[3] + x[7] + x[11];
         v8 r10 = x[4] - x[8] - x[12], r11 = x[5] - x[9] - x[13], r12 = x[6] - x[10] - x[14];
         v8 r13 = x[7] - x[11] - x[15];
-        // (Aᵀ M) A.
+        // (Aᵀ M) A; tile t's outputs go to columns 2t and 2t + 1.
         v8 y00 = r00 + r01 + r02, y01 = r01 - r02 - r03, y10 = r10 + r11 + r12, y11 = r11 - r12 - r13;
-        // Tile t's outputs go to columns 2t and 2t + 1.
-        STORE(INTERLEAVE(y00, y01), top + 2 * t);
-        STORE(INTERLEAVE(y10, y11), bottom + 2 * t);
+        long count = width - 2 * t;
+        OUTPUT_STORE(INTERLEAVE(y00, y01), top + 2 * t, count, bias, accumulate);
+        if (bottom) OUTPUT_STORE(INTERLEAVE(y10, y11), bottom + 2 * t, count, bias, accumulate);
     }
 }

@@ -54,7 +54,7 @@ public enum Winograd {
     /// run over.
     static func blockStride(_ g: ConvGeometry) -> Int { blockRows(g) * tiles(g).across + Vector.scalarCount }
 
-    /// Tiles across rounded up to whole vectors: the padded input rows hold `2 * paddedAcross + 8` floats.
+    /// Tiles across rounded up to whole vectors: the padded input rows hold `2 * paddedAcross + 16` floats.
     static func paddedAcross(_ g: ConvGeometry) -> Int {
         (tiles(g).across + Vector.scalarCount - 1) / Vector.scalarCount * Vector.scalarCount
     }
@@ -64,10 +64,9 @@ public enum Winograd {
         16 * g.inChannels * g.outChannels + Parallel.chunkCount(batch) * chunkScratch(g)
     }
 
-    /// A chunk's transformed inputs and outputs, four padded input rows and two output rows.
+    /// A chunk's transformed inputs and outputs, and four padded input rows.
     static func chunkScratch(_ g: ConvGeometry) -> Int {
         16 * (g.inChannels + g.outChannels) * blockStride(g) + 4 * (2 * paddedAcross(g) + 16)
-            + 4 * paddedAcross(g)
     }
 
     /// `output = conv(input, weight) + bias`, or `output += conv(...)` when `accumulate`. With `flipped`, the
@@ -162,7 +161,7 @@ private struct WinogradJob: ChunkJob {
                         b: v + xi * g.inChannels * stride, ldb: stride,
                         c: m + xi * g.outChannels * stride, ldc: stride)
                 }
-                transformOutputs(block, from: m, stride: stride, rows: rows)
+                transformOutputs(block, from: m, stride: stride)
             }
         }
     }
@@ -191,36 +190,16 @@ private struct WinogradJob: ChunkJob {
         }
     }
 
-    /// The 2x2 outputs `Aᵀ M A` of each tile, plus the bias, written (or added) into the output, eight tiles at
-    /// a time through two output rows in `rows`.
-    private func transformOutputs(
-        _ block: Range<Int>, from m: UnsafePointer<Float>, stride: Int, rows: UnsafeMutablePointer<Float>
-    ) {
+    /// The 2x2 outputs `Aᵀ M A` of each tile, plus the bias, written (or added) into the output.
+    private func transformOutputs(_ block: Range<Int>, from m: UnsafePointer<Float>, stride: Int) {
         let (down, across) = Winograd.tiles(g), (h, w, os) = (g.outputH, g.outputW, g.outChannels)
-        let width = 2 * Winograd.paddedAcross(g), channelStride = os * stride
-        let top = rows, bottom = rows + width
         for o in 0..<os {
-            let b = bias?[o] ?? 0
             for (k, tileRow) in block.enumerated() {
                 let (n, ty) = tileRow.quotientAndRemainder(dividingBy: down)
-                dsg_winograd_output_row(m + o * stride + k * across, channelStride, across, top, bottom)
-                let plane = output + (n * os + o) * h * w
-                for i in 0..<2 where 2 * ty + i < h {
-                    let target = plane + (2 * ty + i) * w, row = rows + i * width
-                    if accumulate {
-                        forEachVector(0..<w) {
-                            storeVector(loadVector(target + $0) + loadVector(row + $0) + b, target + $0)
-                        } scalar: {
-                            target[$0] += row[$0] + b
-                        }
-                    } else {
-                        forEachVector(0..<w) {
-                            storeVector(loadVector(row + $0) + b, target + $0)
-                        } scalar: {
-                            target[$0] = row[$0] + b
-                        }
-                    }
-                }
+                let top = output + ((n * os + o) * h + 2 * ty) * w
+                dsg_winograd_output_row(
+                    m + o * stride + k * across, os * stride, across, bias?[o] ?? 0, accumulate ? 1 : 0, top,
+                    2 * ty + 1 < h ? top + w : nil, w)
             }
         }
     }

@@ -14,9 +14,11 @@
 void dsg_winograd_input_row(const float *rows, long width, long tiles, float *out, long xiStride);
 
 /// The Winograd F(2x2, 3x3) output transform of one row of `tiles` tiles (rounded up to a multiple of 8):
-/// element xi of tile t's 4x4 GEMM result is `m[xi * xiStride + t]`; its 2x2 outputs go to columns 2t and 2t + 1
-/// of `top` and `bottom` (2 * roundup8(tiles) floats each).
-void dsg_winograd_output_row(const float *m, long xiStride, long tiles, float *top, float *bottom);
+/// element xi of tile t's 4x4 GEMM result is `m[xi * xiStride + t]`. Its 2x2 outputs plus `bias` are written
+/// to columns 2t and 2t + 1 of the output rows `top` and, unless it is NULL, `bottom`, each `width` floats
+/// long; with `accumulate` they are added (as `(row + y) + bias`) instead.
+void dsg_winograd_output_row(
+    const float *m, long xiStride, long tiles, float bias, int accumulate, float *top, float *bottom, long width);
 
 /// Max pooling of one `inputH x inputW` plane into `outputH x outputW`, with the index (into the plane) of each
 /// window's maximum in `argmax`. Padding never wins; NaN does (the first NaN, then any later one), as in the
