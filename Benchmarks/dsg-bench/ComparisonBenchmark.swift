@@ -27,7 +27,13 @@ enum ComparisonBenchmark {
     }
 
     /// The workload names, as in the reference file; `only` selects one of them.
-    static let names = ["resnet20DSGIteration", "resnet18DSGIteration", "mobileNetV2DSGIteration", "resnet20Inference"]
+    static let names = [
+        "resnet20DSGIteration", "resnet18DSGIteration", "mobileNetV2DSGIteration", "efficientNetLite0DSGIteration",
+        "resnet20Inference",
+    ]
+
+    /// EfficientNet-Lite0 comes from the ONNX fixture `.ci/large-fixtures.sh` exports (run from the package root).
+    static let efficientNetPath = ".build/large-fixtures/efficientnet-lite0.onnx"
 
     static func measure(reference: [String: Any]?, quick: Bool, only: String? = nil) throws -> [ComparisonLine] {
         let workloads = reference?["workloads"] as? [String: Any] ?? [:]
@@ -41,7 +47,15 @@ enum ComparisonBenchmark {
             ("resnet20DSGIteration", { embedded }, 64, small),
             ("resnet18DSGIteration", { try ResNet.resnet18() }, 8, large),
             ("mobileNetV2DSGIteration", { try MobileNetV2.build() }, 8, large),
+            (
+                "efficientNetLite0DSGIteration",
+                { try Model.load(contentsOf: URL(fileURLWithPath: efficientNetPath)) }, 8, large
+            ),
         ] as [(String, () throws -> Model, Int, Int)] where only == nil || only == name {
+            if name == "efficientNetLite0DSGIteration" && !FileManager.default.fileExists(atPath: efficientNetPath) {
+                print("\(name): skipped, no \(efficientNetPath) (bash .ci/large-fixtures.sh makes it)")
+                continue
+            }
             let model = try model()
             let ours = try dsgIterationMilliseconds(model, batch: batch, iterations: iterations)
             let pytorch = theirs(name, "milliseconds")
