@@ -1,4 +1,5 @@
-/// 2-D convolution over NCHW buffers by im2col + SGEMM.
+/// 2-D convolution over NCHW buffers by im2col + SGEMM; 3x3 stride-1 layers wide enough by ``Winograd``, and
+/// depthwise layers by ``Depthwise``'s direct loops (their forward pass and stride-1 backward-data).
 ///
 /// The batch is split into one contiguous range of samples per core (``Parallel``); each range lowers one
 /// sample at a time into its own slice of the workspace, so the patch matrix stays in cache for the GEMM.
@@ -12,6 +13,10 @@ public enum Conv2D {
         let chunks = Parallel.chunkCount(batch)
         let forward = g.weightCount + chunks * scratchPerChunk(g)
         let backwardWeight = chunks * scratchPerChunk(g) + (chunks - 1) * (g.weightCount + g.outChannels)
+        if Depthwise.applies(to: g) {
+            let backward = Depthwise.transposed(g).map { Depthwise.workspaceCount($0, batch: batch) } ?? 0
+            return max(forward, backwardWeight, Depthwise.workspaceCount(g, batch: batch), backward)
+        }
         // Winograd's needs are counted whether or not it is enabled now: it may be switched on later.
         let winograd = Winograd.applies(to: g, enabled: true) ? Winograd.workspaceCount(g, batch: batch) : 0
         guard let t = transposed(g) else { return max(forward, backwardWeight, winograd) }
@@ -53,6 +58,12 @@ public enum Conv2D {
         input: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
         output: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
+        if Depthwise.applies(to: g) {
+            Depthwise.forward(
+                g, batch: batch, input: input, weight: weight, flipped: false, bias: bias, output: output,
+                accumulate: false, workspace: workspace)
+            return
+        }
         if Winograd.applies(to: g) {
             Winograd.forward(
                 g, batch: batch, input: input, weight: weight, flipped: false, bias: bias, output: output,
@@ -82,6 +93,12 @@ public enum Conv2D {
         outputGrad: UnsafePointer<Float>, weight: UnsafePointer<Float>,
         inputGrad: UnsafeMutablePointer<Float>, workspace: UnsafeMutablePointer<Float>
     ) {
+        if let t = Depthwise.transposed(g) {
+            Depthwise.forward(
+                t, batch: batch, input: outputGrad, weight: weight, flipped: true, bias: nil, output: inputGrad,
+                accumulate: true, workspace: workspace)
+            return
+        }
         if let t = transposed(g), Winograd.applies(to: t) {
             Winograd.forward(
                 t, batch: batch, input: outputGrad, weight: weight, flipped: true, bias: nil, output: inputGrad,

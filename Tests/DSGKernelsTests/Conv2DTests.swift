@@ -38,6 +38,12 @@ struct Conv2DTests {
         Case(c: 3, o: 3, h: 4, w: 5, kernel: (3, 3), stride: (3, 3), padding: (4, 3), dilation: (1, 1), groups: 3),
         Case(c: 3, o: 3, h: 5, w: 21, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 3),
         Case(c: 3, o: 6, h: 6, w: 6, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 3),
+        // Depthwise on rows wide enough for the direct kernel's eight-column vectors, stride 1 and 2, with a
+        // remainder; 5x5 as in EfficientNet.
+        Case(c: 4, o: 4, h: 6, w: 21, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 4),
+        Case(c: 3, o: 3, h: 9, w: 40, kernel: (5, 5), stride: (2, 2), padding: (2, 2), dilation: (1, 1), groups: 3),
+        Case(c: 2, o: 2, h: 5, w: 33, kernel: (3, 3), stride: (2, 2), padding: (1, 1), dilation: (1, 1), groups: 2),
+        Case(c: 2, o: 2, h: 7, w: 30, kernel: (5, 5), stride: (1, 1), padding: (2, 2), dilation: (1, 1), groups: 2),
         // 3x3 stride 1 with 8 or more channels each way and 32 or more 2x2 output tiles: Winograd, with whole and
         // partial tiles; same size (backward-data through Winograd too), shrinking and growing.
         Case(c: 8, o: 9, h: 13, w: 11, kernel: (3, 3), stride: (1, 1), padding: (1, 1), dilation: (1, 1), groups: 1),

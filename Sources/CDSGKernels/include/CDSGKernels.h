@@ -27,4 +27,20 @@ void dsg_max_pool_plane(
     const float *input, long inputH, long inputW, float *output, int *argmax, long outputH, long outputW,
     long kernelH, long kernelW, long strideH, long strideW, long padH, long padW, long dilationH, long dilationW);
 
+/// Depthwise convolution of one plane: `output[oy][ox] = (accumulate ? output[oy][ox] : 0) + (Σ kernel[i][j] *
+/// input[oy * strideH - padH + i * dilationH][ox * strideW - padW + j * dilationW]) + bias`, the taps summed row by
+/// row in order and positions outside the input left out; with `flipped` the kernel is rotated by 180°
+/// (kernel[KH - 1 - i][KW - 1 - j]), which with `accumulate` makes this the backward-data pass of a stride-1
+/// layer. `scratch` holds `kernelH * dsg_depthwise_row_width(...)` floats.
+void dsg_depthwise_plane(
+    const float *input, long inputH, long inputW, const float *kernel, long kernelH, long kernelW, int flipped,
+    long strideH, long strideW, long padH, long padW, long dilationH, long dilationW, float bias, int accumulate,
+    float *output, long outputH, long outputW, float *scratch);
+
+/// Floats of one padded input row of `dsg_depthwise_plane`: the reach of whole groups of eight output columns,
+/// and room for a 16-float load at the last one.
+static inline long dsg_depthwise_row_width(long outputW, long kernelW, long strideW, long dilationW) {
+    return ((outputW + 7) / 8 * 8 - 1) * strideW + (kernelW - 1) * dilationW + 1 + 16;
+}
+
 #endif
