@@ -1,3 +1,5 @@
+import Foundation
+
 /// 2-D convolution over NCHW buffers by im2col + SGEMM; 3x3 stride-1 layers wide enough by ``Winograd``, and
 /// depthwise layers by ``Depthwise``'s direct loops (their forward pass and stride-1 backward-data).
 ///
@@ -6,6 +8,13 @@
 /// Layouts: input `[N, C, H, W]`, weight `[O, C / groups, KH, KW]`, bias `[O]`, output `[N, O, OH, OW]`.
 /// `workspace` holds at least ``workspaceCount(_:batch:)`` floats; it is scratch and may be shared.
 public enum Conv2D {
+    /// Whether 3x3 stride-1 layers may run as ``Winograd`` and depthwise layers by ``Depthwise``'s direct loops.
+    /// On unless the environment sets `DSG_CONVOLUTION=im2col`, or this is set to false before a model runs. Off,
+    /// every convolution is im2col and GEMM, as before 2026-12-06; the fast paths agree with it to float
+    /// rounding, not bit for bit (Docs/PERFORMANCE.md measures the difference).
+    nonisolated(unsafe) public static var usesFastPaths =
+        ProcessInfo.processInfo.environment["DSG_CONVOLUTION"] != "im2col"
+
     /// Floats of scratch needed by every entry point for geometry `g` and this batch size: a patch matrix per
     /// chunk; for the forward pass the transposed weights; for backward-weight, per extra chunk a private weight
     /// and bias gradient.
@@ -13,11 +22,12 @@ public enum Conv2D {
         let chunks = Parallel.chunkCount(batch)
         let forward = g.weightCount + chunks * scratchPerChunk(g)
         let backwardWeight = chunks * scratchPerChunk(g) + (chunks - 1) * (g.weightCount + g.outChannels)
-        if Depthwise.applies(to: g) {
-            let backward = Depthwise.transposed(g).map { Depthwise.workspaceCount($0, batch: batch) } ?? 0
+        // The fast paths' needs are counted whether or not they are on now: they may be switched on later.
+        if Depthwise.applies(to: g, enabled: true) {
+            let backward =
+                Depthwise.transposed(g, enabled: true).map { Depthwise.workspaceCount($0, batch: batch) } ?? 0
             return max(forward, backwardWeight, Depthwise.workspaceCount(g, batch: batch), backward)
         }
-        // Winograd's needs are counted whether or not it is enabled now: it may be switched on later.
         let winograd = Winograd.applies(to: g, enabled: true) ? Winograd.workspaceCount(g, batch: batch) : 0
         guard let t = transposed(g) else { return max(forward, backwardWeight, winograd) }
         let transposedWinograd = Winograd.applies(to: t, enabled: true) ? Winograd.workspaceCount(t, batch: batch) : 0

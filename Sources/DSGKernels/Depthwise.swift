@@ -6,15 +6,16 @@ internal import CDSGKernels
 /// of the output gradient with the kernel rotated by 180°; other backward passes keep the GEMM path. Planes
 /// are split over the cores.
 enum Depthwise {
-    /// Whether `g` is a depthwise convolution (as many groups as input and output channels).
-    static func applies(to g: ConvGeometry) -> Bool {
-        g.groups == g.inChannels && g.groups == g.outChannels
+    /// Whether `g` is a depthwise convolution (as many groups as input and output channels) and the fast paths
+    /// are on (``Conv2D/usesFastPaths``).
+    static func applies(to g: ConvGeometry, enabled: Bool = Conv2D.usesFastPaths) -> Bool {
+        enabled && g.groups == g.inChannels && g.groups == g.outChannels
     }
 
     /// The stride-1 convolution whose forward pass is `g`'s backward-data, or nil (strided layers, or padding
     /// wider than the dilated kernel).
-    static func transposed(_ g: ConvGeometry) -> ConvGeometry? {
-        guard applies(to: g), g.strideH == 1, g.strideW == 1 else { return nil }
+    static func transposed(_ g: ConvGeometry, enabled: Bool = Conv2D.usesFastPaths) -> ConvGeometry? {
+        guard applies(to: g, enabled: enabled), g.strideH == 1, g.strideW == 1 else { return nil }
         return try? ConvGeometry(
             inChannels: g.outChannels, outChannels: g.inChannels, kernel: (g.kernelH, g.kernelW),
             padding: (g.dilationH * (g.kernelH - 1) - g.padH, g.dilationW * (g.kernelW - 1) - g.padW),

@@ -1,5 +1,4 @@
 internal import CDSGKernels
-import Foundation
 
 /// 3x3 stride-1 convolution by Winograd's minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for
 /// Convolutional Neural Networks", 2016): each 2x2 block of outputs comes from a 4x4 block of inputs with 16
@@ -16,16 +15,11 @@ import Foundation
 /// Tiles of all the samples in a chunk are numbered together and transformed in blocks small enough that a
 /// block's transformed inputs and GEMM outputs stay in the core's cache between the three passes.
 public enum Winograd {
-    /// Whether convolutions take this path where it applies (``applies(to:enabled:)``). On unless the
-    /// environment sets `DSG_WINOGRAD=0`; set it before running a model. Off, every convolution has im2col's
-    /// rounding (the two agree to float rounding, not bit for bit).
-    nonisolated(unsafe) public static var isEnabled = ProcessInfo.processInfo.environment["DSG_WINOGRAD"] != "0"
-
     /// Whether `g` is a convolution this path computes: 3x3, stride 1, no dilation, one group, at least 8 input
     /// and output channels and 32 tiles per sample. With fewer, the GEMMs are too thin to gain: ResNet-18's
     /// 512-channel layers on 7x7 planes (16 tiles) ran at 79% of their im2col rate, its 14x14 ones at 133%
     /// (dsg-bench).
-    public static func applies(to g: ConvGeometry, enabled: Bool = isEnabled) -> Bool {
+    public static func applies(to g: ConvGeometry, enabled: Bool = Conv2D.usesFastPaths) -> Bool {
         enabled && g.kernelH == 3 && g.kernelW == 3 && g.strideH == 1 && g.strideW == 1 && g.dilationH == 1
             && g.dilationW == 1 && g.groups == 1 && g.inChannels >= 8 && g.outChannels >= 8
             && tiles(g).down * tiles(g).across >= 32

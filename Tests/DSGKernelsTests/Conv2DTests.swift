@@ -124,7 +124,7 @@ struct Conv2DTests {
     /// Winograd's rounding error at a realistic layer (32 channels each way, 16x16, uniform inputs and PyTorch's
     /// default weight scale): the largest difference from exact sums, relative to the output's RMS, must stay
     /// within that of plain float sums in tap order. Measured 2026-12-06: Winograd 1.1e-6, im2col through
-    /// OpenBLAS (`DSG_WINOGRAD=0`) 2.0e-6, plain float sums 2.3e-6: Winograd's GEMMs sum over 32 channels where
+    /// OpenBLAS (`DSG_CONVOLUTION=im2col`) 2.0e-6, plain float sums 2.3e-6: Winograd's GEMMs sum over 32 channels where
     /// im2col's sum over 288 taps.
     @Test func winogradErrorIsBounded() throws {
         let g = try ConvGeometry(inChannels: 32, outChannels: 32, kernel: (3, 3), padding: (1, 1), input: (16, 16))

@@ -4,8 +4,9 @@
 // Loops that gain from vector registers wider than baseline x86-64's. Swift code in this package is compiled
 // for baseline x86-64 (a package cannot pass -march), so these few are C, compiled once per instruction set
 // (AVX-512, AVX2, baseline) and picked at load time for the CPU at hand. Every variant runs the same
-// operations in the same order (adds, subtracts, exact halvings; no fused multiply-add), so results are
-// bit-identical whichever runs. Callers are in DSGKernels/Winograd.swift, which documents the transforms.
+// operations in the same order (no fused multiply-add: the transforms only add, subtract and halve, and the
+// depthwise sums turn contraction off), so results are bit-identical whichever runs. Callers are in
+// DSGKernels (Winograd.swift documents the transforms; Depthwise.swift, Pooling.swift).
 
 /// The Winograd F(2x2, 3x3) input transform of one row of `tiles` tiles (rounded up to a multiple of 8, all
 /// of which are written): `rows` holds the four zero-padded input rows under the tile row, `width` floats apart
