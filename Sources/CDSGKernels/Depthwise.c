@@ -1,26 +1,9 @@
 #include "CDSGKernels.h"
-
-#include <string.h>
+#include "Vectors.h"
 
 // Products and sums stay separate operations in every variant (an FMA would round once where the baseline
 // rounds twice), so all variants give the same result.
 #pragma clang fp contract(off)
-
-typedef float v8 __attribute__((ext_vector_type(8)));
-typedef float v16 __attribute__((ext_vector_type(16)));
-
-#define LOAD(type, p) \
-    ({ \
-        type v_; \
-        memcpy(&v_, (p), sizeof v_); \
-        v_; \
-    })
-#define STORE(v, p) \
-    do { \
-        __typeof__(v) s_ = (v); \
-        memcpy((p), &s_, sizeof s_); \
-    } while (0)
-#define EVEN(v) __builtin_shufflevector(v, v, 0, 2, 4, 6, 8, 10, 12, 14)
 
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void dsg_depthwise_plane(

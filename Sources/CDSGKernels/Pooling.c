@@ -1,7 +1,5 @@
 #include "CDSGKernels.h"
-
-typedef float v8 __attribute__((ext_vector_type(8)));
-typedef int i8 __attribute__((ext_vector_type(8)));
+#include "Vectors.h"
 
 // The first index at or after `start` (stepping by `dilation`) that is not negative.
 static inline long first_inside(long start, long dilation) {

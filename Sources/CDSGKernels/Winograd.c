@@ -1,26 +1,5 @@
 #include "CDSGKernels.h"
-
-#include <string.h>
-
-typedef float v8 __attribute__((ext_vector_type(8)));
-typedef float v16 __attribute__((ext_vector_type(16)));
-
-// Macros rather than functions: a function taking or returning a 16-float vector has a different calling
-// convention in each variant, which the compiler refuses.
-#define LOAD(type, p) \
-    ({ \
-        type v_; \
-        memcpy(&v_, (p), sizeof v_); \
-        v_; \
-    })
-#define STORE(v, p) \
-    do { \
-        __typeof__(v) s_ = (v); \
-        memcpy((p), &s_, sizeof s_); \
-    } while (0)
-#define EVEN(v) __builtin_shufflevector(v, v, 0, 2, 4, 6, 8, 10, 12, 14)
-#define ODD(v) __builtin_shufflevector(v, v, 1, 3, 5, 7, 9, 11, 13, 15)
-#define INTERLEAVE(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15)
+#include "Vectors.h"
 
 // Row i of (Bᵀ d) for eight tiles is (EVEN(a), ODD(a), EVEN(b), ODD(b)), a and b being the row read from
 // columns 2t and 2t + 2; times B, it gives elements 4i ..< 4i + 4.

@@ -10,10 +10,10 @@ internal import CDSGKernels
 ///     Bᵀ = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]   G = [1 0 0; ½ ½ ½; ½ -½ ½; 0 0 1]   Aᵀ = [1 1 1 0; 0 1 -1 -1]
 ///
 /// The transforms only add, subtract and halve, so the result differs from the direct sum by rounding alone:
-/// `Tests/DSGKernelsTests/WinogradTests.swift` bounds it against a Double reference, next to im2col's.
+/// `Conv2DTests.winogradErrorIsBounded` bounds it against exact sums, next to plain float sums'.
 ///
-/// Tiles of all the samples in a chunk are numbered together and transformed in blocks small enough that a
-/// block's transformed inputs and GEMM outputs stay in the core's cache between the three passes.
+/// Each sample's tiles are transformed in blocks of whole tile rows (``blockRows(_:)``); the transforms are C
+/// (`CDSGKernels`), the GEMMs OpenBLAS's. Samples are split over the cores.
 public enum Winograd {
     /// Whether `g` is a convolution this path computes: 3x3, stride 1, no dilation, one group, at least 8 input
     /// and output channels and 32 tiles per sample. With fewer, the GEMMs are too thin to gain: ResNet-18's
