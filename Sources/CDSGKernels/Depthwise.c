@@ -5,7 +5,7 @@
 // rounds twice), so all variants give the same result.
 #pragma clang fp contract(off)
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+VARIANTS
 void dsg_depthwise_plane(
     const float *input, long inputH, long inputW, const float *kernel, long kernelH, long kernelW, int flipped,
     long strideH, long strideW, long padH, long padW, long dilationH, long dilationW, float bias, int accumulate,
@@ -16,7 +16,7 @@ void dsg_depthwise_plane(
     long groups = (outputW + 7) / 8;
     long width = dsg_depthwise_row_width(outputW, kernelW, strideW, dilationW);
     long copied = inputW < width - padW ? inputW : width - padW;
-    memset(scratch, 0, (size_t)(kernelH * width) * sizeof(float));
+    __builtin_memset(scratch, 0, (unsigned long)(kernelH * width) * sizeof(float));
     const float *rows[kernelH];
     float weights[kernelH * kernelW];
     for (long i = 0; i < kernelH; i++)
@@ -31,7 +31,7 @@ void dsg_depthwise_plane(
             long y = oy * strideH - padH + i * dilationH;
             if (y < 0 || y >= inputH) continue;
             float *row = scratch + taken * width;
-            if (copied > 0) memcpy(row + padW, input + y * inputW, (size_t)copied * sizeof(float));
+            if (copied > 0) __builtin_memcpy(row + padW, input + y * inputW, (unsigned long)copied * sizeof(float));
             rows[taken] = row;
             taps[taken] = i;
             taken++;

@@ -6,7 +6,7 @@ static inline long first_inside(long start, long dilation) {
     return start >= 0 ? start : start + ((-start + dilation - 1) / dilation) * dilation;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+VARIANTS
 void dsg_max_pool_plane(
     const float *input, long inputH, long inputW, float *output, int *argmax, long outputH, long outputW,
     long kernelH, long kernelW, long strideH, long strideW, long padH, long padW, long dilationH, long dilationW) {

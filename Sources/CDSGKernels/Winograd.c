@@ -13,7 +13,7 @@
         STORE(e1 - e3, (out) + (4 * (i) + 3) * (xiStride)); \
     } while (0)
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+VARIANTS
 void dsg_winograd_input_row(const float *rows, long width, long tiles, float *out, long xiStride) {
     for (long t = 0; t < tiles; t += 8) {
         const float *r = rows + 2 * t;
@@ -43,7 +43,7 @@ void dsg_winograd_input_row(const float *rows, long width, long tiles, float *ou
         } \
     } while (0)
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+VARIANTS
 void dsg_winograd_output_row(
     const float *m, long xiStride, long tiles, float bias, int accumulate, float *top, float *bottom, long width) {
     for (long t = 0; t < tiles; t += 8) {
