@@ -70,8 +70,17 @@ public struct SeededRandom: RandomNumberGenerator, Sendable, Equatable, Codable 
 
     /// Normal with the given mean and standard deviation.
     public mutating func normal(mean: Float = 0, standardDeviation: Float = 1) -> Float {
-        let u1 = (Double(next() >> 11) + 1) * 0x1p-53  // (0, 1]: the logarithm stays finite
-        let u2 = Double(next() >> 11) * 0x1p-53
+        let first = next()
+        return Self.normal(bits: first, next(), mean: mean, standardDeviation: standardDeviation)
+    }
+
+    /// The normal that ``normal(mean:standardDeviation:)`` makes of its two draws of 64 bits, `first` and
+    /// `second`: so the draws can be made in order and the transforms elsewhere (on several cores).
+    public static func normal(bits first: UInt64, _ second: UInt64, mean: Float = 0, standardDeviation: Float = 1)
+        -> Float
+    {
+        let u1 = (Double(first >> 11) + 1) * 0x1p-53  // (0, 1]: the logarithm stays finite
+        let u2 = Double(second >> 11) * 0x1p-53
         let z = (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
         return mean + standardDeviation * Float(z)
     }

@@ -30,6 +30,8 @@ public final class CorrelationInhibition {
     public let batch: Int, dimension: Int
     private var rows: [Double], norms: [Double], gram: [Double], gramGradient: [Double], row: [Double],
         reference: [Double]
+    /// Random bits of a block of the Gaussian reference batch, two draws per value.
+    private var bits = [UInt64](repeating: 0, count: 2 * 8_192)
     private let solver: SymmetricEigenSolver
 
     /// Allocates every buffer, the eigensolver's included, for batches of `batch` images of `dimension` values.
@@ -42,6 +44,27 @@ public final class CorrelationInhibition {
         row = Array(repeating: 0, count: dimension)
         reference = Array(repeating: 1, count: batch)
         solver = SymmetricEigenSolver(n: batch)
+    }
+
+    /// Fills `rows` with a fresh Gaussian batch: the numbers `random.normal()` would give one by one. The bits
+    /// are drawn in order, a block at a time, and their Box-Muller transforms (a logarithm and a cosine each:
+    /// 6% of a ResNet-18 224x224 iteration on one core) are split over the cores.
+    private func drawGaussianRows(_ random: inout SeededRandom) {
+        let count = batch * dimension, block = bits.count / 2
+        rows.withUnsafeMutableBufferPointer { rows in
+            bits.withUnsafeMutableBufferPointer { bits in
+                for start in stride(from: 0, to: count, by: block) {
+                    let size = min(block, count - start)
+                    for k in 0..<(2 * size) { bits[k] = random.next() }
+                    let (target, source) = (rows.baseAddress! + start, UnsafePointer(bits.baseAddress!))
+                    Parallel.forEachChunk(of: size) { range, _ in
+                        for k in range {
+                            target[k] = Double(SeededRandom.normal(bits: source[2 * k], source[2 * k + 1]))
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The eigenvalues of the last evaluated batch's Gram matrix, ascending.
@@ -62,7 +85,7 @@ public final class CorrelationInhibition {
             precondition(values.count == n, "CorrelationInhibition: one reference eigenvalue per sample.")
             for k in 0..<n { reference[k] = values[k] }
         case .gaussian:
-            for i in 0..<(n * d) { rows[i] = Double(random.normal()) }
+            drawGaussianRows(&random)
             try decompose()
             for k in 0..<n { reference[k] = solver.values[k] }
         }
