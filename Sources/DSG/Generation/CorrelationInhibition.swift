@@ -56,12 +56,8 @@ public final class CorrelationInhibition {
                 for start in stride(from: 0, to: count, by: block) {
                     let size = min(block, count - start)
                     for k in 0..<(2 * size) { bits[k] = random.next() }
-                    let (target, source) = (rows.baseAddress! + start, UnsafePointer(bits.baseAddress!))
-                    Parallel.forEachChunk(of: size) { range, _ in
-                        for k in range {
-                            target[k] = Double(SeededRandom.normal(bits: source[2 * k], source[2 * k + 1]))
-                        }
-                    }
+                    Parallel.forEachChunk(
+                        of: size, NormalJob(bits: UnsafePointer(bits.baseAddress!), rows: rows.baseAddress! + start))
                 }
             }
         }
@@ -139,5 +135,14 @@ public final class CorrelationInhibition {
                 result[j * n + i] = s
             }
         }
+    }
+}
+
+/// Box-Muller transforms of drawn bits, two draws per value (a struct job: a closure would allocate per block).
+private struct NormalJob: ChunkJob {
+    let bits: UnsafePointer<UInt64>, rows: UnsafeMutablePointer<Double>
+
+    func run(samples values: Range<Int>, chunk: Int) {
+        for k in values { rows[k] = Double(SeededRandom.normal(bits: bits[2 * k], bits[2 * k + 1])) }
     }
 }
