@@ -210,4 +210,60 @@ struct BatchedInferenceTests {
             try Losses.softmaxCrossEntropy(images, labels: [0, 1, 0])
         }
     }
+
+    // MARK: - outputsOnly
+
+    @Test func outputsOnlyExecutorsGiveTheSameOutputsFromAFractionOfTheBuffers() throws {
+        // ResNet-20's residual adds read a value twice, far apart: the plan must keep it until its last reader.
+        let model = try ResNet.resnet20()
+        var random = SeededRandom(seed: 3)
+        let images = random.normalTensor([2, 1, 28, 28])
+        let full = try GraphExecutor(model: model, batchSize: 2, backward: false)
+        let light = try GraphExecutor(model: model, batchSize: 2, backward: false, outputsOnly: true)
+        try full.forward([images], training: false)
+        try light.forward([images], training: false)
+        #expect(light.output().scalars == full.output().scalars)
+        // A second pass over other images: nothing left from the first leaks in.
+        let others = random.normalTensor([2, 1, 28, 28])
+        try full.forward([others], training: false)
+        try light.forward([others], training: false)
+        #expect(light.output().scalars == full.output().scalars)
+
+        let counts = model.valueShapes.map(\.elementCount)
+        let (slotOfValue, sizes) = GraphExecutor.sharedSlots(model, counts: counts)
+        #expect(sizes.reduce(0, +) * 4 < counts.reduce(0, +), "\(sizes.reduce(0, +)) of \(counts.reduce(0, +)) floats")
+        #expect(zip(slotOfValue, counts).allSatisfy { sizes[$0] >= $1 })
+    }
+
+    @Test func sharedSlotsNeverHandALiveValuesBufferToAnother() throws {
+        for model in [try ResNet.resnet20(), try MobileNetV2.build(input: [3, 32, 32], classes: 10, width: 0.25)] {
+            let counts = model.valueShapes.map(\.elementCount)
+            let (slotOfValue, _) = GraphExecutor.sharedSlots(model, counts: counts)
+            var lastReader = Array(repeating: -1, count: counts.count)
+            for (k, node) in model.nodes.enumerated() { for input in node.inputs { lastReader[input.index] = k } }
+            let kept = Set(model.inputs.indices).union(model.outputs.map(\.index))
+            // While node k runs, its inputs, its output and every value read later are alive: no two share a slot.
+            for (k, node) in model.nodes.enumerated() {
+                let alive = (0..<counts.count).filter { v in
+                    let made = v < model.inputs.count ? -1 : model.nodes.firstIndex { $0.output.index == v }!
+                    return made <= k && (kept.contains(v) || lastReader[v] >= k || v == node.output.index)
+                }
+                #expect(Set(alive.map { slotOfValue[$0] }).count == alive.count, "node \(node.name)")
+            }
+        }
+    }
+
+    @Test func outputsOnlyExecutorsStillNameTheFirstNonFiniteNode() throws {
+        var b = ModelBuilder(seed: 0)
+        let x = b.input("image", [1, 4, 4])
+        let h = try b.batchNorm(try b.conv2d(x, "conv", outChannels: 2, kernel: 3, padding: 1), "bn")
+        let model = b.finish(outputs: [try b.relu(h, "relu")])
+        var w = try model.tensor(named: "conv.weight")
+        w[0] = .greatestFiniteMagnitude
+        try model.setTensor(named: "conv.weight", to: w)
+        let executor = try GraphExecutor(model: model, batchSize: 2, backward: false, outputsOnly: true)
+        #expect(throws: GraphError.nonFinite(node: "conv", op: "Conv2d", shape: [2, 2, 4, 4])) {
+            try executor.forward([Tensor(shape: [2, 1, 4, 4], repeating: 3)], training: false)
+        }
+    }
 }

@@ -24,18 +24,26 @@ public final class GraphExecutor {
     private var needsGradient: [Bool]
     private var allocations: [UnsafeMutableRawPointer] = []
     private var lastForwardWasTraining = false
+    /// With `outputsOnly`, the values whose buffers no later value overwrites (inputs and outputs); nil otherwise.
+    private let readable: Set<Int>?
 
     /// Whether this executor can run ``backward(parameterGradients:)``; inference-only executors skip the
     /// gradient buffers (as much memory again as the values).
     public let supportsBackward: Bool
 
     /// Plans and allocates every buffer for `batchSize` samples; with `backward: false` no gradient buffer is made
-    /// (for evaluation and calibration). Throws ``GraphError/invalidBatchSize(_:)`` for a batch below 1.
-    public init(model: Model, batchSize: Int, backward: Bool = true) throws(GraphError) {
+    /// (for evaluation and calibration). With `outputsOnly: true` (forward only) a value's buffer is handed to a
+    /// later value once its last reader has run, so a pass needs a fraction of the memory, but only the graph's
+    /// inputs and outputs can be read after it (for evaluation, which reads the logits alone). Throws
+    /// ``GraphError/invalidBatchSize(_:)`` for a batch below 1.
+    public init(model: Model, batchSize: Int, backward: Bool = true, outputsOnly: Bool = false) throws(GraphError) {
         guard batchSize > 0 else { throw .invalidBatchSize(batchSize) }
+        precondition(
+            !(backward && outputsOnly), "GraphExecutor: backward needs every value; outputsOnly is forward only.")
         self.model = model
         self.batchSize = batchSize
         supportsBackward = backward
+        readable = outputsOnly ? Set(model.inputs.indices).union(model.outputs.map(\.index)) : nil
         inputsRequireGradient = Array(repeating: false, count: model.inputs.count)
 
         var allocations: [UnsafeMutableRawPointer] = []
@@ -46,7 +54,14 @@ public final class GraphExecutor {
             return p
         }
         let counts = model.valueShapes.map { batchSize * $0.elementCount }
-        let values = counts.map(floats)
+        let values: [UnsafeMutablePointer<Float>]
+        if outputsOnly {
+            let (slotOfValue, slotSizes) = Self.sharedSlots(model, counts: counts)
+            let slots = slotSizes.map(floats)
+            values = slotOfValue.map { slots[$0] }
+        } else {
+            values = counts.map(floats)
+        }
         self.values = values
         // Without backward every gradient shares one buffer of one float, which nothing reads.
         let gradients = backward ? counts.map(floats) : Array(repeating: floats(1), count: counts.count)
@@ -126,7 +141,8 @@ public final class GraphExecutor {
 
     /// A copy of `value` for the whole batch, `[batch, shape...]`.
     public func value(_ value: ValueID) -> Tensor {
-        Tensor(
+        checkReadable(value)
+        return Tensor(
             shape: model.shape(of: value).batched(batchSize),
             scalars: Array(UnsafeBufferPointer(start: values[value.index], count: count(value))))
     }
@@ -136,7 +152,8 @@ public final class GraphExecutor {
 
     /// Zero-copy read access to a value's buffer.
     public func withValue<R>(_ value: ValueID, _ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
-        try body(UnsafeBufferPointer(start: values[value.index], count: count(value)))
+        checkReadable(value)
+        return try body(UnsafeBufferPointer(start: values[value.index], count: count(value)))
     }
 
     // MARK: - Backward
@@ -192,6 +209,48 @@ public final class GraphExecutor {
 
     private func count(_ value: ValueID) -> Int { batchSize * model.valueShapes[value.index].elementCount }
 
+    private func checkReadable(_ value: ValueID) {
+        precondition(
+            readable?.contains(value.index) ?? true,
+            "GraphExecutor: value \(value.index) was overwritten; an outputsOnly executor keeps only inputs and outputs."
+        )
+    }
+
+    /// The buffer plan of an `outputsOnly` executor: walking the nodes in order, each output takes a free slot
+    /// (the smallest that fits, else the largest free one, grown) and a value's slot is freed once its last
+    /// reader has run. An output never shares a slot with its own inputs; inputs and outputs get slots of their
+    /// own. Returns each value's slot and each slot's size in floats.
+    package static func sharedSlots(_ model: Model, counts: [Int]) -> (slotOfValue: [Int], slotSizes: [Int]) {
+        var lastReader = Array(repeating: -1, count: counts.count)
+        for (k, node) in model.nodes.enumerated() { for input in node.inputs { lastReader[input.index] = k } }
+        let kept = Set(model.inputs.indices).union(model.outputs.map(\.index))
+        var slotOfValue = Array(repeating: 0, count: counts.count), sizes: [Int] = [], free: [Int] = []
+        func newSlot(_ size: Int) -> Int {
+            sizes.append(size)
+            return sizes.count - 1
+        }
+        for i in model.inputs.indices { slotOfValue[i] = newSlot(counts[i]) }
+        for (k, node) in model.nodes.enumerated() {
+            let out = node.output.index, need = counts[out]
+            if kept.contains(out) || free.isEmpty {
+                slotOfValue[out] = newSlot(need)
+            } else {
+                let fitting = free.indices.filter { sizes[free[$0]] >= need }
+                let pick =
+                    fitting.min { sizes[free[$0]] < sizes[free[$1]] }
+                    ?? free.indices.max { sizes[free[$0]] < sizes[free[$1]] }!
+                let slot = free.remove(at: pick)
+                sizes[slot] = max(sizes[slot], need)
+                slotOfValue[out] = slot
+            }
+            for input in Set(node.inputs.map(\.index)) where lastReader[input] == k && !kept.contains(input) {
+                free.append(slotOfValue[input])
+            }
+            if lastReader[out] < 0 && !kept.contains(out) { free.append(slotOfValue[out]) }
+        }
+        return (slotOfValue, sizes)
+    }
+
     /// Points every node at its tensors' current storage (copy-on-write may have moved it since the last pass).
     private func bindTensors(training: Bool) {
         for (node, context) in zip(model.nodes, contexts) {
@@ -220,9 +279,15 @@ public final class GraphExecutor {
         return !bad
     }
 
+    /// The first node whose output holds a NaN or infinity. An `outputsOnly` executor has overwritten most
+    /// values, so it runs the pass again (the inputs are intact), checking each output as it is made.
     private func firstNonFiniteNode() -> GraphError {
-        for node in model.nodes where !isFinite(values[node.output.index], count(node.output)) {
-            return .nonFinite(node: node.name, op: node.op.kind, shape: model.shape(of: node.output).batched(batchSize))
+        for (node, context) in zip(model.nodes, contexts) {
+            if readable != nil { try? node.op.forward(context) }
+            if !isFinite(values[node.output.index], count(node.output)) {
+                return .nonFinite(
+                    node: node.name, op: node.op.kind, shape: model.shape(of: node.output).batched(batchSize))
+            }
         }
         return .nonFinite(node: "output", op: "Output", shape: [])
     }

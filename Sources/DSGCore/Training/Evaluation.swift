@@ -19,7 +19,7 @@ public enum Evaluation {
         let classes = model.shape(of: model.outputs[0]).elementCount
         var scalars = [Float](repeating: 0, count: count * classes)
         guard count > 0 else { return Tensor(shape: [0, classes], scalars: []) }
-        let batches = try BatchedInference(model: model, batchSize: min(batchSize, count))
+        let batches = try BatchedInference(model: model, batchSize: min(batchSize, count), outputsOnly: true)
         try batches.forEachBatch(of: images) { executor, samples in
             executor.withValue(model.outputs[0]) { logits in
                 for i in 0..<(samples.count * classes) { scalars[samples.lowerBound * classes + i] = logits[i] }
