@@ -1,4 +1,5 @@
 import DSG
+import DSGKernels
 import Foundation
 
 /// One line of the comparison with PyTorch: our figure, PyTorch's from the reference file, and their ratio in
@@ -30,6 +31,7 @@ enum ComparisonBenchmark {
     static let names = [
         "resnet20DSGIteration", "resnet18DSGIteration", "mobileNetV2DSGIteration", "efficientNetLite0DSGIteration",
         "resnet20Inference",
+        "resnet20ConvolutionRates",
     ]
 
     /// EfficientNet-Lite0 comes from the ONNX fixture `.ci/large-fixtures.sh` exports (run from the package root).
@@ -74,6 +76,51 @@ enum ComparisonBenchmark {
                     workload: "resnet20Inference (batch \(batch), PyTorch's faster layout)", unit: "images/s",
                     ours: ours, pytorch: pytorch, ratio: pytorch.map { $0 / ours }))
         }
+        let convolutionRates = (workloads["resnet20ConvolutionRates"] as? [String: Any])?["gflops"] as? [String: Double]
+        if only == nil || only == "resnet20ConvolutionRates" {
+            lines += convolutionRateLines(convolutionRates ?? [:], quick: quick)
+        }
+        return lines
+    }
+
+    /// Forward GFLOP/s of a 3x3 stride-1 convolution at each of ResNet-20's three shapes (batch 100, ours with
+    /// our fast paths, PyTorch's in its faster layout), then the rate of a 2048x2048 SGEMM on all cores: OpenBLAS's
+    /// beside PyTorch's matrix product. The ratio is PyTorch's rate over ours (under 1 is a win).
+    static func convolutionRateLines(_ theirs: [String: Double], quick: Bool) -> [ComparisonLine] {
+        let batch = 100, minimumTime = quick ? 0.05 : 0.5
+        var lines: [ComparisonLine] = []
+        for (channels, size) in [(16, 28), (32, 14), (64, 7)] {
+            let g = try! ConvGeometry(
+                inChannels: channels, outChannels: channels, kernel: (3, 3), padding: (1, 1), input: (size, size))
+            let x = Buffer(batch * g.inChannels * g.inputPlane), w = Buffer(g.weightCount)
+            let y = Buffer(batch * g.outChannels * g.outputPlane), ws = Buffer(Conv2D.workspaceCount(g, batch: batch))
+            let seconds = Harness.median(repetitions: 5, minimumTime: minimumTime) {
+                Conv2D.forward(
+                    g, batch: batch, input: x.pointer, weight: w.pointer, bias: nil, output: y.pointer,
+                    workspace: ws.pointer)
+            }
+            let ours = g.flopsPerSample * Double(batch) / seconds / 1e9
+            let pytorch = [theirs["conv\(channels)x\(size)NCHW"], theirs["conv\(channels)x\(size)NHWC"]]
+                .compactMap { $0 }.max()
+            lines.append(
+                ComparisonLine(
+                    workload: "conv 3x3, \(channels) ch, \(size)x\(size), batch \(batch) (PyTorch's faster layout)",
+                    unit: "GFLOP/s", ours: ours, pytorch: pytorch, ratio: pytorch.map { $0 / ours }))
+        }
+        // OpenBLAS threads itself here, as PyTorch's matrix product does; its threads keep spinning for a while
+        // after, so this runs last.
+        let n = 2048
+        let a = Buffer(n * n), c = Buffer(n * n)
+        BLAS.threadCount = Parallel.threadCount
+        let seconds = Harness.median(repetitions: 5, minimumTime: minimumTime) {
+            BLAS.sgemm(.none, .none, m: n, n: n, k: n, a: a.pointer, lda: n, b: a.pointer, ldb: n, c: c.pointer, ldc: n)
+        }
+        BLAS.threadCount = 1
+        let ours = 2 * Double(n * n * n) / seconds / 1e9, pytorch = theirs["matmul2048"]
+        lines.append(
+            ComparisonLine(
+                workload: "SGEMM 2048x2048x2048, all cores (OpenBLAS; PyTorch's matmul)", unit: "GFLOP/s",
+                ours: ours, pytorch: pytorch, ratio: pytorch.map { $0 / ours }))
         return lines
     }
 
@@ -93,11 +140,11 @@ enum ComparisonBenchmark {
     }
 
     /// Images per second of forward passes over 10,000 Gaussian 1x28x28 images, the median of three passes
-    /// after one warm-up pass.
+    /// after one warm-up pass; executors that read the outputs only, as evaluation's.
     static func inferenceImagesPerSecond(_ model: Model, batch: Int, images: Int = 10_000) throws -> Double {
         var random = SeededRandom(seed: 1)
         let data = random.normalTensor([images, 1, 28, 28])
-        let inference = try BatchedInference(model: model, batchSize: batch)
+        let inference = try BatchedInference(model: model, batchSize: batch, outputsOnly: true)
         let seconds = try Harness.median(warmup: 1, repetitions: 3) {
             try inference.forEachBatch(of: data) { _, _ in }
         }

@@ -22,6 +22,10 @@ The workloads are the ones `dsg-bench --reference` runs on our side, with the sa
   importable: `pip install --no-deps --target DIR efficientnet-lite-pytorch==0.1.0`, then `PYTHONPATH=DIR`.
 - `resnet20Inference`: the embedded ResNet-20 on 10,000 Gaussian images, forward only (inference mode), in
   batches of 100 and 256, NCHW and channels-last; images per second.
+- `resnet20ConvolutionRates`: GFLOP/s of one 3x3 stride-1 convolution at each of ResNet-20's three shapes
+  (16 channels at 28x28, 32 at 14x14, 64 at 7x7; batch 100, forward, inference mode, both layouts), and of a
+  2048x2048 matrix product: how fast PyTorch's kernels run on this machine, beside our convolutions and
+  OpenBLAS's SGEMM.
 
 Each iteration figure is the median over the timed iterations after warm-up; each throughput the median of
 three passes. `--only NAME` runs one workload for a longer time (for `/usr/bin/time -v`'s peak RSS).
@@ -195,6 +199,44 @@ def inference_images_per_second(model, batch, channels_last, images=10_000, pass
     return statistics.median(rates)
 
 
+RESNET20_3X3_SHAPES = ((16, 28), (32, 14), (64, 7))  # channels in = out, plane size: 95% of ResNet-20's FLOPs
+
+
+def convolution_rates(batch=100, seconds=1.0):
+    """GFLOP/s of one 3x3 stride-1 convolution (no bias, inference mode) per ResNet-20 shape in both layouts, and
+    of a 2048x2048 matrix product: the rates PyTorch's kernels reach on this machine."""
+    rates = {}
+    with torch.inference_mode():
+        for channels, size in RESNET20_3X3_SHAPES:
+            flops = 2 * batch * size * size * channels * channels * 9
+            for layout in ("nchw", "nhwc"):
+                conv = torch.nn.Conv2d(channels, channels, 3, padding=1, bias=False).eval()
+                x = torch.randn(batch, channels, size, size, generator=torch.Generator().manual_seed(1))
+                if layout == "nhwc":
+                    conv = conv.to(memory_format=torch.channels_last)
+                    x = x.contiguous(memory_format=torch.channels_last)
+                rates[f"conv{channels}x{size}{layout.upper()}"] = flops / median_seconds(lambda: conv(x), seconds) / 1e9
+        a = torch.randn(2048, 2048, generator=torch.Generator().manual_seed(2))
+        rates["matmul2048"] = 2 * 2048**3 / median_seconds(lambda: a @ a, seconds) / 1e9
+    return rates
+
+
+def median_seconds(call, seconds, repetitions=5):
+    """The median over `repetitions` of the mean time of `call` in a run of about `seconds`, after a warm-up."""
+    call()
+    start, count = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds / repetitions:
+        call()
+        count += 1
+    times = []
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        for _ in range(count):
+            call()
+        times.append((time.perf_counter() - start) / count)
+    return statistics.median(times)
+
+
 def torchvision_model(name):
     """A torchvision model with its initial weights (imported here: the ResNet-20 workloads run without it)."""
     import torchvision
@@ -240,6 +282,7 @@ def workloads(quick):
                 for batch in (100, 256)
             },
         },
+        "resnet20ConvolutionRates": lambda: {"batch": 100, "gflops": convolution_rates()},
     }
 
 
