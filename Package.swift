@@ -7,6 +7,9 @@ let package = Package(
         .library(name: "DSG", targets: ["DSG"]),
         .executable(name: "dsg", targets: ["dsg"]),
         .executable(name: "dsg-bench", targets: ["dsg-bench"]),
+        // Generation spread over MPI ranks; the only product that needs Open MPI (Docs/ARCHITECTURE.md).
+        .executable(name: "dsg-mpi", targets: ["dsg-mpi"]),
+        .library(name: "DSGMPI", targets: ["DSGMPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -24,6 +27,8 @@ let package = Package(
         // PNG and JPEG decoding for labelled image folders (`dsg evaluate --images`).
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CTurboJPEG", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev"])]),
+        // Open MPI, for dsg-mpi and DSGMPI only: nothing else depends on it, so DSG and dsg build without it.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
 
         // MARK: - Libraries (each depends only on the ones above it)
         // The few loops that need vector instructions past baseline x86-64, in C with one variant per instruction
@@ -43,9 +48,18 @@ let package = Package(
             resources: [.copy("Resources/resnet20-fashion-mnist.safetensors")]),
 
         // MARK: - Executables
-        .executableTarget(
-            name: "dsg",
+        // The command-line interface as a library, so the `dsg` executable and the tests share it.
+        .target(
+            name: "DSGCommandLine",
             dependencies: ["DSG", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "dsg", dependencies: ["DSGCommandLine"]),
+        // MPI wrapped once in Swift (Communicator) and what runs over it (DistributedGeneration).
+        .target(name: "DSGMPI", dependencies: ["DSG", "DSGKernels", "CMPI"]),
+        .executableTarget(
+            name: "dsg-mpi",
+            dependencies: [
+                "DSGCommandLine", "DSGMPI", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(
             name: "dsg-bench", dependencies: ["DSG", "DSGCore", "DSGKernels", "CMallocCounter"],
             path: "Benchmarks/dsg-bench"),
@@ -60,8 +74,11 @@ let package = Package(
         .testTarget(
             name: "dsgTests",
             dependencies: [
-                "dsg", "DSG", "DSGTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "DSGCommandLine", "DSG", "DSGTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // Runs dsg-mpi under mpirun, so it needs the executable built beside it.
+        .testTarget(name: "DSGMPITests", dependencies: ["DSGMPI", "DSG", "DSGTestSupport", "dsg-mpi"]),
         .testTarget(
             name: "DSGCoreTests",
             dependencies: ["DSGCore", "DSGTestSupport"],

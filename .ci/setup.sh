@@ -4,9 +4,10 @@
 set -euo pipefail
 
 # OpenBLAS and LAPACKE for the kernels, zlib for the gzip IDX files, libpng and libjpeg-turbo for image folders,
-# Fashion-MNIST itself, and ONNX's own backend test cases for the importer's conformance run.
+# Fashion-MNIST itself, ONNX's own backend test cases for the importer's conformance run, and Open MPI for
+# dsg-mpi and its tests under mpirun (the DSG library and dsg build without it).
 packages=(pkg-config libopenblas-dev liblapacke-dev zlib1g-dev libpng-dev libturbojpeg0-dev dataset-fashion-mnist
-          libonnx-testdata)
+          libonnx-testdata openmpi-bin libopenmpi-dev)
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

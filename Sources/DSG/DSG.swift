@@ -23,7 +23,7 @@ public enum DSG {
     ) throws -> SampleSet {
         let start = Date()
         let optimizer = try SampleOptimizer(model: model, configuration: configuration)
-        let batches = (configuration.count + optimizer.batchSize - 1) / optimizer.batchSize
+        let batches = optimizer.batchCount
         let sample = optimizer.inputShape
         var images: [Float] = [], terms: [LossTerms] = [], earlierSeconds = 0.0, timing = GenerationTiming()
         if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {

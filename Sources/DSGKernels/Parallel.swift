@@ -1,3 +1,4 @@
+internal import CDSGKernels
 internal import COpenBLAS
 import Dispatch
 import Foundation
@@ -22,8 +23,24 @@ extension ChunkJob {
 /// Jobs are structs run on long-lived threads woken by semaphores. Neither Dispatch's `concurrentPerform` nor
 /// a closure handed to another thread would do: both allocate on every call, and a training step must not.
 public enum Parallel {
-    /// Worker threads the kernels use: the number of active cores (fixed at first use).
-    public static let threadCount = ProcessInfo.processInfo.activeProcessorCount
+    /// Worker threads the kernels use, fixed at first use: `DSG_THREADS` from the environment when it is a
+    /// positive number (`dsg-mpi` sets it so that the ranks on one machine share its cores), else
+    /// ``availableCores()``.
+    public static let threadCount = threads(environment: ProcessInfo.processInfo.environment["DSG_THREADS"])
+
+    /// The thread count `DSG_THREADS=value` asks for: the value when it is a positive number, else
+    /// ``availableCores()``.
+    static func threads(environment value: String?) -> Int {
+        if let value, let n = Int(value), n > 0 { return n }
+        return availableCores()
+    }
+
+    /// The cores this process may run on: on Linux those of its affinity mask (`taskset`, or `mpirun` binding a
+    /// rank to a core, leaves fewer than the machine has), elsewhere the active cores.
+    public static func availableCores() -> Int {
+        let count = Int(dsg_available_cores())
+        return count > 0 ? count : ProcessInfo.processInfo.activeProcessorCount
+    }
 
     private static let pool: WorkerPool = {
         openblas_set_num_threads(1)

@@ -3,7 +3,7 @@ import DSGTestSupport
 import Foundation
 import Testing
 
-@testable import dsg
+@testable import DSGCommandLine
 
 /// `ExperimentState`: the measurements of an interrupted experiment are kept and only ever mixed with
 /// results of the same settings.

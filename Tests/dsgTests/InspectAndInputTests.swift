@@ -4,7 +4,7 @@ import DSGTestSupport
 import Foundation
 import Testing
 
-@testable import dsg
+@testable import DSGCommandLine
 
 @Suite("dsg inspect and models of other inputs")
 struct InspectAndInputTests {

@@ -44,4 +44,8 @@ static inline long dsg_depthwise_row_width(long outputW, long kernelW, long stri
     return ((outputW + 7) / 8 * 8 - 1) * strideW + (kernelW - 1) * dilationW + 1 + 16;
 }
 
+/// The cores this process may run on (its affinity mask on Linux: `taskset`, or `mpirun` binding a rank to a
+/// core, leaves fewer than the machine has); 0 where that is not known.
+int dsg_available_cores(void);
+
 #endif

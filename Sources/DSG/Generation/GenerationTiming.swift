@@ -14,10 +14,16 @@ public struct GenerationTiming: Sendable, Codable, Equatable {
     /// All phases together.
     public var total: Double { forward + batchNormLosses + backward + imageTerms + optimizer }
 
+    /// No time in any phase.
+    public init() {}
+
     static func + (a: Self, b: Self) -> Self {
-        Self(
-            forward: a.forward + b.forward, batchNormLosses: a.batchNormLosses + b.batchNormLosses,
-            backward: a.backward + b.backward,
-            imageTerms: a.imageTerms + b.imageTerms, optimizer: a.optimizer + b.optimizer)
+        var sum = a
+        sum.forward += b.forward
+        sum.batchNormLosses += b.batchNormLosses
+        sum.backward += b.backward
+        sum.imageTerms += b.imageTerms
+        sum.optimizer += b.optimizer
+        return sum
     }
 }

@@ -40,6 +40,16 @@ public struct SampleSet: Sendable {
     /// Where the optimisation's time went, summed over the batches made in the last run.
     public let timing: GenerationTiming
 
+    /// A sample set of `images` (`[N, C, H, W]`) made with `configuration` in batches of `batchSize`, with each
+    /// batch's last loss terms, the wall time and where the time went.
+    public init(
+        images: Tensor, configuration: GenerationConfiguration, batchSize: Int, losses: [LossTerms], seconds: Double,
+        timing: GenerationTiming = GenerationTiming()
+    ) {
+        (self.images, self.configuration, self.batchSize) = (images, configuration, batchSize)
+        (self.losses, self.seconds, self.timing) = (losses, seconds, timing)
+    }
+
     /// The number of samples `N`: `configuration.count` once complete, fewer in a checkpoint of an unfinished run.
     public var count: Int { images.shape[0] }
 

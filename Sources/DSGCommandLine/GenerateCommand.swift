@@ -4,8 +4,9 @@ import Foundation
 
 extension GenerationConfiguration.Preset: ExpressibleByArgument {}
 
-struct GenerateCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// `dsg generate`; `dsg-mpi generate` takes the same options.
+package struct GenerateCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "generate",
         abstract: "Synthesise calibration samples from the model's BatchNorm statistics, without data.",
         discussion: """
@@ -15,7 +16,7 @@ struct GenerateCommand: ParsableCommand {
             command again after an interruption and finished batches are kept.
             """)
 
-    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup package var modelOptions: ModelOptions
 
     @Option(
         help: "Method: gaussian, zeroQ, dsgCVPR, dsg (the paper's form) or dsgCode (the official code's behaviour).")
@@ -40,7 +41,7 @@ struct GenerateCommand: ParsableCommand {
     var seed: UInt64 = 0
 
     @Option(help: ArgumentHelp("Sample file (safetensors).", valueName: "path"))
-    var output = "samples.safetensors"
+    package var output = "samples.safetensors"
 
     @Option(help: ArgumentHelp("PNG grid of the samples.", valueName: "path"))
     var grid = "samples.png"
@@ -50,11 +51,13 @@ struct GenerateCommand: ParsableCommand {
             "JSON report: configuration, loss terms per batch, diversity metrics, time.", valueName: "path"))
     var report = "samples.json"
 
-    func validate() throws {
+    package init() {}
+
+    package func validate() throws {
         try validated { try generationConfiguration().validate() }
     }
 
-    func generationConfiguration() -> GenerationConfiguration {
+    package func generationConfiguration() -> GenerationConfiguration {
         var o = GenerationConfiguration(preset: preset)
         o.count = count
         o.batchSize = batchSize
@@ -66,7 +69,7 @@ struct GenerateCommand: ParsableCommand {
         return o
     }
 
-    func run() throws {
+    package func run() throws {
         try reportingErrors {
             let model = try modelOptions.load()
             let configuration = generationConfiguration()
@@ -81,20 +84,26 @@ struct GenerateCommand: ParsableCommand {
                         remaining.estimate(done: done, total: total)))
             }
             line.finish()
-            try writeGrid(samples.images, to: grid)
-            let metrics = try DiversityMetrics.measure(samples.images, model: model)
-            try writeJSON(
-                GenerationReport(
-                    configuration: configuration, batchSize: samples.batchSize, losses: samples.losses,
-                    seconds: samples.seconds, diversity: metrics), to: report)
-            say(
-                String(
-                    format:
-                        "%d %@ samples in %@ (%@), grid %@, report %@; "
-                        + "mean |cosine| %.3f, effective rank %.1f, predicted classes %@",
-                    samples.count, preset.rawValue, formatDuration(samples.seconds), output, grid, report,
-                    metrics.meanAbsoluteCosine, metrics.effectiveRank, Self.classCounts(metrics.predictedClasses)))
+            try finish(samples, model: model)
         }
+    }
+
+    /// Writes the grid and the report of a finished run and prints its summary line; `batches` (a run spread
+    /// over MPI ranks) adds each batch's rank and time to the report.
+    package func finish(_ samples: SampleSet, model: Model, batches: [BatchTime]? = nil) throws {
+        try writeGrid(samples.images, to: grid)
+        let metrics = try DiversityMetrics.measure(samples.images, model: model)
+        try writeJSON(
+            GenerationReport(
+                configuration: samples.configuration, batchSize: samples.batchSize, losses: samples.losses,
+                seconds: samples.seconds, diversity: metrics, batches: batches), to: report)
+        say(
+            String(
+                format:
+                    "%d %@ samples in %@ (%@), grid %@, report %@; "
+                    + "mean |cosine| %.3f, effective rank %.1f, predicted classes %@",
+                samples.count, preset.rawValue, formatDuration(samples.seconds), output, grid, report,
+                metrics.meanAbsoluteCosine, metrics.effectiveRank, Self.classCounts(metrics.predictedClasses)))
     }
 
     /// The per-class counts of predicted classes, or for many classes (ImageNet's 1,000) how many are predicted
@@ -113,5 +122,6 @@ struct GenerationReport: Codable {
     let losses: [LossTerms]
     let seconds: Double
     let diversity: DiversityMetrics
-
+    /// Which rank made each batch and in how long, for a run spread over MPI ranks (absent otherwise).
+    let batches: [BatchTime]?
 }

@@ -2,9 +2,11 @@ import ArgumentParser
 import DSG
 import Foundation
 
-@main
-struct DSGCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// The `dsg` command: its subcommands are the package's command-line interface (the `dsg` executable runs it;
+/// `dsg-mpi` reuses the options of `generate`).
+public struct DSGCommand: ParsableCommand {
+    /// The subcommands, version and help text.
+    public static let configuration = CommandConfiguration(
         commandName: "dsg",
         abstract: "Data-free quantization by Diverse Sample Generation.",
         version: DSG.version,
@@ -13,6 +15,9 @@ struct DSGCommand: ParsableCommand {
             ExportCommand.self, ConformanceCommand.self,
             ExperimentCommand.self, DemoCommand.self,
         ])
+
+    /// A command with no options of its own (ArgumentParser fills in the subcommand's).
+    public init() {}
 }
 
 /// Runs `body`, turning the package's errors into a one-line message on standard error and exit code 1.
@@ -24,7 +29,7 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
 }
 
 /// Prints a line and flushes it, so that it reaches a log file when it happens, not when the run ends.
-func say(_ line: String) {
+package func say(_ line: String) {
     print(line)
     fflush(nil)
 }

@@ -3,7 +3,7 @@ import DSG
 import Foundation
 
 /// The `--model` option: any model file `Model.load(contentsOf:)` reads, or the embedded default model.
-struct ModelOptions: ParsableArguments {
+package struct ModelOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             """
@@ -17,8 +17,10 @@ struct ModelOptions: ParsableArguments {
     /// What the reports call the model.
     var name: String { model ?? "embedded model" }
 
+    package init() {}
+
     /// The model in `--model`, or the embedded default model.
-    func load() throws -> Model {
+    package func load() throws -> Model {
         guard let model else { return try DSG.defaultModel() }
         return try Model.load(contentsOf: URL(fileURLWithPath: model))
     }

@@ -1,0 +1,17 @@
+/// One batch of a generation run spread over processes: which process (MPI rank) made it and how long it took,
+/// for the run's report.
+public struct BatchTime: Sendable, Codable, Equatable {
+    /// The batch's index in the run.
+    public let batch: Int
+    /// The rank that made it (or found it finished).
+    public let rank: Int
+    /// Its optimisation's wall time in seconds, from the run that made it.
+    public let seconds: Double
+    /// Whether it was finished by an earlier, interrupted run and kept.
+    public let resumed: Bool
+
+    /// The record of batch `batch`, made by `rank` in `seconds`, or kept from an earlier run when `resumed`.
+    public init(batch: Int, rank: Int, seconds: Double, resumed: Bool) {
+        (self.batch, self.rank, self.seconds, self.resumed) = (batch, rank, seconds, resumed)
+    }
+}

@@ -1,0 +1,160 @@
+import DSG
+import Foundation
+
+/// Why a run spread over MPI ranks cannot go on. The rank that finds it says so; `dsg-mpi` then stops them all.
+public enum DistributedError: Error, Equatable, CustomStringConvertible {
+    /// This rank was started with other options or another model than rank 0 (their hashes differ).
+    case differentOptions(rank: Int)
+    /// This rank cannot see the file rank 0 wrote into the output folder: the folder is not shared.
+    case outputNotShared(folder: String, rank: Int)
+
+    /// What differs, and which rank found it.
+    public var description: String {
+        switch self {
+        case .differentOptions(let rank):
+            return "rank \(rank) was started with other options or another model than rank 0; "
+                + "every rank must run the same command"
+        case .outputNotShared(let folder, let rank):
+            return "rank \(rank) cannot see rank 0's files in \(folder): the output folder must be shared by every "
+                + "rank (a network file system on a cluster)"
+        }
+    }
+}
+
+/// Sample generation with its batches spread over the ranks of an MPI run.
+///
+/// Batches are independent (each is seeded from the configuration's seed and its index), so rank `r` of `N`
+/// makes batches `r, r + N, r + 2N, ...`, each exactly as one process makes it, and the set rank 0 puts
+/// together is the one a single process makes with the same configuration, image for image and bit for bit.
+/// Each finished batch is saved at once, atomically, as a sample-set file of its own in the parts folder beside
+/// the output (`<output>.parts/batch-000003.safetensors`); a run started again with the same configuration keeps
+/// every batch found there, whichever rank made it. Rank 0 writes the output once every batch is done and then
+/// removes the parts.
+public enum DistributedGeneration {
+    /// The folder of finished batches of a run writing `output`.
+    public static func partsFolder(for output: URL) -> URL {
+        output.deletingLastPathComponent().appendingPathComponent(output.lastPathComponent + ".parts")
+    }
+
+    /// Generates `configuration`'s samples on the ranks of `world`, writing `output` (a sample set, as
+    /// `DSG.generateSamples` writes its checkpoint). Every rank must call it with the same arguments; it first
+    /// checks that they did (a hash of the configuration, the model's fingerprint and the output path as given) and that
+    /// the output folder is shared. `batchDone` is called on the rank that made (or kept) each of its batches.
+    /// Returns the whole set and every batch's record on rank 0, nil on the others. The set's `seconds` add this
+    /// run's wall time to the output's, when the output held finished batches.
+    public static func generate(
+        from model: Model, configuration: GenerationConfiguration, output: URL, world: Communicator,
+        batchDone: (BatchTime) -> Void = { _ in }
+    ) throws -> (samples: SampleSet, batches: [BatchTime])? {
+        let start = Date()
+        try checkSameOptions(model: model, configuration: configuration, output: output, world: world)
+        let parts = partsFolder(for: output)
+        try checkShared(parts, world: world)
+        let optimizer = try SampleOptimizer(model: model, configuration: configuration)
+        // The output itself may hold finished batches: a finished run, or a single process's checkpoint.
+        let earlier = try finishedSet(output, configuration: configuration, batchSize: optimizer.batchSize)
+        let earlierBatches = earlier?.losses.count ?? 0
+
+        var mine: [BatchTime] = []
+        for b in stride(from: world.rank, to: optimizer.batchCount, by: world.size) {
+            let file = partFile(b, in: parts)
+            let record: BatchTime
+            if b < earlierBatches {
+                record = BatchTime(batch: b, rank: world.rank, seconds: 0, resumed: true)
+            } else if FileManager.default.fileExists(atPath: file.path) {
+                let kept = try SampleSet.load(from: file)
+                guard kept.configuration == configuration, kept.batchSize == optimizer.batchSize else {
+                    throw SampleSetError.differentConfiguration(file: file.lastPathComponent)
+                }
+                record = BatchTime(batch: b, rank: world.rank, seconds: kept.seconds, resumed: true)
+            } else {
+                let batchStart = Date()
+                let (images, terms, timing) = try optimizer.makeBatch(b) { _ in }
+                let seconds = Date().timeIntervalSince(batchStart)
+                try SampleSet(
+                    images: images, configuration: configuration, batchSize: optimizer.batchSize, losses: [terms],
+                    seconds: seconds, timing: timing
+                ).save(to: file)
+                record = BatchTime(batch: b, rank: world.rank, seconds: seconds, resumed: false)
+            }
+            mine.append(record)
+            batchDone(record)
+        }
+
+        // Gathering the records is also where rank 0 waits for every rank's last batch.
+        let gathered = try world.gather(try JSONEncoder().encode(mine).map { $0 })
+        guard world.rank == 0 else { return nil }
+        let batches = try gathered.flatMap { try JSONDecoder().decode([BatchTime].self, from: Data($0)) }
+            .sorted { $0.batch < $1.batch }
+        let sample = optimizer.inputShape
+        var images = Array(
+            (earlier?.images.scalars ?? []).prefix(earlierBatches * optimizer.batchSize * sample.elementCount))
+        var losses = Array((earlier?.losses ?? []).prefix(earlierBatches))
+        for b in earlierBatches..<optimizer.batchCount {
+            let part = try SampleSet.load(from: partFile(b, in: parts))
+            images += part.images.scalars
+            losses += part.losses
+        }
+        let samples = SampleSet(
+            images: Tensor(
+                shape: sample.batched(configuration.count),
+                scalars: Array(images.prefix(configuration.count * sample.elementCount))),
+            configuration: configuration, batchSize: optimizer.batchSize, losses: losses,
+            seconds: (earlier?.seconds ?? 0) + Date().timeIntervalSince(start))
+        try samples.save(to: output)
+        try? FileManager.default.removeItem(at: parts)
+        return (samples, batches)
+    }
+
+    static func partFile(_ batch: Int, in parts: URL) -> URL {
+        parts.appendingPathComponent(String(format: "batch-%06d.safetensors", batch))
+    }
+
+    /// The sample set already at `output`, if any: refused, as a single process refuses its checkpoint, when it
+    /// was made with another configuration or batch size.
+    static func finishedSet(_ output: URL, configuration: GenerationConfiguration, batchSize: Int) throws
+        -> SampleSet?
+    {
+        guard FileManager.default.fileExists(atPath: output.path) else { return nil }
+        let saved = try SampleSet.load(from: output)
+        guard saved.configuration == configuration, saved.batchSize == batchSize else {
+            throw SampleSetError.differentConfiguration(file: output.lastPathComponent)
+        }
+        return saved
+    }
+
+    /// Throws ``DistributedError/differentOptions(rank:)`` on every rank whose arguments hash differently from
+    /// rank 0's.
+    static func checkSameOptions(
+        model: Model, configuration: GenerationConfiguration, output: URL, world: Communicator
+    ) throws {
+        // The output as given, not resolved: ranks in different folders that name the same relative file are
+        // the shared-folder check's to catch.
+        let identity = try configuration.metadataJSON() + "\n" + model.fingerprint + "\n" + output.relativePath
+        let mine = withUnsafeBytes(of: fnv1a(Array(identity.utf8)).littleEndian) { Array($0) }
+        let rootHash = try world.broadcast(mine, from: 0)
+        guard rootHash == mine else { throw DistributedError.differentOptions(rank: world.rank) }
+    }
+
+    /// Rank 0 writes a token only this run knows into `folder`; every other rank must read it back there.
+    static func checkShared(_ folder: URL, world: Communicator) throws {
+        let tokenFile = folder.appendingPathComponent("run-token")
+        var token: [UInt8] = []
+        if world.rank == 0 {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            token = Array(UUID().uuidString.utf8)
+            try Data(token).write(to: tokenFile, options: .atomic)
+        }
+        token = try world.broadcast(token, from: 0)
+        if world.rank != 0, (try? Data(contentsOf: tokenFile)).map(Array.init) != token {
+            throw DistributedError.outputNotShared(folder: folder.deletingLastPathComponent().path, rank: world.rank)
+        }
+    }
+
+    /// The 64-bit FNV-1a hash: the same bytes give the same hash on every machine.
+    static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
+}

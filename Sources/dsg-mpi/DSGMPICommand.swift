@@ -1,0 +1,69 @@
+import ArgumentParser
+import DSG
+import DSGCommandLine
+import DSGMPI
+import Foundation
+
+/// `dsg-mpi`: the commands of `dsg` that spread over the ranks of an MPI run (`mpirun -np N dsg-mpi ...`).
+@main
+struct DSGMPICommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dsg-mpi",
+        abstract: "Data-free quantization by Diverse Sample Generation, spread over MPI ranks.",
+        discussion: """
+            Start it with mpirun (or a scheduler's launcher, e.g. srun): mpirun -np 4 dsg-mpi generate ... \
+            Started alone it runs as a single process. The ranks on one machine share its cores.
+            """,
+        version: DSG.version,
+        subcommands: [MPIGenerateCommand.self])
+}
+
+struct MPIGenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "dsg generate with its batches spread over the ranks; the same options, the same samples.",
+        discussion: """
+            Rank r of N makes batches r, r+N, ..., each exactly as one process makes it, so the sample file is \
+            the one `dsg generate` writes with the same options, bit for bit. Each finished batch is saved at \
+            once beside the output (<output>.parts/); run the same command again after an interruption and every \
+            finished batch of every rank is kept. The output folder must be shared by all ranks. The report \
+            lists each batch's rank and time.
+            """)
+
+    @OptionGroup var generate: GenerateCommand
+
+    func validate() throws { try generate.validate() }
+
+    func run() throws {
+        let world: Communicator
+        do { world = try Communicator.world() } catch {
+            FileHandle.standardError.write(Data("dsg-mpi: cannot start MPI: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        // Any rank's error stops the whole run: the rank says what it was, then MPI ends every rank.
+        do {
+            let threads = try world.shareCores()
+            if world.size == 1 {
+                say("dsg-mpi: one rank: running as a single process, \(threads) kernel threads")
+            } else if world.rank == 0 {
+                say("dsg-mpi: \(world.size) ranks, \(threads) kernel threads each on this machine")
+            }
+            let model = try generate.modelOptions.load()
+            let configuration = generate.generationConfiguration()
+            let result = try DistributedGeneration.generate(
+                from: model, configuration: configuration, output: URL(fileURLWithPath: generate.output),
+                world: world
+            ) { record in
+                say(
+                    "rank \(world.rank): batch \(record.batch) "
+                        + (record.resumed ? "kept from an earlier run" : String(format: "in %.1f s", record.seconds)))
+            }
+            if let result { try generate.finish(result.samples, model: model, batches: result.batches) }
+        } catch {
+            FileHandle.standardError.write(Data("dsg-mpi: rank \(world.rank) of \(world.size): error: \(error)\n".utf8))
+            if world.size > 1 { world.abort(code: 1) }
+            throw ExitCode.failure
+        }
+        Communicator.finalize()
+    }
+}

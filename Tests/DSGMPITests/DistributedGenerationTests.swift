@@ -1,0 +1,161 @@
+import DSG
+import DSGTestSupport
+import Foundation
+import Testing
+
+@testable import DSGMPI
+
+/// `dsg-mpi generate` under `mpirun -np 2` on this one machine (loopback; `.ci/setup.sh` installs Open MPI):
+/// the samples are the single process's bit for bit, finished batches are kept, and bad set-ups stop with the
+/// rank that found them.
+@Suite("Generation over MPI ranks", .serialized)
+struct DistributedGenerationTests {
+    /// Three batches of two: rank 0 makes batches 0 and 2, rank 1 batch 1.
+    static let options = ["--count", "6", "--batch-size", "2", "--iterations", "2", "--seed", "5"]
+
+    static func configuration() -> GenerationConfiguration {
+        var c = GenerationConfiguration(preset: .dsg)
+        (c.count, c.batchSize, c.iterations, c.seed) = (6, 2, 2, 5)
+        return c
+    }
+
+    @Test func twoRanksWriteTheSingleProcessSamples() throws {
+        let folder = try TemporaryFolder()
+        let run = try MPIRun.launch(ranks: 2, Self.options + MPIRun.outputs(in: folder), in: folder)
+        #expect(run.status == 0, "\(run.errors)")
+        let distributed = try SampleSet.load(from: folder.file("samples.safetensors"))
+        let single = try DSG.generateSamples(from: DSG.defaultModel(), configuration: Self.configuration())
+        #expect(distributed.images.shape == [6, 1, 28, 28])
+        // Compared as one Bool: a failure should not print 4,704 floats twice.
+        let sameImages = distributed.images.scalars == single.images.scalars
+        #expect(sameImages, "the images differ from the single process's")
+        #expect(distributed.losses == single.losses)
+        #expect(distributed.configuration == single.configuration && distributed.batchSize == 2)
+        // The report names each batch's rank; the parts are gone once the set is written.
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.file("samples.json")))
+        let batches = ((report as? [String: Any])?["batches"] as? [[String: Any]]) ?? []
+        #expect(batches.map { $0["rank"] as? Int } == [0, 1, 0])
+        #expect(!FileManager.default.fileExists(atPath: folder.file("samples.safetensors.parts").path))
+    }
+
+    @Test func finishedBatchesAreKeptWhicheverRankMadeThem() throws {
+        let folder = try TemporaryFolder()
+        // Batch 1 as an interrupted run left it, with a marker in its loss terms: kept, it shows in the output.
+        let optimizer = try SampleOptimizer(model: DSG.defaultModel(), configuration: Self.configuration())
+        var (images, terms, _) = try optimizer.makeBatch(1) { _ in }
+        terms.total = 12345
+        images[0] = 0.5
+        let parts = DistributedGeneration.partsFolder(for: folder.file("samples.safetensors"))
+        try FileManager.default.createDirectory(at: parts, withIntermediateDirectories: true)
+        try SampleSet(images: images, configuration: Self.configuration(), batchSize: 2, losses: [terms], seconds: 1)
+            .save(to: parts.appendingPathComponent("batch-000001.safetensors"))
+        let run = try MPIRun.launch(ranks: 2, Self.options + MPIRun.outputs(in: folder), in: folder)
+        #expect(run.status == 0, "\(run.errors)")
+        #expect(run.output.contains("rank 1: batch 1 kept from an earlier run"))
+        let set = try SampleSet.load(from: folder.file("samples.safetensors"))
+        #expect(set.losses[1].total == 12345 && set.images[2 * 28 * 28] == 0.5)
+    }
+
+    @Test func ranksWithDifferentOptionsStopTheRun() throws {
+        let folder = try TemporaryFolder()
+        let outputs = MPIRun.outputs(in: folder)
+        let run = try MPIRun.launch(
+            [Self.options + outputs, Self.options + ["--learning-rate", "0.2"] + outputs], in: folder)
+        #expect(run.status != 0)
+        #expect(run.errors.contains("rank 1 of 2: error: rank 1 was started with other options"), "\(run.errors)")
+        #expect(!FileManager.default.fileExists(atPath: folder.file("samples.safetensors").path))
+    }
+
+    @Test func anOutputFolderNotSharedByTheRanksIsNamed() throws {
+        // Each rank in a folder of its own, writing the same relative path: rank 1 cannot see rank 0's files.
+        let folder = try TemporaryFolder()
+        let (first, second) = (folder.file("node0"), folder.file("node1"))
+        for f in [first, second] { try FileManager.default.createDirectory(at: f, withIntermediateDirectories: true) }
+        let run = try MPIRun.launch(
+            [Self.options, Self.options], in: folder, workingFolders: [first.path, second.path])
+        #expect(run.status != 0)
+        #expect(run.errors.contains("rank 1 cannot see rank 0's files"), "\(run.errors)")
+    }
+
+    @Test func startedWithoutMPIRunItRunsAsOneProcess() throws {
+        let folder = try TemporaryFolder()
+        let run = try MPIRun.run(
+            MPIRun.executable, ["generate"] + Self.options + MPIRun.outputs(in: folder), in: folder)
+        #expect(run.status == 0, "\(run.errors)")
+        #expect(run.output.contains("one rank: running as a single process"))
+        let single = try DSG.generateSamples(from: DSG.defaultModel(), configuration: Self.configuration())
+        let sameImages =
+            try SampleSet.load(from: folder.file("samples.safetensors")).images.scalars == single.images.scalars
+        #expect(sameImages, "the images differ from the single process's")
+    }
+
+    @Test func theOptionHashSeesEveryByte() {
+        #expect(DistributedGeneration.fnv1a([]) == 0xcbf2_9ce4_8422_2325)
+        #expect(DistributedGeneration.fnv1a(Array("a".utf8)) == 0xaf63_dc4c_8601_ec8c)
+        #expect(DistributedGeneration.fnv1a([1, 2]) != DistributedGeneration.fnv1a([2, 1]))
+    }
+}
+
+/// Runs `dsg-mpi` (built beside this test binary) under `mpirun` on this machine.
+enum MPIRun {
+    struct Result {
+        let status: Int32
+        let output: String
+        let errors: String
+    }
+
+    static let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        .deletingLastPathComponent().appendingPathComponent("dsg-mpi")
+
+    static func outputs(in folder: TemporaryFolder) -> [String] {
+        [
+            "--output", folder.file("samples.safetensors").path, "--grid", folder.file("samples.png").path,
+            "--report", folder.file("samples.json").path,
+        ]
+    }
+
+    /// `mpirun -np ranks dsg-mpi generate arguments...`.
+    static func launch(ranks: Int, _ arguments: [String], in folder: TemporaryFolder) throws -> Result {
+        try launch(Array(repeating: arguments, count: ranks), in: folder)
+    }
+
+    /// One rank per argument list (mpirun's `A : B` form), each in its working folder when given.
+    static func launch(_ ranks: [[String]], in folder: TemporaryFolder, workingFolders: [String]? = nil) throws
+        -> Result
+    {
+        guard let mpirun = find("mpirun") else {
+            Issue.record("mpirun not found: `bash .ci/setup.sh` installs Open MPI (openmpi-bin)")
+            return Result(status: -1, output: "", errors: "")
+        }
+        // As root mpirun needs --allow-run-as-root, and two ranks on a small machine --oversubscribe.
+        var arguments = ["--allow-run-as-root", "--oversubscribe"]
+        for (i, rank) in ranks.enumerated() {
+            if i > 0 { arguments.append(":") }
+            arguments += ["-np", "1"] + (workingFolders.map { ["--wdir", $0[i]] } ?? [])
+            arguments += [executable.path, "generate"] + rank
+        }
+        return try run(mpirun, arguments, in: folder)
+    }
+
+    static func run(_ program: URL, _ arguments: [String], in folder: TemporaryFolder) throws -> Result {
+        let process = Process()
+        process.executableURL = program
+        process.arguments = arguments
+        process.currentDirectoryURL = folder.url
+        let (out, err) = (folder.file("stdout.txt"), folder.file("stderr.txt"))
+        for file in [out, err] { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }
+        process.standardOutput = try FileHandle(forWritingTo: out)
+        process.standardError = try FileHandle(forWritingTo: err)
+        try process.run()
+        process.waitUntilExit()
+        return Result(
+            status: process.terminationStatus, output: try String(contentsOf: out, encoding: .utf8),
+            errors: try String(contentsOf: err, encoding: .utf8))
+    }
+
+    static func find(_ name: String) -> URL? {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        return path.split(separator: ":").map { URL(fileURLWithPath: String($0)).appendingPathComponent(name) }
+            .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+    }
+}
