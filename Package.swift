@@ -77,8 +77,11 @@ let package = Package(
                 "DSGCommandLine", "DSG", "DSGTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        // Runs dsg-mpi under mpirun, so it needs the executable built beside it.
-        .testTarget(name: "DSGMPITests", dependencies: ["DSGMPI", "DSG", "DSGTestSupport", "dsg-mpi"]),
+        // Runs dsg-mpi and mpi-probe (every collective of Communicator once) under mpirun, so it needs both
+        // executables built beside it.
+        .executableTarget(name: "mpi-probe", dependencies: ["DSGMPI"], path: "Tests/MPIProbe"),
+        .testTarget(
+            name: "DSGMPITests", dependencies: ["DSGMPI", "DSG", "DSGTestSupport", "dsg-mpi", "mpi-probe"]),
         .testTarget(
             name: "DSGCoreTests",
             dependencies: ["DSGCore", "DSGTestSupport"],

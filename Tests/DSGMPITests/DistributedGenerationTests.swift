@@ -104,8 +104,13 @@ enum MPIRun {
         let errors: String
     }
 
-    static let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        .deletingLastPathComponent().appendingPathComponent("dsg-mpi")
+    /// The executables built beside this test binary.
+    static let executable = builtProduct("dsg-mpi"), probe = builtProduct("mpi-probe")
+
+    static func builtProduct(_ name: String) -> URL {
+        URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent(name)
+    }
 
     static func outputs(in folder: TemporaryFolder) -> [String] {
         [
@@ -119,22 +124,31 @@ enum MPIRun {
         try launch(Array(repeating: arguments, count: ranks), in: folder)
     }
 
+    /// `mpirun -np ranks program`.
+    static func launch(_ program: URL, ranks: Int, in folder: TemporaryFolder) throws -> Result {
+        try mpirun(["-np", "\(ranks)", program.path], in: folder)
+    }
+
     /// One rank per argument list (mpirun's `A : B` form), each in its working folder when given.
     static func launch(_ ranks: [[String]], in folder: TemporaryFolder, workingFolders: [String]? = nil) throws
         -> Result
     {
-        guard let mpirun = find("mpirun") else {
-            Issue.record("mpirun not found: `bash .ci/setup.sh` installs Open MPI (openmpi-bin)")
-            return Result(status: -1, output: "", errors: "")
-        }
-        // As root mpirun needs --allow-run-as-root, and two ranks on a small machine --oversubscribe.
-        var arguments = ["--allow-run-as-root", "--oversubscribe"]
+        var arguments: [String] = []
         for (i, rank) in ranks.enumerated() {
             if i > 0 { arguments.append(":") }
             arguments += ["-np", "1"] + (workingFolders.map { ["--wdir", $0[i]] } ?? [])
             arguments += [executable.path, "generate"] + rank
         }
-        return try run(mpirun, arguments, in: folder)
+        return try mpirun(arguments, in: folder)
+    }
+
+    static func mpirun(_ arguments: [String], in folder: TemporaryFolder) throws -> Result {
+        guard let mpirun = find("mpirun") else {
+            Issue.record("mpirun not found: `bash .ci/setup.sh` installs Open MPI (openmpi-bin)")
+            return Result(status: -1, output: "", errors: "")
+        }
+        // As root mpirun needs --allow-run-as-root, and two ranks on a small machine --oversubscribe.
+        return try run(mpirun, ["--allow-run-as-root", "--oversubscribe"] + arguments, in: folder)
     }
 
     static func run(_ program: URL, _ arguments: [String], in folder: TemporaryFolder) throws -> Result {
