@@ -1,6 +1,7 @@
 // The library users import. It re-exports the neural core (tensors, graphs, layers, models, optimizers), so
 // `import DSG` is the only import a user needs.
 @_exported import DSGCore
+import DSGKernels
 @_exported import DSGONNX
 import Foundation
 
@@ -21,41 +22,31 @@ public enum DSG {
         from model: Model, configuration: GenerationConfiguration = GenerationConfiguration(), checkpoint: URL? = nil,
         progress: (Int, Int) throws -> Void = { _, _ in }
     ) throws -> SampleSet {
-        let start = Date()
         let optimizer = try SampleOptimizer(model: model, configuration: configuration)
-        let batches = optimizer.batchCount
-        let sample = optimizer.inputShape
-        var images: [Float] = [], terms: [LossTerms] = [], earlierSeconds = 0.0, timing = GenerationTiming()
+        var earlier: SampleSet?
         if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
             let saved = try SampleSet.load(from: checkpoint)
             guard saved.configuration == configuration, saved.batchSize == optimizer.batchSize else {
                 throw SampleSetError.differentConfiguration(file: checkpoint.lastPathComponent)
             }
-            guard Array(saved.images.shape.dimensions.dropFirst()) == sample.dimensions else {
+            guard Array(saved.images.shape.dimensions.dropFirst()) == optimizer.inputShape.dimensions else {
                 throw SampleSetError.differentModel(
-                    file: checkpoint.lastPathComponent, expected: sample, found: saved.images.shape)
+                    file: checkpoint.lastPathComponent, expected: optimizer.inputShape, found: saved.images.shape)
             }
-            images = saved.images.scalars
-            terms = saved.losses
-            earlierSeconds = saved.seconds
+            earlier = saved
         }
-        let total = batches * configuration.iterations
-        func set() -> SampleSet {
-            let n = min(images.count / sample.elementCount, configuration.count)
-            return SampleSet(
-                images: Tensor(shape: sample.batched(n), scalars: Array(images.prefix(n * sample.elementCount))),
-                configuration: configuration, batchSize: optimizer.batchSize, losses: terms,
-                seconds: earlierSeconds + Date().timeIntervalSince(start), timing: timing)
+        return try withoutActuallyEscaping(progress) { progress in
+            let run = BatchRun(optimizer, earlier: earlier, checkpoint: checkpoint, progress: progress)
+            let lanes = BatchRun.lanes(
+                remaining: run.remaining, bytesPerLane: optimizer.executor.allocatedBytes + model.parameterCount * 4)
+            // Each lane its own copy of the model: binding a tensor may copy it, which must not race.
+            run.make(
+                with: try [optimizer]
+                    + (1..<max(lanes, 1)).map { _ in
+                        try SampleOptimizer(model: model.copy(), configuration: configuration)
+                    })
+            if let failure = run.failure { throw failure }
+            return run.set()
         }
-        for b in terms.count..<batches {
-            let (batch, losses, batchTiming) = try optimizer.makeBatch(b) {
-                try progress(b * configuration.iterations + $0, total)
-            }
-            images += batch.scalars
-            terms.append(losses)
-            timing = timing + batchTiming
-            if let checkpoint { try set().save(to: checkpoint) }
-        }
-        return set()
     }
 }

@@ -59,6 +59,27 @@ public enum Parallel {
         }
     }
 
+    /// Runs `body` with every kernel it calls running on this thread alone, its chunks one after another (with
+    /// the same results): for callers that keep the cores busy themselves, such as sample generation making one
+    /// batch per core. Nests; other threads are not affected.
+    public static func serially<R>(_ body: () throws -> R) rethrows -> R {
+        let previous = pthread_getspecific(serialKey)
+        pthread_setspecific(serialKey, UnsafeRawPointer(bitPattern: 1))
+        defer { pthread_setspecific(serialKey, previous) }
+        return try body()
+    }
+
+    /// Whether the calling thread is inside ``serially(_:)``.
+    static var isSerial: Bool { pthread_getspecific(serialKey) != nil }
+
+    /// The thread-local flag behind ``serially(_:)``: checked on every kernel call, so a pthread key rather than
+    /// anything that allocates.
+    private static let serialKey: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
     /// The closure form, for code outside hot loops: it allocates a closure context on every call.
     public static func forEachChunk(of count: Int, _ body: (Range<Int>, Int) -> Void) {
         withoutActuallyEscaping(body) { forEachChunk(of: count, ClosureJob(body: $0)) }
@@ -100,7 +121,7 @@ private final class WorkerPool: @unchecked Sendable {
     }
 
     func run(count: Int, chunks: Int, job: UnsafeRawPointer, type: any ChunkJob.Type) {
-        guard chunks > 1, start.count >= chunks - 1, busy.try() else {
+        guard chunks > 1, start.count >= chunks - 1, !Parallel.isSerial, busy.try() else {
             // Same chunks, one after another: callers rely on every chunk's private scratch being filled, and
             // the results stay bit-identical to a parallel run.
             for chunk in 0..<chunks {

@@ -168,21 +168,25 @@ struct SampleSetFileTests {
         (configuration.count, configuration.batchSize, configuration.iterations) = (10, 4, 20)
         let whole = try DSG.generateSamples(from: model, configuration: configuration)
 
-        // Stopped during the second batch: the file holds the first batch only.
+        // Stopped once a batch is saved: the file holds the batches finished in order from the first (one or,
+        // with a batch per core at once, two), never the last, which starts only after one of them is done.
         let folder = try TemporaryFolder("dsg-samples")
         let file = folder.file("run.safetensors")
         #expect(throws: Stop.self) {
-            try DSG.generateSamples(from: model, configuration: configuration, checkpoint: file) { done, _ in
-                if done > 25 { throw Stop() }
+            try DSG.generateSamples(from: model, configuration: configuration, checkpoint: file) { _, _ in
+                if FileManager.default.fileExists(atPath: file.path) { throw Stop() }
             }
         }
-        #expect(try SampleSet.load(from: file).count == 4)
+        let saved = try SampleSet.load(from: file)
+        #expect((1...2).contains(saved.losses.count) && saved.count == 4 * saved.losses.count)
+        let prefix = Array(whole.images.scalars.prefix(saved.images.scalars.count))
+        #expect(saved.images.scalars == prefix && saved.losses == Array(whole.losses.prefix(saved.losses.count)))
         // Resumed: only the remaining iterations run, and the samples equal an uninterrupted run's.
         var first = Int.max
         let resumed = try DSG.generateSamples(from: model, configuration: configuration, checkpoint: file) { done, _ in
             first = min(first, done)
         }
-        #expect(first == 21)
+        #expect(first == saved.losses.count * 20 + 1)
         #expect(resumed.images.scalars == whole.images.scalars && resumed.losses == whole.losses)
         let loaded = try SampleSet.load(from: file)
         #expect(
@@ -201,6 +205,31 @@ struct SampleSetFileTests {
         ) {
             try DSG.generateSamples(
                 from: TestModels.batchNormNetwork(side: 12), configuration: configuration, checkpoint: file)
+        }
+    }
+
+    @Test func batchesMadeAtOnceAreTheBatchesMadeOneByOne() throws {
+        // Three batches on a machine with two or more cores run two at a time, each on one thread; the set must be
+        // the batches made one after another, and the progress must count every iteration once.
+        let model = try TestModels.batchNormNetwork()
+        var configuration = GenerationConfiguration(preset: .dsg)
+        (configuration.count, configuration.batchSize, configuration.iterations) = (10, 4, 15)
+        var calls: [Int] = []
+        let set = try DSG.generateSamples(from: model, configuration: configuration) { done, total in
+            #expect(total == 45)
+            calls.append(done)
+        }
+        #expect(calls == Array(1...45))
+        let optimizer = try SampleOptimizer(model: model, configuration: configuration)
+        let batches = try (0..<3).map { try optimizer.makeBatch($0) { _ in } }
+        let oneByOne = Array(batches.flatMap(\.images.scalars).prefix(10 * 64))
+        #expect(set.images.scalars == oneByOne && set.losses == batches.map(\.terms))
+        // A failure in one lane stops the run with that failure.
+        struct Failed: Error {}
+        #expect(throws: Failed.self) {
+            try DSG.generateSamples(from: model, configuration: configuration) { done, _ in
+                if done == 20 { throw Failed() }
+            }
         }
     }
 

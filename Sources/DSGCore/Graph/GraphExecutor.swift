@@ -27,6 +27,10 @@ public final class GraphExecutor {
     /// With `outputsOnly`, the values whose buffers no later value overwrites (inputs and outputs); nil otherwise.
     private let readable: Set<Int>?
 
+    /// The bytes of every buffer the executor allocated (values, gradients, saved state, workspace): what one
+    /// more executor of this model and batch size costs.
+    public let allocatedBytes: Int
+
     /// Whether this executor can run ``backward(parameterGradients:)``; inference-only executors skip the
     /// gradient buffers (as much memory again as the values).
     public let supportsBackward: Bool
@@ -46,8 +50,9 @@ public final class GraphExecutor {
         readable = outputsOnly ? Set(model.inputs.indices).union(model.outputs.map(\.index)) : nil
         inputsRequireGradient = Array(repeating: false, count: model.inputs.count)
 
-        var allocations: [UnsafeMutableRawPointer] = []
+        var allocations: [UnsafeMutableRawPointer] = [], bytes = 0
         func floats(_ count: Int) -> UnsafeMutablePointer<Float> {
+            bytes += 4 * max(count, 1)
             let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
             p.initialize(repeating: 0, count: max(count, 1))
             allocations.append(UnsafeMutableRawPointer(p))
@@ -73,6 +78,7 @@ public final class GraphExecutor {
             let indices = UnsafeMutablePointer<Int32>.allocate(capacity: indexCount)
             indices.initialize(repeating: 0, count: indexCount)
             allocations.append(UnsafeMutableRawPointer(indices))
+            bytes += 4 * indexCount
             return NodeContext(
                 name: node.name, batch: batchSize,
                 inputShapes: node.inputs.map { model.valueShapes[$0.index] },
@@ -84,6 +90,7 @@ public final class GraphExecutor {
         }
         needsGradient = Array(repeating: false, count: counts.count)
         self.allocations = allocations
+        allocatedBytes = bytes
     }
 
     deinit { for p in allocations { p.deallocate() } }
