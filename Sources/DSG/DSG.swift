@@ -35,18 +35,35 @@ public enum DSG {
             }
             earlier = saved
         }
-        return try withoutActuallyEscaping(progress) { progress in
-            let run = BatchRun(optimizer, earlier: earlier, checkpoint: checkpoint, progress: progress)
-            let lanes = BatchRun.lanes(
-                remaining: run.remaining, bytesPerLane: optimizer.executor.allocatedBytes + model.parameterCount * 4)
-            // Each lane its own copy of the model: binding a tensor may copy it, which must not race.
-            run.make(
-                with: try [optimizer]
-                    + (1..<max(lanes, 1)).map { _ in
-                        try SampleOptimizer(model: model.copy(), configuration: configuration)
-                    })
-            if let failure = run.failure { throw failure }
-            return run.set()
+        let start = Date(), sample = optimizer.inputShape, batches = optimizer.batchCount
+        var images = earlier?.images.scalars ?? [], terms = earlier?.losses ?? [], timing = GenerationTiming()
+        func set() -> SampleSet {
+            let n = min(images.count / sample.elementCount, configuration.count)
+            return SampleSet(
+                images: Tensor(shape: sample.batched(n), scalars: Array(images.prefix(n * sample.elementCount))),
+                configuration: configuration, batchSize: optimizer.batchSize, losses: terms,
+                seconds: (earlier?.seconds ?? 0) + Date().timeIntervalSince(start), timing: timing)
         }
+        // Batches may finish out of order (BatchLanes); the set and the checkpoint take them in order.
+        var waiting: [Int: BatchLanes.Batch] = [:]
+        var done = terms.count * configuration.iterations
+        try withoutActuallyEscaping(progress) { progress in
+            let lanes = BatchLanes(batches: Array(terms.count..<batches)) { iterations in
+                done += iterations
+                try progress(done, batches * configuration.iterations)
+            } finished: { b, batch in
+                waiting[b] = batch
+                var appended = false
+                while let ready = waiting.removeValue(forKey: terms.count) {
+                    images += ready.images.scalars
+                    terms.append(ready.terms)
+                    timing = timing + ready.timing
+                    appended = true
+                }
+                if appended, let checkpoint { try set().save(to: checkpoint) }
+            }
+            try lanes.make(model: model, optimizer: optimizer)
+        }
+        return set()
     }
 }

@@ -24,7 +24,8 @@ public enum DistributedError: Error, Equatable, CustomStringConvertible {
 /// Sample generation with its batches spread over the ranks of an MPI run.
 ///
 /// Batches are independent (each is seeded from the configuration's seed and its index), so rank `r` of `N`
-/// makes batches `r, r + N, r + 2N, ...`, each exactly as one process makes it, and the set rank 0 puts
+/// makes batches `r, r + N, r + 2N, ...`, each exactly as one process makes it (with a lane per kernel thread
+/// when it has enough of them, as `DSG.generateSamples` does), and the set rank 0 puts
 /// together is the one a single process makes with the same configuration, image for image and bit for bit.
 /// Each finished batch is saved at once, atomically, as a sample-set file of its own in the parts folder beside
 /// the output (`<output>.parts/batch-000003.safetensors`); a run started again with the same configuration keeps
@@ -55,30 +56,34 @@ public enum DistributedGeneration {
         let earlier = try finishedSet(output, configuration: configuration, batchSize: optimizer.batchSize)
         let earlierBatches = earlier?.losses.count ?? 0
 
-        var mine: [BatchTime] = []
+        // This rank's batches: those finished earlier are recorded as kept, the others made in lanes.
+        var mine: [BatchTime] = [], todo: [Int] = []
         for b in stride(from: world.rank, to: optimizer.batchCount, by: world.size) {
             let file = partFile(b, in: parts)
-            let record: BatchTime
             if b < earlierBatches {
-                record = BatchTime(batch: b, rank: world.rank, seconds: 0, resumed: true)
+                mine.append(BatchTime(batch: b, rank: world.rank, seconds: 0, resumed: true))
             } else if FileManager.default.fileExists(atPath: file.path) {
                 let kept = try SampleSet.load(from: file)
                 guard kept.configuration == configuration, kept.batchSize == optimizer.batchSize else {
                     throw SampleSetError.differentConfiguration(file: file.lastPathComponent)
                 }
-                record = BatchTime(batch: b, rank: world.rank, seconds: kept.seconds, resumed: true)
+                mine.append(BatchTime(batch: b, rank: world.rank, seconds: kept.seconds, resumed: true))
             } else {
-                let batchStart = Date()
-                let (images, terms, timing) = try optimizer.makeBatch(b) { _ in }
-                let seconds = Date().timeIntervalSince(batchStart)
-                try SampleSet(
-                    images: images, configuration: configuration, batchSize: optimizer.batchSize, losses: [terms],
-                    seconds: seconds, timing: timing
-                ).save(to: file)
-                record = BatchTime(batch: b, rank: world.rank, seconds: seconds, resumed: false)
+                todo.append(b)
+                continue
             }
-            mine.append(record)
-            batchDone(record)
+            batchDone(mine[mine.count - 1])
+        }
+        try withoutActuallyEscaping(batchDone) { batchDone in
+            let lanes = BatchLanes(batches: todo) { b, batch in
+                try SampleSet(
+                    images: batch.images, configuration: configuration, batchSize: optimizer.batchSize,
+                    losses: [batch.terms], seconds: batch.timing.total, timing: batch.timing
+                ).save(to: partFile(b, in: parts))
+                mine.append(BatchTime(batch: b, rank: world.rank, seconds: batch.timing.total, resumed: false))
+                batchDone(mine[mine.count - 1])
+            }
+            try lanes.make(model: model, optimizer: optimizer)
         }
 
         // Gathering the records is also where rank 0 waits for every rank's last batch.

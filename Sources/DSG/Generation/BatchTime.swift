@@ -5,7 +5,7 @@ public struct BatchTime: Sendable, Codable, Equatable {
     public let batch: Int
     /// The rank that made it (or found it finished).
     public let rank: Int
-    /// Its optimisation's wall time in seconds, from the run that made it.
+    /// The seconds its optimisation took (the sum of its phases), in the run that made it.
     public let seconds: Double
     /// Whether it was finished by an earlier, interrupted run and kept.
     public let resumed: Bool
