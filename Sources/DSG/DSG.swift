@@ -15,9 +15,12 @@ public enum DSG {
     /// With the default configuration this is DSG in the paper's form (the `dsg` preset, Docs/DSG.md §6.2);
     /// pass a configuration for the count, batch size, iterations, learning rate, seed, preset, loss weights,
     /// margins and enhancement.
-    /// With a `checkpoint` file, the samples finished so far are saved after every batch, and a run started
-    /// again with the same configuration continues after the last finished batch. `progress` is called with
-    /// (finished iterations, total iterations) over all batches; throwing from it stops the run.
+    /// With a `checkpoint` file, the batches finished so far are saved in order from the first as each is done
+    /// (one that finishes before an earlier one waits in memory for it), and a run started again with the same
+    /// configuration continues after the last saved batch. With several cores and at least as many batches,
+    /// one batch per core is made at once (the samples are the same either way; Docs/ARCHITECTURE.md).
+    /// `progress` is called with (finished iterations, total iterations) over all batches, one call at a time but
+    /// possibly from another thread; throwing from it stops the run.
     public static func generateSamples(
         from model: Model, configuration: GenerationConfiguration = GenerationConfiguration(), checkpoint: URL? = nil,
         progress: (Int, Int) throws -> Void = { _, _ in }
@@ -26,13 +29,9 @@ public enum DSG {
         var earlier: SampleSet?
         if let checkpoint, FileManager.default.fileExists(atPath: checkpoint.path) {
             let saved = try SampleSet.load(from: checkpoint)
-            guard saved.configuration == configuration, saved.batchSize == optimizer.batchSize else {
-                throw SampleSetError.differentConfiguration(file: checkpoint.lastPathComponent)
-            }
-            guard Array(saved.images.shape.dimensions.dropFirst()) == optimizer.inputShape.dimensions else {
-                throw SampleSetError.differentModel(
-                    file: checkpoint.lastPathComponent, expected: optimizer.inputShape, found: saved.images.shape)
-            }
+            try saved.checkContinues(
+                configuration: configuration, batchSize: optimizer.batchSize, sample: optimizer.inputShape,
+                file: checkpoint.lastPathComponent)
             earlier = saved
         }
         let start = Date(), sample = optimizer.inputShape, batches = optimizer.batchCount

@@ -52,7 +52,7 @@ func validateSampleSet(count: Int, iterations: Int, measuresDiversity: Bool = tr
 }
 
 /// The line printed for an error: every error of the package describes itself, naming the file or node.
-func errorMessage(_ error: any Error) -> String { "error: \(error)" }
+package func errorMessage(_ error: any Error) -> String { "error: \(error)" }
 
 /// Options shared by the commands that read Fashion-MNIST.
 struct DataOptions: ParsableArguments {

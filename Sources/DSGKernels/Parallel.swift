@@ -35,11 +35,11 @@ public enum Parallel {
         return availableCores()
     }
 
-    /// The cores this process may run on: on Linux those of its affinity mask (`taskset`, or `mpirun` binding a
-    /// rank to a core, leaves fewer than the machine has), elsewhere the active cores.
+    /// The cores this process may run on: the active cores (which respect a container's CPU quota), or fewer
+    /// when the affinity mask holds fewer (on Linux: `taskset`, or `mpirun` binding a rank to a core).
     public static func availableCores() -> Int {
-        let count = Int(dsg_available_cores())
-        return count > 0 ? count : ProcessInfo.processInfo.activeProcessorCount
+        let active = ProcessInfo.processInfo.activeProcessorCount, mask = Int(dsg_available_cores())
+        return mask > 0 ? min(mask, active) : active
     }
 
     private static let pool: WorkerPool = {

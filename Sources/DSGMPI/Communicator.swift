@@ -6,12 +6,17 @@ public enum MPIError: Error, Equatable, CustomStringConvertible {
     case call(function: String, code: Int32, message: String)
     /// A buffer too large for one MPI call (MPI counts are 32-bit).
     case tooLarge(function: String, count: Int)
+    /// The MPI library cannot run beside other threads, as the kernels' worker threads do (it offers less than
+    /// MPI_THREAD_FUNNELED).
+    case noThreadSupport
 
     /// The function and MPI's reason.
     public var description: String {
         switch self {
         case .call(let function, let code, let message): return "\(function) failed (MPI error \(code)): \(message)"
         case .tooLarge(let function, let count): return "\(function): \(count) elements exceed one MPI call's limit"
+        case .noThreadSupport:
+            return "this MPI library offers no thread support (MPI_THREAD_FUNNELED), which the kernels' threads need"
         }
     }
 }
@@ -39,6 +44,7 @@ public final class Communicator: @unchecked Sendable {
         if initialized == 0 {
             var provided: Int32 = 0
             try check("MPI_Init_thread", MPI_Init_thread(nil, nil, dsg_mpi_thread_funneled(), &provided))
+            guard provided >= dsg_mpi_thread_funneled() else { throw .noThreadSupport }
         }
         let comm: MPI_Comm = dsg_mpi_comm_world()!  // the address of a library global, never null
         try check("MPI_Comm_set_errhandler", MPI_Comm_set_errhandler(comm, dsg_mpi_errors_return()))

@@ -1,4 +1,5 @@
 import DSG
+import DSGKernels
 import Foundation
 
 /// Why a run spread over MPI ranks cannot go on. The rank that finds it says so; `dsg-mpi` then stops them all.
@@ -40,7 +41,9 @@ public enum DistributedGeneration {
     /// Generates `configuration`'s samples on the ranks of `world`, writing `output` (a sample set, as
     /// `DSG.generateSamples` writes its checkpoint). Every rank must call it with the same arguments; it first
     /// checks that they did (a hash of the configuration, the model's fingerprint and the output path as given) and that
-    /// the output folder is shared. `batchDone` is called on the rank that made (or kept) each of its batches.
+    /// the output folder is shared. `batchDone` is called on the rank that made (or kept) each of its batches,
+    /// one call at a time but possibly from a lane's thread. A rank that throws has left the others waiting in a
+    /// collective call: the caller must then stop the run (``Communicator/abort(code:)``), as `dsg-mpi` does.
     /// Returns the whole set and every batch's record on rank 0, nil on the others. The set's `seconds` add this
     /// run's wall time to the output's, when the output held finished batches.
     public static func generate(
@@ -53,7 +56,7 @@ public enum DistributedGeneration {
         try checkShared(parts, world: world)
         let optimizer = try SampleOptimizer(model: model, configuration: configuration)
         // The output itself may hold finished batches: a finished run, or a single process's checkpoint.
-        let earlier = try finishedSet(output, configuration: configuration, batchSize: optimizer.batchSize)
+        let earlier = try finishedSet(output, optimizer: optimizer)
         let earlierBatches = earlier?.losses.count ?? 0
 
         // This rank's batches: those finished earlier are recorded as kept, the others made in lanes.
@@ -61,13 +64,13 @@ public enum DistributedGeneration {
         for b in stride(from: world.rank, to: optimizer.batchCount, by: world.size) {
             let file = partFile(b, in: parts)
             if b < earlierBatches {
-                mine.append(BatchTime(batch: b, rank: world.rank, seconds: 0, resumed: true))
+                mine.append(BatchTime(batch: b, rank: world.rank, seconds: 0, kept: true))
             } else if FileManager.default.fileExists(atPath: file.path) {
                 let kept = try SampleSet.load(from: file)
-                guard kept.configuration == configuration, kept.batchSize == optimizer.batchSize else {
-                    throw SampleSetError.differentConfiguration(file: file.lastPathComponent)
-                }
-                mine.append(BatchTime(batch: b, rank: world.rank, seconds: kept.seconds, resumed: true))
+                try kept.checkContinues(
+                    configuration: configuration, batchSize: optimizer.batchSize, sample: optimizer.inputShape,
+                    file: file.lastPathComponent)
+                mine.append(BatchTime(batch: b, rank: world.rank, seconds: kept.seconds, kept: true))
             } else {
                 todo.append(b)
                 continue
@@ -80,7 +83,7 @@ public enum DistributedGeneration {
                     images: batch.images, configuration: configuration, batchSize: optimizer.batchSize,
                     losses: [batch.terms], seconds: batch.timing.total, timing: batch.timing
                 ).save(to: partFile(b, in: parts))
-                mine.append(BatchTime(batch: b, rank: world.rank, seconds: batch.timing.total, resumed: false))
+                mine.append(BatchTime(batch: b, rank: world.rank, seconds: batch.timing.total, kept: false))
                 batchDone(mine[mine.count - 1])
             }
             try lanes.make(model: model, optimizer: optimizer)
@@ -112,19 +115,17 @@ public enum DistributedGeneration {
     }
 
     static func partFile(_ batch: Int, in parts: URL) -> URL {
-        parts.appendingPathComponent(String(format: "batch-%06d.safetensors", batch))
+        parts.appendingPathComponent(String(format: "batch-%06ld.safetensors", batch))
     }
 
     /// The sample set already at `output`, if any: refused, as a single process refuses its checkpoint, when it
-    /// was made with another configuration or batch size.
-    static func finishedSet(_ output: URL, configuration: GenerationConfiguration, batchSize: Int) throws
-        -> SampleSet?
-    {
+    /// was made with another configuration, batch size or image shape.
+    static func finishedSet(_ output: URL, optimizer: SampleOptimizer) throws -> SampleSet? {
         guard FileManager.default.fileExists(atPath: output.path) else { return nil }
         let saved = try SampleSet.load(from: output)
-        guard saved.configuration == configuration, saved.batchSize == batchSize else {
-            throw SampleSetError.differentConfiguration(file: output.lastPathComponent)
-        }
+        try saved.checkContinues(
+            configuration: optimizer.configuration, batchSize: optimizer.batchSize, sample: optimizer.inputShape,
+            file: output.lastPathComponent)
         return saved
     }
 
@@ -135,7 +136,11 @@ public enum DistributedGeneration {
     ) throws {
         // The output as given, not resolved: ranks in different folders that name the same relative file are
         // the shared-folder check's to catch.
-        let identity = try configuration.metadataJSON() + "\n" + model.fingerprint + "\n" + output.relativePath
+        // The package version and the convolution setting (DSG_CONVOLUTION) change the samples' rounding too.
+        let identity = try [
+            configuration.metadataJSON(), model.fingerprint, output.relativePath, DSG.version,
+            "fast paths \(Conv2D.usesFastPaths)",
+        ].joined(separator: "\n")
         let mine = withUnsafeBytes(of: fnv1a(Array(identity.utf8)).littleEndian) { Array($0) }
         let rootHash = try world.broadcast(mine, from: 0)
         guard rootHash == mine else { throw DistributedError.differentOptions(rank: world.rank) }

@@ -56,11 +56,12 @@ struct MPIGenerateCommand: ParsableCommand {
             ) { record in
                 say(
                     "rank \(world.rank): batch \(record.batch) "
-                        + (record.resumed ? "kept from an earlier run" : String(format: "in %.1f s", record.seconds)))
+                        + (record.kept ? "kept from an earlier run" : String(format: "in %.1f s", record.seconds)))
             }
             if let result { try generate.finish(result.samples, model: model, batches: result.batches) }
         } catch {
-            FileHandle.standardError.write(Data("dsg-mpi: rank \(world.rank) of \(world.size): error: \(error)\n".utf8))
+            FileHandle.standardError.write(
+                Data("dsg-mpi: rank \(world.rank) of \(world.size): \(errorMessage(error))\n".utf8))
             if world.size > 1 { world.abort(code: 1) }
             throw ExitCode.failure
         }

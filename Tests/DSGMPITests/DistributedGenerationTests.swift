@@ -56,6 +56,24 @@ struct DistributedGenerationTests {
         #expect(set.losses[1].total == 12345 && set.images[2 * 28 * 28] == 0.5)
     }
 
+    @Test func aBatchLeftByAnotherModelIsRefusedByName() throws {
+        // Same options, other image shape: kept, it would have been mixed into the set.
+        let folder = try TemporaryFolder()
+        let parts = DistributedGeneration.partsFolder(for: folder.file("samples.safetensors"))
+        try FileManager.default.createDirectory(at: parts, withIntermediateDirectories: true)
+        try SampleSet(
+            images: Tensor(shape: [2, 1, 8, 8]), configuration: Self.configuration(), batchSize: 2,
+            losses: [LossTerms()], seconds: 1
+        ).save(to: parts.appendingPathComponent("batch-000001.safetensors"))
+        let run = try MPIRun.launch(ranks: 2, Self.options + MPIRun.outputs(in: folder), in: folder)
+        #expect(run.status != 0)
+        #expect(
+            run.errors.contains(
+                "rank 1 of 2: error: batch-000001.safetensors holds samples of shape [2, 1, 8, 8], the model takes"),
+            "\(run.errors)")
+        #expect(!FileManager.default.fileExists(atPath: folder.file("samples.safetensors").path))
+    }
+
     @Test func ranksWithDifferentOptionsStopTheRun() throws {
         let folder = try TemporaryFolder()
         let outputs = MPIRun.outputs(in: folder)

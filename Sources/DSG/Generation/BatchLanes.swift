@@ -4,8 +4,8 @@ import Foundation
 
 /// Makes a list of a generation run's batches, one lane per kernel thread at once when there are enough of them.
 ///
-/// Each lane runs on one thread (``Parallel/serially(_:)``) with its own optimiser and its own copy of the model
-/// (binding a tensor may copy it, which must not race), instead of one batch at a time split over the cores: a
+/// Each lane runs on one thread (``Parallel/serially(_:)``) with its own optimiser; every lane but the first has
+/// its own copy of the model (binding a tensor may copy it, which must not race), instead of one batch at a time split over the cores: a
 /// ResNet-20 batch of 8 is too small to split well, and two lanes make twice the batches (Docs/PERFORMANCE.md).
 /// Lanes run only when there are at least as many batches as kernel threads and that many lanes fit in half the
 /// machine's memory; otherwise fewer lanes would leave cores idle, and each batch is split as before. A batch's
@@ -21,6 +21,8 @@ package final class BatchLanes: @unchecked Sendable {
     private let progress: (Int) throws -> Void
     private let finished: (Int, Batch) throws -> Void
     private var failure: (any Error)?
+    /// The lanes' optimisers while ``make(model:optimizer:)`` runs them: stored here because Dispatch's closure
+    /// may capture only Sendable values, and this class is the one that orders access.
     private var optimizers: [SampleOptimizer] = []
 
     /// Thrown inside a lane when another lane has failed.

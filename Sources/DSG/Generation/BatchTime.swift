@@ -8,10 +8,10 @@ public struct BatchTime: Sendable, Codable, Equatable {
     /// The seconds its optimisation took (the sum of its phases), in the run that made it.
     public let seconds: Double
     /// Whether it was finished by an earlier, interrupted run and kept.
-    public let resumed: Bool
+    public let kept: Bool
 
-    /// The record of batch `batch`, made by `rank` in `seconds`, or kept from an earlier run when `resumed`.
-    public init(batch: Int, rank: Int, seconds: Double, resumed: Bool) {
-        (self.batch, self.rank, self.seconds, self.resumed) = (batch, rank, seconds, resumed)
+    /// The record of batch `batch`, made by `rank` in `seconds`, or kept from an earlier run.
+    public init(batch: Int, rank: Int, seconds: Double, kept: Bool) {
+        (self.batch, self.rank, self.seconds, self.kept) = (batch, rank, seconds, kept)
     }
 }

@@ -7,26 +7,26 @@ import Foundation
 /// the index), so the batches of a run can be made in any order and by any process with the same result:
 /// ``DSG/generateSamples(from:configuration:checkpoint:progress:)`` makes them in order, `dsg-mpi` spreads them
 /// over MPI ranks.
-public final class SampleOptimizer {
+package final class SampleOptimizer {
     let model: Model
     /// The run's configuration.
-    public let configuration: GenerationConfiguration
+    package let configuration: GenerationConfiguration
     /// Images per batch: the configuration's batch size resolved (0 becomes the number of BatchNorm layers),
     /// at most the count.
-    public let batchSize: Int
+    package let batchSize: Int
     let layerCount: Int
     let executor: GraphExecutor
     /// The model's input shape `[C, H, W]`, one image's.
-    public let inputShape: Shape
+    package let inputShape: Shape
     let classes: Int
 
     /// The number of batches the run's `count` images need (the last may be cut short when the set is put
     /// together).
-    public var batchCount: Int { (configuration.count + batchSize - 1) / batchSize }
+    package var batchCount: Int { (configuration.count + batchSize - 1) / batchSize }
 
     /// An optimiser for `configuration`'s batches on `model`; throws a ``GenerationError`` for a model without
     /// BatchNorm layers or not taking one image input, or an invalid configuration.
-    public init(model: Model, configuration: GenerationConfiguration) throws {
+    package init(model: Model, configuration: GenerationConfiguration) throws {
         let layers = model.batchNormLayers
         guard !layers.isEmpty else { throw GenerationError.noBatchNorm }
         try configuration.validate()
@@ -46,7 +46,7 @@ public final class SampleOptimizer {
     /// Makes batch number `index` (its own seed derives from the configuration's seed and the index): `batchSize`
     /// images, the last iteration's loss terms and where the time went. `progress` is called with the iterations
     /// done; throwing from it stops the batch.
-    public func makeBatch(_ index: Int, progress: (Int) throws -> Void) throws -> (
+    package func makeBatch(_ index: Int, progress: (Int) throws -> Void) throws -> (
         images: Tensor, terms: LossTerms, timing: GenerationTiming
     ) {
         var random = SeededRandom(seed: configuration.seed &+ 0x9E37_79B9 &* UInt64(index + 1))

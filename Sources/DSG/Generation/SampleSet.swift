@@ -60,6 +60,21 @@ public struct SampleSet: Sendable {
             seconds = "seconds"
     }
 
+    /// Checks that a run of `configuration` in batches of `batchSize`, on images of `sample` (`[C, H, W]`), can
+    /// continue from this set, read from the file called `file`: throws
+    /// ``SampleSetError/differentConfiguration(file:)`` or ``SampleSetError/differentModel(file:expected:found:)``
+    /// rather than mix samples of another run.
+    package func checkContinues(
+        configuration: GenerationConfiguration, batchSize: Int, sample: Shape, file: String
+    ) throws(SampleSetError) {
+        guard self.configuration == configuration, self.batchSize == batchSize else {
+            throw .differentConfiguration(file: file)
+        }
+        guard Array(images.shape.dimensions.dropFirst()) == sample.dimensions else {
+            throw .differentModel(file: file, expected: sample, found: images.shape)
+        }
+    }
+
     /// Writes the images (safetensors tensor `images`) with everything else as JSON metadata, atomically.
     public func save(to url: URL) throws {
         let metadata = [

@@ -1,6 +1,7 @@
 /// Runs a ``Model`` on batches of a fixed size, forward and backward, without allocating after set-up.
 ///
-/// Every value of the graph gets one buffer, and so does its gradient; these, each node's saved state and one
+/// Every value of the graph gets one buffer (or, forward only with `outputsOnly`, a slot it shares with values
+/// that are dead by the time it is written), and so does its gradient; these, each node's saved state and one
 /// shared workspace are allocated in `init` and reused by every pass. A pass reads the model's parameters in
 /// place, so an optimizer's update is seen by the next forward.
 ///
@@ -125,6 +126,8 @@ public final class GraphExecutor {
 
     /// Runs the graph on the inputs already set (``setInput(_:from:samples:)``, or ``withInput(_:_:)`` in place).
     public func run(training: Bool) throws(GraphError) {
+        // Naming a non-finite node reruns an outputsOnly pass, which must not update BatchNorm's statistics twice.
+        precondition(!training || readable == nil, "GraphExecutor: an outputsOnly executor runs in evaluation mode.")
         for (i, input) in model.inputs.enumerated() where !isFinite(values[i], batchSize * input.shape.elementCount) {
             throw .nonFinite(node: input.name, op: "Input", shape: input.shape.batched(batchSize))
         }

@@ -16,14 +16,14 @@ extension Communicator {
     }
 
     /// Splits this machine's cores between its ranks for the kernels, unless `DSG_THREADS` is already set:
-    /// `DSG_THREADS` becomes the cores this rank may run on, over the ranks here when the launcher did not bind
-    /// each rank to its own cores, at least one. Must run before any kernel does: the thread count is fixed at
-    /// first use.
+    /// `DSG_THREADS` becomes the smaller of the cores this rank may run on and the machine's cores over its ranks,
+    /// at least one. Collective (every rank must call it); must run before any kernel does, since the thread
+    /// count is fixed at first use. Ranks bound to overlapping cores (several per socket, say) still share them.
     public func shareCores() throws(MPIError) -> Int {
+        let local = try ranksOnThisMachine()
         if let set = ProcessInfo.processInfo.environment["DSG_THREADS"], let n = Int(set), n > 0 { return n }
-        let mine = Parallel.availableCores(), machine = ProcessInfo.processInfo.activeProcessorCount
-        // A rank bound to a share of the cores has that share already; an unbound one divides the machine.
-        let threads = mine < machine ? mine : max(1, machine / (try ranksOnThisMachine()))
+        let machine = ProcessInfo.processInfo.activeProcessorCount
+        let threads = max(1, min(Parallel.availableCores(), machine / local))
         setenv("DSG_THREADS", String(threads), 1)
         return threads
     }
