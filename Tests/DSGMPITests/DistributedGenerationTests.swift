@@ -74,6 +74,36 @@ struct DistributedGenerationTests {
         #expect(!FileManager.default.fileExists(atPath: folder.file("samples.safetensors").path))
     }
 
+    @Test func aKilledRankStopsTheRunAndTheRerunKeepsEveryFinishedBatch() throws {
+        // Eight batches of two, long enough that a rank can be killed once the first batch is saved.
+        let options = ["--count", "16", "--batch-size", "2", "--iterations", "20", "--seed", "7"]
+        let folder = try TemporaryFolder()
+        let parts = DistributedGeneration.partsFolder(for: folder.file("samples.safetensors"))
+        let killed = try MPIRun.launch(ranks: 2, options + MPIRun.outputs(in: folder), in: folder) {
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline, MPIRun.batchFiles(in: parts).isEmpty {
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            // The rank started last; mpirun then names it and stops the other.
+            if let rank = MPIRun.rankProcesses(in: folder).max() { kill(rank, SIGKILL) }
+        }
+        #expect(killed.status != 0)
+        #expect(killed.errors.contains("exited on signal 9"), "\(killed.errors)")
+        #expect(!FileManager.default.fileExists(atPath: folder.file("samples.safetensors").path))
+        let finished = MPIRun.batchFiles(in: parts)
+        #expect(!finished.isEmpty && finished.count < 8, "\(finished)")
+
+        let rerun = try MPIRun.launch(ranks: 2, options + MPIRun.outputs(in: folder), in: folder)
+        #expect(rerun.status == 0, "\(rerun.errors)")
+        #expect(rerun.output.components(separatedBy: "kept from an earlier run").count - 1 == finished.count)
+        var configuration = Self.configuration()
+        (configuration.count, configuration.iterations, configuration.seed) = (16, 20, 7)
+        let single = try DSG.generateSamples(from: DSG.defaultModel(), configuration: configuration)
+        let set = try SampleSet.load(from: folder.file("samples.safetensors"))
+        let sameImages = set.images.scalars == single.images.scalars
+        #expect(sameImages && set.losses == single.losses, "the rerun's samples differ from the single process's")
+    }
+
     @Test func ranksWithDifferentOptionsStopTheRun() throws {
         let folder = try TemporaryFolder()
         let outputs = MPIRun.outputs(in: folder)
@@ -137,9 +167,33 @@ enum MPIRun {
         ]
     }
 
-    /// `mpirun -np ranks dsg-mpi generate arguments...`.
-    static func launch(ranks: Int, _ arguments: [String], in folder: TemporaryFolder) throws -> Result {
-        try launch(Array(repeating: arguments, count: ranks), in: folder)
+    /// `mpirun -np ranks dsg-mpi generate arguments...`; `meanwhile` runs while it does.
+    static func launch(
+        ranks: Int, _ arguments: [String], in folder: TemporaryFolder, meanwhile: () -> Void = {}
+    ) throws -> Result {
+        try launch(Array(repeating: arguments, count: ranks), in: folder, meanwhile: meanwhile)
+    }
+
+    /// The names of the files in `folder` (none if it does not exist).
+    static func files(in folder: URL) -> [String] {
+        (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+    }
+
+    /// The finished batches in a parts folder (a rank killed while writing may leave a temporary file beside them).
+    static func batchFiles(in parts: URL) -> [String] {
+        files(in: parts).filter { $0.hasPrefix("batch-") && $0.hasSuffix(".safetensors") }
+    }
+
+    /// The process ids of the `dsg-mpi` ranks whose arguments name a file in `folder` (from `/proc`).
+    static func rankProcesses(in folder: TemporaryFolder) -> [pid_t] {
+        files(in: URL(fileURLWithPath: "/proc")).compactMap { entry -> pid_t? in
+            guard let pid = pid_t(entry),
+                let line = try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(entry)/cmdline"))
+            else { return nil }
+            let arguments = line.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            let isRank = arguments.first?.hasSuffix("/dsg-mpi") == true
+            return isRank && arguments.contains { $0.hasPrefix(folder.url.path) } ? pid : nil
+        }
     }
 
     /// `mpirun -np ranks program`.
@@ -148,28 +202,33 @@ enum MPIRun {
     }
 
     /// One rank per argument list (mpirun's `A : B` form), each in its working folder when given.
-    static func launch(_ ranks: [[String]], in folder: TemporaryFolder, workingFolders: [String]? = nil) throws
-        -> Result
-    {
+    static func launch(
+        _ ranks: [[String]], in folder: TemporaryFolder, workingFolders: [String]? = nil, meanwhile: () -> Void = {}
+    ) throws -> Result {
         var arguments: [String] = []
         for (i, rank) in ranks.enumerated() {
             if i > 0 { arguments.append(":") }
             arguments += ["-np", "1"] + (workingFolders.map { ["--wdir", $0[i]] } ?? [])
             arguments += [executable.path, "generate"] + rank
         }
-        return try mpirun(arguments, in: folder)
+        return try mpirun(arguments, in: folder, meanwhile: meanwhile)
     }
 
-    static func mpirun(_ arguments: [String], in folder: TemporaryFolder) throws -> Result {
+    static func mpirun(_ arguments: [String], in folder: TemporaryFolder, meanwhile: () -> Void = {}) throws
+        -> Result
+    {
         guard let mpirun = find("mpirun") else {
             Issue.record("mpirun not found: `bash .ci/setup.sh` installs Open MPI (openmpi-bin)")
             return Result(status: -1, output: "", errors: "")
         }
         // As root mpirun needs --allow-run-as-root, and two ranks on a small machine --oversubscribe.
-        return try run(mpirun, ["--allow-run-as-root", "--oversubscribe"] + arguments, in: folder)
+        return try run(
+            mpirun, ["--allow-run-as-root", "--oversubscribe"] + arguments, in: folder, meanwhile: meanwhile)
     }
 
-    static func run(_ program: URL, _ arguments: [String], in folder: TemporaryFolder) throws -> Result {
+    static func run(
+        _ program: URL, _ arguments: [String], in folder: TemporaryFolder, meanwhile: () -> Void = {}
+    ) throws -> Result {
         let process = Process()
         process.executableURL = program
         process.arguments = arguments
@@ -179,6 +238,7 @@ enum MPIRun {
         process.standardOutput = try FileHandle(forWritingTo: out)
         process.standardError = try FileHandle(forWritingTo: err)
         try process.run()
+        meanwhile()
         process.waitUntilExit()
         return Result(
             status: process.terminationStatus, output: try String(contentsOf: out, encoding: .utf8),
