@@ -40,8 +40,8 @@ public enum DistributedGeneration {
 
     /// Generates `configuration`'s samples on the ranks of `world`, writing `output` (a sample set, as
     /// `DSG.generateSamples` writes its checkpoint). Every rank must call it with the same arguments; it first
-    /// checks that they did (a hash of the configuration, the model's fingerprint and the output path as given) and that
-    /// the output folder is shared. `batchDone` is called on the rank that made (or kept) each of its batches,
+    /// checks that they did (a hash of the configuration, the model's fingerprint, the output path as given, the
+    /// package version and the convolution setting) and that the output folder is shared. `batchDone` is called on the rank that made (or kept) each of its batches,
     /// one call at a time but possibly from a lane's thread. A rank that throws has left the others waiting in a
     /// collective call: the caller must then stop the run (``Communicator/abort(code:)``), as `dsg-mpi` does.
     /// Returns the whole set and every batch's record on rank 0, nil on the others. The set's `seconds` add this
