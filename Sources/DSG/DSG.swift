@@ -37,11 +37,9 @@ public enum DSG {
         let start = Date(), sample = optimizer.inputShape, batches = optimizer.batchCount
         var images = earlier?.images.scalars ?? [], terms = earlier?.losses ?? [], timing = GenerationTiming()
         func set() -> SampleSet {
-            let n = min(images.count / sample.elementCount, configuration.count)
-            return SampleSet(
-                images: Tensor(shape: sample.batched(n), scalars: Array(images.prefix(n * sample.elementCount))),
-                configuration: configuration, batchSize: optimizer.batchSize, losses: terms,
-                seconds: (earlier?.seconds ?? 0) + Date().timeIntervalSince(start), timing: timing)
+            SampleSet(
+                batches: images, sample: sample, configuration: configuration, batchSize: optimizer.batchSize,
+                losses: terms, seconds: (earlier?.seconds ?? 0) + Date().timeIntervalSince(start), timing: timing)
         }
         // Batches may finish out of order (BatchLanes); the set and the checkpoint take them in order.
         var waiting: [Int: BatchLanes.Batch] = [:]

@@ -23,16 +23,13 @@ extension ChunkJob {
 /// Jobs are structs run on long-lived threads woken by semaphores. Neither Dispatch's `concurrentPerform` nor
 /// a closure handed to another thread would do: both allocate on every call, and a training step must not.
 public enum Parallel {
-    /// Worker threads the kernels use, fixed at first use: `DSG_THREADS` from the environment when it is a
-    /// positive number (`dsg-mpi` sets it so that the ranks on one machine share its cores), else
-    /// ``availableCores()``.
-    public static let threadCount = threads(environment: ProcessInfo.processInfo.environment["DSG_THREADS"])
+    /// Worker threads the kernels use, fixed at first use: ``requestedThreadCount`` when set (`dsg-mpi` sets it
+    /// so that the ranks on one machine share its cores), else ``availableCores()``.
+    public static let threadCount = requestedThreadCount ?? availableCores()
 
-    /// The thread count `DSG_THREADS=value` asks for: the value when it is a positive number, else
-    /// ``availableCores()``.
-    static func threads(environment value: String?) -> Int {
-        if let value, let n = Int(value), n > 0 { return n }
-        return availableCores()
+    /// `DSG_THREADS` from the environment when it is a positive number, else nil.
+    public static var requestedThreadCount: Int? {
+        ProcessInfo.processInfo.environment["DSG_THREADS"].flatMap { Int($0) }.flatMap { $0 > 0 ? $0 : nil }
     }
 
     /// The cores this process may run on: the active cores (which respect a container's CPU quota), or fewer

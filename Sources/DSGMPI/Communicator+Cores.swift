@@ -21,7 +21,7 @@ extension Communicator {
     /// count is fixed at first use. Ranks bound to overlapping cores (several per socket, say) still share them.
     public func shareCores() throws(MPIError) -> Int {
         let local = try ranksOnThisMachine()
-        if let set = ProcessInfo.processInfo.environment["DSG_THREADS"], let n = Int(set), n > 0 { return n }
+        if let requested = Parallel.requestedThreadCount { return requested }
         let machine = ProcessInfo.processInfo.activeProcessorCount
         let threads = max(1, min(Parallel.availableCores(), machine / local))
         setenv("DSG_THREADS", String(threads), 1)

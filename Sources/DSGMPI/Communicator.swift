@@ -76,6 +76,13 @@ public final class Communicator: @unchecked Sendable {
         return result
     }
 
+    /// Rank `root`'s `value`, on every rank.
+    public func broadcast(_ value: Int, from root: Int = 0) throws(MPIError) -> Int {
+        var v = Int64(value)
+        try Self.check("MPI_Bcast", MPI_Bcast(&v, 1, dsg_mpi_int64(), Int32(root), comm))
+        return Int(v)
+    }
+
     /// Replaces `values` on every rank by their element-wise sum over the ranks.
     public func allReduceSum(_ values: UnsafeMutableBufferPointer<Float>) throws(MPIError) {
         let n = try Self.count("MPI_Allreduce", values.count)

@@ -55,9 +55,10 @@ public enum DistributedGeneration {
         let parts = partsFolder(for: output)
         try checkShared(parts, world: world)
         let optimizer = try SampleOptimizer(model: model, configuration: configuration)
-        // The output itself may hold finished batches: a finished run, or a single process's checkpoint.
-        let earlier = try finishedSet(output, optimizer: optimizer)
-        let earlierBatches = earlier?.losses.count ?? 0
+        // The output itself may hold finished batches: a finished run, or a single process's checkpoint. Only
+        // rank 0 reads it (it may be large); the others learn how many batches it holds.
+        let earlier = world.rank == 0 ? try finishedSet(output, optimizer: optimizer) : nil
+        let earlierBatches = try world.broadcast(earlier?.losses.count ?? 0, from: 0)
 
         // This rank's batches: those finished earlier are recorded as kept, the others made in lanes.
         var mine: [BatchTime] = [], todo: [Int] = []
@@ -94,20 +95,15 @@ public enum DistributedGeneration {
         guard world.rank == 0 else { return nil }
         let batches = try gathered.flatMap { try JSONDecoder().decode([BatchTime].self, from: Data($0)) }
             .sorted { $0.batch < $1.batch }
-        let sample = optimizer.inputShape
-        var images = Array(
-            (earlier?.images.scalars ?? []).prefix(earlierBatches * optimizer.batchSize * sample.elementCount))
-        var losses = Array((earlier?.losses ?? []).prefix(earlierBatches))
+        var images = earlier?.images.scalars ?? [], losses = earlier?.losses ?? []
         for b in earlierBatches..<optimizer.batchCount {
             let part = try SampleSet.load(from: partFile(b, in: parts))
             images += part.images.scalars
             losses += part.losses
         }
         let samples = SampleSet(
-            images: Tensor(
-                shape: sample.batched(configuration.count),
-                scalars: Array(images.prefix(configuration.count * sample.elementCount))),
-            configuration: configuration, batchSize: optimizer.batchSize, losses: losses,
+            batches: images, sample: optimizer.inputShape, configuration: configuration,
+            batchSize: optimizer.batchSize, losses: losses,
             seconds: (earlier?.seconds ?? 0) + Date().timeIntervalSince(start))
         try samples.save(to: output)
         try? FileManager.default.removeItem(at: parts)

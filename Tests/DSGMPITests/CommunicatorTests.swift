@@ -16,7 +16,7 @@ struct CommunicatorTests {
         try #require(ranks.count == 2, "\(run.output)")
         for (r, rank) in ranks.enumerated() {
             #expect(rank["rank"] == "\(r)" && rank["size"] == "2")
-            #expect(rank["broadcast"] == "from rank 1!")
+            #expect(rank["broadcast"] == "from rank 1!" && rank["broadcastInt"] == "11")
             #expect(rank["floatSum"] == "3.0 1.0 -1.0")
             #expect(rank["doubleSum"] == "1.5 2e-300")
             #expect(rank["max"] == "7")

@@ -9,6 +9,7 @@ var result: [String: String] = ["rank": "\(world.rank)", "size": "\(world.size)"
 // Rank 1's bytes (longer than rank 0's) reach every rank.
 let sent = Array("from rank \(world.rank)\(String(repeating: "!", count: world.rank))".utf8)
 result["broadcast"] = String(decoding: try world.broadcast(sent, from: world.size - 1), as: UTF8.self)
+result["broadcastInt"] = "\(try world.broadcast(10 + world.rank, from: world.size - 1))"
 
 var floats: [Float] = [Float(world.rank + 1), 0.5, -Float(world.rank)]
 try floats.withUnsafeMutableBufferPointer { try world.allReduceSum($0) }

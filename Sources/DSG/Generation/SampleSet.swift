@@ -50,6 +50,18 @@ public struct SampleSet: Sendable {
         (self.losses, self.seconds, self.timing) = (losses, seconds, timing)
     }
 
+    /// The set of whole batches made so far, `scalars` their images in batch order, cut to the configuration's
+    /// count (the last batch may hold more than the count needs).
+    package init(
+        batches scalars: [Float], sample: Shape, configuration: GenerationConfiguration, batchSize: Int,
+        losses: [LossTerms], seconds: Double, timing: GenerationTiming = GenerationTiming()
+    ) {
+        let n = min(scalars.count / sample.elementCount, configuration.count)
+        self.init(
+            images: Tensor(shape: sample.batched(n), scalars: Array(scalars.prefix(n * sample.elementCount))),
+            configuration: configuration, batchSize: batchSize, losses: losses, seconds: seconds, timing: timing)
+    }
+
     /// The number of samples `N`: `configuration.count` once complete, fewer in a checkpoint of an unfinished run.
     public var count: Int { images.shape[0] }
 

@@ -48,7 +48,7 @@ public final class GraphExecutor {
         self.model = model
         self.batchSize = batchSize
         supportsBackward = backward
-        readable = outputsOnly ? Set(model.inputs.indices).union(model.outputs.map(\.index)) : nil
+        readable = outputsOnly ? Self.inputsAndOutputs(model) : nil
         inputsRequireGradient = Array(repeating: false, count: model.inputs.count)
 
         var allocations: [UnsafeMutableRawPointer] = [], bytes = 0
@@ -226,6 +226,11 @@ public final class GraphExecutor {
         )
     }
 
+    /// The values an `outputsOnly` executor keeps readable: the graph's inputs and outputs.
+    private static func inputsAndOutputs(_ model: Model) -> Set<Int> {
+        Set(model.inputs.indices).union(model.outputs.map(\.index))
+    }
+
     /// The buffer plan of an `outputsOnly` executor: walking the nodes in order, each output takes a free slot
     /// (the smallest that fits, else the largest free one, grown) and a value's slot is freed once its last
     /// reader has run. An output never shares a slot with its own inputs; inputs and outputs get slots of their
@@ -233,7 +238,7 @@ public final class GraphExecutor {
     package static func sharedSlots(_ model: Model, counts: [Int]) -> (slotOfValue: [Int], slotSizes: [Int]) {
         var lastReader = Array(repeating: -1, count: counts.count)
         for (k, node) in model.nodes.enumerated() { for input in node.inputs { lastReader[input.index] = k } }
-        let kept = Set(model.inputs.indices).union(model.outputs.map(\.index))
+        let kept = inputsAndOutputs(model)
         var slotOfValue = Array(repeating: 0, count: counts.count), sizes: [Int] = [], free: [Int] = []
         func newSlot(_ size: Int) -> Int {
             sizes.append(size)
