@@ -14,23 +14,56 @@ public enum BatchNorm {
         public init(batch: Int, channels: Int, plane: Int) {
             (self.batch, self.channels, self.plane) = (batch, channels, plane)
         }
-        var reduced: Int { batch * plane }
+    }
+
+    /// A batch split into shares held by several processes, for synchronised BatchNorm: how many samples all the
+    /// shares hold together, and `sum`, which adds every share's values into each share's buffer in place. Every
+    /// share calls `sum` at the same points with buffers of the same size.
+    public struct Sharing {
+        /// Samples in all the shares together.
+        public let samples: Int
+        /// Adds the shares' buffers elementwise, leaving the total in each.
+        public let sum: (UnsafeMutableBufferPointer<Double>) -> Void
+
+        /// The shares of a batch of `samples`, combined by `sum`.
+        public init(samples: Int, sum: @escaping (UnsafeMutableBufferPointer<Double>) -> Void) {
+            (self.samples, self.sum) = (samples, sum)
+        }
     }
 
     /// Training-mode forward. Writes `output`, `savedMean`, `savedInvStd` and updates the running statistics.
+    /// With `sharing`, the statistics are those of the whole batch its shares hold (every share normalises with
+    /// the same ones and moves the running statistics alike).
     public static func forwardTraining(
         _ s: Sizes, input: UnsafePointer<Float>, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
         epsilon: Float, momentum: Float,
         runningMean: UnsafeMutablePointer<Float>, runningVar: UnsafeMutablePointer<Float>,
         savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>,
-        output: UnsafeMutablePointer<Float>
+        output: UnsafeMutablePointer<Float>, sharing: Sharing? = nil
     ) {
+        let c = s.channels, m = Double((sharing?.samples ?? s.batch) * s.plane)
+        // Two passes in Double: the mean first, then the centred sum of squares (no cancellation). Each pass's
+        // sums are complete before the shares' sums are added, hence one job per pass.
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * c) { statistics in
+            let means = statistics.baseAddress!, squares = means + c
+            Parallel.forEachChunk(of: c, SumJob(s: s, input: input, sums: means))
+            sharing?.sum(UnsafeMutableBufferPointer(start: means, count: c))
+            for ch in 0..<c { means[ch] /= m }
+            Parallel.forEachChunk(of: c, SquaresJob(s: s, input: input, means: means, squares: squares))
+            sharing?.sum(UnsafeMutableBufferPointer(start: squares, count: c))
+            for ch in 0..<c {
+                let variance = squares[ch] / m
+                savedMean[ch] = Float(means[ch])
+                savedInvStd[ch] = Float(1 / (variance + Double(epsilon)).squareRoot())
+                let unbiased = m > 1 ? squares[ch] / (m - 1) : variance
+                runningMean[ch] = (1 - momentum) * runningMean[ch] + momentum * Float(means[ch])
+                runningVar[ch] = (1 - momentum) * runningVar[ch] + momentum * Float(unbiased)
+            }
+        }
         Parallel.forEachChunk(
-            of: s.channels,
-            TrainingJob(
-                s: s, input: input, gamma: gamma, beta: beta, epsilon: epsilon, momentum: momentum,
-                runningMean: runningMean,
-                runningVar: runningVar, savedMean: savedMean, savedInvStd: savedInvStd, output: output))
+            of: c,
+            NormaliseJob(
+                s: s, input: input, gamma: gamma, beta: beta, mean: savedMean, invStd: savedInvStd, output: output))
     }
 
     /// Evaluation-mode forward with the running statistics.
@@ -51,19 +84,39 @@ public enum BatchNorm {
     ///
     /// With `x̂ = (x - mean) * invStd` and `g = dy * gamma`, training mode gives
     /// `dx = invStd * (g - mean(g) - x̂ * mean(g * x̂))`; evaluation mode, where the statistics are constants,
-    /// gives `dx = invStd * g`. In both, `dgamma = Σ dy * x̂` and `dbeta = Σ dy`.
+    /// gives `dx = invStd * g`. In both, `dgamma = Σ dy * x̂` and `dbeta = Σ dy`. With `sharing` (training mode),
+    /// the means are over the whole batch its shares hold; `dgamma` and `dbeta` get this share's sums only, as
+    /// every other parameter gradient does.
     public static func backward(
         _ s: Sizes, training: Bool, input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>,
         gamma: UnsafePointer<Float>?, mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
         inputGrad: UnsafeMutablePointer<Float>?,
-        gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?
+        gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?, sharing: Sharing? = nil
     ) {
-        Parallel.forEachChunk(
-            of: s.channels,
-            BackwardJob(
-                s: s, training: training, input: input, outputGrad: outputGrad, gamma: gamma, mean: mean,
-                invStd: invStd,
-                inputGrad: inputGrad, gammaGrad: gammaGrad, betaGrad: betaGrad))
+        let c = s.channels
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * c) { sums in
+            let sumDy = sums.baseAddress!, sumDyXhat = sumDy + c
+            // Evaluation mode without parameter gradients (DSG's backward to the images) needs neither sum.
+            if training || gammaGrad != nil || betaGrad != nil {
+                Parallel.forEachChunk(
+                    of: c,
+                    GradientSumsJob(
+                        s: s, input: input, outputGrad: outputGrad, mean: mean, invStd: invStd, sumDy: sumDy,
+                        sumDyXhat: sumDyXhat))
+                for ch in 0..<c {
+                    gammaGrad?[ch] += Float(sumDyXhat[ch])
+                    betaGrad?[ch] += Float(sumDy[ch])
+                }
+                if training { sharing?.sum(sums) }
+            }
+            guard let inputGrad else { return }
+            Parallel.forEachChunk(
+                of: c,
+                InputGradientJob(
+                    s: s, training: training, input: input, outputGrad: outputGrad, gamma: gamma, mean: mean,
+                    invStd: invStd, count: Double((sharing?.samples ?? s.batch) * s.plane),
+                    sumDy: sumDy, sumDyXhat: sumDyXhat, inputGrad: inputGrad))
+        }
     }
 
     @inline(__always)
@@ -94,33 +147,39 @@ public enum BatchNorm {
 // One chunk of channels per job: channels are independent, so the chunks touch disjoint memory and every
 // value is computed exactly as by a loop over all channels.
 
-private struct TrainingJob: ChunkJob {
-    let s: BatchNorm.Sizes, input: UnsafePointer<Float>, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?
-    let epsilon: Float, momentum: Float
-    let runningMean: UnsafeMutablePointer<Float>, runningVar: UnsafeMutablePointer<Float>
-    let savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>,
-        output: UnsafeMutablePointer<Float>
+private struct SumJob: ChunkJob {
+    let s: BatchNorm.Sizes, input: UnsafePointer<Float>, sums: UnsafeMutablePointer<Double>
 
     func run(samples channels: Range<Int>, chunk: Int) {
-        let m = Double(s.reduced)
         for c in channels {
-            // Two passes in Double: the mean first, then the centred sum of squares (no cancellation).
             var sum = 0.0
             BatchNorm.forEachRow(s, c) { row in sum += Reductions.sum(input + row, count: s.plane) }
-            let mean = sum / m
-            var squares = 0.0
-            BatchNorm.forEachRow(s, c) { row in
-                squares += Reductions.squaredDeviations(input + row, count: s.plane, mean: mean)
-            }
-            let variance = squares / m
-            let invStd = 1 / (variance + Double(epsilon)).squareRoot()
-            savedMean[c] = Float(mean)
-            savedInvStd[c] = Float(invStd)
-            let unbiased = s.reduced > 1 ? squares / (m - 1) : variance
-            runningMean[c] = (1 - momentum) * runningMean[c] + momentum * Float(mean)
-            runningVar[c] = (1 - momentum) * runningVar[c] + momentum * Float(unbiased)
-            BatchNorm.normalise(s, c, input, Float(mean), Float(invStd), gamma, beta, output)
+            sums[c] = sum
         }
+    }
+}
+
+private struct SquaresJob: ChunkJob {
+    let s: BatchNorm.Sizes, input: UnsafePointer<Float>, means: UnsafePointer<Double>
+    let squares: UnsafeMutablePointer<Double>
+
+    func run(samples channels: Range<Int>, chunk: Int) {
+        for c in channels {
+            var sum = 0.0
+            BatchNorm.forEachRow(s, c) { row in
+                sum += Reductions.squaredDeviations(input + row, count: s.plane, mean: means[c])
+            }
+            squares[c] = sum
+        }
+    }
+}
+
+private struct NormaliseJob: ChunkJob {
+    let s: BatchNorm.Sizes, input: UnsafePointer<Float>, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?
+    let mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>
+
+    func run(samples channels: Range<Int>, chunk: Int) {
+        for c in channels { BatchNorm.normalise(s, c, input, mean[c], invStd[c], gamma, beta, output) }
     }
 }
 
@@ -137,34 +196,40 @@ private struct EvaluationJob: ChunkJob {
     }
 }
 
-private struct BackwardJob: ChunkJob {
-    let s: BatchNorm.Sizes, training: Bool, input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>
-    let gamma: UnsafePointer<Float>?, mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>
-    let inputGrad: UnsafeMutablePointer<Float>?, gammaGrad: UnsafeMutablePointer<Float>?,
-        betaGrad: UnsafeMutablePointer<Float>?
+private struct GradientSumsJob: ChunkJob {
+    let s: BatchNorm.Sizes, input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>
+    let mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>
+    let sumDy: UnsafeMutablePointer<Double>, sumDyXhat: UnsafeMutablePointer<Double>
 
     func run(samples channels: Range<Int>, chunk: Int) {
-        let m = Double(s.reduced)
-        // Evaluation mode without parameter gradients (DSG's backward to the images) needs neither sum.
-        let needsSums = training || gammaGrad != nil || betaGrad != nil
         for c in channels {
             let mu = mean[c], inv = invStd[c]
-            var sumDy = 0.0, sumDyXhat = 0.0
-            if needsSums {
-                BatchNorm.forEachRow(s, c) { row in
-                    for i in 0..<s.plane {
-                        let dy = Double(outputGrad[row + i])
-                        sumDy += dy
-                        sumDyXhat += dy * Double((input[row + i] - mu) * inv)
-                    }
+            var dySum = 0.0, dyXhatSum = 0.0
+            BatchNorm.forEachRow(s, c) { row in
+                for i in 0..<s.plane {
+                    let dy = Double(outputGrad[row + i])
+                    dySum += dy
+                    dyXhatSum += dy * Double((input[row + i] - mu) * inv)
                 }
-                gammaGrad?[c] += Float(sumDyXhat)
-                betaGrad?[c] += Float(sumDy)
             }
-            guard let inputGrad else { continue }
+            (sumDy[c], sumDyXhat[c]) = (dySum, dyXhatSum)
+        }
+    }
+}
+
+private struct InputGradientJob: ChunkJob {
+    let s: BatchNorm.Sizes, training: Bool, input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>
+    let gamma: UnsafePointer<Float>?, mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>
+    /// Elements per channel over the whole batch (all shares'), and the sums over them.
+    let count: Double, sumDy: UnsafePointer<Double>, sumDyXhat: UnsafePointer<Double>
+    let inputGrad: UnsafeMutablePointer<Float>
+
+    func run(samples channels: Range<Int>, chunk: Int) {
+        for c in channels {
+            let mu = mean[c], inv = invStd[c]
             let scale = (gamma?[c] ?? 1) * inv
             if training {
-                let meanDy = Float(sumDy / m), meanDyXhat = Float(sumDyXhat / m)
+                let meanDy = Float(sumDy[c] / count), meanDyXhat = Float(sumDyXhat[c] / count)
                 let (mus, invs, scales) = (Vector(repeating: mu), Vector(repeating: inv), Vector(repeating: scale))
                 let (meanDys, meanDyXhats) = (Vector(repeating: meanDy), Vector(repeating: meanDyXhat))
                 BatchNorm.forEachRow(s, c) { row in

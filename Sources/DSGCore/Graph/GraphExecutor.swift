@@ -98,6 +98,15 @@ public final class GraphExecutor {
 
     // MARK: - Forward
 
+    /// Makes this executor one share of a batch of `batch` samples spread over `group` (its own `batchSize`
+    /// samples being this process's share): from now on training-mode BatchNorm normalises with, and
+    /// backpropagates through, the statistics of the whole batch, as one executor holding it all would
+    /// (synchronised BatchNorm). Every process of the group must do the same with its share.
+    public func shareBatch(of batch: Int, over group: DataParallelGroup) {
+        let sharing = group.sharing(ofBatch: batch)
+        for context in contexts { context.sharing = sharing }
+    }
+
     /// Runs the graph on one batch. `inputs` are `[batch, shape...]` tensors, one per graph input.
     /// Training mode uses batch statistics in BatchNorm (and updates its running statistics).
     public func forward(_ inputs: [Tensor], training: Bool) throws(GraphError) {

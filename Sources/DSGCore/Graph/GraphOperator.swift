@@ -1,3 +1,5 @@
+import DSGKernels
+
 /// One operation of a model graph: its shape rule, the tensors it owns, and its forward and backward passes.
 ///
 /// Shapes given to and returned by an operator are *per sample* (no batch dimension). Forward reads
@@ -84,6 +86,9 @@ public final class NodeContext {
     public let batch: Int
     /// Whether the last forward ran in training mode (batch statistics) or evaluation mode.
     public internal(set) var training = false
+    /// In a data-parallel run, the batch this executor holds a share of: training-mode BatchNorm then uses the
+    /// statistics of the whole batch (synchronised BatchNorm). Nil when the executor holds the whole batch.
+    public internal(set) var sharing: BatchNorm.Sharing?
     /// Per-sample input shapes and output shape.
     public let inputShapes: [Shape]
     /// The per-sample output shape.

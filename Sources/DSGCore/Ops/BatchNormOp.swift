@@ -64,7 +64,7 @@ public struct BatchNormOp: GraphOperator {
             BatchNorm.forwardTraining(
                 sizes(c), input: c.inputs[0], gamma: gamma, beta: beta, epsilon: epsilon, momentum: momentum,
                 runningMean: c.tensors[runningMeanIndex], runningVar: c.tensors[runningVarIndex],
-                savedMean: mean, savedInvStd: invStd, output: c.output)
+                savedMean: mean, savedInvStd: invStd, output: c.output, sharing: c.sharing)
         } else {
             for ch in 0..<channels {
                 mean[ch] = c.tensors[runningMeanIndex][ch]
@@ -83,6 +83,6 @@ public struct BatchNormOp: GraphOperator {
             sizes(c), training: c.training, input: c.inputs[0], outputGrad: c.outputGrad,
             gamma: affine ? UnsafePointer(c.tensors[0]) : nil, mean: c.saved, invStd: c.saved + channels,
             inputGrad: c.inputGrads[0], gammaGrad: affine ? c.tensorGrads[0] : nil,
-            betaGrad: affine ? c.tensorGrads[1] : nil)
+            betaGrad: affine ? c.tensorGrads[1] : nil, sharing: c.sharing)
     }
 }

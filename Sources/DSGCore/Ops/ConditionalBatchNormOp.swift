@@ -62,7 +62,7 @@ public struct ConditionalBatchNormOp: GraphOperator {
             BatchNorm.forwardTraining(
                 sizes(c), input: c.inputs[0], gamma: nil, beta: nil, epsilon: epsilon, momentum: momentum,
                 runningMean: c.tensors[2], runningVar: c.tensors[3], savedMean: mean, savedInvStd: invStd,
-                output: c.output)
+                output: c.output, sharing: c.sharing)
         } else {
             for ch in 0..<channels {
                 mean[ch] = c.tensors[2][ch]
@@ -84,35 +84,43 @@ public struct ConditionalBatchNormOp: GraphOperator {
     }
 
     /// With `g = dy · weight[label]` per sample: the affine-free BatchNorm backward of `g`, i.e. in training
-    /// mode `dx = invStd (g − mean(g) − x̂ mean(g x̂))` over samples and positions, in evaluation mode
-    /// `dx = invStd g`; `dweight[label] += Σ dy x̂`, `dbias[label] += Σ dy`.
+    /// mode `dx = invStd (g − mean(g) − x̂ mean(g x̂))` over samples and positions (of the whole batch when the
+    /// executor holds a share of one), in evaluation mode `dx = invStd g`; `dweight[label] += Σ dy x̂`,
+    /// `dbias[label] += Σ dy`.
     public func backward(_ c: NodeContext) {
         let mean = c.saved, invStd = c.saved + channels
         let plane = c.outputShape.elementCount / channels
-        let count = Double(c.batch * plane)
-        for ch in 0..<channels {
-            let (mu, inv) = (mean[ch], invStd[ch])
-            var sumG = 0.0, sumGXhat = 0.0
-            for n in 0..<c.batch {
-                let row = Int(c.inputs[1][n]) * channels + ch, offset = (n * channels + ch) * plane
-                let x = c.inputs[0] + offset, dy = c.outputGrad + offset
-                var sumDy = 0.0, sumDyXhat = 0.0
-                for k in 0..<plane {
-                    sumDy += Double(dy[k])
-                    sumDyXhat += Double(dy[k]) * Double((x[k] - mu) * inv)
+        let count = Double((c.sharing?.samples ?? c.batch) * plane)
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * channels) { sums in
+            let sumG = sums.baseAddress!, sumGXhat = sumG + channels
+            for ch in 0..<channels {
+                let (mu, inv) = (mean[ch], invStd[ch])
+                (sumG[ch], sumGXhat[ch]) = (0, 0)
+                for n in 0..<c.batch {
+                    let row = Int(c.inputs[1][n]) * channels + ch, offset = (n * channels + ch) * plane
+                    let x = c.inputs[0] + offset, dy = c.outputGrad + offset
+                    var sumDy = 0.0, sumDyXhat = 0.0
+                    for k in 0..<plane {
+                        sumDy += Double(dy[k])
+                        sumDyXhat += Double(dy[k]) * Double((x[k] - mu) * inv)
+                    }
+                    c.tensorGrads[0]?[row] += Float(sumDyXhat)
+                    c.tensorGrads[1]?[row] += Float(sumDy)
+                    let w = Double(c.tensors[0][row])
+                    sumG[ch] += w * sumDy
+                    sumGXhat[ch] += w * sumDyXhat
                 }
-                c.tensorGrads[0]?[row] += Float(sumDyXhat)
-                c.tensorGrads[1]?[row] += Float(sumDy)
-                let w = Double(c.tensors[0][row])
-                sumG += w * sumDy
-                sumGXhat += w * sumDyXhat
             }
-            guard let dx = c.inputGrads[0] else { continue }
-            let (meanG, meanGXhat) = c.training ? (Float(sumG / count), Float(sumGXhat / count)) : (0, 0)
-            for n in 0..<c.batch {
-                let w = c.tensors[0][Int(c.inputs[1][n]) * channels + ch], offset = (n * channels + ch) * plane
-                let x = c.inputs[0] + offset, dy = c.outputGrad + offset, out = dx + offset
-                for k in 0..<plane { out[k] += inv * (w * dy[k] - meanG - (x[k] - mu) * inv * meanGXhat) }
+            guard let dx = c.inputGrads[0] else { return }
+            if c.training { c.sharing?.sum(sums) }
+            for ch in 0..<channels {
+                let (mu, inv) = (mean[ch], invStd[ch])
+                let (meanG, meanGXhat) = c.training ? (Float(sumG[ch] / count), Float(sumGXhat[ch] / count)) : (0, 0)
+                for n in 0..<c.batch {
+                    let w = c.tensors[0][Int(c.inputs[1][n]) * channels + ch], offset = (n * channels + ch) * plane
+                    let x = c.inputs[0] + offset, dy = c.outputGrad + offset, out = dx + offset
+                    for k in 0..<plane { out[k] += inv * (w * dy[k] - meanG - (x[k] - mu) * inv * meanGXhat) }
+                }
             }
         }
     }
