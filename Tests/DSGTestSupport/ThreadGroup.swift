@@ -5,6 +5,7 @@ import Foundation
 /// MPI: ``run(size:_:)`` calls the body once per member, each on a thread of its own, and every collective
 /// waits for all members. Sums add the members' values in rank order, in the buffer's own precision.
 public final class ThreadGroup: DataParallelGroup {
+    /// This member's place, and the number of members.
     public let rank: Int, size: Int
     private let hub: Hub
 
@@ -30,22 +31,28 @@ public final class ThreadGroup: DataParallelGroup {
         return try results.all()
     }
 
+    /// The members' values added in rank order.
     public func sum(_ values: UnsafeMutableBufferPointer<Double>) {
         let all = hub.exchange(rank, values.map { $0 })
         for i in values.indices { values[i] = all.reduce(0) { $0 + $1[i] } }
     }
 
+    /// The members' values added in rank order, in Float.
     public func sum(_ values: UnsafeMutableBufferPointer<Float>) {
         let all = hub.exchange(rank, values.map(Double.init))
         for i in values.indices { values[i] = all.reduce(Float(0)) { $0 + Float($1[i]) } }
     }
 
+    /// The largest of the members' values.
     public func maximum(_ values: UnsafeMutableBufferPointer<Float>) {
         let all = hub.exchange(rank, values.map(Double.init))
         for i in values.indices { values[i] = Float(all.map { $0[i] }.max()!) }
     }
 
-    public func gather(_ share: UnsafeBufferPointer<Float>, into all: UnsafeMutableBufferPointer<Float>, counts: [Int]) {
+    /// The members' shares one after another.
+    public func gather(
+        _ share: UnsafeBufferPointer<Float>, into all: UnsafeMutableBufferPointer<Float>, counts: [Int]
+    ) {
         precondition(share.count == counts[rank] && all.count == counts.reduce(0, +), "ThreadGroup: wrong counts.")
         let shares = hub.exchange(rank, share.map(Double.init))
         for (i, value) in shares.joined().enumerated() { all[i] = Float(value) }
