@@ -45,17 +45,20 @@ public struct BatchStatisticsAlignment: Sendable {
         varianceGradient = means
     }
 
-    /// The term for `activation` (`[N, C, plane]` values); adds `gradientScale * dL/dA` into `gradient`.
+    /// The term for `activation` (`[N, C, plane]` values); adds `gradientScale * dL/dA` into `gradient`. With
+    /// `sharing`, `activation` is one share of a batch spread over processes, and the statistics (so the value,
+    /// which every share returns alike) are the whole batch's.
     public mutating func evaluate(
         _ activation: UnsafeBufferPointer<Float>, batch n: Int, plane: Int, gradient: UnsafeMutableBufferPointer<Float>,
-        gradientScale: Float
+        gradientScale: Float, sharing: BatchNorm.Sharing? = nil
     ) -> Double {
         let c = targetMean.count
         precondition(
             activation.count == n * c * plane && gradient.count == activation.count,
             "BatchStatisticsAlignment: wrong activation size.")
-        let count = Double(n * plane)
-        Self.batchStatistics(activation, batch: n, channels: c, plane: plane, means: &means, variances: &variances)
+        let count = Double((sharing?.samples ?? n) * plane)
+        Self.batchStatistics(
+            activation, batch: n, channels: c, plane: plane, means: &means, variances: &variances, sharing: sharing)
         var value = 0.0
         for ch in 0..<c {
             let dm = means[ch] - Double(targetMean[ch]), dv = variances[ch] - Double(targetVariance[ch])
@@ -89,24 +92,30 @@ public struct BatchStatisticsAlignment: Sendable {
     }
 
     /// Per channel, the mean and the biased variance over samples and positions of `activation`
-    /// (`[N, C, plane]`), in Double, written into `means` and `variances` (C values each).
+    /// (`[N, C, plane]`), in Double, written into `means` and `variances` (C values each); over the whole batch
+    /// when `activation` is one share of it (`sharing`).
     static func batchStatistics(
         _ activation: UnsafeBufferPointer<Float>, batch n: Int, channels c: Int, plane: Int, means: inout [Double],
-        variances: inout [Double]
+        variances: inout [Double], sharing: BatchNorm.Sharing? = nil
     ) {
-        let count = Double(n * plane)
+        let count = Double((sharing?.samples ?? n) * plane)
         for ch in 0..<c {
             var sum = 0.0
             for s in 0..<n { sum += Reductions.sum(activation.baseAddress! + (s * c + ch) * plane, count: plane) }
-            let mean = sum / count
+            means[ch] = sum
+        }
+        if let sharing { means.withUnsafeMutableBufferPointer { sharing.sum($0) } }
+        for ch in 0..<c {
+            means[ch] /= count
             var squares = 0.0
             for s in 0..<n {
                 squares += Reductions.squaredDeviations(
-                    activation.baseAddress! + (s * c + ch) * plane, count: plane, mean: mean)
+                    activation.baseAddress! + (s * c + ch) * plane, count: plane, mean: means[ch])
             }
-            means[ch] = mean
-            variances[ch] = squares / count
+            variances[ch] = squares
         }
+        if let sharing { variances.withUnsafeMutableBufferPointer { sharing.sum($0) } }
+        for ch in 0..<c { variances[ch] /= count }
     }
 
     /// The margins of the DSG form for every BatchNorm layer of `model` (Docs/DSG.md §10.3): per layer, the

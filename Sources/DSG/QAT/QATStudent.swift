@@ -24,9 +24,16 @@ final class QATStudent {
     private let activations: [ValueID], activationNames: [String], rangeTensors: [Int]
     /// Running (low, high) per quantized activation; nil until the first batch.
     private(set) var ranges: [(low: Float, high: Float)]?
+    /// In a data-parallel run, the processes sharing each batch and its size: a batch's extremes are then the
+    /// whole batch's.
+    private let group: DataParallelGroup?, batch: Int
+    /// One batch's extremes: the lows (negated for `.batchExtremes`, so one maximum finds both) and the highs.
+    private var batchExtremes: [Float]
 
-    init(teacher: Model, weightBits: Int, activationBits: Int, activationRange: QATConfiguration.ActivationRange) throws
-    {
+    init(
+        teacher: Model, weightBits: Int, activationBits: Int, activationRange: QATConfiguration.ActivationRange,
+        group: DataParallelGroup? = nil, batch: Int
+    ) throws {
         model = try PTQCalibrator.withFakeQuantization(teacher.copy(), bits: activationBits)
         self.weightBits = weightBits
         self.activationRange = activationRange
@@ -38,6 +45,8 @@ final class QATStudent {
         activations = quantNodes.map { $0.inputs[0] }
         activationNames = quantNodes.map(PTQCalibrator.activationName(ofQuantNode:))
         rangeTensors = try quantNodes.map { try model.tensorPosition(named: $0.name + ".range") }
+        (self.group, self.batch) = (group, batch)
+        batchExtremes = Array(repeating: 0, count: 2 * quantNodes.count)
     }
 
     /// Replaces every weight by its per-output-channel quantized value, keeping the float values.
@@ -68,31 +77,59 @@ final class QATStudent {
     /// quantized pass has sensible ranges. `teacher` has just run forward on the student's batch.
     func initializeRanges(from teacher: GraphExecutor) throws {
         guard ranges == nil else { return }
-        ranges = try activationNames.map { name in
+        let values = try activationNames.map { name in
             guard let node = teacher.model.nodes.first(where: { $0.name == name }) else {
                 throw GraphError.unknownTensor(name)
             }
-            return teacher.withValue(node.output) { extremes($0, samples: teacher.batchSize) }
+            return node.output
         }
+        measureExtremes(teacher, values)
+        ranges = values.indices.map { extremes(at: $0) }
         writeRanges()
     }
 
     /// Moves every range toward this batch's extremes: `r ← 0.9 r + 0.1 x` (read after a forward pass).
     func trackRanges(_ executor: GraphExecutor) {
         guard ranges != nil else { return }
-        for (k, value) in activations.enumerated() {
-            let (low, high) = executor.withValue(value) { extremes($0, samples: executor.batchSize) }
+        measureExtremes(executor, activations)
+        for k in activations.indices {
+            let (low, high) = extremes(at: k)
             // In place: a copy of the array to change would allocate at every iteration.
             ranges![k] = (0.9 * ranges![k].low + 0.1 * low, 0.9 * ranges![k].high + 0.1 * high)
         }
         writeRanges()
     }
 
-    private func extremes(_ values: UnsafeBufferPointer<Float>, samples: Int) -> (low: Float, high: Float) {
-        switch activationRange {
-        case .batchExtremes: (values.min() ?? 0, values.max() ?? 0)
-        case .meanSampleExtremes: PTQCalibrator.meanSampleExtremes(values, samples: samples)
+    /// Puts the batch's extremes of each of `values` (as `activationRange` estimates them) into `batchExtremes`,
+    /// over the whole batch in a data-parallel run.
+    private func measureExtremes(_ executor: GraphExecutor, _ values: [ValueID]) {
+        let k = values.count, n = executor.batchSize
+        // The share's part of the whole batch's mean of sample extremes (1 without a group).
+        let part = Float(n) / Float(batch)
+        for (i, value) in values.enumerated() {
+            executor.withValue(value) { x in
+                switch activationRange {
+                case .batchExtremes:
+                    (batchExtremes[i], batchExtremes[k + i]) = (-(x.min() ?? 0), x.max() ?? 0)
+                case .meanSampleExtremes:
+                    let (low, high) = PTQCalibrator.meanSampleExtremes(x, samples: n)
+                    (batchExtremes[i], batchExtremes[k + i]) = (part * low, part * high)
+                }
+            }
         }
+        guard let group else { return }
+        batchExtremes.withUnsafeMutableBufferPointer {
+            switch activationRange {
+            case .batchExtremes: group.maximum($0)
+            case .meanSampleExtremes: group.sum($0)
+            }
+        }
+    }
+
+    /// The extremes of the `k`th value measured last.
+    private func extremes(at k: Int) -> (low: Float, high: Float) {
+        let high = batchExtremes[batchExtremes.count / 2 + k]
+        return (activationRange == .batchExtremes ? -batchExtremes[k] : batchExtremes[k], high)
     }
 
     /// Restores ranges saved in a checkpoint (the model's range tensors already hold them).

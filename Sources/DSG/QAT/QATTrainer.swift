@@ -11,6 +11,12 @@ import Foundation
 /// (Adam); then the student, fed the same images, takes an SGD step on `α T² KL(teacher ‖ student) + CE` with
 /// straight-through gradients, except during warm-up. Checkpoints after every epoch hold everything a resumed
 /// run needs, so a killed run continues as if it had not stopped.
+///
+/// Data-parallel (Docs/DSG.md §10.8): given a ``DataParallelGroup``, each process holds its share of every batch
+/// (the latents and labels of the whole batch are drawn alike everywhere), the generator's BatchNorm and the
+/// loss's batch statistics are the whole batch's, every gradient is summed over the group before each optimiser
+/// step and activation ranges come from the whole batch, so all processes keep the same weights and follow the
+/// run of one process on the whole batch, up to float rounding.
 public final class QATTrainer {
     /// The full-precision model being quantized; frozen (evaluation mode) and never changed.
     public let teacher: Model
@@ -25,6 +31,9 @@ public final class QATTrainer {
     public private(set) var timing = QATTiming()
 
     let student: QATStudent
+    /// The processes sharing each batch (nil: this one holds it all), and this process's samples of a batch.
+    let group: DataParallelGroup?
+    private let share: Range<Int>
     private var objective: QATGeneratorLoss
     let generatorExecutor: GraphExecutor, teacherExecutor: GraphExecutor, studentExecutor: GraphExecutor
     let adam: Adam, sgd: SGD
@@ -32,19 +41,34 @@ public final class QATTrainer {
     private let classes: Int
     let fingerprint: String
     // Buffers of one iteration, made once.
-    private var latent: Tensor, labelValues: Tensor, labels: [Int32], images: [Float], teacherLogits: [Float]
+    // Latents and labels are the whole batch's; the labels, images and logits of this process's share follow.
+    private var latent: Tensor, labelValues: Tensor, labels: [Int32]
+    private var shareLabels: [Int32], images: [Float], teacherLogits: [Float]
 
     /// Prepares a run on `teacher` (left unchanged): generator, student, optimisers and, for the DSG loss, the
-    /// margins from batches of Gaussian inputs.
-    public init(teacher: Model, configuration: QATConfiguration = QATConfiguration()) throws {
+    /// margins from batches of Gaussian inputs. With `group`, this process trains its share of every batch
+    /// and every process of the group must make the same trainer and the same calls.
+    public init(
+        teacher: Model, configuration: QATConfiguration = QATConfiguration(), group: DataParallelGroup? = nil
+    ) throws {
         try configuration.validate()
         guard !teacher.batchNormLayers.isEmpty else { throw QATError.noBatchNorm }
         guard teacher.inputs.count == 1 else {
             throw QATError.invalidConfiguration("the teacher must take one image input")
         }
+        if let group, group.size > configuration.batchSize {
+            throw QATError.invalidConfiguration(
+                "a batch of \(configuration.batchSize) cannot be shared by \(group.size) processes")
+        }
+        if let group, group.size > 1, configuration.layerwiseEnhancement {
+            throw QATError.invalidConfiguration("layerwise enhancement is not spread over processes yet")
+        }
         self.teacher = teacher
         self.configuration = configuration
         let n = configuration.batchSize
+        self.group = group
+        share = group?.share(of: n) ?? 0..<n
+        let m = share.count
         let imageShape = teacher.inputs[0].shape
         classes = teacher.shape(of: teacher.outputs[0]).elementCount
         generator = try Generator(
@@ -53,22 +77,24 @@ public final class QATTrainer {
             seed: configuration.seed)
         student = try QATStudent(
             teacher: teacher, weightBits: configuration.weightBits, activationBits: configuration.activationBits,
-            activationRange: configuration.activationRange)
-        generatorExecutor = try GraphExecutor(model: generator.model, batchSize: n)
-        teacherExecutor = try GraphExecutor(model: teacher, batchSize: n)
+            activationRange: configuration.activationRange, group: group, batch: n)
+        generatorExecutor = try GraphExecutor(model: generator.model, batchSize: m)
+        if let group { generatorExecutor.shareBatch(of: n, over: group) }
+        teacherExecutor = try GraphExecutor(model: teacher, batchSize: m)
         teacherExecutor.inputsRequireGradient = [true]
-        studentExecutor = try GraphExecutor(model: student.model, batchSize: n)
+        studentExecutor = try GraphExecutor(model: student.model, batchSize: m)
         adam = Adam(learningRate: configuration.generatorLearningRate, beta1: 0.5, beta2: 0.999)
         sgd = SGD(learningRate: configuration.studentLearningRate, momentum: 0.9, nesterov: true, weightDecay: 1e-4)
         random = SeededRandom(seed: configuration.seed &+ 1)
         fingerprint = teacher.fingerprint
         objective = try QATGeneratorLoss(
-            teacher: teacher, executor: teacherExecutor, configuration: configuration, random: &random)
+            teacher: teacher, executor: teacherExecutor, configuration: configuration, random: &random, group: group)
         latent = Tensor(shape: [n, configuration.latentDimension], repeating: 0)
         labelValues = Tensor(shape: [n], repeating: 0)
         labels = Array(repeating: 0, count: n)
-        images = Array(repeating: 0, count: n * imageShape.elementCount)
-        teacherLogits = Array(repeating: 0, count: n * classes)
+        shareLabels = Array(repeating: 0, count: m)
+        images = Array(repeating: 0, count: m * imageShape.elementCount)
+        teacherLogits = Array(repeating: 0, count: m * classes)
     }
 
     /// Trains until `configuration.epochs` epochs are done (or `epochLimit` more in this call), continuing from
@@ -122,7 +148,8 @@ public final class QATTrainer {
                 QATEpoch(
                     generatorLoss: generatorTotal / k, studentLoss: studentTotal / k, testAccuracy: accuracy,
                     seconds: Date().timeIntervalSince(start)))
-            if let checkpoint { try save(to: checkpoint) }
+            // Every process holds the same state; one writes it.
+            if let checkpoint, (group?.rank ?? 0) == 0 { try save(to: checkpoint) }
         }
         return history
     }
@@ -169,8 +196,9 @@ public final class QATTrainer {
                 y[i] = Float(labels[i])
             }
         }
-        try generatorExecutor.setInput(0, from: latent)
-        try generatorExecutor.setInput(1, from: labelValues)
+        for i in 0..<share.count { shareLabels[i] = labels[share.lowerBound + i] }
+        try generatorExecutor.setInput(0, from: latent, samples: share)
+        try generatorExecutor.setInput(1, from: labelValues, samples: share)
         try generatorExecutor.run(training: true)
         lap(\.generatorForward, &mark)
         let output = generator.model.outputs[0]
@@ -188,13 +216,14 @@ public final class QATTrainer {
             }
         }
         let loss = try objective.evaluate(
-            teacherExecutor, images: images, labels: labels, random: &random)
+            teacherExecutor, images: images, labels: shareLabels, random: &random)
         let imageGradient = teacherExecutor.gradient(of: ValueID(index: 0))
         lap(\.teacher, &mark)
         generatorExecutor.zeroGradients()
         let seed = generatorExecutor.gradient(of: output)
         seed.baseAddress!.update(from: imageGradient.baseAddress!, count: seed.count)
         generatorExecutor.backward()
+        if let group { generatorExecutor.sumParameterGradients(over: group) }
         adam.step(generatorExecutor)
         lap(\.generatorBackward, &mark)
         return loss
@@ -202,7 +231,9 @@ public final class QATTrainer {
 
     /// Distils the teacher into the student on the generator's batch; returns the student's loss.
     private func studentStep(update: Bool, trackRanges: Bool) throws -> Double {
-        let n = configuration.batchSize
+        let n = share.count
+        // This share's part of the batch means (1 without a group).
+        let part = Float(n) / Float(configuration.batchSize)
         try student.initializeRanges(from: teacherExecutor)
         student.quantizeWeights()
         studentExecutor.withInput(0) { input in
@@ -218,11 +249,17 @@ public final class QATTrainer {
             Double(
                 Losses.klDivergence(
                     student: s.baseAddress!, teacher: teacherLogits, batch: n, classes: classes, temperature: t,
-                    reduction: .elementMean, gradient: gradient, scale: configuration.distillationWeight * t * t))
+                    reduction: .elementMean, gradient: gradient, scale: configuration.distillationWeight * t * t * part)
+            )
         }
-        let loss = distillation + Double(try Losses.softmaxCrossEntropy(studentExecutor, labels: labels))
+        var loss =
+            distillation + Double(try Losses.softmaxCrossEntropy(studentExecutor, labels: shareLabels, scale: part))
         if update { studentExecutor.backward() }
         student.restoreWeights()
+        if let group {
+            withUnsafeMutablePointer(to: &loss) { group.sum(UnsafeMutableBufferPointer(start: $0, count: 1)) }
+            if update { studentExecutor.sumParameterGradients(over: group) }
+        }
         if update { sgd.step(studentExecutor) }
         return loss
     }
