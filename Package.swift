@@ -77,11 +77,11 @@ let package = Package(
                 "DSGCommandLine", "DSG", "DSGTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        // Runs dsg-mpi and mpi-probe (every collective of Communicator once) under mpirun, so it needs both
-        // executables built beside it.
+        // Runs dsg-mpi and mpi-probe (every collective of Communicator once) under mpirun, and dsg for the
+        // single-process runs they must agree with, so it needs the three executables built beside it.
         .executableTarget(name: "mpi-probe", dependencies: ["DSGMPI"], path: "Tests/MPIProbe"),
         .testTarget(
-            name: "DSGMPITests", dependencies: ["DSGMPI", "DSG", "DSGTestSupport", "dsg-mpi", "mpi-probe"]),
+            name: "DSGMPITests", dependencies: ["DSGMPI", "DSG", "DSGTestSupport", "dsg-mpi", "mpi-probe", "dsg"]),
         .testTarget(
             name: "DSGCoreTests",
             dependencies: ["DSGCore", "DSGTestSupport"],

@@ -2,14 +2,17 @@ import DSG
 import Foundation
 
 /// Runs `trainer` epoch by epoch (resuming from `checkpoint`), with a progress line, one line per epoch and a
-/// PNG grid of generator samples per epoch in `grids` when given.
-func runQAT(_ trainer: QATTrainer, test: LabeledImages, checkpoint: URL, grids: URL?, name: String) throws {
+/// PNG grid of generator samples per epoch in `grids` when given; silently unless `reports`.
+func runQAT(
+    _ trainer: QATTrainer, test: LabeledImages, checkpoint: URL, grids: URL?, name: String, reports: Bool = true
+) throws {
     let line = ProgressLine()
     let c = trainer.configuration
     let total = c.epochs * c.iterationsPerEpoch
     var remaining = RemainingTime()
     while trainer.history.count < c.epochs {
         try trainer.train(test: test, checkpoint: checkpoint, epochLimit: 1) { p in
+            guard reports else { return }
             let step = p.epoch * p.iterations + p.iteration
             line.update(
                 String(
@@ -19,6 +22,7 @@ func runQAT(_ trainer: QATTrainer, test: LabeledImages, checkpoint: URL, grids: 
                     remaining.estimate(done: step, total: total)))
         }
         let epoch = trainer.history.count, report = trainer.history[epoch - 1]
+        guard reports else { continue }
         line.finish()
         say(
             String(

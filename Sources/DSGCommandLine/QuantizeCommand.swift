@@ -7,7 +7,7 @@ extension PTQConfiguration.WeightRange: ExpressibleByArgument {}
 extension PTQConfiguration.EdgeLayers: ExpressibleByArgument {}
 
 /// How `dsg quantize` quantizes.
-enum QuantizationMethod: String, ExpressibleByArgument, CaseIterable {
+package enum QuantizationMethod: String, ExpressibleByArgument, CaseIterable {
     case ptq, qat
 }
 
@@ -26,8 +26,8 @@ enum Reconstruction: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
-struct QuantizeCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct QuantizeCommand: ParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "quantize",
         abstract: """
             Quantize a model without its data (PTQ from a sample file, or QAT with a generator), accuracy before \
@@ -46,7 +46,7 @@ struct QuantizeCommand: ParsableCommand {
     @OptionGroup(title: "Labelled images (accuracy before and after on them)") var imageOptions: ImageFolderOptions
 
     @Option(help: "ptq (post-training, needs --samples) or qat (quantization-aware training, no samples).")
-    var method: QuantizationMethod = .ptq
+    package var method: QuantizationMethod = .ptq
 
     @Option(help: ArgumentHelp("Calibration samples made by `dsg generate` (ptq).", valueName: "path"))
     var samples: String?
@@ -137,7 +137,9 @@ struct QuantizeCommand: ParsableCommand {
         help: ArgumentHelp("QAT: folder for a PNG grid of generator samples after every epoch.", valueName: "folder"))
     var grids: String?
 
-    func validate() throws {
+    package init() {}
+
+    package func validate() throws {
         if method == .ptq && (samples == nil) == (realImages == nil) {
             throw ValidationError(
                 "--method ptq needs --samples (make them with `dsg generate`) or --real-images, one of them.")
@@ -175,63 +177,75 @@ struct QuantizeCommand: ParsableCommand {
         qat.configuration(weightBits: weightBits, activationBits: activationBits, loss: generatorLoss)
     }
 
-    func run() throws {
-        try reportingErrors {
-            let model = try modelOptions.load()
-            let shape = model.inputs.first?.shape ?? []
-            guard imageOptions.images != nil || shape == FashionMNIST.sampleShape else {
-                // Another model's images and no --images: PTQ on its samples works, accuracy on Fashion-MNIST does not.
-                guard method == .ptq, samples != nil, saveLogits == nil else {
-                    throw FashionMNISTInputError(model: modelOptions.name, shape: shape)
-                }
-                let (quantized, source) = try postTraining(model)
-                try write(quantized)
-                say(
-                    "\(quantized.configuration.label) model (\(source)) written to \(output); no accuracy: it takes "
-                        + "\(shape) images, and the test set here is Fashion-MNIST's (--images measures on others)")
-                return
-            }
-            let (test, what) = try EvaluateCommand.testSet(
-                for: model, modelOptions: modelOptions, data: dataOptions, images: imageOptions)
-            let quantized: QuantizedModel, source: String
-            switch method {
-            case .ptq:
-                (quantized, source) = try postTraining(model)
-            case .qat:
-                let trainer = try QATTrainer(teacher: model, configuration: qatConfiguration())
-                let gridFolder = grids.map { URL(fileURLWithPath: $0) }
-                if let gridFolder {
-                    try FileManager.default.createDirectory(at: gridFolder, withIntermediateDirectories: true)
-                }
-                try runQAT(
-                    trainer, test: test, checkpoint: URL(fileURLWithPath: checkpoint ?? "qat-checkpoint.safetensors"),
-                    grids: gridFolder,
-                    name: "\(generatorLoss.rawValue)-\(trainer.configuration.label)")
-                (quantized, source) = (
-                    try trainer.quantizedStudent(), "QAT with the \(generatorLoss.rawValue) generator"
-                )
-            }
-            if showRanges {
-                for r in quantized.activations {
-                    say(String(format: "%@  %.4f ... %.4f", r.activation, r.low, r.high))
-                }
-            }
-            try write(quantized)
-            let line = ProgressLine()
-            let label = quantized.configuration.label
-            let fp32 = try Evaluation.logits(of: model, on: test.images) { line.update("FP32: \($0)/\(test.count)") }
-            let logits = try Evaluation.logits(of: quantized.model, on: test.images) {
-                line.update("\(label): \($0)/\(test.count)")
-            }
-            line.finish()
-            if let saveLogits { try EvaluateCommand.writeLogits(logits, of: test, model: output, to: saveLogits) }
-            func accuracy(_ logits: Tensor) -> String { EvaluateCommand.accuracies(logits, of: test) }
-            say(
-                String(
-                    format: "FP32 %@  %@ %@  (top-1 agreement %.2f%%, KL from FP32 %.4f; %@; on %@; written to %@)",
-                    accuracy(fp32), label, accuracy(logits), 100 * Evaluation.agreement(logits, fp32),
-                    Evaluation.meanKLDivergence(of: logits, from: fp32), source, what, output))
+    package func run() throws {
+        try reportingErrors { try quantize() }
+    }
+
+    /// The checkpoint of a QAT run.
+    package var qatCheckpoint: URL { URL(fileURLWithPath: checkpoint ?? "qat-checkpoint.safetensors") }
+
+    /// Quantizes as the options say. `makeTrainer` makes the QAT trainer (for the teacher, configuration and
+    /// checkpoint); when it is one process's of several (its `group`), only rank 0 reports and writes files.
+    package func quantize(
+        makeTrainer: (Model, QATConfiguration, URL) throws -> QATTrainer = { model, configuration, _ in
+            try QATTrainer(teacher: model, configuration: configuration)
         }
+    ) throws {
+        let model = try modelOptions.load()
+        let shape = model.inputs.first?.shape ?? []
+        guard imageOptions.images != nil || shape == FashionMNIST.sampleShape else {
+            // Another model's images and no --images: PTQ on its samples works, accuracy on Fashion-MNIST does not.
+            guard method == .ptq, samples != nil, saveLogits == nil else {
+                throw FashionMNISTInputError(model: modelOptions.name, shape: shape)
+            }
+            let (quantized, source) = try postTraining(model)
+            try write(quantized)
+            say(
+                "\(quantized.configuration.label) model (\(source)) written to \(output); no accuracy: it takes "
+                    + "\(shape) images, and the test set here is Fashion-MNIST's (--images measures on others)")
+            return
+        }
+        let (test, what) = try EvaluateCommand.testSet(
+            for: model, modelOptions: modelOptions, data: dataOptions, images: imageOptions)
+        let quantized: QuantizedModel, source: String
+        switch method {
+        case .ptq:
+            (quantized, source) = try postTraining(model)
+        case .qat:
+            let trainer = try makeTrainer(model, qatConfiguration(), qatCheckpoint)
+            let reports = (trainer.group?.rank ?? 0) == 0
+            let gridFolder = reports ? grids.map { URL(fileURLWithPath: $0) } : nil
+            if let gridFolder {
+                try FileManager.default.createDirectory(at: gridFolder, withIntermediateDirectories: true)
+            }
+            try runQAT(
+                trainer, test: test, checkpoint: qatCheckpoint, grids: gridFolder,
+                name: "\(generatorLoss.rawValue)-\(trainer.configuration.label)", reports: reports)
+            guard reports else { return }
+            (quantized, source) = (
+                try trainer.quantizedStudent(), "QAT with the \(generatorLoss.rawValue) generator"
+            )
+        }
+        if showRanges {
+            for r in quantized.activations {
+                say(String(format: "%@  %.4f ... %.4f", r.activation, r.low, r.high))
+            }
+        }
+        try write(quantized)
+        let line = ProgressLine()
+        let label = quantized.configuration.label
+        let fp32 = try Evaluation.logits(of: model, on: test.images) { line.update("FP32: \($0)/\(test.count)") }
+        let logits = try Evaluation.logits(of: quantized.model, on: test.images) {
+            line.update("\(label): \($0)/\(test.count)")
+        }
+        line.finish()
+        if let saveLogits { try EvaluateCommand.writeLogits(logits, of: test, model: output, to: saveLogits) }
+        func accuracy(_ logits: Tensor) -> String { EvaluateCommand.accuracies(logits, of: test) }
+        say(
+            String(
+                format: "FP32 %@  %@ %@  (top-1 agreement %.2f%%, KL from FP32 %.4f; %@; on %@; written to %@)",
+                accuracy(fp32), label, accuracy(logits), 100 * Evaluation.agreement(logits, fp32),
+                Evaluation.meanKLDivergence(of: logits, from: fp32), source, what, output))
     }
 
     /// Writes the quantized model to `--output`: QDQ ONNX for `.onnx`, else safetensors.

@@ -33,6 +33,9 @@ public final class Communicator: @unchecked Sendable {
     public let rank: Int
     /// The number of processes.
     public let size: Int
+    /// Wall time spent inside the collectives of a data-parallel run (``DataParallelGroup``), waiting for the
+    /// slower ranks included.
+    public internal(set) var dataParallelSeconds = 0.0
     let comm: MPI_Comm
 
     /// The world communicator; starts MPI in this process on the first call. A process not started by `mpirun`
@@ -104,6 +107,35 @@ public final class Communicator: @unchecked Sendable {
         var v = Int64(value)
         try Self.check("MPI_Allreduce", MPI_Allreduce(dsg_mpi_in_place(), &v, 1, dsg_mpi_int64(), dsg_mpi_max(), comm))
         return Int(v)
+    }
+
+    /// Replaces `values` on every rank by their element-wise maximum over the ranks.
+    public func allReduceMax(_ values: UnsafeMutableBufferPointer<Float>) throws(MPIError) {
+        let n = try Self.count("MPI_Allreduce", values.count)
+        try Self.check(
+            "MPI_Allreduce",
+            MPI_Allreduce(dsg_mpi_in_place(), values.baseAddress, n, dsg_mpi_float(), dsg_mpi_max(), comm))
+    }
+
+    /// Every rank's `share`, one after another in rank order, into `all` on every rank; rank `r`'s share holds
+    /// `counts[r]` values (every rank passes the same counts) and `all` their sum.
+    public func allGather(
+        _ share: UnsafeBufferPointer<Float>, into all: UnsafeMutableBufferPointer<Float>, counts: [Int]
+    ) throws(MPIError) {
+        precondition(
+            counts.count == size && share.count == counts[rank] && all.count == counts.reduce(0, +),
+            "Communicator.allGather: counts do not match the buffers.")
+        var receiveCounts: [Int32] = [], offsets: [Int32] = [], total = 0
+        for c in counts {
+            offsets.append(try Self.count("MPI_Allgatherv", total))
+            receiveCounts.append(try Self.count("MPI_Allgatherv", c))
+            total += c
+        }
+        try Self.check(
+            "MPI_Allgatherv",
+            MPI_Allgatherv(
+                share.baseAddress, receiveCounts[rank], dsg_mpi_float(), all.baseAddress, &receiveCounts, &offsets,
+                dsg_mpi_float(), comm))
     }
 
     /// Every rank's bytes, in rank order, on rank `root`; an empty array on the others. The buffers may differ in

@@ -2,26 +2,6 @@ import DSG
 import DSGKernels
 import Foundation
 
-/// Why a run spread over MPI ranks cannot go on. The rank that finds it says so; `dsg-mpi` then stops them all.
-public enum DistributedError: Error, Equatable, CustomStringConvertible {
-    /// This rank was started with other options or another model than rank 0 (their hashes differ).
-    case differentOptions(rank: Int)
-    /// This rank cannot see the file rank 0 wrote into the output folder: the folder is not shared.
-    case outputNotShared(folder: String, rank: Int)
-
-    /// What differs, and which rank found it.
-    public var description: String {
-        switch self {
-        case .differentOptions(let rank):
-            return "rank \(rank) was started with other options or another model than rank 0; "
-                + "every rank must run the same command"
-        case .outputNotShared(let folder, let rank):
-            return "rank \(rank) cannot see rank 0's files in \(folder): the output folder must be shared by every "
-                + "rank (a network file system on a cluster)"
-        }
-    }
-}
-
 /// Sample generation with its batches spread over the ranks of an MPI run.
 ///
 /// Batches are independent (each is seeded from the configuration's seed and its index), so rank `r` of `N`
@@ -51,9 +31,12 @@ public enum DistributedGeneration {
         batchDone: (BatchTime) -> Void = { _ in }
     ) throws -> (samples: SampleSet, batches: [BatchTime])? {
         let start = Date()
-        try checkSameOptions(model: model, configuration: configuration, output: output, world: world)
+        // The output as given, not resolved: ranks in different folders that name the same relative file are
+        // the shared-folder check's to catch.
+        try world.checkSameArguments([try configuration.metadataJSON(), model.fingerprint, output.relativePath])
+        try world.checkShared(output.deletingLastPathComponent())
         let parts = partsFolder(for: output)
-        try checkShared(parts, world: world)
+        try FileManager.default.createDirectory(at: parts, withIntermediateDirectories: true)
         let optimizer = try SampleOptimizer(model: model, configuration: configuration)
         // The output itself may hold finished batches: a finished run, or a single process's checkpoint. Only
         // rank 0 reads it (it may be large); the others learn how many batches it holds.
@@ -123,44 +106,5 @@ public enum DistributedGeneration {
             configuration: optimizer.configuration, batchSize: optimizer.batchSize, sample: optimizer.inputShape,
             file: output.lastPathComponent)
         return saved
-    }
-
-    /// Throws ``DistributedError/differentOptions(rank:)`` on every rank whose arguments hash differently from
-    /// rank 0's.
-    static func checkSameOptions(
-        model: Model, configuration: GenerationConfiguration, output: URL, world: Communicator
-    ) throws {
-        // The output as given, not resolved: ranks in different folders that name the same relative file are
-        // the shared-folder check's to catch.
-        // The package version and the convolution setting (DSG_CONVOLUTION) change the samples' rounding too.
-        let identity = try [
-            configuration.metadataJSON(), model.fingerprint, output.relativePath, DSG.version,
-            "fast paths \(Conv2D.usesFastPaths)",
-        ].joined(separator: "\n")
-        let mine = withUnsafeBytes(of: fnv1a(Array(identity.utf8)).littleEndian) { Array($0) }
-        let rootHash = try world.broadcast(mine, from: 0)
-        guard rootHash == mine else { throw DistributedError.differentOptions(rank: world.rank) }
-    }
-
-    /// Rank 0 writes a token only this run knows into `folder`; every other rank must read it back there.
-    static func checkShared(_ folder: URL, world: Communicator) throws {
-        let tokenFile = folder.appendingPathComponent("run-token")
-        var token: [UInt8] = []
-        if world.rank == 0 {
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-            token = Array(UUID().uuidString.utf8)
-            try Data(token).write(to: tokenFile, options: .atomic)
-        }
-        token = try world.broadcast(token, from: 0)
-        if world.rank != 0, (try? Data(contentsOf: tokenFile)).map(Array.init) != token {
-            throw DistributedError.outputNotShared(folder: folder.deletingLastPathComponent().path, rank: world.rank)
-        }
-    }
-
-    /// The 64-bit FNV-1a hash: the same bytes give the same hash on every machine.
-    static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return hash
     }
 }

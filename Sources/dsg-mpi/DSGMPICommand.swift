@@ -15,7 +15,32 @@ struct DSGMPICommand: ParsableCommand {
             Started alone it runs as a single process. The ranks on one machine share its cores.
             """,
         version: DSG.version,
-        subcommands: [MPIGenerateCommand.self])
+        subcommands: [MPIGenerateCommand.self, MPIQuantizeCommand.self])
+
+    /// Runs `body` on this process's rank, after sharing the machine's cores among its ranks. Any rank's error
+    /// stops the whole run: the rank says what it was, then MPI ends every rank.
+    static func onEveryRank(_ body: (Communicator) throws -> Void) throws {
+        let world: Communicator
+        do { world = try Communicator.world() } catch {
+            FileHandle.standardError.write(Data("dsg-mpi: cannot start MPI: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        do {
+            let threads = try world.shareCores()
+            if world.size == 1 {
+                say("dsg-mpi: one rank: running as a single process, \(threads) kernel threads")
+            } else if world.rank == 0 {
+                say("dsg-mpi: \(world.size) ranks, \(threads) kernel threads each on this machine")
+            }
+            try body(world)
+        } catch {
+            FileHandle.standardError.write(
+                Data("dsg-mpi: rank \(world.rank) of \(world.size): \(errorMessage(error))\n".utf8))
+            if world.size > 1 { world.abort(code: 1) }
+            throw ExitCode.failure
+        }
+        Communicator.finalize()
+    }
 }
 
 struct MPIGenerateCommand: ParsableCommand {
@@ -35,19 +60,7 @@ struct MPIGenerateCommand: ParsableCommand {
     func validate() throws { try generate.validate() }
 
     func run() throws {
-        let world: Communicator
-        do { world = try Communicator.world() } catch {
-            FileHandle.standardError.write(Data("dsg-mpi: cannot start MPI: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
-        // Any rank's error stops the whole run: the rank says what it was, then MPI ends every rank.
-        do {
-            let threads = try world.shareCores()
-            if world.size == 1 {
-                say("dsg-mpi: one rank: running as a single process, \(threads) kernel threads")
-            } else if world.rank == 0 {
-                say("dsg-mpi: \(world.size) ranks, \(threads) kernel threads each on this machine")
-            }
+        try DSGMPICommand.onEveryRank { world in
             let model = try generate.modelOptions.load()
             let configuration = generate.generationConfiguration()
             let result = try DistributedGeneration.generate(
@@ -59,12 +72,48 @@ struct MPIGenerateCommand: ParsableCommand {
                         + (record.kept ? "kept from an earlier run" : String(format: "in %.1f s", record.seconds)))
             }
             if let result { try generate.finish(result.samples, model: model, batches: result.batches) }
-        } catch {
-            FileHandle.standardError.write(
-                Data("dsg-mpi: rank \(world.rank) of \(world.size): \(errorMessage(error))\n".utf8))
-            if world.size > 1 { world.abort(code: 1) }
-            throw ExitCode.failure
         }
-        Communicator.finalize()
+    }
+}
+
+struct MPIQuantizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "dsg quantize --method qat with every batch shared by the ranks; the same options, the same run.",
+        discussion: """
+            Each rank trains its share of every QAT batch: the generator's BatchNorm and the loss see the whole \
+            batch, gradients are summed over the ranks before each step, so the run follows the one of \
+            `dsg quantize` with the same options up to float rounding. Rank 0 writes the checkpoint after every \
+            epoch (its folder must be shared by all ranks), reports, and writes the quantized model; run the same \
+            command again, on any number of ranks, to continue. The batch size must be at least the number of \
+            ranks.
+            """)
+
+    @OptionGroup var quantize: QuantizeCommand
+
+    func validate() throws {
+        guard quantize.method == .qat else {
+            throw ValidationError("dsg-mpi quantize runs --method qat; PTQ runs in one process (dsg quantize).")
+        }
+        try quantize.validate()
+    }
+
+    func run() throws {
+        try DSGMPICommand.onEveryRank { world in
+            var trainer: QATTrainer?
+            try quantize.quantize { model, configuration, checkpoint in
+                trainer = try DistributedQAT.trainer(
+                    teacher: model, configuration: configuration, checkpoint: checkpoint, world: world)
+                return trainer!
+            }
+            if let timing = trainer?.timing, timing.iterations > 0, world.rank == 0, world.size > 1 {
+                let perIteration = { (seconds: Double) in 1000 * seconds / Double(timing.iterations) }
+                say(
+                    String(
+                        format: "dsg-mpi: rank 0 spent %.1f ms per iteration in collective calls (waiting for the "
+                            + "other ranks included), of %.1f ms per iteration",
+                        perIteration(world.dataParallelSeconds), perIteration(timing.total)))
+            }
+        }
     }
 }

@@ -20,6 +20,8 @@ struct CommunicatorTests {
             #expect(rank["floatSum"] == "3.0 1.0 -1.0")
             #expect(rank["doubleSum"] == "1.5 2e-300")
             #expect(rank["max"] == "7")
+            #expect(rank["floatMax"] == "1.0 -0.5")
+            #expect(rank["allGather"] == "0.5 1.5 1.5")
             #expect(rank["badRoot"]?.hasPrefix("MPI_Bcast failed (MPI error") == true, "\(rank["badRoot"] ?? "none")")
         }
         #expect(ranks[0]["gather"] == "0|1,1")

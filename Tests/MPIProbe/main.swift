@@ -18,6 +18,18 @@ var doubles: [Double] = [Double(world.rank) + 0.25, 1e-300]
 try doubles.withUnsafeMutableBufferPointer { try world.allReduceSum($0) }
 result["doubleSum"] = doubles.map { "\($0)" }.joined(separator: " ")
 result["max"] = "\(try world.allReduceMax(10 * world.rank - 3))"
+var maxima: [Float] = [Float(world.rank), -Float(world.rank) - 0.5]
+try maxima.withUnsafeMutableBufferPointer { try world.allReduceMax($0) }
+result["floatMax"] = maxima.map { "\($0)" }.joined(separator: " ")
+
+// Rank r shares r + 1 values of r + 0.5; every rank gets them all in rank order.
+let counts = (0..<world.size).map { $0 + 1 }
+let share = [Float](repeating: Float(world.rank) + 0.5, count: world.rank + 1)
+var all = [Float](repeating: 0, count: counts.reduce(0, +))
+try share.withUnsafeBufferPointer { s in
+    try all.withUnsafeMutableBufferPointer { try world.allGather(s, into: $0, counts: counts) }
+}
+result["allGather"] = all.map { "\($0)" }.joined(separator: " ")
 
 // Rank r sends r + 1 bytes of value r; rank 0 gets them all in rank order, the others nothing.
 let gathered = try world.gather(Array(repeating: UInt8(world.rank), count: world.rank + 1))

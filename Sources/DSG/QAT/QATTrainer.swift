@@ -31,8 +31,9 @@ public final class QATTrainer {
     public private(set) var timing = QATTiming()
 
     let student: QATStudent
-    /// The processes sharing each batch (nil: this one holds it all), and this process's samples of a batch.
-    let group: DataParallelGroup?
+    /// The processes sharing each batch; nil when this one holds it all.
+    public let group: DataParallelGroup?
+    /// This process's samples of each batch.
     private let share: Range<Int>
     private var objective: QATGeneratorLoss
     let generatorExecutor: GraphExecutor, teacherExecutor: GraphExecutor, studentExecutor: GraphExecutor
