@@ -31,34 +31,33 @@ public enum BatchNorm {
         }
     }
 
-    /// Training-mode forward. Writes `output`, `savedMean`, `savedInvStd` and updates the running statistics.
-    /// With `sharing`, the statistics are those of the whole batch its shares hold (every share normalises with
-    /// the same ones and moves the running statistics alike).
+    /// Training-mode forward. Writes `output`, `savedMean`, `savedInvStd` and updates the running statistics;
+    /// `scratch` holds `2 * channels` Doubles (the per-channel sums). With `sharing`, the statistics are those of
+    /// the whole batch its shares hold (every share normalises with the same ones and moves the running
+    /// statistics alike).
     public static func forwardTraining(
         _ s: Sizes, input: UnsafePointer<Float>, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
         epsilon: Float, momentum: Float,
         runningMean: UnsafeMutablePointer<Float>, runningVar: UnsafeMutablePointer<Float>,
         savedMean: UnsafeMutablePointer<Float>, savedInvStd: UnsafeMutablePointer<Float>,
-        output: UnsafeMutablePointer<Float>, sharing: Sharing? = nil
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Double>, sharing: Sharing? = nil
     ) {
         let c = s.channels, m = Double((sharing?.samples ?? s.batch) * s.plane)
         // Two passes in Double: the mean first, then the centred sum of squares (no cancellation). Each pass's
         // sums are complete before the shares' sums are added, hence one job per pass.
-        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * c) { statistics in
-            let means = statistics.baseAddress!, squares = means + c
-            Parallel.forEachChunk(of: c, SumJob(s: s, input: input, sums: means))
-            sharing?.sum(UnsafeMutableBufferPointer(start: means, count: c))
-            for ch in 0..<c { means[ch] /= m }
-            Parallel.forEachChunk(of: c, SquaresJob(s: s, input: input, means: means, squares: squares))
-            sharing?.sum(UnsafeMutableBufferPointer(start: squares, count: c))
-            for ch in 0..<c {
-                let variance = squares[ch] / m
-                savedMean[ch] = Float(means[ch])
-                savedInvStd[ch] = Float(1 / (variance + Double(epsilon)).squareRoot())
-                let unbiased = m > 1 ? squares[ch] / (m - 1) : variance
-                runningMean[ch] = (1 - momentum) * runningMean[ch] + momentum * Float(means[ch])
-                runningVar[ch] = (1 - momentum) * runningVar[ch] + momentum * Float(unbiased)
-            }
+        let means = scratch, squares = scratch + c
+        Parallel.forEachChunk(of: c, SumJob(s: s, input: input, sums: means))
+        sharing?.sum(UnsafeMutableBufferPointer(start: means, count: c))
+        for ch in 0..<c { means[ch] /= m }
+        Parallel.forEachChunk(of: c, SquaresJob(s: s, input: input, means: means, squares: squares))
+        sharing?.sum(UnsafeMutableBufferPointer(start: squares, count: c))
+        for ch in 0..<c {
+            let variance = squares[ch] / m
+            savedMean[ch] = Float(means[ch])
+            savedInvStd[ch] = Float(1 / (variance + Double(epsilon)).squareRoot())
+            let unbiased = m > 1 ? squares[ch] / (m - 1) : variance
+            runningMean[ch] = (1 - momentum) * runningMean[ch] + momentum * Float(means[ch])
+            runningVar[ch] = (1 - momentum) * runningVar[ch] + momentum * Float(unbiased)
         }
         Parallel.forEachChunk(
             of: c,
@@ -86,37 +85,36 @@ public enum BatchNorm {
     /// `dx = invStd * (g - mean(g) - x̂ * mean(g * x̂))`; evaluation mode, where the statistics are constants,
     /// gives `dx = invStd * g`. In both, `dgamma = Σ dy * x̂` and `dbeta = Σ dy`. With `sharing` (training mode),
     /// the means are over the whole batch its shares hold; `dgamma` and `dbeta` get this share's sums only, as
-    /// every other parameter gradient does.
+    /// every other parameter gradient does. `scratch` holds `2 * channels` Doubles.
     public static func backward(
         _ s: Sizes, training: Bool, input: UnsafePointer<Float>, outputGrad: UnsafePointer<Float>,
         gamma: UnsafePointer<Float>?, mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>,
         inputGrad: UnsafeMutablePointer<Float>?,
-        gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?, sharing: Sharing? = nil
+        gammaGrad: UnsafeMutablePointer<Float>?, betaGrad: UnsafeMutablePointer<Float>?,
+        scratch: UnsafeMutablePointer<Double>, sharing: Sharing? = nil
     ) {
         let c = s.channels
-        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * c) { sums in
-            let sumDy = sums.baseAddress!, sumDyXhat = sumDy + c
-            // Evaluation mode without parameter gradients (DSG's backward to the images) needs neither sum.
-            if training || gammaGrad != nil || betaGrad != nil {
-                Parallel.forEachChunk(
-                    of: c,
-                    GradientSumsJob(
-                        s: s, input: input, outputGrad: outputGrad, mean: mean, invStd: invStd, sumDy: sumDy,
-                        sumDyXhat: sumDyXhat))
-                for ch in 0..<c {
-                    gammaGrad?[ch] += Float(sumDyXhat[ch])
-                    betaGrad?[ch] += Float(sumDy[ch])
-                }
-                if training { sharing?.sum(sums) }
-            }
-            guard let inputGrad else { return }
+        let sumDy = scratch, sumDyXhat = scratch + c
+        // Evaluation mode without parameter gradients (DSG's backward to the images) needs neither sum.
+        if training || gammaGrad != nil || betaGrad != nil {
             Parallel.forEachChunk(
                 of: c,
-                InputGradientJob(
-                    s: s, training: training, input: input, outputGrad: outputGrad, gamma: gamma, mean: mean,
-                    invStd: invStd, count: Double((sharing?.samples ?? s.batch) * s.plane),
-                    sumDy: sumDy, sumDyXhat: sumDyXhat, inputGrad: inputGrad))
+                GradientSumsJob(
+                    s: s, input: input, outputGrad: outputGrad, mean: mean, invStd: invStd, sumDy: sumDy,
+                    sumDyXhat: sumDyXhat))
+            for ch in 0..<c {
+                gammaGrad?[ch] += Float(sumDyXhat[ch])
+                betaGrad?[ch] += Float(sumDy[ch])
+            }
+            if training { sharing?.sum(UnsafeMutableBufferPointer(start: scratch, count: 2 * c)) }
         }
+        guard let inputGrad else { return }
+        Parallel.forEachChunk(
+            of: c,
+            InputGradientJob(
+                s: s, training: training, input: input, outputGrad: outputGrad, gamma: gamma, mean: mean,
+                invStd: invStd, count: Double((sharing?.samples ?? s.batch) * s.plane),
+                sumDy: sumDy, sumDyXhat: sumDyXhat, inputGrad: inputGrad))
     }
 
     @inline(__always)

@@ -136,6 +136,12 @@ public final class NodeContext {
         self.workspace = workspace
     }
 
+    /// Runs `body` with the start of the workspace as `count` Doubles (an operator asks for `2 * count` floats
+    /// of workspace to use it).
+    public func withDoubleWorkspace<R>(_ count: Int, _ body: (UnsafeMutablePointer<Double>) -> R) -> R {
+        UnsafeMutableRawPointer(workspace).withMemoryRebound(to: Double.self, capacity: count, body)
+    }
+
     /// Elements of input `i` for the whole batch.
     public func inputCount(_ i: Int) -> Int { batch * inputShapes[i].elementCount }
     /// Elements of the output for the whole batch.

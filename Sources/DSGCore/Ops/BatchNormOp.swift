@@ -50,6 +50,8 @@ public struct BatchNormOp: GraphOperator {
 
     /// Saved per channel: the mean and inverse standard deviation used by the last forward.
     public func savedCount(batch: Int) -> Int { 2 * channels }
+    /// Two Doubles per channel: the batch sums of a training pass.
+    public func workspaceCount(batch: Int) -> Int { 4 * channels }
 
     private func sizes(_ c: NodeContext) -> BatchNorm.Sizes {
         BatchNorm.Sizes(batch: c.batch, channels: channels, plane: c.outputShape.elementCount / channels)
@@ -61,10 +63,12 @@ public struct BatchNormOp: GraphOperator {
         let gamma = affine ? UnsafePointer(c.tensors[0]) : nil, beta = affine ? UnsafePointer(c.tensors[1]) : nil
         let mean = c.saved, invStd = c.saved + channels
         if c.training {
-            BatchNorm.forwardTraining(
-                sizes(c), input: c.inputs[0], gamma: gamma, beta: beta, epsilon: epsilon, momentum: momentum,
-                runningMean: c.tensors[runningMeanIndex], runningVar: c.tensors[runningVarIndex],
-                savedMean: mean, savedInvStd: invStd, output: c.output, sharing: c.sharing)
+            c.withDoubleWorkspace(2 * channels) {
+                BatchNorm.forwardTraining(
+                    sizes(c), input: c.inputs[0], gamma: gamma, beta: beta, epsilon: epsilon, momentum: momentum,
+                    runningMean: c.tensors[runningMeanIndex], runningVar: c.tensors[runningVarIndex],
+                    savedMean: mean, savedInvStd: invStd, output: c.output, scratch: $0, sharing: c.sharing)
+            }
         } else {
             for ch in 0..<channels {
                 mean[ch] = c.tensors[runningMeanIndex][ch]
@@ -79,10 +83,12 @@ public struct BatchNormOp: GraphOperator {
     /// Accumulates the input gradient (through the batch statistics in training mode, the constant running ones in
     /// evaluation mode) and, when affine, the `weight` and `bias` gradients.
     public func backward(_ c: NodeContext) {
-        BatchNorm.backward(
-            sizes(c), training: c.training, input: c.inputs[0], outputGrad: c.outputGrad,
-            gamma: affine ? UnsafePointer(c.tensors[0]) : nil, mean: c.saved, invStd: c.saved + channels,
-            inputGrad: c.inputGrads[0], gammaGrad: affine ? c.tensorGrads[0] : nil,
-            betaGrad: affine ? c.tensorGrads[1] : nil, sharing: c.sharing)
+        c.withDoubleWorkspace(2 * channels) {
+            BatchNorm.backward(
+                sizes(c), training: c.training, input: c.inputs[0], outputGrad: c.outputGrad,
+                gamma: affine ? UnsafePointer(c.tensors[0]) : nil, mean: c.saved, invStd: c.saved + channels,
+                inputGrad: c.inputGrads[0], gammaGrad: affine ? c.tensorGrads[0] : nil,
+                betaGrad: affine ? c.tensorGrads[1] : nil, scratch: $0, sharing: c.sharing)
+        }
     }
 }

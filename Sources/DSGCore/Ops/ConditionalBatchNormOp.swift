@@ -42,6 +42,8 @@ public struct ConditionalBatchNormOp: GraphOperator {
 
     /// Saved: the mean and inverse standard deviation of the last forward, per channel.
     public func savedCount(batch: Int) -> Int { 2 * channels }
+    /// Two Doubles per channel: the batch sums of a training pass and of a backward pass.
+    public func workspaceCount(batch: Int) -> Int { 4 * channels }
 
     private func sizes(_ c: NodeContext) -> BatchNorm.Sizes {
         BatchNorm.Sizes(batch: c.batch, channels: channels, plane: c.outputShape.elementCount / channels)
@@ -59,10 +61,12 @@ public struct ConditionalBatchNormOp: GraphOperator {
             }
         }
         if c.training {
-            BatchNorm.forwardTraining(
-                sizes(c), input: c.inputs[0], gamma: nil, beta: nil, epsilon: epsilon, momentum: momentum,
-                runningMean: c.tensors[2], runningVar: c.tensors[3], savedMean: mean, savedInvStd: invStd,
-                output: c.output, sharing: c.sharing)
+            c.withDoubleWorkspace(2 * channels) {
+                BatchNorm.forwardTraining(
+                    sizes(c), input: c.inputs[0], gamma: nil, beta: nil, epsilon: epsilon, momentum: momentum,
+                    runningMean: c.tensors[2], runningVar: c.tensors[3], savedMean: mean, savedInvStd: invStd,
+                    output: c.output, scratch: $0, sharing: c.sharing)
+            }
         } else {
             for ch in 0..<channels {
                 mean[ch] = c.tensors[2][ch]
@@ -91,8 +95,8 @@ public struct ConditionalBatchNormOp: GraphOperator {
         let mean = c.saved, invStd = c.saved + channels
         let plane = c.outputShape.elementCount / channels
         let count = Double((c.sharing?.samples ?? c.batch) * plane)
-        withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * channels) { sums in
-            let sumG = sums.baseAddress!, sumGXhat = sumG + channels
+        c.withDoubleWorkspace(2 * channels) { sumG in
+            let sumGXhat = sumG + channels
             for ch in 0..<channels {
                 let (mu, inv) = (mean[ch], invStd[ch])
                 (sumG[ch], sumGXhat[ch]) = (0, 0)
@@ -112,7 +116,7 @@ public struct ConditionalBatchNormOp: GraphOperator {
                 }
             }
             guard let dx = c.inputGrads[0] else { return }
-            if c.training { c.sharing?.sum(sums) }
+            if c.training { c.sharing?.sum(UnsafeMutableBufferPointer(start: sumG, count: 2 * channels)) }
             for ch in 0..<channels {
                 let (mu, inv) = (mean[ch], invStd[ch])
                 let (meanG, meanGXhat) = c.training ? (Float(sumG[ch] / count), Float(sumGXhat[ch] / count)) : (0, 0)
