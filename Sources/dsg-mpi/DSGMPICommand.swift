@@ -106,13 +106,13 @@ struct MPIQuantizeCommand: ParsableCommand {
                     teacher: model, configuration: configuration, checkpoint: checkpoint, world: world)
                 return trainer!
             }
-            if let timing = trainer?.timing, timing.iterations > 0, world.rank == 0, world.size > 1 {
+            if let timing = trainer?.timing, timing.iterations > 0, world.rank == 0 {
                 let perIteration = { (seconds: Double) in 1000 * seconds / Double(timing.iterations) }
                 say(
                     String(
-                        format: "dsg-mpi: rank 0 spent %.1f ms per iteration in collective calls (waiting for the "
-                            + "other ranks included), of %.1f ms per iteration",
-                        perIteration(world.dataParallelSeconds), perIteration(timing.total)))
+                        format: "dsg-mpi: %.1f ms per iteration on rank 0, %.1f ms of them in collective calls "
+                            + "(waiting for the other ranks included)",
+                        perIteration(timing.total), perIteration(world.dataParallelSeconds)))
             }
         }
     }
