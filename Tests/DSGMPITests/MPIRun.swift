@@ -87,12 +87,15 @@ enum MPIRun {
             mpirun, ["--allow-run-as-root", "--oversubscribe"] + arguments, in: folder, meanwhile: meanwhile)
     }
 
+    /// Runs `program` in `folder`, with `environment` added to this process's.
     static func run(
-        _ program: URL, _ arguments: [String], in folder: TemporaryFolder, meanwhile: () -> Void = {}
+        _ program: URL, _ arguments: [String], in folder: TemporaryFolder, environment: [String: String] = [:],
+        meanwhile: () -> Void = {}
     ) throws -> Result {
         let process = Process()
         process.executableURL = program
         process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.currentDirectoryURL = folder.url
         let (out, err) = (folder.file("stdout.txt"), folder.file("stderr.txt"))
         for file in [out, err] { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }

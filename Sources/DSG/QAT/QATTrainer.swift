@@ -12,7 +12,7 @@ import Foundation
 /// straight-through gradients, except during warm-up. Checkpoints after every epoch hold everything a resumed
 /// run needs, so a killed run continues as if it had not stopped.
 ///
-/// Data-parallel (Docs/DSG.md §10.8): given a ``DataParallelGroup``, each process holds its share of every batch
+/// Data-parallel (Docs/DSG.md §10.9): given a ``DataParallelGroup``, each process holds its share of every batch
 /// (the latents and labels of the whole batch are drawn alike everywhere), the generator's BatchNorm and the
 /// loss's batch statistics are the whole batch's, every gradient is summed over the group before each optimiser
 /// step and activation ranges come from the whole batch, so all processes keep the same weights and follow the
