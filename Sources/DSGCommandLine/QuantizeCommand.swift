@@ -12,7 +12,7 @@ package enum QuantizationMethod: String, ExpressibleByArgument, CaseIterable {
 }
 
 /// How PTQ rounds the weights: to the nearest level, or learned by one of the reconstruction methods.
-enum Reconstruction: String, ExpressibleByArgument, CaseIterable {
+package enum Reconstruction: String, ExpressibleByArgument, CaseIterable {
     case none, adaround, brecq, qdrop
 
     /// The library's method; nil for nearest rounding.
@@ -93,7 +93,7 @@ package struct QuantizeCommand: ParsableCommand {
             block by block with the activation step sizes) or qdrop (brecq, dropping activation quantization at \
             random while learning).
             """)
-    var reconstruction: Reconstruction = .none
+    package var reconstruction: Reconstruction = .none
 
     @Option(help: "Reconstruction: Adam steps per layer (adaround) or block (brecq, qdrop).")
     var reconstructionIterations = AdaRoundSchedule().iterations
@@ -181,51 +181,68 @@ package struct QuantizeCommand: ParsableCommand {
         try reportingErrors { try quantize() }
     }
 
-    /// The checkpoint of a QAT run.
-    package var qatCheckpoint: URL { URL(fileURLWithPath: checkpoint ?? "qat-checkpoint.safetensors") }
+    /// The checkpoint of the run: QAT's, or reconstruction's.
+    private var checkpointFile: URL {
+        URL(
+            fileURLWithPath: checkpoint
+                ?? (method == .qat ? "qat-checkpoint.safetensors" : "reconstruction-checkpoint.safetensors"))
+    }
 
-    /// Quantizes as the options say. `makeTrainer` makes the QAT trainer (for the teacher, configuration and
-    /// checkpoint); when it is one process's of several (its `group`), only rank 0 reports and writes files.
+    /// What decides the run besides the model: the configuration and the calibration images, as JSON.
+    private func settings() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let configuration =
+            method == .qat ? try encoder.encode(qatConfiguration()) : try encoder.encode(ptqConfiguration())
+        return String(decoding: configuration, as: UTF8.self) + " \(samples ?? "") \(realImages ?? 0) \(realSeed)"
+    }
+
+    /// Quantizes as the options say. With `group`, this process is one of several sharing the work (QAT's
+    /// batches, reconstruction's steps); only rank 0 then reports and writes files. `beforeWork` hears the model,
+    /// the settings (``settings()``) and the checkpoint before anything is computed, to check them. Returns the
+    /// QAT trainer, for its timing.
+    @discardableResult
     package func quantize(
-        makeTrainer: (Model, QATConfiguration, URL) throws -> QATTrainer = { model, configuration, _ in
-            try QATTrainer(teacher: model, configuration: configuration)
-        }
-    ) throws {
+        group: DataParallelGroup? = nil,
+        beforeWork: (_ model: Model, _ settings: String, _ checkpoint: URL) throws -> Void = { _, _, _ in }
+    ) throws -> QATTrainer? {
         let model = try modelOptions.load()
+        try beforeWork(model, try settings(), checkpointFile)
+        let reports = (group?.rank ?? 0) == 0
         let shape = model.inputs.first?.shape ?? []
         guard imageOptions.images != nil || shape == FashionMNIST.sampleShape else {
             // Another model's images and no --images: PTQ on its samples works, accuracy on Fashion-MNIST does not.
             guard method == .ptq, samples != nil, saveLogits == nil else {
                 throw FashionMNISTInputError(model: modelOptions.name, shape: shape)
             }
-            let (quantized, source) = try postTraining(model)
+            let (quantized, source) = try postTraining(model, group: group)
+            guard reports else { return nil }
             try write(quantized)
             say(
                 "\(quantized.configuration.label) model (\(source)) written to \(output); no accuracy: it takes "
                     + "\(shape) images, and the test set here is Fashion-MNIST's (--images measures on others)")
-            return
+            return nil
         }
         let (test, what) = try EvaluateCommand.testSet(
             for: model, modelOptions: modelOptions, data: dataOptions, images: imageOptions)
         let quantized: QuantizedModel, source: String
+        var trainer: QATTrainer?
         switch method {
         case .ptq:
-            (quantized, source) = try postTraining(model)
+            (quantized, source) = try postTraining(model, group: group)
         case .qat:
-            let trainer = try makeTrainer(model, qatConfiguration(), qatCheckpoint)
-            let reports = (trainer.group?.rank ?? 0) == 0
+            let qat = try QATTrainer(teacher: model, configuration: qatConfiguration(), group: group)
+            trainer = qat
             let gridFolder = reports ? grids.map { URL(fileURLWithPath: $0) } : nil
             if let gridFolder {
                 try FileManager.default.createDirectory(at: gridFolder, withIntermediateDirectories: true)
             }
             try runQAT(
-                trainer, test: test, checkpoint: qatCheckpoint, grids: gridFolder,
-                name: "\(generatorLoss.rawValue)-\(trainer.configuration.label)", reports: reports)
-            guard reports else { return }
-            (quantized, source) = (
-                try trainer.quantizedStudent(), "QAT with the \(generatorLoss.rawValue) generator"
-            )
+                qat, test: test, checkpoint: checkpointFile, grids: gridFolder,
+                name: "\(generatorLoss.rawValue)-\(qat.configuration.label)", reports: reports)
+            (quantized, source) = (try qat.quantizedStudent(), "QAT with the \(generatorLoss.rawValue) generator")
         }
+        guard reports else { return trainer }
         if showRanges {
             for r in quantized.activations {
                 say(String(format: "%@  %.4f ... %.4f", r.activation, r.low, r.high))
@@ -246,6 +263,7 @@ package struct QuantizeCommand: ParsableCommand {
                 format: "FP32 %@  %@ %@  (top-1 agreement %.2f%%, KL from FP32 %.4f; %@; on %@; written to %@)",
                 accuracy(fp32), label, accuracy(logits), 100 * Evaluation.agreement(logits, fp32),
                 Evaluation.meanKLDivergence(of: logits, from: fp32), source, what, output))
+        return trainer
     }
 
     /// Writes the quantized model to `--output`: QDQ ONNX for `.onnx`, else safetensors.
@@ -258,7 +276,8 @@ package struct QuantizeCommand: ParsableCommand {
     }
 
     /// PTQ from the sample file or real images: the quantized model and a description of its calibration images.
-    private func postTraining(_ model: Model) throws -> (QuantizedModel, String) {
+    /// Reconstruction's steps are shared by `group` when given, and only rank 0 shows progress.
+    private func postTraining(_ model: Model, group: DataParallelGroup?) throws -> (QuantizedModel, String) {
         let images: Tensor, source: String
         if let realImages {
             images = try FashionMNIST.load(.train, from: dataOptions.directory).randomSample(realImages, seed: realSeed)
@@ -271,12 +290,11 @@ package struct QuantizeCommand: ParsableCommand {
         let configuration = ptqConfiguration()
         let line = ProgressLine()
         var remaining = RemainingTime()
-        let resume = configuration.reconstruction.map { _ in
-            URL(fileURLWithPath: checkpoint ?? "reconstruction-checkpoint.safetensors")
-        }
+        let resume = configuration.reconstruction.map { _ in checkpointFile }
         let quantized = try PTQCalibrator(configuration: configuration).quantize(
-            model, calibration: images, checkpoint: resume
+            model, calibration: images, checkpoint: resume, group: group
         ) { p in
+            guard (group?.rank ?? 0) == 0 else { return }
             line.update(
                 String(
                     format: "%@ %@ %d/%d (%@): step %d/%d, loss %.4g  ETA %@", reconstruction.rawValue,

@@ -79,32 +79,33 @@ struct MPIGenerateCommand: ParsableCommand {
 struct MPIQuantizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantize",
-        abstract: "dsg quantize --method qat with every batch shared by the ranks; the same options, the same run.",
+        abstract: "dsg quantize with QAT's batches, or reconstruction's steps, shared by the ranks.",
         discussion: """
-            Each rank trains its share of every QAT batch: the generator's BatchNorm and the loss see the whole \
-            batch, gradients are summed over the ranks before each step, so the run follows the one of \
-            `dsg quantize` with the same options up to float rounding. Rank 0 writes the checkpoint after every \
-            epoch (its folder must be shared by all ranks), reports, and writes the quantized model; run the same \
-            command again, on any number of ranks, to continue. The batch size must be at least the number of \
-            ranks.
+            --method qat: each rank trains its share of every batch; the generator's BatchNorm and the loss see \
+            the whole batch and gradients are summed over the ranks before each step. --method ptq with \
+            --reconstruction: each rank computes its share of every step's batch, gradients summed likewise. \
+            Either follows `dsg quantize` with the same options up to float rounding. Rank 0 writes the \
+            checkpoint (its folder must be shared by all ranks), reports, and writes the quantized model; run the \
+            same command again, on any number of ranks, to continue. The batch must have at least as many \
+            samples as there are ranks.
             """)
 
     @OptionGroup var quantize: QuantizeCommand
 
     func validate() throws {
-        guard quantize.method == .qat else {
-            throw ValidationError("dsg-mpi quantize runs --method qat; PTQ runs in one process (dsg quantize).")
+        guard quantize.method == .qat || quantize.reconstruction != .none else {
+            throw ValidationError(
+                "dsg-mpi quantize shares QAT (--method qat) or reconstruction (--reconstruction); plain PTQ runs "
+                    + "in one process (dsg quantize).")
         }
         try quantize.validate()
     }
 
     func run() throws {
         try DSGMPICommand.onEveryRank { world in
-            var trainer: QATTrainer?
-            try quantize.quantize { model, configuration, checkpoint in
-                trainer = try DistributedQAT.trainer(
-                    teacher: model, configuration: configuration, checkpoint: checkpoint, world: world)
-                return trainer!
+            let trainer = try quantize.quantize(group: world) { model, settings, checkpoint in
+                try world.checkSameArguments([settings, model.fingerprint, checkpoint.relativePath])
+                try world.checkShared(checkpoint.deletingLastPathComponent())
             }
             if let timing = trainer?.timing, timing.iterations > 0, world.rank == 0 {
                 let perIteration = { (seconds: Double) in 1000 * seconds / Double(timing.iterations) }

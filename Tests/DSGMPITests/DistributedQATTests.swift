@@ -114,11 +114,4 @@ struct DistributedQATTests {
         #expect(run.errors.contains("rank 1 was started with other options"), "\(run.errors)")
         #expect(!FileManager.default.fileExists(atPath: folder.file("c.safetensors").path))
     }
-
-    @Test func ptqIsRefusedByName() throws {
-        let folder = try TemporaryFolder()
-        let run = try MPIRun.run(MPIRun.executable, ["quantize", "--samples", "s.safetensors"], in: folder)
-        #expect(run.status != 0)
-        #expect(run.errors.contains("dsg-mpi quantize runs --method qat"), "\(run.errors)")
-    }
 }

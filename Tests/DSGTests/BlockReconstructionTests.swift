@@ -19,7 +19,7 @@ struct BlockReconstructionTests {
         try model.add(LearnedStepQuantOp(bits: bits, salt: 3), name: "q", inputs: [x], using: &random)
         try model.setTensor(named: "q.step", to: Tensor(shape: [1], scalars: [step]))
         try model.setTensor(named: "q.zeroPoint", to: Tensor(shape: [1], scalars: [zeroPoint]))
-        try model.setTensor(named: "q.drop", to: Tensor(shape: [2], scalars: drop))
+        try model.setTensor(named: "q.drop", to: Tensor(shape: [3], scalars: drop + [0]))
         return model
     }
 
@@ -85,6 +85,23 @@ struct BlockReconstructionTests {
             withoutKept -= Double(upstream[i] * (q < -4 || q > 3 ? min(max(q, -4), 3) : q - u))
         }
         #expect(abs(Double(dStep) - withoutKept) < 1e-3 * max(1, abs(withoutKept)))
+    }
+
+    /// An executor holding the last two samples of a batch of four (`drop[2]` = 2, the first it holds) keeps the
+    /// float values the whole batch's executor keeps in those samples.
+    @Test func aShareOfABatchDropsWhatTheWholeBatchDropsThere() throws {
+        let model = try quantizerModel(bits: 3, n: 50, step: 1, zeroPoint: 0)
+        let x = Tensor(shape: [4, 50], scalars: (0..<200).map { Float($0 % 16) - 4 + 0.3 })
+        func output(samples: Range<Int>, first: Float) throws -> [Float] {
+            try model.setTensor(named: "q.drop", to: Tensor(shape: [3], scalars: [0.5, 7, first]))
+            let executor = try GraphExecutor(model: model, batchSize: samples.count)
+            try executor.setInput(0, from: x, samples: samples)
+            try executor.run(training: false)
+            return executor.output().scalars
+        }
+        let whole = try output(samples: 0..<4, first: 0)
+        #expect(try output(samples: 2..<4, first: 2) == Array(whole[100...]))
+        #expect(try output(samples: 2..<4, first: 0) != Array(whole[100...]), "the draws depend on the first sample")
     }
 
     /// Every block of `model` covers the nodes in order, reads from outside only its input, and nothing after it

@@ -100,10 +100,14 @@ public enum BlockReconstruction {
     /// outputs on `inputs` (`[N] +` the block's input shape) match `targets` (`N` times its output's elements).
     /// `progress` hears every step and its loss (reconstruction plus regulariser). Throws, naming the block and
     /// the step, when a gradient is not finite.
+    ///
+    /// With `group`, each process computes its share of every step's batch (all of them draw the same batch)
+    /// and the gradients and the loss are summed over the group before Adam steps, so every process learns
+    /// the same rounding and steps as one process would, up to float rounding.
     public static func reconstruct(
         _ block: ReconstructionBlock, of model: Model, floatWeights: Model, quantizers: [String: [UniformQuantizer]],
         inputs: Tensor, targets: Tensor, settings: ReconstructionSettings, seed: UInt64 = 0,
-        progress: ((_ iteration: Int, _ loss: Double) -> Void)? = nil
+        group: DataParallelGroup? = nil, progress: ((_ iteration: Int, _ loss: Double) -> Void)? = nil
     ) throws -> Result {
         try settings.validate()
         guard !block.nodes.isEmpty, block.nodes.upperBound <= model.nodes.count,
@@ -127,7 +131,13 @@ public enum BlockReconstruction {
         var stepValues = initialSteps
 
         let batch = min(schedule.batchSize, n)
-        let executor = try GraphExecutor(model: sub, batchSize: batch)
+        if let group, group.size > batch {
+            throw QuantizationError.invalidReconstruction(
+                "a batch of \(batch) cannot be shared by \(group.size) processes")
+        }
+        // This process's slots of every step's batch (all of them without a group).
+        let share = group?.share(of: batch) ?? 0..<batch, m = share.count
+        let executor = try GraphExecutor(model: sub, batchSize: m)
         let adam = Adam(learningRate: schedule.learningRate), stepAdam = Adam(learningRate: settings.stepLearningRate)
         let perInput = inputShape.elementCount, perOutput = outputShape.elementCount
         // Positions per sample: the loss sums over channels and averages over samples and positions.
@@ -138,7 +148,7 @@ public enum BlockReconstruction {
         // batch's targets, each layer's slopes and gradient by `v`, and the positions of the tensors written and
         // read in place (the soft weights, the steps and the drops, and their gradients).
         var order = Array(0..<n)
-        var ts = [Float](repeating: 0, count: batch * perOutput)
+        var ts = [Float](repeating: 0, count: m * perOutput)
         var slopes = roundings.map { [Float](repeating: 0, count: $0.v.count) }, dv = slopes
         let weightTensors = try roundings.map { try sub.tensorPosition(named: $0.layer + ".weight") }
         let stepTensors = try steps.map { try sub.tensorPosition(named: $0.name + ".step") }
@@ -148,8 +158,8 @@ public enum BlockReconstruction {
             for i in 0..<n { order[i] = i }
             for i in 0..<batch { order.swapAt(i, i + random.integer(in: 0..<(n - i))) }
             executor.withInput(0) { xs in
-                for slot in 0..<batch {
-                    let sample = order[slot]
+                for slot in 0..<m {
+                    let sample = order[share.lowerBound + slot]
                     for i in 0..<perInput { xs[slot * perInput + i] = x0[sample * perInput + i] }
                     for i in 0..<perOutput { ts[slot * perOutput + i] = t0[sample * perOutput + i] }
                 }
@@ -160,14 +170,14 @@ public enum BlockReconstruction {
             for k in steps.indices {
                 sub.mutablePointer(tensor: stepTensors[k])[0] = stepValues[k]
                 let drop = sub.mutablePointer(tensor: dropTensors[k])
-                (drop[0], drop[1]) = (settings.drop, Float(iteration))
+                (drop[0], drop[1], drop[2]) = (settings.drop, Float(iteration), Float(share.lowerBound))
             }
             try executor.run(training: false)
             executor.zeroGradients()
-            let loss = executor.withValue(sub.outputs[0]) { y in
+            var loss = executor.withValue(sub.outputs[0]) { y in
                 let g = executor.gradient(of: sub.outputs[0])
                 var sum = 0.0
-                for i in 0..<(batch * perOutput) {
+                for i in 0..<(m * perOutput) {
                     let d = y[i] - ts[i]
                     g[i] = 2 * d / (Float(batch) * positions)
                     sum += Double(d * d)
@@ -175,6 +185,10 @@ public enum BlockReconstruction {
                 return sum / (Double(batch) * Double(positions))
             }
             executor.backward()
+            if let group {
+                executor.sumParameterGradients(over: group)
+                withUnsafeMutablePointer(to: &loss) { group.sum(UnsafeMutableBufferPointer(start: $0, count: 1)) }
+            }
             var total = loss
             let beta = schedule.beta(at: iteration)
             for k in roundings.indices {
@@ -213,7 +227,7 @@ public enum BlockReconstruction {
             for (rounding, w) in zip(roundings, weights) { try sub.setTensor(named: rounding.layer + ".weight", to: w) }
             for ((name, _), step) in zip(steps, stepSizes) {
                 try sub.setTensor(named: name + ".step", to: Tensor(shape: [1], scalars: [step]))
-                try sub.setTensor(named: name + ".drop", to: Tensor(shape: [2], scalars: [0, 0]))
+                try sub.setTensor(named: name + ".drop", to: Tensor(shape: [3], scalars: [0, 0, 0]))
             }
             let y = try Evaluation.logits(of: sub, on: inputs, batchSize: batch).scalars
             return zip(y, t0).reduce(0.0) { $0 + Double(($1.0 - $1.1) * ($1.0 - $1.1)) }

@@ -13,8 +13,9 @@ import DSGCore
 /// value lying exactly between two levels)
 ///
 /// and, during reconstruction, its float value `x` instead with probability `p` (the buffer `drop`:
-/// `[p, seed]`, element-wise and independent, redrawn for every new seed; the draws depend on the seed and the
-/// op's `salt` only). Backward: `dx̂/dx` is 1 inside the
+/// `[p, seed, first]`, element-wise and independent, redrawn for every new seed; the draws depend on the seed and
+/// the op's `salt` only, and form one sequence over the samples of a batch, of which this executor holds those
+/// from sample `first` on: 0 unless it holds one share of a batch spread over processes). Backward: `dx̂/dx` is 1 inside the
 /// range and 0 where `q` is clamped (the straight-through estimator with LSQ's clipping), and
 /// `dx̂/dΔ = q + z − x/Δ` inside, `q + z` where clamped; an element that kept its float value passes its
 /// gradient to `x` and none to `Δ`.
@@ -41,7 +42,7 @@ public struct LearnedStepQuantOp: GraphOperator {
     public var tensorSpecs: [TensorSpec] {
         [
             TensorSpec("step", [1], .parameter, .constant(1)), TensorSpec("zeroPoint", [1], .buffer, .constant(0)),
-            TensorSpec("drop", [2], .buffer, .constant(0)),
+            TensorSpec("drop", [3], .buffer, .constant(0)),
         ]
     }
 
@@ -84,10 +85,12 @@ private struct DropDraws {
 
     init(_ c: NodeContext, salt: UInt64) {
         probability = c.tensors[2][0]
-        // The seed is a step count stored as a Float; anything else (negative, not finite, huge) counts as 0.
-        let seed = c.tensors[2][1]
-        let step = seed.isFinite && seed >= 0 && seed < 0x1p63 ? UInt64(seed) : 0
-        random = SeededRandom(seed: step &* 0x9E37_79B9_7F4A_7C15 ^ salt)
+        /// A count stored as a Float; anything else (negative, not finite, huge) counts as 0.
+        func count(_ value: Float) -> UInt64 { value.isFinite && value >= 0 && value < 0x1p63 ? UInt64(value) : 0 }
+        random = SeededRandom(seed: count(c.tensors[2][1]) &* 0x9E37_79B9_7F4A_7C15 ^ salt)
+        // The draws of the samples before this executor's first, as one executor holding them would make.
+        guard probability > 0 else { return }
+        for _ in 0..<(count(c.tensors[2][2]) * UInt64(c.outputCount / c.batch)) { _ = random.uniform() }
     }
 
     /// Whether the next element keeps its float value.

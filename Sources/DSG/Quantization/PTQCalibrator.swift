@@ -31,9 +31,11 @@ public struct PTQCalibrator: Sendable {
     /// Quantizes a copy of `model` (the original is left alone), calibrating activation ranges on `samples`
     /// (`[N, C, H, W]` in the model's input space). With reconstruction, `progress` hears after every step, and
     /// `checkpoint` (when given) is written after every block and read first: a killed run continues at the block
-    /// it was in, and a checkpoint of another model, setting or calibration set is refused.
+    /// it was in, and a checkpoint of another model, setting or calibration set is refused. With `group`, every
+    /// process of it makes the same call, the reconstruction steps' batches are shared among them (Docs/DSG.md
+    /// section 8), every process ends with the same model, and rank 0 writes the checkpoint.
     public func quantize(
-        _ model: Model, calibration samples: Tensor, checkpoint: URL? = nil,
+        _ model: Model, calibration samples: Tensor, checkpoint: URL? = nil, group: DataParallelGroup? = nil,
         progress: ((ReconstructionProgress) -> Void)? = nil
     ) throws -> QuantizedModel {
         let sample = model.inputs[0].shape
@@ -54,7 +56,7 @@ public struct PTQCalibrator: Sendable {
         if let settings = configuration.reconstruction {
             try reconstruct(
                 quantized, weights, float: model, samples: samples, settings: settings, checkpoint: checkpoint,
-                progress: progress)
+                group: group, progress: progress)
         }
         if integer { weights = try Self.quantizeBiases(quantized, weights) }
         return QuantizedModel(model: quantized, configuration: configuration, weights: weights)
@@ -121,7 +123,8 @@ public struct PTQCalibrator: Sendable {
     /// the quantizers of `records`.
     private func reconstruct(
         _ quantized: Model, _ records: [WeightQuantization], float: Model, samples: Tensor,
-        settings: ReconstructionSettings, checkpoint: URL?, progress: ((ReconstructionProgress) -> Void)?
+        settings: ReconstructionSettings, checkpoint: URL?, group: DataParallelGroup?,
+        progress: ((ReconstructionProgress) -> Void)?
     ) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
@@ -160,7 +163,7 @@ public struct PTQCalibrator: Sendable {
                 batchSize: configuration.batchSize)
             let result = try BlockReconstruction.reconstruct(
                 block, of: quantized, floatWeights: float, quantizers: quantizers, inputs: inputs, targets: targets,
-                settings: settings, seed: UInt64(k)
+                settings: settings, seed: UInt64(k), group: group
             ) { iteration, loss in
                 progress?(
                     ReconstructionProgress(
@@ -176,7 +179,8 @@ public struct PTQCalibrator: Sendable {
                 try quantized.setTensor(named: node + ".range", to: tensor)
                 finished.append((node + ".range", tensor))
             }
-            if let checkpoint {
+            // Every process learned the same; one writes it.
+            if let checkpoint, (group?.rank ?? 0) == 0 {
                 try Safetensors.write(Safetensors.Contents(tensors: finished, metadata: identity), to: checkpoint)
             }
         }
