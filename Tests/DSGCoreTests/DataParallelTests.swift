@@ -69,6 +69,17 @@ struct DataParallelTests {
         }
     }
 
+    @Test func aMemberThatThrowsDoesNotLeaveTheOthersWaiting() {
+        struct Stop: Error {}
+        #expect(throws: Stop.self) {
+            try ThreadGroup.run(size: 2) { group in
+                if group.rank == 1 { throw Stop() }
+                var values = [1.0]
+                values.withUnsafeMutableBufferPointer { group.sum($0) }
+            }
+        }
+    }
+
     @Test func sharesAreContiguousAndDifferByAtMostOne() throws {
         let ranges = try ThreadGroup.run(size: 3) { group in (0..<3).map { group.share(of: 8, rank: $0) } }
         #expect(ranges[0] == [0..<3, 3..<6, 6..<8])

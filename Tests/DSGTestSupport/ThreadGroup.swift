@@ -12,7 +12,8 @@ public final class ThreadGroup: DataParallelGroup {
     private init(rank: Int, hub: Hub) { (self.rank, self.size, self.hub) = (rank, hub.size, hub) }
 
     /// Runs `body` on `size` threads at once, one member each; returns their results in rank order, or throws
-    /// the first member's error.
+    /// the first member's error. Once a member has thrown, the others' collectives return at once (with
+    /// meaningless values) instead of waiting for it forever.
     public static func run<R>(size: Int, _ body: @escaping @Sendable (ThreadGroup) throws -> R) throws -> [R] {
         let hub = Hub(size: size)
         let results = Results<R>(size: size)
@@ -21,7 +22,9 @@ public final class ThreadGroup: DataParallelGroup {
             done.enter()
             // Threads of their own: a pool could run the members one after another, and they wait for each other.
             let thread = Thread {
-                results.set(rank, Result { try body(ThreadGroup(rank: rank, hub: hub)) })
+                let result = Result { try body(ThreadGroup(rank: rank, hub: hub)) }
+                if case .failure = result { hub.fail() }
+                results.set(rank, result)
                 done.leave()
             }
             thread.stackSize = 16 << 20
@@ -62,7 +65,7 @@ public final class ThreadGroup: DataParallelGroup {
     private final class Hub: @unchecked Sendable {
         let size: Int
         private let condition = NSCondition()
-        private var slots: [[Double]], arrived = 0, round = 0, finished: [[Double]] = []
+        private var slots: [[Double]], arrived = 0, round = 0, finished: [[Double]] = [], failed = false
 
         init(size: Int) {
             self.size = size
@@ -74,6 +77,7 @@ public final class ThreadGroup: DataParallelGroup {
         func exchange(_ rank: Int, _ values: [Double]) -> [[Double]] {
             condition.lock()
             defer { condition.unlock() }
+            guard !failed else { return Array(repeating: values, count: size) }
             let mine = round
             slots[rank] = values
             arrived += 1
@@ -81,9 +85,18 @@ public final class ThreadGroup: DataParallelGroup {
                 (finished, arrived, round) = (slots, 0, round + 1)
                 condition.broadcast()
             } else {
-                while round == mine { condition.wait() }
+                while round == mine && !failed { condition.wait() }
+                if round == mine { return Array(repeating: values, count: size) }
             }
             return finished
+        }
+
+        /// A member has thrown: no round will complete again.
+        func fail() {
+            condition.lock()
+            defer { condition.unlock() }
+            failed = true
+            condition.broadcast()
         }
     }
 
