@@ -178,7 +178,7 @@ package struct QuantizeCommand: ParsableCommand {
     }
 
     package func run() throws {
-        try reportingErrors { try quantize() }
+        try reportingErrors { _ = try quantize() }
     }
 
     /// The checkpoint of the run: QAT's, or reconstruction's.
