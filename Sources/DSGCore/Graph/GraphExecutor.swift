@@ -19,8 +19,11 @@ public final class GraphExecutor {
 
     private let values: [UnsafeMutablePointer<Float>]
     private let gradients: [UnsafeMutablePointer<Float>]
-    /// Gradient buffer of each model tensor that is a parameter; nil for buffers.
+    /// Gradient buffer of each model tensor that is a parameter; nil for buffers. They lie in one block, each at
+    /// a multiple of 16 floats, so that a data-parallel run sums them all in one call.
     private let tensorGradients: [UnsafeMutablePointer<Float>?]
+    /// That block (empty without backward).
+    package let parameterGradients: UnsafeMutableBufferPointer<Float>
     private let contexts: [NodeContext]
     private var needsGradient: [Bool]
     private var allocations: [UnsafeMutableRawPointer] = []
@@ -72,7 +75,15 @@ public final class GraphExecutor {
         // Without backward every gradient shares one buffer of one float, which nothing reads.
         let gradients = backward ? counts.map(floats) : Array(repeating: floats(1), count: counts.count)
         self.gradients = gradients
-        tensorGradients = model.tensors.map { backward && $0.role == .parameter ? floats($0.tensor.elementCount) : nil }
+        let trained = model.tensors.map { backward && $0.role == .parameter }
+        var offsets: [Int] = [], total = 0
+        for (tensor, trains) in zip(model.tensors, trained) {
+            offsets.append(total)
+            if trains { total += (tensor.tensor.elementCount + 15) / 16 * 16 }
+        }
+        let block = floats(total)
+        parameterGradients = UnsafeMutableBufferPointer(start: block, count: total)
+        tensorGradients = trained.indices.map { trained[$0] ? block + offsets[$0] : nil }
         let workspace = floats(model.nodes.map { $0.op.workspaceCount(batch: batchSize) }.max() ?? 0)
         contexts = model.nodes.map { node in
             let indexCount = max(node.op.savedIndexCount(batch: batchSize), 1)

@@ -41,9 +41,7 @@ extension GraphExecutor {
     /// Adds every process's parameter gradients, so each holds the whole batch's gradient before its optimiser
     /// steps (the shares' losses being their parts of the batch's).
     public func sumParameterGradients(over group: DataParallelGroup) {
-        for (i, tensor) in model.tensors.enumerated() {
-            guard let gradient = tensorGradient(i) else { continue }
-            group.sum(UnsafeMutableBufferPointer(start: gradient, count: tensor.tensor.elementCount))
-        }
+        // One call: the gradients share one block (the padding between them stays zero).
+        group.sum(parameterGradients)
     }
 }
