@@ -68,4 +68,16 @@ struct QATDataParallelTests {
         }
         #expect(members.count == 3)
     }
+
+    @Test func layerwiseEnhancementIsRefusedOnMoreThanOneProcess() throws {
+        var enhanced = Self.configuration(.dsg, .embedding, .batchExtremes)
+        enhanced.layerwiseEnhancement = true
+        let configuration = enhanced
+        let members: [Void] = try ThreadGroup.run(size: 2) { group in
+            #expect(throws: QATError.invalidConfiguration("layerwise enhancement is not spread over processes yet")) {
+                try QATTrainer(teacher: try TestModels.batchNormNetwork(), configuration: configuration, group: group)
+            }
+        }
+        #expect(members.count == 2)
+    }
 }

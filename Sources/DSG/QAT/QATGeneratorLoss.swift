@@ -1,4 +1,5 @@
 import DSGCore
+import DSGKernels
 
 /// The generator's loss in quantization-aware training (Docs/DSG.md §10.2), on a batch the teacher has just
 /// seen: cross-entropy of the teacher's logits to the sampled labels, plus `0.1 / L` times the
@@ -16,6 +17,8 @@ struct QATGeneratorLoss {
     private var enhancement: DSGLoss?
     /// The processes sharing each batch, the batch size and this process's samples (all of them without a group).
     private let group: DataParallelGroup?, batch: Int, share: Range<Int>
+    /// The group as the batch-statistics terms see it (made once: it holds a closure).
+    private let sharing: BatchNorm.Sharing?
     /// With a group and the correlation term: every process's images, and the term's gradient for all of them.
     private var allImages: [Float] = [], allGradient: [Float] = []
 
@@ -30,6 +33,7 @@ struct QATGeneratorLoss {
         let dsg = configuration.generatorLoss == .dsg, n = configuration.batchSize
         (self.group, batch) = (group, n)
         share = group?.share(of: n) ?? 0..<n
+        sharing = group?.sharing(ofBatch: n)
         // Every process measures the margins alike, on whole batches.
         let margins =
             dsg
@@ -78,7 +82,6 @@ struct QATGeneratorLoss {
         _ executor: GraphExecutor, images: [Float], labels: [Int32], random: inout SeededRandom
     ) throws -> Double {
         let n = executor.batchSize
-        let sharing = group?.sharing(ofBatch: batch)
         executor.zeroGradients()
         // This share's part of the batch mean; the other terms are the whole batch's on every process.
         var shareLoss = Double(
